@@ -1,0 +1,59 @@
+# The README's commands. `make run` serves the portal; `make test` runs the whole suite.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+RUNTIME_STAMP := $(VENV)/.installed-runtime
+DEV_STAMP := $(VENV)/.installed-dev
+TEST_WORKERS ?= 2
+PYTEST_ARGS ?=
+
+.PHONY: run test test-sqlite lint format bench migrate clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(RUNTIME_STAMP): requirements.txt | $(PY)
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(DEV_STAMP): requirements.txt requirements-dev.txt | $(PY)
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $(RUNTIME_STAMP) $@
+
+migrate: $(RUNTIME_STAMP)
+	$(PY) manage.py migrate --noinput
+
+## Serve the portal with demo data: web, Celery worker and beat on http://127.0.0.1:8000
+run: migrate
+	$(PY) manage.py seed_demo
+	$(PY) manage.py runstack
+
+## Run the whole suite: on PostgreSQL and Redis when they answer on 127.0.0.1 (or as DATABASE_URL
+## and REDIS_URL say; set them empty to force SQLite and the filesystem broker).
+test: $(DEV_STAMP)
+	@set -e; \
+	if [ -z "$${DATABASE_URL+set}" ] && $(PY) -c 'import socket; socket.create_connection(("127.0.0.1", 5432), 1)' 2>/dev/null; then \
+		export DATABASE_URL=postgres://postgres@127.0.0.1:5432/idp_portal; fi; \
+	if [ -z "$${REDIS_URL+set}" ] && $(PY) -c 'import socket; socket.create_connection(("127.0.0.1", 6379), 1)' 2>/dev/null; then \
+		export REDIS_URL=redis://127.0.0.1:6379/0; fi; \
+	echo "Testing on database $${DATABASE_URL:-sqlite (embedded)}, broker $${REDIS_URL:-filesystem (embedded)}"; \
+	$(PY) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
+
+test-sqlite:
+	DATABASE_URL= REDIS_URL= $(MAKE) test
+
+lint: $(DEV_STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: $(DEV_STAMP)
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+bench: $(DEV_STAMP)
+	@for script in bench/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+
+clean:
+	rm -rf $(VENV) var staticfiles .pytest_cache .ruff_cache

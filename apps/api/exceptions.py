@@ -1,0 +1,31 @@
+"""One place where domain errors become API responses."""
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+from apps.common.errors import ApplicationError, NotFoundError
+
+
+def _django_validation_detail(exc: DjangoValidationError) -> dict | list:
+    if hasattr(exc, "error_dict"):
+        return {
+            field: [str(message) for error in errors for message in error.messages]
+            for field, errors in exc.error_dict.items()
+        }
+    return {"non_field_errors": exc.messages}
+
+
+def api_exception_handler(exc: Exception, context: dict) -> Response | None:
+    if isinstance(exc, DjangoValidationError):
+        return Response(_django_validation_detail(exc), status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, NotFoundError):
+        return Response({"detail": exc.message}, status=status.HTTP_404_NOT_FOUND)
+    if isinstance(exc, ApplicationError):
+        body = {"detail": exc.message, "code": exc.code, **exc.extra}
+        return Response(body, status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    return exception_handler(exc, context)

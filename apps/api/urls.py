@@ -1,0 +1,30 @@
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import SimpleRouter
+
+from apps.api import views
+
+
+class OptionalSlashRouter(SimpleRouter):
+    """Documented paths have no trailing slash; scripts that add one still work (no redirect of POSTs)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.trailing_slash = "/?"
+
+
+router = OptionalSlashRouter()
+router.register("users", views.UserViewSet, basename="user")
+router.register("groups", views.GroupViewSet, basename="group")
+router.register("audit-events", views.AuditEventViewSet, basename="audit-event")
+
+app_name = "api"
+urlpatterns = [
+    path("schema", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]), name="schema"),
+    path(
+        "docs",
+        SpectacularSwaggerView.as_view(url_name="api:schema", authentication_classes=[], permission_classes=[]),
+        name="docs",
+    ),
+    path("", include(router.urls)),
+]

@@ -1,0 +1,44 @@
+"""Writing the audit trail. Called inside other services' transactions, never on its own."""
+
+from typing import Any
+
+from django.db import models
+
+from apps.audit.context import current_request_context
+from apps.audit.models import AuditEvent
+
+SYSTEM_ACTOR_LABEL = "system"
+
+
+def audit_record(
+    *,
+    actor: Any | None,
+    action: str,
+    target: models.Model | None = None,
+    target_label: str = "",
+    before: dict | None = None,
+    after: dict | None = None,
+    actor_label: str = "",
+) -> AuditEvent:
+    """Record one change. `actor` is the acting user (None for the system or a token's owner-less client)."""
+    context = current_request_context()
+    if not actor_label:
+        actor_label = getattr(actor, "username", "") or SYSTEM_ACTOR_LABEL
+    target_type = ""
+    target_id = ""
+    if target is not None:
+        target_type = target._meta.label_lower
+        target_id = str(target.pk)
+        target_label = target_label or str(target)
+    return AuditEvent.objects.create(
+        actor=actor if getattr(actor, "pk", None) else None,
+        actor_label=actor_label[:255],
+        action=action,
+        target_type=target_type,
+        target_id=target_id,
+        target_label=target_label[:255],
+        before=before,
+        after=after,
+        request_id=context.request_id,
+        ip=context.ip,
+    )

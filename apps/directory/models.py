@@ -1,0 +1,133 @@
+import uuid
+
+from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
+from django.core.validators import RegexValidator
+from django.db import models
+from django.db.models.functions import Lower
+
+from apps.common.models import TimeStampedModel
+
+USERNAME_MAX_LENGTH = 150
+NAME_MAX_LENGTH = 150
+DISPLAY_NAME_MAX_LENGTH = 255
+EMPLOYEE_ID_MAX_LENGTH = 64
+GROUP_NAME_MAX_LENGTH = 150
+
+username_validator = RegexValidator(
+    regex=r"^[\w.@+-]+\Z",
+    message="Enter a valid username: letters, digits and @ . + - _ only, no spaces.",
+    code="invalid_username",
+)
+
+
+class UserStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    SUSPENDED = "suspended", "Suspended"
+    # Created ahead of a start date: exists everywhere, may not sign in yet.
+    STAGED = "staged", "Staged"
+
+
+class UserManager(BaseUserManager["User"]):
+    use_in_migrations = True
+
+    def get_by_natural_key(self, username: str) -> "User":
+        return self.alias(username_lower=Lower("username")).get(username_lower=username.lower())
+
+    def create_user(self, username: str, email: str = "", password: str | None = None, **extra) -> "User":
+        # Kept for Django's own tooling (createsuperuser); the product writes through services.
+        user = self.model(username=username, email=self.normalize_email(email), **extra)
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+    def create_superuser(self, username: str, email: str = "", password: str | None = None, **extra) -> "User":
+        extra.setdefault("is_staff", True)
+        extra.setdefault("is_superuser", True)
+        return self.create_user(username, email, password, **extra)
+
+
+class User(AbstractBaseUser, TimeStampedModel):
+    """A person in the directory. `id` is immutable: the SCIM id and the persistent NameID."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    username = models.CharField(max_length=USERNAME_MAX_LENGTH, validators=[username_validator])
+    email = models.EmailField("company email", max_length=254, blank=True)
+    first_name = models.CharField(max_length=NAME_MAX_LENGTH, blank=True)
+    last_name = models.CharField(max_length=NAME_MAX_LENGTH, blank=True)
+    display_name = models.CharField(max_length=DISPLAY_NAME_MAX_LENGTH, blank=True)
+    employee_id = models.CharField("employee ID", max_length=EMPLOYEE_ID_MAX_LENGTH, blank=True)
+    status = models.CharField(max_length=16, choices=UserStatus.choices, default=UserStatus.ACTIVE, db_index=True)
+    is_staff = models.BooleanField(default=False, help_text="May use the admin console and API.")
+    is_superuser = models.BooleanField(default=False, help_text="Has every permission.")
+
+    objects = UserManager()
+
+    USERNAME_FIELD = "username"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS = ["email"]
+
+    class Meta:
+        ordering = ["username"]
+        constraints = [
+            models.UniqueConstraint(Lower("username"), name="directory_user_username_ci_unique"),
+            models.UniqueConstraint(
+                Lower("email"), condition=~models.Q(email=""), name="directory_user_email_ci_unique"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["employee_id"], name="directory_user_employee_idx"),
+            models.Index(fields=["last_name", "first_name"], name="directory_user_name_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.username
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == UserStatus.ACTIVE
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}".strip()
+
+    def get_full_name(self) -> str:
+        return self.display_name or self.full_name
+
+    def get_short_name(self) -> str:
+        return self.first_name or self.username
+
+    def has_perm(self, perm: str, obj: object = None) -> bool:
+        return self.is_active and self.is_superuser
+
+    def has_perms(self, perm_list, obj: object = None) -> bool:
+        return all(self.has_perm(perm, obj) for perm in perm_list)
+
+    def has_module_perms(self, app_label: str) -> bool:
+        return self.is_active and self.is_superuser
+
+
+class Group(TimeStampedModel):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=GROUP_NAME_MAX_LENGTH)
+    description = models.TextField(blank=True, max_length=2000)
+    members = models.ManyToManyField(User, through="Membership", related_name="groups")
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(Lower("name"), name="directory_group_name_ci_unique")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(models.Model):
+    group = models.ForeignKey(Group, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["group", "user"], name="directory_membership_unique")]
+        indexes = [models.Index(fields=["user", "group"], name="directory_membership_user_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} in {self.group_id}"

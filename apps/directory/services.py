@@ -1,0 +1,384 @@
+"""Every change to the directory goes through here: validated, in one transaction, audited."""
+
+from collections.abc import Iterable
+from typing import Any
+
+from django.contrib.auth import password_validation
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models.functions import Lower
+
+from apps.audit.services import audit_record
+from apps.common.errors import ApplicationError, field_error
+from apps.directory.models import Group, Membership, User, UserStatus
+
+USER_EDITABLE_FIELDS = (
+    "username",
+    "email",
+    "first_name",
+    "last_name",
+    "display_name",
+    "employee_id",
+    "is_staff",
+    "is_superuser",
+)
+_USER_TEXT_FIELDS = ("username", "email", "first_name", "last_name", "display_name", "employee_id")
+GROUP_EDITABLE_FIELDS = ("name", "description")
+# Parts of the unique constraints' names, mapped to the field a lost race is reported on.
+_USER_UNIQUE_FIELDS = {"username": "username", "email": "email"}
+
+
+class LastSuperAdminError(ApplicationError):
+    """Refusing to leave the directory without an active super-admin (break-glass rule)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "This is the last active super-admin; make another user a super-admin first.",
+            code="last_superadmin",
+        )
+
+
+# --- Snapshots for the audit trail (never a password) -----------------------------------------
+
+
+def user_snapshot(user: User) -> dict[str, Any]:
+    return {
+        "id": str(user.pk),
+        "username": user.username,
+        "email": user.email,
+        "first_name": user.first_name,
+        "last_name": user.last_name,
+        "display_name": user.display_name,
+        "employee_id": user.employee_id,
+        "status": user.status,
+        "is_staff": user.is_staff,
+        "is_superuser": user.is_superuser,
+    }
+
+
+def group_snapshot(group: Group) -> dict[str, Any]:
+    return {"id": str(group.pk), "name": group.name, "description": group.description}
+
+
+# --- Validation -------------------------------------------------------------------------------
+
+
+def _clean_text(values: dict[str, Any], fields: Iterable[str]) -> dict[str, Any]:
+    cleaned = dict(values)
+    for name in fields:
+        if name in cleaned:
+            value = cleaned[name]
+            cleaned[name] = "" if value is None else str(value).strip()
+    if cleaned.get("email"):
+        local, _, domain = cleaned["email"].rpartition("@")
+        cleaned["email"] = f"{local}@{domain.lower()}" if local else cleaned["email"]
+    return cleaned
+
+
+def _validate_user(user: User) -> None:
+    errors: dict[str, list] = {}
+    try:
+        user.full_clean(exclude=["password", "last_login"], validate_unique=False, validate_constraints=False)
+    except ValidationError as exc:
+        errors.update(exc.error_dict)
+    if not user.username and "username" not in errors:
+        errors["username"] = [ValidationError("This field is required.", code="required")]
+    others = User.objects.exclude(pk=user.pk)
+    if "username" not in errors and (
+        others.alias(username_lower=Lower("username")).filter(username_lower=user.username.lower()).exists()
+    ):
+        errors["username"] = [ValidationError("A user with this username already exists.", code="unique")]
+    if (
+        user.email
+        and "email" not in errors
+        and others.alias(email_lower=Lower("email")).filter(email_lower=user.email.lower()).exists()
+    ):
+        errors["email"] = [ValidationError("A user with this email already exists.", code="unique")]
+    if errors:
+        raise ValidationError(errors)
+
+
+def _validate_password(password: str, user: User) -> None:
+    try:
+        password_validation.validate_password(password, user)
+    except ValidationError as exc:
+        raise ValidationError({"password": exc.error_list}) from exc
+
+
+def _save_unique(instance: User | Group, *, fields: dict[str, str]) -> None:
+    """Save, turning a lost uniqueness race into the same field error the pre-check gives."""
+    try:
+        with transaction.atomic():
+            instance.save()
+    except IntegrityError as exc:
+        message = str(exc).lower()
+        for constraint_part, field in fields.items():
+            if constraint_part in message:
+                raise field_error(field, f"This {field} is already taken.", code="unique") from exc
+        raise
+
+
+def _default_display_name(first_name: str, last_name: str) -> str:
+    return f"{first_name} {last_name}".strip()
+
+
+def _active_superadmins_other_than(user: User) -> bool:
+    return User.objects.filter(is_superuser=True, status=UserStatus.ACTIVE).exclude(pk=user.pk).exists()
+
+
+def _guard_last_superadmin(user: User) -> None:
+    """Call before `user` stops being an active super-admin (suspended, deleted, demoted)."""
+    if user.is_superuser and user.is_active and not _active_superadmins_other_than(user):
+        raise LastSuperAdminError()
+
+
+# --- Users ------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def user_create(
+    *,
+    actor: User | None,
+    username: str,
+    email: str = "",
+    first_name: str = "",
+    last_name: str = "",
+    display_name: str = "",
+    employee_id: str = "",
+    status: str = UserStatus.ACTIVE,
+    password: str | None = None,
+    is_staff: bool = False,
+    is_superuser: bool = False,
+    validate_password: bool = True,
+) -> User:
+    values = _clean_text(
+        {
+            "username": username,
+            "email": email,
+            "first_name": first_name,
+            "last_name": last_name,
+            "display_name": display_name,
+            "employee_id": employee_id,
+        },
+        _USER_TEXT_FIELDS,
+    )
+    if not values["display_name"]:
+        values["display_name"] = _default_display_name(values["first_name"], values["last_name"])
+    user = User(**values, status=status, is_staff=is_staff, is_superuser=is_superuser)
+    _validate_user(user)
+    if password:
+        if validate_password:
+            _validate_password(password, user)
+        user.set_password(password)
+    else:
+        user.set_unusable_password()
+    _save_unique(user, fields=_USER_UNIQUE_FIELDS)
+    audit_record(actor=actor, action="user.create", target=user, after=user_snapshot(user))
+    return user
+
+
+@transaction.atomic
+def user_update(*, actor: User | None, user: User, **changes: Any) -> User:
+    """Change profile fields and roles. Status changes go through user_suspend/user_reactivate."""
+    unknown = set(changes) - set(USER_EDITABLE_FIELDS)
+    if unknown:
+        raise ApplicationError(f"Cannot update {', '.join(sorted(unknown))} here.", code="not_editable")
+    user = User.objects.select_for_update().get(pk=user.pk)
+    before = user_snapshot(user)
+    values = _clean_text(changes, _USER_TEXT_FIELDS)
+
+    # The display name follows first/last name until someone sets it to something else.
+    derived_before = _default_display_name(user.first_name, user.last_name)
+    follows_name = user.display_name in ("", derived_before)
+    for name, value in values.items():
+        setattr(user, name, value)
+    if "display_name" not in values and follows_name:
+        user.display_name = _default_display_name(user.first_name, user.last_name)
+    if not user.display_name:
+        user.display_name = _default_display_name(user.first_name, user.last_name)
+
+    if before["is_superuser"] and not user.is_superuser:
+        _guard_last_superadmin(User(pk=user.pk, is_superuser=True, status=before["status"]))
+    _validate_user(user)
+    after = user_snapshot(user)
+    if after == before:
+        return user
+    _save_unique(user, fields=_USER_UNIQUE_FIELDS)
+    changed = {key for key in after if after[key] != before[key]}
+    audit_record(
+        actor=actor,
+        action="user.update",
+        target=user,
+        before={key: before[key] for key in changed},
+        after={key: after[key] for key in changed},
+    )
+    return user
+
+
+@transaction.atomic
+def user_set_password(*, actor: User | None, user: User, password: str) -> User:
+    _validate_password(password, user)
+    user.set_password(password)
+    user.save(update_fields=["password", "updated"])
+    audit_record(actor=actor, action="user.set_password", target=user)
+    return user
+
+
+def _user_set_status(*, actor: User | None, user: User, status: str, action: str) -> User:
+    user = User.objects.select_for_update().get(pk=user.pk)
+    if user.status == status:
+        return user
+    if status != UserStatus.ACTIVE:
+        _guard_last_superadmin(user)
+    before_status = user.status
+    user.status = status
+    user.save(update_fields=["status", "updated"])
+    audit_record(actor=actor, action=action, target=user, before={"status": before_status}, after={"status": status})
+    return user
+
+
+@transaction.atomic
+def user_suspend(*, actor: User | None, user: User) -> User:
+    return _user_set_status(actor=actor, user=user, status=UserStatus.SUSPENDED, action="user.suspend")
+
+
+@transaction.atomic
+def user_reactivate(*, actor: User | None, user: User) -> User:
+    return _user_set_status(actor=actor, user=user, status=UserStatus.ACTIVE, action="user.reactivate")
+
+
+@transaction.atomic
+def user_stage(*, actor: User | None, user: User) -> User:
+    return _user_set_status(actor=actor, user=user, status=UserStatus.STAGED, action="user.stage")
+
+
+def user_set_status(*, actor: User | None, user: User, status: str) -> User:
+    """Move a user to `status` through the service that owns that transition."""
+    transitions = {
+        UserStatus.ACTIVE: user_reactivate,
+        UserStatus.SUSPENDED: user_suspend,
+        UserStatus.STAGED: user_stage,
+    }
+    if status not in transitions:
+        raise field_error("status", f"{status!r} is not a valid status.", code="invalid_choice")
+    return transitions[UserStatus(status)](actor=actor, user=user)
+
+
+@transaction.atomic
+def user_delete(*, actor: User | None, user: User) -> None:
+    user = User.objects.select_for_update().get(pk=user.pk)
+    _guard_last_superadmin(user)
+    before = user_snapshot(user)
+    before["groups"] = [str(group_id) for group_id in user.memberships.values_list("group_id", flat=True)]
+    audit_record(actor=actor, action="user.delete", target=user, before=before)
+    user.delete()
+
+
+# --- Groups -----------------------------------------------------------------------------------
+
+
+def _validate_group(group: Group) -> None:
+    errors: dict[str, list] = {}
+    try:
+        group.full_clean(validate_unique=False, validate_constraints=False)
+    except ValidationError as exc:
+        errors.update(exc.error_dict)
+    if "name" not in errors and (Group.objects.exclude(pk=group.pk).filter(name__iexact=group.name).exists()):
+        errors["name"] = [ValidationError("A group with this name already exists.", code="unique")]
+    if errors:
+        raise ValidationError(errors)
+
+
+@transaction.atomic
+def group_create(*, actor: User | None, name: str, description: str = "", members: Iterable[User] = ()) -> Group:
+    group = Group(name=(name or "").strip(), description=(description or "").strip())
+    _validate_group(group)
+    _save_unique(group, fields={"name": "name"})
+    audit_record(actor=actor, action="group.create", target=group, after=group_snapshot(group))
+    members = list(members)
+    if members:
+        group_add_members(actor=actor, group=group, users=members)
+    return group
+
+
+@transaction.atomic
+def group_update(*, actor: User | None, group: Group, **changes: Any) -> Group:
+    unknown = set(changes) - set(GROUP_EDITABLE_FIELDS)
+    if unknown:
+        raise ApplicationError(f"Cannot update {', '.join(sorted(unknown))} here.", code="not_editable")
+    group = Group.objects.select_for_update().get(pk=group.pk)
+    before = group_snapshot(group)
+    for name, value in changes.items():
+        setattr(group, name, ("" if value is None else str(value)).strip())
+    _validate_group(group)
+    after = group_snapshot(group)
+    if after == before:
+        return group
+    _save_unique(group, fields={"name": "name"})
+    action = "group.rename" if before["name"] != after["name"] else "group.update"
+    changed = {key for key in after if after[key] != before[key]}
+    audit_record(
+        actor=actor,
+        action=action,
+        target=group,
+        before={key: before[key] for key in changed},
+        after={key: after[key] for key in changed},
+    )
+    return group
+
+
+@transaction.atomic
+def group_delete(*, actor: User | None, group: Group) -> None:
+    before = group_snapshot(group)
+    before["members"] = [str(user_id) for user_id in group.memberships.values_list("user_id", flat=True)]
+    audit_record(actor=actor, action="group.delete", target=group, before=before)
+    group.delete()
+
+
+@transaction.atomic
+def group_add_members(*, actor: User | None, group: Group, users: Iterable[User]) -> list[User]:
+    """Add users who are not members yet; returns those actually added."""
+    wanted = {user.pk: user for user in users}
+    if not wanted:
+        return []
+    present = set(Membership.objects.filter(group=group, user_id__in=wanted).values_list("user_id", flat=True))
+    added = [user for pk, user in wanted.items() if pk not in present]
+    if not added:
+        return []
+    Membership.objects.bulk_create([Membership(group=group, user=user) for user in added], ignore_conflicts=True)
+    audit_record(
+        actor=actor,
+        action="group.members.add",
+        target=group,
+        after={"added": [{"id": str(user.pk), "username": user.username} for user in added]},
+    )
+    return added
+
+
+@transaction.atomic
+def group_remove_members(*, actor: User | None, group: Group, users: Iterable[User]) -> list[User]:
+    """Remove users who are members; returns those actually removed."""
+    wanted = {user.pk: user for user in users}
+    if not wanted:
+        return []
+    present = set(Membership.objects.filter(group=group, user_id__in=wanted).values_list("user_id", flat=True))
+    removed = [user for pk, user in wanted.items() if pk in present]
+    if not removed:
+        return []
+    Membership.objects.filter(group=group, user_id__in=[user.pk for user in removed]).delete()
+    audit_record(
+        actor=actor,
+        action="group.members.remove",
+        target=group,
+        before={"removed": [{"id": str(user.pk), "username": user.username} for user in removed]},
+    )
+    return removed
+
+
+@transaction.atomic
+def group_set_members(*, actor: User | None, group: Group, users: Iterable[User]) -> None:
+    """Make the member list exactly `users`, as adds and removes of the difference."""
+    wanted = {user.pk: user for user in users}
+    current = set(Membership.objects.filter(group=group).values_list("user_id", flat=True))
+    group_remove_members(actor=actor, group=group, users=User.objects.filter(pk__in=current - set(wanted)))
+    group_add_members(actor=actor, group=group, users=[user for pk, user in wanted.items() if pk not in current])

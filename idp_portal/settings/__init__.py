@@ -1,0 +1,4 @@
+"""Settings, split by concern. Every value that differs between deployments comes from the environment."""
+
+from idp_portal.settings.base import *  # noqa: F403
+from idp_portal.settings.celery import *  # noqa: F403

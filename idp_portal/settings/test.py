@@ -1,0 +1,17 @@
+"""Test settings: the environment's database and broker, fast password hashing."""
+
+from idp_portal.settings import *  # noqa: F403
+from idp_portal.settings.base import DATABASES, VAR_DIR
+
+# Argon2 is the product's hasher (tests/directory/test_passwords.py asserts it); most tests
+# set passwords only to have one, and MD5 keeps them fast.
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.MD5PasswordHasher",
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+]
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # A file, not :memory:, so that a real Celery worker process can open the test database.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
+
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"

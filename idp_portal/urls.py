@@ -1,0 +1,10 @@
+from django.urls import include, path
+from django.views.generic import TemplateView
+
+from apps.common.views import healthz
+
+urlpatterns = [
+    path("", TemplateView.as_view(template_name="home.html"), name="home"),
+    path("healthz", healthz, name="healthz"),
+    path("api/v1/", include("apps.api.urls")),
+]

@@ -1,0 +1,103 @@
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.db import connection
+from rest_framework.test import APIClient
+
+from apps.api.services import api_token_create
+from tests.factories import UserFactory
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def admin_user(db):
+    return UserFactory(username="root.admin", is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def api_client(admin_user) -> APIClient:
+    """An API client authenticated with a real bearer token of a staff super-admin."""
+    _, secret = api_token_create(actor=None, user=admin_user, name="tests")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    client.user = admin_user
+    return client
+
+
+def _database_url_for_subprocess() -> str:
+    settings_dict = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{Path(settings_dict['NAME']).resolve()}"
+    user = settings_dict.get("USER") or ""
+    password = settings_dict.get("PASSWORD") or ""
+    auth = f"{user}:{password}@" if password else (f"{user}@" if user else "")
+    host = settings_dict.get("HOST") or "127.0.0.1"
+    port = settings_dict.get("PORT") or 5432
+    return f"postgres://{auth}{host}:{port}/{settings_dict['NAME']}"
+
+
+class WorkerProcess:
+    def __init__(self, env: dict[str, str], queue: str) -> None:
+        self.env = env
+        self.queue = queue
+        self.process: subprocess.Popen | None = None
+        self.log_path = PROJECT_ROOT / "var" / f"test-worker-{queue}.log"
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [
+                sys.executable, "-m", "celery", "-A", "idp_portal", "worker",
+                "--loglevel=INFO", "--concurrency=1", "--pool=prefork",
+                f"--hostname={self.queue}@%h", "--without-gossip", "--without-mingle",
+            ],
+            cwd=PROJECT_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup, django_db_blocker) -> Iterator[WorkerProcess]:
+    """A real `celery worker` subprocess on the configured broker, reading the test database."""
+    with django_db_blocker.unblock():
+        database_url = _database_url_for_subprocess()
+    queue = f"test-{uuid.uuid4().hex[:10]}"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "idp_portal.settings",
+        "DATABASE_URL": database_url,
+        "CELERY_DEFAULT_QUEUE": queue,
+        "PYTHONUNBUFFERED": "1",
+    }
+    worker = WorkerProcess(env, queue)
+    worker.start()
+    yield worker
+    worker.stop()
+
+
+def wait_for(condition, *, timeout: float = 20.0, interval: float = 0.05, message: str = "condition"):
+    """Poll `condition` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {message}")
+        time.sleep(interval)
