@@ -7,4 +7,5 @@ urlpatterns = [
     path("", TemplateView.as_view(template_name="home.html"), name="home"),
     path("healthz", healthz, name="healthz"),
     path("api/v1/", include("apps.api.urls")),
+    path("scim/v2/", include("apps.scim_server.urls")),
 ]

@@ -10,12 +10,18 @@ from apps.common.errors import ApplicationError, NotFoundError
 
 
 def _django_validation_detail(exc: DjangoValidationError) -> dict | list:
-    if hasattr(exc, "error_dict"):
-        return {
-            field: [str(message) for error in errors for message in error.messages]
-            for field, errors in exc.error_dict.items()
-        }
-    return {"non_field_errors": exc.messages}
+    """Field errors keyed by field; dotted names (`sso.acs_urls`) become nested objects."""
+    if not hasattr(exc, "error_dict"):
+        return {"non_field_errors": exc.messages}
+    detail: dict = {}
+    for field, errors in exc.error_dict.items():
+        messages = [str(message) for error in errors for message in error.messages]
+        *parents, leaf = field.split(".")
+        node = detail
+        for part in parents:
+            node = node.setdefault(part, {})
+        node.setdefault(leaf, []).extend(messages)
+    return detail
 
 
 def api_exception_handler(exc: Exception, context: dict) -> Response | None:

@@ -2,7 +2,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
-from apps.api import views
+from apps.api import connector_views, views
 
 
 class OptionalSlashRouter(SimpleRouter):
@@ -17,6 +17,8 @@ router = OptionalSlashRouter()
 router.register("users", views.UserViewSet, basename="user")
 router.register("groups", views.GroupViewSet, basename="group")
 router.register("audit-events", views.AuditEventViewSet, basename="audit-event")
+router.register("catalog", connector_views.CatalogViewSet, basename="catalog")
+router.register("connectors", connector_views.ConnectorViewSet, basename="connector")
 
 app_name = "api"
 urlpatterns = [

@@ -1,5 +1,6 @@
 """Writing the audit trail. Called inside other services' transactions, never on its own."""
 
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import models
@@ -8,6 +9,18 @@ from apps.audit.context import current_request_context
 from apps.audit.models import AuditEvent
 
 SYSTEM_ACTOR_LABEL = "system"
+
+
+@dataclass(frozen=True)
+class SystemActor:
+    """A non-person actor, such as a SCIM client's token, optionally acting for a user."""
+
+    label: str
+    user: Any | None = None
+
+
+# A person (a directory User), a SystemActor, or None for the portal itself.
+Actor = Any
 
 
 def audit_record(
@@ -22,6 +35,9 @@ def audit_record(
 ) -> AuditEvent:
     """Record one change. `actor` is the acting user (None for the system or a token's owner-less client)."""
     context = current_request_context()
+    if isinstance(actor, SystemActor):
+        actor_label = actor_label or actor.label
+        actor = actor.user
     if not actor_label:
         actor_label = getattr(actor, "username", "") or SYSTEM_ACTOR_LABEL
     target_type = ""

@@ -56,6 +56,8 @@ class User(AbstractBaseUser, TimeStampedModel):
     last_name = models.CharField(max_length=NAME_MAX_LENGTH, blank=True)
     display_name = models.CharField(max_length=DISPLAY_NAME_MAX_LENGTH, blank=True)
     employee_id = models.CharField("employee ID", max_length=EMPLOYEE_ID_MAX_LENGTH, blank=True)
+    # The identifier an upstream provisioning client (HR system, another IdP) knows this user by.
+    external_id = models.CharField(max_length=255, blank=True, db_index=True)
     status = models.CharField(max_length=16, choices=UserStatus.choices, default=UserStatus.ACTIVE, db_index=True)
     is_staff = models.BooleanField(default=False, help_text="May use the admin console and API.")
     is_superuser = models.BooleanField(default=False, help_text="Has every permission.")
@@ -110,6 +112,7 @@ class Group(TimeStampedModel):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     name = models.CharField(max_length=GROUP_NAME_MAX_LENGTH)
     description = models.TextField(blank=True, max_length=2000)
+    external_id = models.CharField(max_length=255, blank=True, db_index=True)
     members = models.ManyToManyField(User, through="Membership", related_name="groups")
 
     class Meta:

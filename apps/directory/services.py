@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models.functions import Lower
 
-from apps.audit.services import audit_record
+from apps.audit.services import Actor, audit_record
 from apps.common.errors import ApplicationError, field_error
 from apps.directory.models import Group, Membership, User, UserStatus
 
@@ -19,11 +19,12 @@ USER_EDITABLE_FIELDS = (
     "last_name",
     "display_name",
     "employee_id",
+    "external_id",
     "is_staff",
     "is_superuser",
 )
-_USER_TEXT_FIELDS = ("username", "email", "first_name", "last_name", "display_name", "employee_id")
-GROUP_EDITABLE_FIELDS = ("name", "description")
+_USER_TEXT_FIELDS = ("username", "email", "first_name", "last_name", "display_name", "employee_id", "external_id")
+GROUP_EDITABLE_FIELDS = ("name", "description", "external_id")
 # Parts of the unique constraints' names, mapped to the field a lost race is reported on.
 _USER_UNIQUE_FIELDS = {"username": "username", "email": "email"}
 
@@ -50,6 +51,7 @@ def user_snapshot(user: User) -> dict[str, Any]:
         "last_name": user.last_name,
         "display_name": user.display_name,
         "employee_id": user.employee_id,
+        "external_id": user.external_id,
         "status": user.status,
         "is_staff": user.is_staff,
         "is_superuser": user.is_superuser,
@@ -57,7 +59,7 @@ def user_snapshot(user: User) -> dict[str, Any]:
 
 
 def group_snapshot(group: Group) -> dict[str, Any]:
-    return {"id": str(group.pk), "name": group.name, "description": group.description}
+    return {"id": str(group.pk), "name": group.name, "description": group.description, "external_id": group.external_id}
 
 
 # --- Validation -------------------------------------------------------------------------------
@@ -138,13 +140,14 @@ def _guard_last_superadmin(user: User) -> None:
 @transaction.atomic
 def user_create(
     *,
-    actor: User | None,
+    actor: Actor,
     username: str,
     email: str = "",
     first_name: str = "",
     last_name: str = "",
     display_name: str = "",
     employee_id: str = "",
+    external_id: str = "",
     status: str = UserStatus.ACTIVE,
     password: str | None = None,
     is_staff: bool = False,
@@ -159,6 +162,7 @@ def user_create(
             "last_name": last_name,
             "display_name": display_name,
             "employee_id": employee_id,
+            "external_id": external_id,
         },
         _USER_TEXT_FIELDS,
     )
@@ -178,7 +182,7 @@ def user_create(
 
 
 @transaction.atomic
-def user_update(*, actor: User | None, user: User, **changes: Any) -> User:
+def user_update(*, actor: Actor, user: User, **changes: Any) -> User:
     """Change profile fields and roles. Status changes go through user_suspend/user_reactivate."""
     unknown = set(changes) - set(USER_EDITABLE_FIELDS)
     if unknown:
@@ -216,7 +220,7 @@ def user_update(*, actor: User | None, user: User, **changes: Any) -> User:
 
 
 @transaction.atomic
-def user_set_password(*, actor: User | None, user: User, password: str) -> User:
+def user_set_password(*, actor: Actor, user: User, password: str) -> User:
     _validate_password(password, user)
     user.set_password(password)
     user.save(update_fields=["password", "updated"])
@@ -224,7 +228,7 @@ def user_set_password(*, actor: User | None, user: User, password: str) -> User:
     return user
 
 
-def _user_set_status(*, actor: User | None, user: User, status: str, action: str) -> User:
+def _user_set_status(*, actor: Actor, user: User, status: str, action: str) -> User:
     user = User.objects.select_for_update().get(pk=user.pk)
     if user.status == status:
         return user
@@ -238,21 +242,21 @@ def _user_set_status(*, actor: User | None, user: User, status: str, action: str
 
 
 @transaction.atomic
-def user_suspend(*, actor: User | None, user: User) -> User:
+def user_suspend(*, actor: Actor, user: User) -> User:
     return _user_set_status(actor=actor, user=user, status=UserStatus.SUSPENDED, action="user.suspend")
 
 
 @transaction.atomic
-def user_reactivate(*, actor: User | None, user: User) -> User:
+def user_reactivate(*, actor: Actor, user: User) -> User:
     return _user_set_status(actor=actor, user=user, status=UserStatus.ACTIVE, action="user.reactivate")
 
 
 @transaction.atomic
-def user_stage(*, actor: User | None, user: User) -> User:
+def user_stage(*, actor: Actor, user: User) -> User:
     return _user_set_status(actor=actor, user=user, status=UserStatus.STAGED, action="user.stage")
 
 
-def user_set_status(*, actor: User | None, user: User, status: str) -> User:
+def user_set_status(*, actor: Actor, user: User, status: str) -> User:
     """Move a user to `status` through the service that owns that transition."""
     transitions = {
         UserStatus.ACTIVE: user_reactivate,
@@ -265,7 +269,7 @@ def user_set_status(*, actor: User | None, user: User, status: str) -> User:
 
 
 @transaction.atomic
-def user_delete(*, actor: User | None, user: User) -> None:
+def user_delete(*, actor: Actor, user: User) -> None:
     user = User.objects.select_for_update().get(pk=user.pk)
     _guard_last_superadmin(user)
     before = user_snapshot(user)
@@ -290,8 +294,12 @@ def _validate_group(group: Group) -> None:
 
 
 @transaction.atomic
-def group_create(*, actor: User | None, name: str, description: str = "", members: Iterable[User] = ()) -> Group:
-    group = Group(name=(name or "").strip(), description=(description or "").strip())
+def group_create(
+    *, actor: Actor, name: str, description: str = "", external_id: str = "", members: Iterable[User] = ()
+) -> Group:
+    group = Group(
+        name=(name or "").strip(), description=(description or "").strip(), external_id=(external_id or "").strip()
+    )
     _validate_group(group)
     _save_unique(group, fields={"name": "name"})
     audit_record(actor=actor, action="group.create", target=group, after=group_snapshot(group))
@@ -302,7 +310,7 @@ def group_create(*, actor: User | None, name: str, description: str = "", member
 
 
 @transaction.atomic
-def group_update(*, actor: User | None, group: Group, **changes: Any) -> Group:
+def group_update(*, actor: Actor, group: Group, **changes: Any) -> Group:
     unknown = set(changes) - set(GROUP_EDITABLE_FIELDS)
     if unknown:
         raise ApplicationError(f"Cannot update {', '.join(sorted(unknown))} here.", code="not_editable")
@@ -328,7 +336,7 @@ def group_update(*, actor: User | None, group: Group, **changes: Any) -> Group:
 
 
 @transaction.atomic
-def group_delete(*, actor: User | None, group: Group) -> None:
+def group_delete(*, actor: Actor, group: Group) -> None:
     before = group_snapshot(group)
     before["members"] = [str(user_id) for user_id in group.memberships.values_list("user_id", flat=True)]
     audit_record(actor=actor, action="group.delete", target=group, before=before)
@@ -336,7 +344,7 @@ def group_delete(*, actor: User | None, group: Group) -> None:
 
 
 @transaction.atomic
-def group_add_members(*, actor: User | None, group: Group, users: Iterable[User]) -> list[User]:
+def group_add_members(*, actor: Actor, group: Group, users: Iterable[User]) -> list[User]:
     """Add users who are not members yet; returns those actually added."""
     wanted = {user.pk: user for user in users}
     if not wanted:
@@ -356,7 +364,7 @@ def group_add_members(*, actor: User | None, group: Group, users: Iterable[User]
 
 
 @transaction.atomic
-def group_remove_members(*, actor: User | None, group: Group, users: Iterable[User]) -> list[User]:
+def group_remove_members(*, actor: Actor, group: Group, users: Iterable[User]) -> list[User]:
     """Remove users who are members; returns those actually removed."""
     wanted = {user.pk: user for user in users}
     if not wanted:
@@ -376,7 +384,7 @@ def group_remove_members(*, actor: User | None, group: Group, users: Iterable[Us
 
 
 @transaction.atomic
-def group_set_members(*, actor: User | None, group: Group, users: Iterable[User]) -> None:
+def group_set_members(*, actor: Actor, group: Group, users: Iterable[User]) -> None:
     """Make the member list exactly `users`, as adds and removes of the difference."""
     wanted = {user.pk: user for user in users}
     current = set(Membership.objects.filter(group=group).values_list("user_id", flat=True))

@@ -2,3 +2,4 @@
 
 from idp_portal.settings.base import *  # noqa: F403
 from idp_portal.settings.celery import *  # noqa: F403
+from idp_portal.settings.scim import *  # noqa: F403

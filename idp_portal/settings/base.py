@@ -45,6 +45,8 @@ INSTALLED_APPS = [
     "apps.audit",
     "apps.directory",
     "apps.api",
+    "apps.connectors",
+    "apps.scim_server",
 ]
 
 MIDDLEWARE = [
@@ -162,6 +164,17 @@ X_FRAME_OPTIONS = "DENY"
 # How many proxies in front of the portal append to X-Forwarded-For; 0 trusts none of it.
 TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
 
+# Fernet keys (comma-separated, first one encrypts) for secrets at rest: downstream tokens and
+# private keys. Unset, a key is derived from SECRET_KEY; set it in production so that rotating
+# SECRET_KEY does not make stored secrets unreadable. `python -c "from cryptography.fernet import
+# Fernet; print(Fernet.generate_key().decode())"` makes one.
+SECRETS_ENCRYPTION_KEYS = env_list("SECRETS_ENCRYPTION_KEYS", [])
+
+# URLs typed by admins (SP metadata, SCIM base URLs) are never fetched on private, link-local or
+# loopback addresses unless allowed here; development allows loopback so local test apps work.
+OUTBOUND_ALLOW_LOOPBACK = env_bool("OUTBOUND_ALLOW_LOOPBACK", DEBUG)
+OUTBOUND_ALLOW_PRIVATE_NETWORKS = env_bool("OUTBOUND_ALLOW_PRIVATE_NETWORKS", False)
+
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 2 * 1024 * 1024)
 
 # --- REST framework -------------------------------------------------------------------------
@@ -184,6 +197,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "ConnectorKindEnum": "apps.connectors.models.ConnectorKind",
+        "MappingKindEnum": "apps.connectors.models.MappingKind",
+        "UserStatusEnum": "apps.directory.models.UserStatus",
+    },
 }
 
 # --- Logging --------------------------------------------------------------------------------

@@ -14,4 +14,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not :memory:, so that a real Celery worker process can open the test database.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
 
+OUTBOUND_ALLOW_LOOPBACK = True
+
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"

@@ -1,0 +1,187 @@
+"""Catalog and connector endpoints of the admin API."""
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import status, viewsets
+from rest_framework.decorators import action
+from rest_framework.parsers import JSONParser
+from rest_framework.response import Response
+
+from apps.api import connector_serializers as cs
+from apps.api.parsers import RawXMLParser, SamlMetadataParser, TextXMLParser
+from apps.api.views import _uuid_or_404, _validated
+from apps.connectors import selectors, services
+from apps.connectors.catalog import get_template, load_catalog
+from apps.connectors.models import Assignment, AttributeMapping, Connector
+from apps.directory.models import Group, User
+
+
+class CatalogViewSet(viewsets.ViewSet):
+    lookup_field = "slug"
+
+    @extend_schema(responses=cs.TemplateOutputSerializer(many=True))
+    def list(self, request):
+        return Response(cs.TemplateOutputSerializer(load_catalog().values(), many=True).data)
+
+    @extend_schema(responses=cs.TemplateOutputSerializer, parameters=[OpenApiParameter("slug", str, "path")])
+    def retrieve(self, request, slug: str):
+        template = get_template(slug)
+        if template is None:
+            return Response({"detail": f"No catalog template {slug!r}."}, status=status.HTTP_404_NOT_FOUND)
+        return Response(cs.TemplateOutputSerializer(template).data)
+
+
+def _refuse_fixed_fields(data) -> None:
+    if isinstance(data, dict):
+        for field in services.FIXED_FIELDS:
+            if field in data:
+                raise services.FixedFieldError(field)
+
+
+@extend_schema_view(
+    list=extend_schema(
+        parameters=[
+            OpenApiParameter("search", str),
+            OpenApiParameter("kind", str, enum=["saml", "scim", "saml_scim", "bookmark"]),
+        ],
+        responses=cs.ConnectorOutputSerializer(many=True),
+    ),
+    retrieve=extend_schema(responses=cs.ConnectorOutputSerializer),
+    create=extend_schema(request=cs.ConnectorCreateInputSerializer, responses={201: cs.ConnectorOutputSerializer}),
+    partial_update=extend_schema(request=cs.ConnectorUpdateInputSerializer, responses=cs.ConnectorOutputSerializer),
+    destroy=extend_schema(responses={204: None}),
+)
+class ConnectorViewSet(viewsets.GenericViewSet):
+    serializer_class = cs.ConnectorOutputSerializer
+    queryset = Connector.objects.none()  # for the schema; requests use selectors
+
+    def _get(self, pk: str) -> Connector:
+        return get_object_or_404(selectors.connector_list(), pk=_uuid_or_404(pk))
+
+    def _render(self, connector: Connector, code: int = status.HTTP_200_OK) -> Response:
+        return Response(cs.ConnectorOutputSerializer(self._get(str(connector.pk))).data, status=code)
+
+    def list(self, request):
+        connectors = selectors.connector_list(
+            search=request.query_params.get("search"), kind=request.query_params.get("kind")
+        )
+        page = self.paginate_queryset(connectors)
+        return self.get_paginated_response(cs.ConnectorOutputSerializer(page, many=True).data)
+
+    def retrieve(self, request, pk: str):
+        return Response(cs.ConnectorOutputSerializer(self._get(pk)).data)
+
+    def create(self, request):
+        serializer = cs.ConnectorCreateInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        connector = services.connector_create(actor=request.user, **serializer.to_service_kwargs())
+        return self._render(connector, status.HTTP_201_CREATED)
+
+    def partial_update(self, request, pk: str):
+        connector = self._get(pk)
+        _refuse_fixed_fields(request.data)
+        serializer = cs.ConnectorUpdateInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        connector = services.connector_update(actor=request.user, connector=connector, **serializer.to_service_kwargs())
+        return self._render(connector)
+
+    def destroy(self, request, pk: str):
+        services.connector_delete(actor=request.user, connector=self._get(pk))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    # --- assignments ---
+
+    @extend_schema(methods=["get"], responses=cs.AssignmentOutputSerializer(many=True))
+    @extend_schema(
+        methods=["post"], request=cs.AssignmentInputSerializer, responses={201: cs.AssignmentOutputSerializer}
+    )
+    @action(detail=True, methods=["get", "post"])
+    def assignments(self, request, pk: str):
+        connector = self._get(pk)
+        if request.method == "POST":
+            data = _validated(cs.AssignmentInputSerializer, request.data)
+            user = get_object_or_404(User, pk=data["user"]) if data.get("user") else None
+            group = get_object_or_404(Group, pk=data["group"]) if data.get("group") else None
+            assignment = services.assignment_create(actor=request.user, connector=connector, user=user, group=group)
+            return Response(cs.AssignmentOutputSerializer(assignment).data, status=status.HTTP_201_CREATED)
+        page = self.paginate_queryset(selectors.assignment_list(connector))
+        return self.get_paginated_response(cs.AssignmentOutputSerializer(page, many=True).data)
+
+    @extend_schema(
+        responses={204: None},
+        parameters=[OpenApiParameter("assignment_id", OpenApiTypes.INT, "path")],
+    )
+    @action(detail=True, methods=["delete"], url_path=r"assignments/(?P<assignment_id>[0-9]+)")
+    def remove_assignment(self, request, pk: str, assignment_id: str):
+        connector = self._get(pk)
+        assignment = get_object_or_404(Assignment, pk=int(assignment_id), connector=connector)
+        services.assignment_delete(actor=request.user, assignment=assignment)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(responses=cs.EffectiveAssignmentOutputSerializer(many=True))
+    @action(detail=True, methods=["get"], url_path="assigned-users")
+    def assigned_users(self, request, pk: str):
+        """Everyone who is effectively assigned, with the paths that grant it (direct, group:<name>)."""
+        entries = selectors.effective_assignments(self._get(pk))
+        page = self.paginate_queryset(entries)
+        return self.get_paginated_response(cs.EffectiveAssignmentOutputSerializer(page, many=True).data)
+
+    # --- mappings ---
+
+    @extend_schema(methods=["get"], responses=cs.MappingOutputSerializer(many=True))
+    @extend_schema(methods=["post"], request=cs.MappingInputSerializer, responses={201: cs.MappingOutputSerializer})
+    @extend_schema(
+        methods=["put"], request=cs.MappingsReplaceInputSerializer, responses=cs.MappingOutputSerializer(many=True)
+    )
+    @action(detail=True, methods=["get", "post", "put"])
+    def mappings(self, request, pk: str):
+        connector = self._get(pk)
+        if request.method == "POST":
+            data = _validated(cs.MappingInputSerializer, request.data)
+            mapping = services.mapping_create(actor=request.user, connector=connector, **data)
+            return Response(cs.MappingOutputSerializer(mapping).data, status=status.HTTP_201_CREATED)
+        if request.method == "PUT":
+            data = _validated(cs.MappingsReplaceInputSerializer, request.data)
+            rows = [dict(row) for row in data["rows"]]
+            services.mappings_replace(actor=request.user, connector=connector, kind=data["kind"], rows=rows)
+            mappings = selectors.mapping_list(connector, data["kind"])
+            return Response(cs.MappingOutputSerializer(mappings, many=True).data)
+        kind = request.query_params.get("kind")
+        return Response(cs.MappingOutputSerializer(selectors.mapping_list(connector, kind), many=True).data)
+
+    @extend_schema(responses={204: None}, parameters=[OpenApiParameter("mapping_id", OpenApiTypes.INT, "path")])
+    @action(detail=True, methods=["delete"], url_path=r"mappings/(?P<mapping_id>[0-9]+)")
+    def remove_mapping(self, request, pk: str, mapping_id: str):
+        connector = self._get(pk)
+        mapping = get_object_or_404(AttributeMapping, pk=int(mapping_id), connector=connector)
+        services.mapping_delete(actor=request.user, mapping=mapping)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    # --- SP metadata ---
+
+    @extend_schema(
+        request={
+            "application/json": cs.SpMetadataInputSerializer,
+            "application/xml": OpenApiTypes.STR,
+            "application/samlmetadata+xml": OpenApiTypes.STR,
+        },
+        responses=cs.ConnectorOutputSerializer,
+    )
+    @action(
+        detail=True,
+        methods=["post"],
+        url_path="sp-metadata",
+        parser_classes=[JSONParser, RawXMLParser, TextXMLParser, SamlMetadataParser],
+    )
+    def sp_metadata(self, request, pk: str):
+        """Import the SP's metadata: POST the XML itself, or JSON {"url": ...} or {"xml": ...}."""
+        connector = self._get(pk)
+        if isinstance(request.data, bytes):
+            connector = services.connector_import_sp_metadata(actor=request.user, connector=connector, xml=request.data)
+        else:
+            data = _validated(cs.SpMetadataInputSerializer, request.data)
+            connector = services.connector_import_sp_metadata(
+                actor=request.user, connector=connector, xml=data.get("xml"), url=data.get("url")
+            )
+        return self._render(connector)

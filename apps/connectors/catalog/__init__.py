@@ -1,0 +1,104 @@
+"""The connector catalog: one JSON file per template in this folder; adding one needs no code."""
+
+import json
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+from apps.connectors.attributes import MappingError, validate_mapping
+from apps.connectors.models import ConnectorKind, MappingKind
+
+CATALOG_DIR = Path(__file__).resolve().parent
+
+# The seed's attribute table (the integration guide the product was specified from).
+SEED_SCIM_USER_MAPPINGS: tuple[tuple[str, str], ...] = (
+    ("username", "userName"),
+    ("email", 'emails[type eq "work"].value'),
+    ("status", "active"),
+    ("first_name", "name.givenName"),
+    ("last_name", "name.familyName"),
+    ("display_name", "name.formatted"),
+    ("display_name", "displayName"),
+    ("employee_id", "externalId"),
+)
+SEED_SCIM_GROUP_MAPPINGS: tuple[tuple[str, str], ...] = (
+    ("name", "displayName"),
+    ("members", "members"),
+)
+_SEED = {MappingKind.SCIM_USER: SEED_SCIM_USER_MAPPINGS, MappingKind.SCIM_GROUP: SEED_SCIM_GROUP_MAPPINGS}
+
+
+class CatalogError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class MappingRow:
+    kind: str
+    source: str
+    target: str
+    name_format: str = ""
+
+
+@dataclass(frozen=True)
+class Template:
+    slug: str
+    name: str
+    kind: str
+    description: str
+    logo: str
+    setup_notes: str = ""
+    sso: dict = field(default_factory=dict)
+    provisioning: dict = field(default_factory=dict)
+    mappings: tuple[MappingRow, ...] = ()
+
+
+def _mapping_rows(slug: str, spec: dict) -> tuple[MappingRow, ...]:
+    rows: list[MappingRow] = []
+    for kind, value in spec.items():
+        if kind not in MappingKind.values:
+            raise CatalogError(f"{slug}: unknown mapping kind {kind!r}")
+        if value == "seed":
+            if kind not in _SEED:
+                raise CatalogError(f"{slug}: there are no seed mappings for {kind}")
+            rows.extend(MappingRow(kind, source, target) for source, target in _SEED[kind])
+            continue
+        for item in value:
+            rows.append(MappingRow(kind, item["source"], item["target"], item.get("name_format", "")))
+    for row in rows:
+        try:
+            validate_mapping(row.kind, row.source, row.target, row.name_format)
+        except MappingError as exc:
+            raise CatalogError(f"{slug}: mapping {row.source} -> {row.target}: {exc.message}") from exc
+    return tuple(rows)
+
+
+def _load(path: Path) -> Template:
+    data = json.loads(path.read_text())
+    slug = data["slug"]
+    if slug != path.stem:
+        raise CatalogError(f"{path.name}: slug {slug!r} must match the file name")
+    if data["kind"] not in ConnectorKind.values:
+        raise CatalogError(f"{slug}: unknown kind {data['kind']!r}")
+    return Template(
+        slug=slug,
+        name=data["name"],
+        kind=data["kind"],
+        description=data.get("description", ""),
+        logo=data.get("logo", ""),
+        setup_notes=data.get("setup_notes", ""),
+        sso=data.get("sso", {}),
+        provisioning=data.get("provisioning", {}),
+        mappings=_mapping_rows(slug, data.get("mappings", {})),
+    )
+
+
+@cache
+def load_catalog() -> dict[str, Template]:
+    """Templates by slug. The files ship with the code, so reading them once per process is right."""
+    templates = [_load(path) for path in sorted(CATALOG_DIR.glob("*.json"))]
+    return {template.slug: template for template in sorted(templates, key=lambda t: (t.slug != "twingate", t.name))}
+
+
+def get_template(slug: str) -> Template | None:
+    return load_catalog().get(slug)

@@ -1,0 +1,196 @@
+import uuid
+
+from django.db import models
+
+from apps.common.models import TimeStampedModel
+from apps.directory.models import Group, User
+
+
+class ConnectorKind(models.TextChoices):
+    SAML = "saml", "SAML app"
+    SCIM = "scim", "SCIM-only app"
+    SAML_SCIM = "saml_scim", "SAML + SCIM app"
+    BOOKMARK = "bookmark", "Bookmark"
+
+
+class NameIdFormat(models.TextChoices):
+    EMAIL = "email", "Email address"
+    PERSISTENT = "persistent", "Persistent"
+    UNSPECIFIED = "unspecified", "Unspecified"
+    TRANSIENT = "transient", "Transient"
+
+
+class NameIdProperty(models.TextChoices):
+    USERNAME = "username", "Username"
+    EMAIL = "email", "Company email"
+    ID = "id", "Directory id (UUID)"
+    EMPLOYEE_ID = "employee_id", "Employee ID"
+
+
+class SignatureAlgorithm(models.TextChoices):
+    RSA_SHA256 = "rsa-sha256", "RSA-SHA256"
+    RSA_SHA384 = "rsa-sha384", "RSA-SHA384"
+    RSA_SHA512 = "rsa-sha512", "RSA-SHA512"
+    RSA_SHA1 = "rsa-sha1", "RSA-SHA1 (insecure)"
+
+
+class ProvisioningOperation(models.TextChoices):
+    CREATE_USERS = "create_users", "Create users"
+    UPDATE_USERS = "update_users", "Update users"
+    DEACTIVATE_USERS = "deactivate_users", "Deactivate users"
+    DELETE_USERS = "delete_users", "Delete users"
+    PUSH_GROUPS = "push_groups", "Push groups"
+
+
+class Deprovision(models.TextChoices):
+    DEACTIVATE = "deactivate", "Set active=false"
+    DELETE = "delete", "Delete the user"
+
+
+class UpdateMethod(models.TextChoices):
+    PATCH = "patch", "PATCH (changed attributes)"
+    PUT = "put", "PUT (whole resource)"
+
+
+class MappingKind(models.TextChoices):
+    SCIM_USER = "scim_user", "SCIM user attribute"
+    SCIM_GROUP = "scim_group", "SCIM group attribute"
+    SAML = "saml", "SAML attribute"
+
+
+class Connector(TimeStampedModel):
+    """One application integration: what SSO and provisioning are configured on."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField("display label", max_length=100)
+    # The slug is part of the IdP URLs that admins paste into the app, so it never changes.
+    slug = models.SlugField(max_length=64, unique=True)
+    description = models.TextField(blank=True, max_length=2000)
+    logo = models.CharField(max_length=300, blank=True, help_text="Static path or https URL of the logo.")
+    template = models.CharField(max_length=64, blank=True)
+    kind = models.CharField(max_length=16, choices=ConnectorKind.choices)
+    enabled = models.BooleanField(default=False)
+    bookmark_url = models.URLField(max_length=2000, blank=True)
+    idp_entity_id = models.CharField("IdP entity ID", max_length=512, unique=True)
+    sso_url = models.CharField("IdP SSO URL", max_length=512)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def has_sso(self) -> bool:
+        return self.kind in (ConnectorKind.SAML, ConnectorKind.SAML_SCIM)
+
+    @property
+    def has_provisioning(self) -> bool:
+        return self.kind in (ConnectorKind.SCIM, ConnectorKind.SAML_SCIM)
+
+
+class SsoSettings(models.Model):
+    connector = models.OneToOneField(Connector, on_delete=models.CASCADE, primary_key=True, related_name="sso")
+    sp_entity_id = models.CharField("SP entity ID", max_length=512, blank=True, db_index=True)
+    # [{"url": ..., "binding": ..., "index": n}], the first one is the default.
+    acs_urls = models.JSONField(default=list, blank=True)
+    sp_login_url = models.CharField(max_length=2000, blank=True)
+    slo_url = models.CharField("SP SLO URL", max_length=2000, blank=True)
+    slo_binding = models.CharField(max_length=128, blank=True)
+    nameid_format = models.CharField(max_length=16, choices=NameIdFormat.choices, default=NameIdFormat.EMAIL)
+    nameid_property = models.CharField(max_length=16, choices=NameIdProperty.choices, default=NameIdProperty.EMAIL)
+    sign_response = models.BooleanField(default=True)
+    sign_assertion = models.BooleanField(default=True)
+    signature_algorithm = models.CharField(
+        max_length=16, choices=SignatureAlgorithm.choices, default=SignatureAlgorithm.RSA_SHA256
+    )
+    # SHA-1 is broken for signatures; a connector may use it only with this explicit override.
+    allow_sha1 = models.BooleanField(default=False)
+    require_signed_requests = models.BooleanField(default=False)
+    sp_signing_cert = models.TextField(blank=True)
+    sp_encryption_cert = models.TextField(blank=True)
+    assertion_lifetime_seconds = models.PositiveIntegerField(default=300)
+    session_lifetime_seconds = models.PositiveIntegerField(default=8 * 3600)
+    relay_state_urls = models.JSONField(default=list, blank=True)
+    default_relay_state = models.CharField(max_length=1024, blank=True)
+
+    def __str__(self) -> str:
+        return f"SSO of {self.connector_id}"
+
+    @property
+    def default_acs(self) -> dict | None:
+        return self.acs_urls[0] if self.acs_urls else None
+
+
+class ProvisioningSettings(models.Model):
+    connector = models.OneToOneField(Connector, on_delete=models.CASCADE, primary_key=True, related_name="provisioning")
+    enabled = models.BooleanField(default=False)
+    base_url = models.CharField("SCIM base URL", max_length=2000, blank=True)
+    # Fernet ciphertext of the bearer token (apps.common.crypto); the token itself is never stored.
+    token_ciphertext = models.TextField(blank=True)
+    token_updated_at = models.DateTimeField(null=True, blank=True)
+    operations = models.JSONField(default=list, blank=True)
+    deprovision = models.CharField(max_length=16, choices=Deprovision.choices, default=Deprovision.DEACTIVATE)
+    update_method = models.CharField(max_length=8, choices=UpdateMethod.choices, default=UpdateMethod.PATCH)
+    rate_limit_per_second = models.PositiveIntegerField(default=10, help_text="0 means no limit.")
+
+    def __str__(self) -> str:
+        return f"Provisioning of {self.connector_id}"
+
+    @property
+    def token_set(self) -> bool:
+        return bool(self.token_ciphertext)
+
+
+class AttributeMapping(models.Model):
+    connector = models.ForeignKey(Connector, on_delete=models.CASCADE, related_name="mappings")
+    kind = models.CharField(max_length=16, choices=MappingKind.choices)
+    # A directory property (`email`) or a template of them (`{first_name}.{last_name}`).
+    source = models.CharField(max_length=255)
+    # A SCIM attribute path, or a SAML attribute name.
+    target = models.CharField(max_length=255)
+    name_format = models.CharField(max_length=128, blank=True, help_text="SAML NameFormat.")
+    position = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["kind", "position", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["connector", "kind", "target"], name="connectors_mapping_target_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source} -> {self.target}"
+
+
+class Assignment(models.Model):
+    """A user or a group that may use the connector (its launchpad tile, SSO and provisioning)."""
+
+    connector = models.ForeignKey(Connector, on_delete=models.CASCADE, related_name="assignments")
+    user = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.CASCADE, related_name="connector_assignments"
+    )
+    group = models.ForeignKey(
+        Group, null=True, blank=True, on_delete=models.CASCADE, related_name="connector_assignments"
+    )
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(models.Q(user__isnull=False, group__isnull=True))
+                | (models.Q(user__isnull=True, group__isnull=False)),
+                name="connectors_assignment_user_xor_group",
+            ),
+            models.UniqueConstraint(
+                fields=["connector", "user"], condition=models.Q(user__isnull=False), name="connectors_assign_user_uniq"
+            ),
+            models.UniqueConstraint(
+                fields=["connector", "group"],
+                condition=models.Q(group__isnull=False),
+                name="connectors_assign_group_uniq",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id or self.group_id} -> {self.connector_id}"

@@ -1,0 +1,2 @@
+app_name = "scim_server"
+urlpatterns: list = []
