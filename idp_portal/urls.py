@@ -8,4 +8,6 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("api/v1/", include("apps.api.urls")),
     path("scim/v2/", include("apps.scim_server.urls")),
+    path("saml/idp/", include("apps.saml_idp.urls")),
+    path("", include("apps.portal.urls")),
 ]

@@ -47,6 +47,8 @@ INSTALLED_APPS = [
     "apps.api",
     "apps.connectors",
     "apps.scim_server",
+    "apps.saml_idp",
+    "apps.portal",
 ]
 
 MIDDLEWARE = [
@@ -124,6 +126,10 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+LOGIN_URL = "portal:login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = None
 
 # --- Internationalisation, static files -----------------------------------------------------
 LANGUAGE_CODE = "en-us"

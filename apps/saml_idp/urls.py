@@ -1,0 +1,2 @@
+app_name = "saml_idp"
+urlpatterns: list = []

@@ -1,0 +1,1 @@
+"""SAML IdP (pysaml2) and SP (djangosaml2) settings."""
