@@ -2,9 +2,13 @@
 
 from uuid import UUID
 
+from datetime import UTC
+
+from django.db import transaction
 from django.db.models import Prefetch
 from django.http import Http404
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
@@ -32,9 +36,14 @@ def _parse_query_datetime(request, name: str):
     raw = request.query_params.get(name)
     if not raw:
         return None
-    value = parse_datetime(raw)
+    try:
+        value = parse_datetime(raw)
+    except ValueError:
+        value = None
     if value is None:
         raise field_error(name, "Enter an ISO 8601 date-time, e.g. 2026-01-31T12:00:00Z.")
+    if timezone.is_naive(value):
+        value = timezone.make_aware(value, UTC)  # the API speaks UTC
     return value
 
 
@@ -91,14 +100,14 @@ class UserViewSet(viewsets.GenericViewSet):
         data = _validated(s.UserUpdateInputSerializer, request.data)
         password = data.pop("password", None)
         new_status = data.pop("status", None)
-        # One transaction is not needed across these: each step is valid and audited on its own,
-        # and profile errors are found before anything is written.
-        if data:
-            user = services.user_update(actor=request.user, user=user, **data)
-        if new_status:
-            user = services.user_set_status(actor=request.user, user=user, status=new_status)
-        if password:
-            services.user_set_password(actor=request.user, user=user, password=password)
+        # One PATCH is one change: a refused step (a weak password, the last super-admin) undoes the rest.
+        with transaction.atomic():
+            if data:
+                user = services.user_update(actor=request.user, user=user, **data)
+            if new_status:
+                user = services.user_set_status(actor=request.user, user=user, status=new_status)
+            if password:
+                services.user_set_password(actor=request.user, user=user, password=password)
         return Response(s.UserOutputSerializer(self._get(pk)).data)
 
     def destroy(self, request, pk: str):
