@@ -57,7 +57,7 @@ class WorkerProcess:
             [
                 sys.executable, "-m", "celery", "-A", "idp_portal", "worker",
                 "--loglevel=INFO", "--concurrency=1", "--pool=prefork",
-                f"--hostname={self.queue}@%h", "--without-gossip", "--without-mingle",
+                f"--hostname={self.queue}-{uuid.uuid4().hex[:6]}@%h", "--without-gossip", "--without-mingle",
             ],
             cwd=PROJECT_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
@@ -77,7 +77,9 @@ def celery_worker_process(django_db_setup, django_db_blocker) -> Iterator[Worker
     """A real `celery worker` subprocess on the configured broker, reading the test database."""
     with django_db_blocker.unblock():
         database_url = _database_url_for_subprocess()
-    queue = f"test-{uuid.uuid4().hex[:10]}"
+    from django.conf import settings
+
+    queue = settings.CELERY_TASK_DEFAULT_QUEUE
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "idp_portal.settings",

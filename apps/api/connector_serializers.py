@@ -89,6 +89,11 @@ class ProvisioningOutputSerializer(serializers.Serializer):
     deprovision = serializers.CharField()
     update_method = serializers.CharField()
     rate_limit_per_second = serializers.IntegerField()
+    deprovision_unmanaged = serializers.BooleanField()
+    deprovision_threshold_count = serializers.IntegerField()
+    deprovision_threshold_percent = serializers.IntegerField()
+    paused = serializers.BooleanField()
+    paused_reason = serializers.CharField()
 
 
 class ConnectorOutputSerializer(serializers.ModelSerializer):
@@ -177,6 +182,9 @@ class ProvisioningInputSerializer(StrictInputSerializer):
     deprovision = serializers.ChoiceField(choices=Deprovision.choices, required=False)
     update_method = serializers.ChoiceField(choices=UpdateMethod.choices, required=False)
     rate_limit_per_second = serializers.IntegerField(required=False, min_value=0, max_value=10_000)
+    deprovision_unmanaged = serializers.BooleanField(required=False)
+    deprovision_threshold_count = serializers.IntegerField(required=False, min_value=0, max_value=1_000_000)
+    deprovision_threshold_percent = serializers.IntegerField(required=False, min_value=0, max_value=100)
 
 
 def _plain(data):
@@ -281,3 +289,48 @@ class SpMetadataInputSerializer(StrictInputSerializer):
         if bool(attrs.get("url")) == bool(attrs.get("xml")):
             raise serializers.ValidationError({"url": ["Give `url` or `xml` (or POST the XML itself)."]})
         return attrs
+
+
+# --- Provisioning ---------------------------------------------------------------------------------
+
+
+class TestConnectionInputSerializer(StrictInputSerializer):
+    base_url = serializers.CharField(required=False, max_length=2000)
+    token = serializers.CharField(required=False, write_only=True, max_length=4096)
+
+
+class RemoteObjectOutputSerializer(serializers.Serializer):
+    object_type = serializers.CharField()
+    object_id = serializers.UUIDField()
+    label = serializers.CharField()
+    status = serializers.CharField()
+    remote_id = serializers.CharField()
+    last_error = serializers.CharField()
+    attempts = serializers.IntegerField()
+    next_attempt_at = serializers.DateTimeField(allow_null=True)
+    last_synced_at = serializers.DateTimeField(allow_null=True)
+    last_sent = serializers.JSONField(allow_null=True)
+
+
+class DeliveryOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    created = serializers.DateTimeField()
+    object_type = serializers.CharField()
+    object_id = serializers.UUIDField(allow_null=True)
+    method = serializers.CharField()
+    path = serializers.CharField()
+    request_body = serializers.JSONField(allow_null=True)
+    status_code = serializers.IntegerField(allow_null=True)
+    duration_ms = serializers.FloatField()
+    error = serializers.CharField()
+
+
+class HoldOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.CharField()
+    created = serializers.DateTimeField()
+    threshold = serializers.IntegerField()
+    object_ids = serializers.ListField(child=serializers.CharField())
+    remote_ids = serializers.ListField(child=serializers.CharField())
+    labels = serializers.ListField(child=serializers.CharField())
+    decided_at = serializers.DateTimeField(allow_null=True)

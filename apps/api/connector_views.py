@@ -11,10 +11,17 @@ from rest_framework.response import Response
 from apps.api import connector_serializers as cs
 from apps.api.parsers import RawXMLParser, SamlMetadataParser, TextXMLParser
 from apps.api.views import _uuid_or_404, _validated
+from apps.audit.services import audit_record
+from apps.common.errors import ApplicationError
 from apps.connectors import selectors, services
 from apps.connectors.catalog import get_template, load_catalog
 from apps.connectors.models import Assignment, AttributeMapping, Connector
 from apps.directory.models import Group, User
+from apps.provisioning import selectors as prov_selectors
+from apps.provisioning import services as prov_services
+from apps.provisioning.diff import preview_sync
+from apps.provisioning.models import DeprovisionHold
+from apps.provisioning.probe import probe_connection
 
 
 class CatalogViewSet(viewsets.ViewSet):
@@ -185,3 +192,103 @@ class ConnectorViewSet(viewsets.GenericViewSet):
                 actor=request.user, connector=connector, xml=data.get("xml"), url=data.get("url")
             )
         return self._render(connector)
+
+
+class ProvisioningViewSet(viewsets.GenericViewSet):
+    """Identity Management operations on one connector: status, test, sync, retry, pause, holds."""
+
+    serializer_class = cs.RemoteObjectOutputSerializer
+    queryset = Connector.objects.none()
+
+    def _get(self, pk: str) -> Connector:
+        connector = get_object_or_404(selectors.connector_list(), pk=_uuid_or_404(pk))
+        if not connector.has_provisioning:
+            raise ApplicationError(
+                f"A {connector.get_kind_display()} has no Identity Management.", code="no_provisioning"
+            )
+        return connector
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("status", str, enum=["pending", "synced", "failed", "deprovisioned", "skipped", "held"]),
+            OpenApiParameter("object_type", str, enum=["user", "group"]),
+        ],
+        responses=OpenApiTypes.OBJECT,
+    )
+    @action(detail=True, methods=["get"])
+    def provisioning(self, request, pk: str):
+        """Per-object state with counts, the recent delivery log and open holds."""
+        connector = self._get(pk)
+        objects = prov_selectors.remote_object_list(
+            connector, status=request.query_params.get("status"), object_type=request.query_params.get("object_type")
+        )
+        page = self.paginate_queryset(objects)
+        body = self.get_paginated_response(cs.RemoteObjectOutputSerializer(page, many=True).data).data
+        body["counts"] = prov_selectors.status_counts(connector)
+        body["paused"] = connector.provisioning.paused
+        body["paused_reason"] = connector.provisioning.paused_reason
+        body["deliveries"] = cs.DeliveryOutputSerializer(prov_selectors.delivery_list(connector)[:100], many=True).data
+        body["holds"] = cs.HoldOutputSerializer(prov_selectors.hold_list(connector)[:20], many=True).data
+        return Response(body)
+
+    @extend_schema(responses=cs.DeliveryOutputSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def deliveries(self, request, pk: str):
+        page = self.paginate_queryset(prov_selectors.delivery_list(self._get(pk)))
+        return self.get_paginated_response(cs.DeliveryOutputSerializer(page, many=True).data)
+
+    @extend_schema(request=cs.TestConnectionInputSerializer, responses=OpenApiTypes.OBJECT)
+    @action(detail=True, methods=["post"], url_path="test-connection")
+    def test_connection(self, request, pk: str):
+        connector = self._get(pk)
+        data = _validated(cs.TestConnectionInputSerializer, request.data or {})
+        report = probe_connection(connector, base_url=data.get("base_url"), token=data.get("token"))
+        audit_record(
+            actor=request.user, action="provisioning.test_connection", target=connector, after={"ok": report.ok}
+        )
+        return Response(report.as_dict())
+
+    @extend_schema(
+        parameters=[OpenApiParameter("dry_run", bool, description="Return the diff without sending anything")],
+        responses=OpenApiTypes.OBJECT,
+    )
+    @action(detail=True, methods=["post"])
+    def sync(self, request, pk: str):
+        connector = self._get(pk)
+        if request.query_params.get("dry_run", "").lower() in {"1", "true", "yes"}:
+            return Response(preview_sync(connector).as_dict())
+        count = prov_services.connector_sync(actor=request.user, connector=connector)
+        return Response({"queued_objects": count}, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
+    @action(detail=True, methods=["post"])
+    def retry(self, request, pk: str):
+        count = prov_services.connector_retry_failed(actor=request.user, connector=self._get(pk))
+        return Response({"queued_objects": count}, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
+    @action(detail=True, methods=["post"])
+    def pause(self, request, pk: str):
+        prov_services.connector_pause(actor=request.user, connector=self._get(pk))
+        return Response({"paused": True})
+
+    @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
+    @action(detail=True, methods=["post"])
+    def resume(self, request, pk: str):
+        prov_services.connector_resume(actor=request.user, connector=self._get(pk))
+        return Response({"paused": False})
+
+    @extend_schema(
+        request=None,
+        responses=cs.HoldOutputSerializer,
+        parameters=[
+            OpenApiParameter("hold_id", OpenApiTypes.INT, "path"),
+            OpenApiParameter("decision", str, "path", enum=["approve", "cancel"]),
+        ],
+    )
+    @action(detail=True, methods=["post"], url_path=r"holds/(?P<hold_id>[0-9]+)/(?P<decision>approve|cancel)")
+    def decide_hold(self, request, pk: str, hold_id: str, decision: str):
+        connector = self._get(pk)
+        hold = get_object_or_404(DeprovisionHold, pk=int(hold_id), connector=connector)
+        decide = prov_services.hold_approve if decision == "approve" else prov_services.hold_cancel
+        return Response(cs.HoldOutputSerializer(decide(actor=request.user, hold=hold)).data)

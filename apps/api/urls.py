@@ -19,6 +19,7 @@ router.register("groups", views.GroupViewSet, basename="group")
 router.register("audit-events", views.AuditEventViewSet, basename="audit-event")
 router.register("catalog", connector_views.CatalogViewSet, basename="catalog")
 router.register("connectors", connector_views.ConnectorViewSet, basename="connector")
+router.register("connectors", connector_views.ProvisioningViewSet, basename="connector-provisioning")
 
 app_name = "api"
 urlpatterns = [

@@ -133,6 +133,13 @@ class ProvisioningSettings(models.Model):
     deprovision = models.CharField(max_length=16, choices=Deprovision.choices, default=Deprovision.DEACTIVATE)
     update_method = models.CharField(max_length=8, choices=UpdateMethod.choices, default=UpdateMethod.PATCH)
     rate_limit_per_second = models.PositiveIntegerField(default=10, help_text="0 means no limit.")
+    # A full sync also deprovisions users the app has that the directory does not manage.
+    deprovision_unmanaged = models.BooleanField(default=False)
+    paused = models.BooleanField(default=False)
+    paused_reason = models.CharField(max_length=255, blank=True)
+    # The deprovisioning circuit breaker trips above max(count, percent of the app's users).
+    deprovision_threshold_count = models.PositiveIntegerField(default=10)
+    deprovision_threshold_percent = models.PositiveIntegerField(default=5)
 
     def __str__(self) -> str:
         return f"Provisioning of {self.connector_id}"

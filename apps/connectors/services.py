@@ -35,6 +35,7 @@ from apps.connectors.models import (
 )
 from apps.connectors.validation import validate_app_url
 from apps.directory.models import Group, User
+from apps.provisioning import services as provisioning
 
 CONNECTOR_FIELDS = ("name", "description", "logo", "enabled", "bookmark_url")
 # Fixed when the connector is created: the IdP URLs that admins paste into the app derive from them.
@@ -60,6 +61,9 @@ SSO_FIELDS = (
     "default_relay_state",
 )
 PROVISIONING_FIELDS = (
+    "deprovision_unmanaged",
+    "deprovision_threshold_count",
+    "deprovision_threshold_percent",
     "enabled",
     "base_url",
     "token",
@@ -245,11 +249,17 @@ def _apply_provisioning(provisioning: ProvisioningSettings, changes: dict, error
         key = f"provisioning.{field}"
         if field not in PROVISIONING_FIELDS:
             errors.add(key, "Unknown or read-only field.")
-        elif field == "enabled":
+        elif field in ("enabled", "deprovision_unmanaged"):
             if not isinstance(value, bool):
                 errors.add(key, "Must be true or false.")
             else:
-                provisioning.enabled = value
+                setattr(provisioning, field, value)
+        elif field in ("deprovision_threshold_count", "deprovision_threshold_percent"):
+            upper = 100 if field.endswith("percent") else 1_000_000
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= upper:
+                errors.add(key, f"A whole number from 0 to {upper}.")
+            else:
+                setattr(provisioning, field, value)
         elif field == "base_url":
             url = str(value or "").strip().rstrip("/")
             if url:
@@ -478,6 +488,8 @@ def connector_update(
         audit_record(
             actor=actor, action="connector.update", target=connector, before=changed_before, after=changed_after
         )
+        if "enabled" in changed_after or "provisioning" in changed_after:
+            provisioning.record_full_sync(connector, "connector.update")
     return connector
 
 
@@ -605,6 +617,7 @@ def mapping_create(
         target=connector,
         after={"kind": kind, "source": source, "target": target, "name_format": name_format},
     )
+    _resync_after_mapping_change(connector, kind)
     return mapping
 
 
@@ -650,6 +663,7 @@ def mappings_replace(*, actor: Actor, connector: Connector, kind: str, rows: lis
             before={kind: before},
             after={kind: after},
         )
+        _resync_after_mapping_change(connector, kind)
     return created
 
 
@@ -669,6 +683,13 @@ def mapping_delete(*, actor: Actor, mapping: AttributeMapping) -> None:
         before={"kind": mapping.kind, "source": mapping.source, "target": mapping.target},
     )
     mapping.delete()
+    _resync_after_mapping_change(connector, mapping.kind)
+
+
+def _resync_after_mapping_change(connector: Connector, kind: str) -> None:
+    """SCIM resources are built from the mappings: re-send what changed (unchanged objects send nothing)."""
+    if kind != MappingKind.SAML:
+        provisioning.record_full_sync(connector, "mappings.change")
 
 
 # --- Assignments --------------------------------------------------------------------------------
@@ -694,6 +715,7 @@ def assignment_create(
         {"user": str(user.pk), "username": user.username} if user else {"group": str(group.pk), "name": group.name}
     )
     audit_record(actor=actor, action="connector.assignment.create", target=connector, after=subject)
+    provisioning.record_assignment_change(assignment, "assignment.create")
     return assignment
 
 
@@ -704,4 +726,7 @@ def assignment_delete(*, actor: Actor, assignment: Assignment) -> None:
         {"user": str(user.pk), "username": user.username} if user else {"group": str(group.pk), "name": group.name}
     )
     audit_record(actor=actor, action="connector.assignment.delete", target=assignment.connector, before=subject)
+    # Recorded before the row goes (it names who was granted access); the worker evaluates scope
+    # after commit, so these users are deprovisioned only if nothing else grants them access.
+    provisioning.record_assignment_change(assignment, "assignment.delete")
     assignment.delete()

@@ -10,7 +10,8 @@ from django.db.models.functions import Lower
 
 from apps.audit.services import Actor, audit_record
 from apps.common.errors import ApplicationError, field_error
-from apps.directory.models import Group, Membership, User, UserStatus
+from apps.directory.models import DISPLAY_NAME_MAX_LENGTH, Group, Membership, User, UserStatus
+from apps.provisioning import services as provisioning
 
 USER_EDITABLE_FIELDS = (
     "username",
@@ -25,6 +26,7 @@ USER_EDITABLE_FIELDS = (
 )
 _USER_TEXT_FIELDS = ("username", "email", "first_name", "last_name", "display_name", "employee_id", "external_id")
 GROUP_EDITABLE_FIELDS = ("name", "description", "external_id")
+GROUP_DESCRIPTION_MAX_LENGTH = 2000
 # Parts of the unique constraints' names, mapped to the field a lost race is reported on.
 _USER_UNIQUE_FIELDS = {"username": "username", "email": "email"}
 
@@ -121,7 +123,7 @@ def _save_unique(instance: User | Group, *, fields: dict[str, str]) -> None:
 
 
 def _default_display_name(first_name: str, last_name: str) -> str:
-    return f"{first_name} {last_name}".strip()
+    return f"{first_name} {last_name}".strip()[:DISPLAY_NAME_MAX_LENGTH]
 
 
 def _active_superadmins_other_than(user: User) -> bool:
@@ -178,6 +180,7 @@ def user_create(
         user.set_unusable_password()
     _save_unique(user, fields=_USER_UNIQUE_FIELDS)
     audit_record(actor=actor, action="user.create", target=user, after=user_snapshot(user))
+    provisioning.record_user_change([user.pk], "user.create")
     return user
 
 
@@ -216,6 +219,7 @@ def user_update(*, actor: Actor, user: User, **changes: Any) -> User:
         before={key: before[key] for key in changed},
         after={key: after[key] for key in changed},
     )
+    provisioning.record_user_change([user.pk], "user.update")
     return user
 
 
@@ -238,6 +242,7 @@ def _user_set_status(*, actor: Actor, user: User, status: str, action: str) -> U
     user.status = status
     user.save(update_fields=["status", "updated"])
     audit_record(actor=actor, action=action, target=user, before={"status": before_status}, after={"status": status})
+    provisioning.record_user_change([user.pk], action)
     return user
 
 
@@ -275,6 +280,7 @@ def user_delete(*, actor: Actor, user: User) -> None:
     before = user_snapshot(user)
     before["groups"] = [str(group_id) for group_id in user.memberships.values_list("group_id", flat=True)]
     audit_record(actor=actor, action="user.delete", target=user, before=before)
+    provisioning.record_user_deletion(user)
     user.delete()
 
 
@@ -287,6 +293,12 @@ def _validate_group(group: Group) -> None:
         group.full_clean(validate_unique=False, validate_constraints=False)
     except ValidationError as exc:
         errors.update(exc.error_dict)
+    if len(group.description) > GROUP_DESCRIPTION_MAX_LENGTH:
+        errors["description"] = [
+            ValidationError(
+                f"Ensure this value has at most {GROUP_DESCRIPTION_MAX_LENGTH} characters.", code="max_length"
+            )
+        ]
     if "name" not in errors and (Group.objects.exclude(pk=group.pk).filter(name__iexact=group.name).exists()):
         errors["name"] = [ValidationError("A group with this name already exists.", code="unique")]
     if errors:
@@ -332,6 +344,7 @@ def group_update(*, actor: Actor, group: Group, **changes: Any) -> Group:
         before={key: before[key] for key in changed},
         after={key: after[key] for key in changed},
     )
+    provisioning.record_group_change(group, action)
     return group
 
 
@@ -340,6 +353,7 @@ def group_delete(*, actor: Actor, group: Group) -> None:
     before = group_snapshot(group)
     before["members"] = [str(user_id) for user_id in group.memberships.values_list("user_id", flat=True)]
     audit_record(actor=actor, action="group.delete", target=group, before=before)
+    provisioning.record_group_deletion(group)
     group.delete()
 
 
@@ -360,6 +374,7 @@ def group_add_members(*, actor: Actor, group: Group, users: Iterable[User]) -> l
         target=group,
         after={"added": [{"id": str(user.pk), "username": user.username} for user in added]},
     )
+    provisioning.record_group_change(group, "group.members.add", member_ids=[user.pk for user in added])
     return added
 
 
@@ -380,6 +395,7 @@ def group_remove_members(*, actor: Actor, group: Group, users: Iterable[User]) -
         target=group,
         before={"removed": [{"id": str(user.pk), "username": user.username} for user in removed]},
     )
+    provisioning.record_group_change(group, "group.members.remove", member_ids=[user.pk for user in removed])
     return removed
 
 

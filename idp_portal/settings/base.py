@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "apps.directory",
     "apps.api",
     "apps.connectors",
+    "apps.provisioning",
     "apps.scim_server",
     "apps.saml_idp",
     "apps.portal",
@@ -203,6 +204,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "PREPROCESSING_HOOKS": ["apps.api.schema.strip_optional_trailing_slash"],
     "ENUM_NAME_OVERRIDES": {
         "ConnectorKindEnum": "apps.connectors.models.ConnectorKind",
         "MappingKindEnum": "apps.connectors.models.MappingKind",
@@ -219,7 +221,12 @@ LOGGING = {
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # One line per downstream request is already in the provisioning delivery log.
+        "httpx2": {"level": "WARNING"},
+        "httpx": {"level": "WARNING"},
+    },
 }
 
 EMAIL_BACKEND = env_str(

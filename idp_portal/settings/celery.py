@@ -37,7 +37,26 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 55)
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 60)
 CELERY_BEAT_SCHEDULE_FILENAME = env_str("CELERY_BEAT_SCHEDULE_FILENAME", str(VAR_DIR / "celerybeat-schedule"))
+# Outbound provisioning: see apps/provisioning/engine.py.
+PROVISIONING_LEASE_SECONDS = env_int("PROVISIONING_LEASE_SECONDS", 120)
+PROVISIONING_TASK_BUDGET_SECONDS = env_int("PROVISIONING_TASK_BUDGET_SECONDS", 45)
+PROVISIONING_MAX_ATTEMPTS = env_int("PROVISIONING_MAX_ATTEMPTS", 12)
+PROVISIONING_RETRY_BASE_SECONDS = float(env_int("PROVISIONING_RETRY_BASE_MS", 1000)) / 1000
+PROVISIONING_RETRY_MAX_SECONDS = env_int("PROVISIONING_RETRY_MAX_SECONDS", 600)
+PROVISIONING_KICK_TTL = env_int("PROVISIONING_KICK_TTL", 30)
+PROVISIONING_SWEEP_SECONDS = env_int("PROVISIONING_SWEEP_SECONDS", 15)
+# Retries due sooner than this ride on a Celery countdown; later ones wait in the database.
+PROVISIONING_MAX_COUNTDOWN_SECONDS = min(
+    env_int("PROVISIONING_MAX_COUNTDOWN_SECONDS", 300),
+    CELERY_BROKER_TRANSPORT_OPTIONS.get("visibility_timeout", 3600) // 2,
+)
+
 CELERY_BEAT_SCHEDULE = {
+    "provisioning-sweep": {
+        "task": "provisioning.sweep",
+        "schedule": timedelta(seconds=PROVISIONING_SWEEP_SECONDS),
+        "options": {"expires": PROVISIONING_SWEEP_SECONDS},
+    },
     "worker-heartbeat": {
         "task": "common.record_worker_heartbeat",
         "schedule": timedelta(seconds=30),

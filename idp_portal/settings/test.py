@@ -1,5 +1,8 @@
 """Test settings: the environment's database and broker, fast password hashing."""
 
+import os
+import uuid
+
 from idp_portal.settings import *  # noqa: F403
 from idp_portal.settings.base import DATABASES, VAR_DIR
 
@@ -15,5 +18,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
 
 OUTBOUND_ALLOW_LOOPBACK = True
+
+# Each test process has its own queue, so that tasks enqueued by tests reach only the worker
+# that the same process started (and never a developer's running worker).
+CELERY_TASK_DEFAULT_QUEUE = f"test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"

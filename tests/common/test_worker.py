@@ -18,7 +18,7 @@ def test_worker_runs_task_that_writes_to_database(celery_worker_process):
         timeout=60,
         message="the worker to record its heartbeat",
     )
-    assert heartbeat.worker.startswith(f"{celery_worker_process.queue}@")
+    assert heartbeat.worker.startswith(f"{celery_worker_process.queue}-")
 
 
 def test_healthz_reports_a_live_worker(celery_worker_process):

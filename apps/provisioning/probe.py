@@ -1,0 +1,127 @@
+""" "Test connection": reach the app's SCIM API read-only and say in plain words what it supports."""
+
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from apps.common.crypto import SecretDecryptionError, decrypt_secret
+from apps.common.http import OutboundURLError, check_outbound_url
+from apps.connectors.models import Connector
+from apps.provisioning.client import PermanentScimError, ScimClient, ScimError
+
+
+@dataclass
+class ProbeReport:
+    ok: bool = False
+    base_url: str = ""
+    checks: list[dict[str, Any]] = field(default_factory=list)
+    supports: dict[str, bool] = field(default_factory=dict)
+    suggestions: list[str] = field(default_factory=list)
+    error: str = ""
+
+    def check(self, name: str, ok: bool, detail: str) -> None:
+        self.checks.append({"name": name, "ok": ok, "detail": detail})
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "base_url": self.base_url,
+            "checks": self.checks,
+            "supports": self.supports,
+            "suggestions": self.suggestions,
+            "error": self.error,
+        }
+
+
+def _plain(exc: ScimError) -> str:
+    if exc.status in (401, 403):
+        return f"The app refused the bearer token (HTTP {exc.status}); copy the token again from the app."
+    if exc.status == 404:
+        return "The app has no SCIM endpoint at this URL (HTTP 404); check the SCIM base URL."
+    return exc.message
+
+
+def probe_connection(connector: Connector, *, base_url: str | None = None, token: str | None = None) -> ProbeReport:
+    settings = connector.provisioning
+    report = ProbeReport(base_url=(base_url or settings.base_url).rstrip("/"))
+    if not report.base_url:
+        report.error = "Set the SCIM base URL first."
+        return report
+    try:
+        check_outbound_url(report.base_url)
+    except OutboundURLError as exc:
+        report.error = str(exc)
+        return report
+    if token is None:
+        if not settings.token_ciphertext:
+            report.error = "Set the app's bearer token first."
+            return report
+        try:
+            token = decrypt_secret(settings.token_ciphertext)
+        except SecretDecryptionError:
+            report.error = "The stored token cannot be decrypted (the encryption key changed); set it again."
+            return report
+
+    client = ScimClient(report.base_url, token)
+    try:
+        _probe(client, report)
+    finally:
+        client.close()
+    return report
+
+
+def _probe(client: ScimClient, report: ProbeReport) -> None:
+    try:
+        config = client.service_provider_config() or {}
+    except ScimError as exc:
+        report.check("ServiceProviderConfig", False, _plain(exc))
+        report.error = _plain(exc)
+        return
+    for feature in ("patch", "filter", "bulk", "etag", "sort", "changePassword"):
+        report.supports[feature] = bool((config.get(feature) or {}).get("supported"))
+    report.check("ServiceProviderConfig", True, "Read the app's service provider configuration.")
+
+    absent = f"idp-portal-probe-{secrets.token_hex(6)}"
+    try:
+        found = client.search("Users", f'userName eq "{absent}"')
+        report.check("Filter by userName", not found, "The app answers userName eq filters." if not found else
+                     "A filter for a user that cannot exist returned results: the app ignores filters.")  # fmt: skip
+        report.supports["filter"] = report.supports.get("filter", False) or not found
+    except ScimError as exc:
+        report.check("Filter by userName", False, _plain(exc))
+        report.supports["filter"] = False
+        if exc.status in (401, 403):
+            report.error = _plain(exc)
+            return
+
+    try:
+        page = client.list_page("Users", start_index=1, count=1)
+        resources = page.get("Resources") or []
+        paging_ok = "totalResults" in page and len(resources) <= 1
+        report.check("Paging", paging_ok, f"{page.get('totalResults', '?')} users; count=1 returned {len(resources)}.")
+        report.supports["paging"] = paging_ok
+        if resources and resources[0].get("userName"):
+            name = str(resources[0]["userName"])
+            flipped = name.swapcase()
+            if flipped != name:
+                same = client.search("Users", f'userName eq "{flipped}"')
+                report.supports["case_insensitive_username"] = bool(same)
+                report.check(
+                    "userName case", True,
+                    "userName is compared case-insensitively." if same else "userName is compared case-sensitively.",
+                )  # fmt: skip
+    except PermanentScimError as exc:
+        report.check("Paging", False, _plain(exc))
+    except ScimError as exc:
+        report.check("Paging", False, _plain(exc))
+
+    if not report.supports.get("patch"):
+        report.suggestions.append('The app does not announce PATCH: set update_method to "put".')
+    if not report.supports.get("filter"):
+        report.suggestions.append(
+            "The app cannot filter users: existing accounts cannot be found and linked, so turn off "
+            '"create users" for apps that already have users, or expect duplicates.'
+        )
+    if report.supports.get("case_insensitive_username") is False:
+        report.suggestions.append("The app matches userName case-sensitively: keep usernames in one case.")
+    report.ok = all(check["ok"] for check in report.checks)

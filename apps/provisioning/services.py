@@ -1,0 +1,361 @@
+"""Recording lifecycle changes for the connectors that must hear of them, and admin operations.
+
+`record_*` functions are called by the directory and connector services inside their own
+transaction: the outbox rows commit or roll back with the change, and the Celery task is only
+enqueued after commit.
+"""
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from apps.audit.services import Actor, audit_record
+from apps.connectors.models import Assignment, Connector, ConnectorKind
+from apps.connectors.selectors import users_in_scope
+from apps.directory.models import Group, Membership, User
+from apps.provisioning.models import (
+    DeprovisionHold,
+    HoldStatus,
+    ObjectType,
+    OutboxEvent,
+    RemoteObject,
+    SyncStatus,
+)
+
+logger = logging.getLogger(__name__)
+_PROVISIONING_KINDS = (ConnectorKind.SCIM, ConnectorKind.SAML_SCIM)
+
+
+def _active_connectors() -> list[Connector]:
+    return list(
+        Connector.objects.filter(enabled=True, kind__in=_PROVISIONING_KINDS, provisioning__enabled=True).select_related(
+            "provisioning"
+        )
+    )
+
+
+# --- Enqueueing -------------------------------------------------------------------------------
+
+
+def _redis():
+    from apps.provisioning.ratelimit import _redis as shared_redis
+
+    return shared_redis()
+
+
+def kick(connector_id: Any, *, countdown: float | None = None) -> None:
+    """Ask a worker to process the connector after this transaction commits.
+
+    With Redis, a short-lived flag makes a burst of changes enqueue one task, not one each; the
+    outbox stays the source of truth, so a lost task only delays work until the periodic sweep.
+    """
+
+    def enqueue() -> None:
+        from apps.provisioning.tasks import process_connector
+
+        client = _redis()
+        if countdown is None and client is not None:
+            try:
+                if not client.set(f"idp:prov:kick:{connector_id}", "1", nx=True, ex=settings.PROVISIONING_KICK_TTL):
+                    return
+            except Exception:  # noqa: BLE001 - Redis down: the sweep will pick the work up
+                return
+        try:
+            process_connector.apply_async(args=[str(connector_id)], countdown=countdown, retry=False)
+        except Exception as exc:  # noqa: BLE001 - a broker outage must not fail the directory change
+            logger.warning("could not enqueue provisioning of %s (%s); the sweep will retry", connector_id, exc)
+
+    transaction.on_commit(enqueue)
+
+
+def clear_kick_flag(connector_id: Any) -> None:
+    client = _redis()
+    if client is not None:
+        try:
+            client.delete(f"idp:prov:kick:{connector_id}")
+        except Exception:  # noqa: BLE001 - only an optimisation
+            logger.debug("could not clear the kick flag of %s", connector_id)
+
+
+# --- Recording changes ------------------------------------------------------------------------
+
+
+def record_events(connector: Connector, object_type: str, object_ids: Iterable[Any], reason: str) -> int:
+    """Outbox rows (and the RemoteObject rows they point at) for these objects on one connector."""
+    ids = list(dict.fromkeys(str(object_id) for object_id in object_ids))
+    if not ids:
+        return 0
+    RemoteObject.objects.bulk_create(
+        [RemoteObject(connector=connector, object_type=object_type, object_id=object_id) for object_id in ids],
+        ignore_conflicts=True,
+    )
+    OutboxEvent.objects.bulk_create(
+        [
+            OutboxEvent(connector=connector, object_type=object_type, object_id=object_id, reason=reason)
+            for object_id in ids
+        ],
+        batch_size=1000,
+    )
+    kick(connector.pk)
+    return len(ids)
+
+
+def _linked_connector_ids(object_type: str, object_ids: list[str]) -> set:
+    return set(
+        RemoteObject.objects.filter(object_type=object_type, object_id__in=object_ids)
+        .exclude(remote_id="")
+        .values_list("connector_id", flat=True)
+    )
+
+
+def record_user_change(user_ids: Iterable[Any], reason: str) -> None:
+    """Users changed (profile, status, deleted): tell every connector that has them or should."""
+    ids = [str(user_id) for user_id in user_ids]
+    if not ids:
+        return
+    linked = _linked_connector_ids(ObjectType.USER, ids)
+    for connector in _active_connectors():
+        if connector.pk in linked:
+            record_events(connector, ObjectType.USER, ids, reason)
+            continue
+        in_scope = list(users_in_scope(connector).filter(pk__in=ids).values_list("pk", flat=True))
+        if in_scope:
+            record_events(connector, ObjectType.USER, in_scope, reason)
+
+
+def record_group_change(group: Group, reason: str, *, member_ids: Iterable[Any] = ()) -> None:
+    """A group changed (renamed, members added or removed, deleted) on the connectors it is pushed to."""
+    members = [str(member_id) for member_id in member_ids]
+    assigned = set(Assignment.objects.filter(group=group).values_list("connector_id", flat=True))
+    linked = _linked_connector_ids(ObjectType.GROUP, [str(group.pk)])
+    for connector in _active_connectors():
+        if connector.pk not in assigned and connector.pk not in linked:
+            continue
+        record_events(connector, ObjectType.GROUP, [group.pk], reason)
+        if members:
+            record_events(connector, ObjectType.USER, members, reason)
+
+
+def record_user_deletion(user: User) -> None:
+    """Before a user row is deleted: every connector that has or should have the user deprovisions it."""
+    record_user_change([user.pk], "user.delete")
+    for membership in Membership.objects.filter(user=user).select_related("group"):
+        record_group_change(membership.group, "group.member_deleted")
+
+
+def record_group_deletion(group: Group) -> None:
+    """Before a group is deleted: its assignments go with it, so its members' access is re-evaluated."""
+    member_ids = list(Membership.objects.filter(group=group).values_list("user_id", flat=True))
+    record_group_change(group, "group.delete", member_ids=member_ids)
+
+
+def record_assignment_change(assignment: Assignment, reason: str) -> None:
+    connector = assignment.connector
+    if connector not in _active_connectors():
+        return
+    if assignment.user_id:
+        record_events(connector, ObjectType.USER, [assignment.user_id], reason)
+    else:
+        member_ids = Membership.objects.filter(group_id=assignment.group_id).values_list("user_id", flat=True)
+        record_events(connector, ObjectType.USER, list(member_ids), reason)
+        record_events(connector, ObjectType.GROUP, [assignment.group_id], reason)
+
+
+def record_full_sync(connector: Connector, reason: str = "sync") -> int:
+    """Every object the connector has or should have: users in scope, assigned groups, linked objects."""
+    if not (connector.enabled and connector.has_provisioning and connector.provisioning.enabled):
+        return 0
+    user_ids = set(users_in_scope(connector).values_list("pk", flat=True))
+    group_ids = set(
+        Assignment.objects.filter(connector=connector, group__isnull=False).values_list("group_id", flat=True)
+    )
+    for object_type, object_id in RemoteObject.objects.filter(connector=connector).values_list(
+        "object_type", "object_id"
+    ):
+        (user_ids if object_type == ObjectType.USER else group_ids).add(object_id)
+    return record_events(connector, ObjectType.USER, user_ids, reason) + record_events(
+        connector, ObjectType.GROUP, group_ids, reason
+    )
+
+
+# --- Admin operations ---------------------------------------------------------------------------
+
+
+@transaction.atomic
+def connector_sync(*, actor: Actor, connector: Connector) -> int:
+    """Re-send everything that differs, and (if allowed) deprovision what the app should not have."""
+    count = record_full_sync(connector, "sync.manual")
+    audit_record(actor=actor, action="provisioning.sync", target=connector, after={"objects": count})
+    if connector.provisioning.deprovision_unmanaged:
+        from apps.provisioning.tasks import reconcile_unmanaged
+
+        transaction.on_commit(lambda: reconcile_unmanaged.delay(str(connector.pk)))
+    return count
+
+
+@transaction.atomic
+def connector_retry_failed(*, actor: Actor, connector: Connector) -> int:
+    failed = RemoteObject.objects.filter(connector=connector, status__in=[SyncStatus.FAILED, SyncStatus.PENDING])
+    by_type: dict[str, list] = {}
+    for object_type, object_id in failed.values_list("object_type", "object_id"):
+        by_type.setdefault(object_type, []).append(object_id)
+    failed.update(attempts=0, next_attempt_at=None)
+    count = sum(record_events(connector, object_type, ids, "retry") for object_type, ids in by_type.items())
+    audit_record(actor=actor, action="provisioning.retry", target=connector, after={"objects": count})
+    return count
+
+
+@transaction.atomic
+def connector_pause(*, actor: Actor, connector: Connector, reason: str = "Paused by an admin") -> None:
+    provisioning = connector.provisioning
+    provisioning.paused, provisioning.paused_reason = True, reason[:255]
+    provisioning.save(update_fields=["paused", "paused_reason"])
+    audit_record(actor=actor, action="provisioning.pause", target=connector, after={"reason": reason})
+
+
+@transaction.atomic
+def connector_resume(*, actor: Actor, connector: Connector) -> None:
+    if DeprovisionHold.objects.filter(connector=connector, status=HoldStatus.PENDING).exists():
+        from apps.common.errors import ApplicationError
+
+        raise ApplicationError(
+            "A deprovisioning batch is waiting for approval: approve or cancel it first.", code="hold_pending"
+        )
+    provisioning = connector.provisioning
+    provisioning.paused, provisioning.paused_reason = False, ""
+    provisioning.save(update_fields=["paused", "paused_reason"])
+    audit_record(actor=actor, action="provisioning.resume", target=connector)
+    kick(connector.pk)
+
+
+@transaction.atomic
+def hold_open(*, connector: Connector, remotes: list[RemoteObject], threshold: int) -> DeprovisionHold:
+    hold = DeprovisionHold.objects.create(
+        connector=connector,
+        object_ids=[str(remote.object_id) for remote in remotes],
+        labels=[remote.label or str(remote.object_id) for remote in remotes],
+        threshold=threshold,
+    )
+    provisioning = connector.provisioning
+    provisioning.paused = True
+    provisioning.paused_reason = f"{len(remotes)} users would be deprovisioned at once (threshold {threshold})"
+    provisioning.save(update_fields=["paused", "paused_reason"])
+    RemoteObject.objects.filter(pk__in=[remote.pk for remote in remotes]).update(status=SyncStatus.HELD)
+    audit_record(
+        actor=None,
+        action="provisioning.hold",
+        target=connector,
+        after={"users": hold.labels[:200], "count": len(remotes), "threshold": threshold},
+    )
+    return hold
+
+
+@transaction.atomic
+def hold_approve(*, actor: Actor, hold: DeprovisionHold) -> DeprovisionHold:
+    hold = DeprovisionHold.objects.select_for_update().get(pk=hold.pk)
+    if hold.status != HoldStatus.PENDING:
+        return hold
+    hold.status, hold.decided_by, hold.decided_at = HoldStatus.APPROVED, _user_of(actor), timezone.now()
+    hold.save(update_fields=["status", "decided_by", "decided_at"])
+    _unpause(hold.connector)
+    audit_record(
+        actor=actor,
+        action="provisioning.hold.approve",
+        target=hold.connector,
+        after={"count": len(hold.object_ids) + len(hold.remote_ids)},
+    )
+    kick(hold.connector_id)
+    if hold.remote_ids:
+        from apps.provisioning.tasks import deprovision_held_remote_users
+
+        transaction.on_commit(lambda: deprovision_held_remote_users.delay(hold.pk))
+    return hold
+
+
+@transaction.atomic
+def hold_cancel(*, actor: Actor, hold: DeprovisionHold) -> DeprovisionHold:
+    """Keep the users in the app: their pending deprovisioning is dropped, not sent."""
+    hold = DeprovisionHold.objects.select_for_update().get(pk=hold.pk)
+    if hold.status != HoldStatus.PENDING:
+        return hold
+    hold.status, hold.decided_by, hold.decided_at = HoldStatus.CANCELLED, _user_of(actor), timezone.now()
+    hold.save(update_fields=["status", "decided_by", "decided_at"])
+    OutboxEvent.objects.filter(
+        connector=hold.connector, object_type=ObjectType.USER, object_id__in=hold.object_ids, processed_at__isnull=True
+    ).update(processed_at=timezone.now())
+    RemoteObject.objects.filter(
+        connector=hold.connector, object_type=ObjectType.USER, object_id__in=hold.object_ids
+    ).update(status=SyncStatus.SKIPPED, last_error="Deprovisioning cancelled by an admin; the user stays in the app.")
+    _unpause(hold.connector)
+    audit_record(
+        actor=actor, action="provisioning.hold.cancel", target=hold.connector, after={"count": len(hold.object_ids)}
+    )
+    kick(hold.connector_id)
+    return hold
+
+
+def _unpause(connector: Connector) -> None:
+    provisioning = connector.provisioning
+    provisioning.paused, provisioning.paused_reason = False, ""
+    provisioning.save(update_fields=["paused", "paused_reason"])
+
+
+def _user_of(actor: Actor) -> User | None:
+    return actor if isinstance(actor, User) else getattr(actor, "user", None)
+
+
+def sweep() -> int:
+    """Re-enqueue connectors whose work is still pending (a lost task, a parked retry, a dead worker)."""
+    now = timezone.now()
+    RemoteObject.objects.filter(lease_expires_at__lt=now).update(lease_owner="", lease_expires_at=None)
+    due = (
+        RemoteObject.objects.filter(
+            Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now),
+            object_id__in=OutboxEvent.objects.filter(processed_at__isnull=True).values("object_id"),
+        )
+        .values_list("connector_id", flat=True)
+        .distinct()
+    )
+    connector_ids = set(due)
+    for connector_id in connector_ids:
+        with transaction.atomic():
+            kick(connector_id)
+    return len(connector_ids)
+
+
+@transaction.atomic
+def hold_open_remote(*, connector: Connector, remote_users: list[dict], threshold: int) -> DeprovisionHold:
+    """A hold for users the app has that the directory does not manage (found by a full sync)."""
+    hold = DeprovisionHold.objects.create(
+        connector=connector,
+        remote_ids=[user["id"] for user in remote_users],
+        labels=[user["userName"] or user["id"] for user in remote_users],
+        threshold=threshold,
+    )
+    provisioning = connector.provisioning
+    provisioning.paused = True
+    provisioning.paused_reason = (
+        f"A full sync would deprovision {len(remote_users)} users the directory does not manage (threshold {threshold})"
+    )
+    provisioning.save(update_fields=["paused", "paused_reason"])
+    audit_record(
+        actor=None,
+        action="provisioning.hold",
+        target=connector,
+        after={"unmanaged_users": hold.labels[:200], "count": len(remote_users), "threshold": threshold},
+    )
+    return hold
+
+
+def deprovision_approved_remote_users(hold_id: int) -> int:
+    from apps.provisioning.engine import ConnectorRun, deprovision_remote_ids
+
+    hold = DeprovisionHold.objects.select_related("connector__provisioning").filter(pk=hold_id).first()
+    if hold is None or hold.status != HoldStatus.APPROVED or not hold.remote_ids:
+        return 0
+    return deprovision_remote_ids(ConnectorRun(hold.connector), list(hold.remote_ids))

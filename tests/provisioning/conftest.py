@@ -1,0 +1,86 @@
+"""Downstream apps for provisioning tests: scim2-server (a real SCIM implementation) on loopback."""
+
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import wait_for
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ScimServerProcess:
+    """scim2-server in a subprocess; `http` reads its state back over its own SCIM API."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen | None = None
+        self.http = httpx.Client(base_url=self.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+
+    def start(self) -> None:
+        executable = Path(sys.executable).with_name("scim2-server")
+        self.process = subprocess.Popen(
+            [str(executable), "--bearer-token", self.token, "--port", str(self.port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for(self._ready, timeout=20, message="scim2-server to listen")
+
+    def _ready(self) -> bool:
+        try:
+            return self.http.get("/ServiceProviderConfig").status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+        self.http.close()
+
+    def users(self) -> list[dict]:
+        return self._all("/Users")
+
+    def groups(self) -> list[dict]:
+        return self._all("/Groups")
+
+    def _all(self, path: str) -> list[dict]:
+        response = self.http.get(path, params={"count": 1000})
+        response.raise_for_status()
+        return response.json().get("Resources", [])
+
+    def user_by_name(self, user_name: str) -> dict | None:
+        found = self.http.get("/Users", params={"filter": f'userName eq "{user_name}"'}).json().get("Resources", [])
+        return found[0] if found else None
+
+    def reset(self) -> None:
+        for user in self.users():
+            self.http.delete(f"/Users/{user['id']}")
+        for group in self.groups():
+            self.http.delete(f"/Groups/{group['id']}")
+
+
+@pytest.fixture(scope="session")
+def scim_downstream_session() -> Iterator[ScimServerProcess]:
+    server = ScimServerProcess(token=f"downstream-{uuid.uuid4().hex}")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def scim_downstream(scim_downstream_session) -> ScimServerProcess:
+    scim_downstream_session.reset()
+    return scim_downstream_session
