@@ -1,8 +1,7 @@
 """Admin API v1 views: parse input, call a service or selector, render output."""
 
-from uuid import UUID
-
 from datetime import UTC
+from uuid import UUID
 
 from django.db import transaction
 from django.db.models import Prefetch
