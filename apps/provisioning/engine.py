@@ -155,8 +155,13 @@ class ConnectorRun:
         )
 
     def _approved_deprovisions(self) -> set[str]:
+        # An approval covers the batch it was given for, not the same users months later.
+        recent = timezone.now() - timedelta(days=1)
         approved: set[str] = set()
-        for hold in DeprovisionHold.objects.filter(connector=self.connector, status=HoldStatus.APPROVED):
+        holds = DeprovisionHold.objects.filter(
+            connector=self.connector, status=HoldStatus.APPROVED, decided_at__gte=recent
+        )
+        for hold in holds:
             approved.update(hold.object_ids)
         return approved
 
@@ -184,15 +189,15 @@ def _find_remote_user(run: ConnectorRun, resource: dict) -> dict | None:
 
 
 def _mark_groups_dirty_for_member(run: ConnectorRun, user_id: Any, reason: str) -> None:
-    """A member became (un)provisioned: the connector's groups that include it must be re-sent."""
+    """A member became (un)provisioned: the connector's groups that include it must be re-sent.
+
+    Groups a user left, or was deleted from, were recorded by the directory change itself.
+    """
     group_ids = set(
         Membership.objects.filter(user_id=user_id, group__connector_assignments__connector=run.connector).values_list(
             "group_id", flat=True
         )
     )
-    for remote_group in RemoteObject.objects.filter(connector=run.connector, object_type=ObjectType.GROUP):
-        if str(user_id) in remote_group.remote_members:
-            group_ids.add(remote_group.object_id)
     if group_ids:
         from apps.provisioning.services import record_events
 
@@ -433,7 +438,7 @@ def _save_outcome(remote: RemoteObject, high_water: int | None) -> None:
 
 
 def process_object(run: ConnectorRun, remote: RemoteObject) -> str:
-    """Reconcile one claimed object; returns "synced", "failed" or "retry"."""
+    """Reconcile one claimed object; returns "synced", "failed", "retry" or "rate_limited"."""
     high_water = OutboxEvent.objects.filter(
         connector=run.connector, object_type=remote.object_type, object_id=remote.object_id, processed_at__isnull=True
     ).aggregate(top=Max("id"))["top"]
@@ -456,7 +461,7 @@ def process_object(run: ConnectorRun, remote: RemoteObject) -> str:
             remote.last_error = exc.message
             remote.next_attempt_at = timezone.now() + timedelta(seconds=delay)
             _save_outcome(remote, None)  # events stay pending: the retry sends the then-current state
-            return "retry"
+            return "rate_limited" if isinstance(exc, RateLimitedError) else "retry"
         reason = exc.message if not exc.retryable else f"Gave up after {remote.attempts + 1} attempts: {exc.message}"
         _fail(remote, reason)
         _save_outcome(remote, high_water)
@@ -472,6 +477,15 @@ def _fail(remote: RemoteObject, reason: str) -> None:
     remote.last_error = reason[:2000]
     remote.next_attempt_at = None
     remote.attempts += 1
+
+
+def _defer_pending(connector: Connector, until: Any) -> None:
+    """Move every due object of the connector to `until` (a 429 applies to the whole app)."""
+    RemoteObject.objects.filter(connector=connector).filter(
+        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lt=until)
+    ).filter(
+        object_id__in=OutboxEvent.objects.filter(connector=connector, processed_at__isnull=True).values("object_id")
+    ).update(next_attempt_at=until)
 
 
 # --- The circuit breaker --------------------------------------------------------------------------
@@ -527,7 +541,7 @@ def check_circuit_breaker(connector: Connector, approved: set[str]) -> Deprovisi
 # --- One pass over a connector ------------------------------------------------------------------
 
 
-def process_batch(connector_id: Any, *, limit: int = BATCH_SIZE) -> BatchResult:
+def process_batch(connector_id: Any, *, deadline: float, limit: int = BATCH_SIZE) -> BatchResult:
     result = BatchResult()
     connector = Connector.objects.select_related("provisioning").filter(pk=connector_id).first()
     if connector is None or not connector.has_provisioning:
@@ -546,10 +560,12 @@ def process_batch(connector_id: Any, *, limit: int = BATCH_SIZE) -> BatchResult:
     claimed = claim_batch(connector, limit)
     result.claimed = len(claimed)
     result.more = len(claimed) >= limit
+    backing_off = False
     for remote in claimed:
-        if time.monotonic() > _deadline():
+        if backing_off or time.monotonic() > deadline:
+            # The app asked us to slow down: the rest of the batch waits instead of collecting 429s.
             release(remote)
-            result.more = True
+            result.more = result.more or not backing_off
             continue
         outcome = process_object(run, remote)
         if outcome == "synced":
@@ -560,24 +576,19 @@ def process_batch(connector_id: Any, *, limit: int = BATCH_SIZE) -> BatchResult:
             result.retrying += 1
             delay = (remote.next_attempt_at - timezone.now()).total_seconds()
             result.next_retry_in = delay if result.next_retry_in is None else min(result.next_retry_in, delay)
+            if outcome == "rate_limited":
+                backing_off = True
+                _defer_pending(connector, remote.next_attempt_at)
     return result
-
-
-_deadline_at = 0.0
-
-
-def _deadline() -> float:
-    return _deadline_at
 
 
 def process_connector(connector_id: Any, *, budget_seconds: float | None = None) -> BatchResult:
     """Work through the connector's pending objects for at most `budget_seconds`."""
-    global _deadline_at
     budget = budget_seconds if budget_seconds is not None else settings.PROVISIONING_TASK_BUDGET_SECONDS
-    _deadline_at = time.monotonic() + budget
+    deadline = time.monotonic() + budget
     total = BatchResult()
     while True:
-        batch = process_batch(connector_id)
+        batch = process_batch(connector_id, deadline=deadline)
         total.claimed += batch.claimed
         total.synced += batch.synced
         total.failed += batch.failed
@@ -590,7 +601,7 @@ def process_connector(connector_id: Any, *, budget_seconds: float | None = None)
         if batch.claimed == 0 or batch.held:
             total.more = False
             return total
-        if time.monotonic() > _deadline_at:
+        if time.monotonic() > deadline:
             total.more = True
             return total
 
