@@ -3,6 +3,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
 from apps.api import connector_views, views
+from apps.scim_server.api import ScimTokenViewSet
 
 
 class OptionalSlashRouter(SimpleRouter):
@@ -17,6 +18,7 @@ router = OptionalSlashRouter()
 router.register("users", views.UserViewSet, basename="user")
 router.register("groups", views.GroupViewSet, basename="group")
 router.register("audit-events", views.AuditEventViewSet, basename="audit-event")
+router.register("scim-tokens", ScimTokenViewSet, basename="scim-token")
 router.register("catalog", connector_views.CatalogViewSet, basename="catalog")
 router.register("connectors", connector_views.ConnectorViewSet, basename="connector")
 router.register("connectors", connector_views.ProvisioningViewSet, basename="connector-provisioning")

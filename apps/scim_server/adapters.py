@@ -1,0 +1,559 @@
+"""django-scim2 adapters over the directory: render a User or Group as SCIM, read a SCIM document
+back into directory fields, and write the difference through apps.directory.services.
+
+They translate; services act (validation, audit trail, connectors). Member values and ids are the
+directory's UUIDs (SCIM ids), never database integers.
+"""
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from django.db import transaction
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils import timezone
+from django_scim.adapters import SCIMMixin
+
+from apps.audit.services import SystemActor
+from apps.directory import services
+from apps.directory.models import Group, Membership, User, UserStatus
+from apps.scim_server.errors import invalid_path, invalid_value, mutability
+from apps.scim_server.patch import ResourceSchema, _get
+from apps.scim_server.schemas import (
+    COMMON_ATTRIBUTES,
+    ENTERPRISE_SCHEMA,
+    GROUP_SCHEMA,
+    USER_SCHEMA,
+    attribute_defs,
+    base_location,
+    password_writable,
+)
+
+MAX_EMAILS = 10
+MAX_MEMBERS_PER_REQUEST = 10_000
+
+# Which request-only sub-attributes (returned: "request") a response includes.
+RequestOnly = frozenset[str]
+
+
+def user_resource_schema() -> ResourceSchema:
+    return ResourceSchema(
+        USER_SCHEMA, attribute_defs(USER_SCHEMA), {ENTERPRISE_SCHEMA: attribute_defs(ENTERPRISE_SCHEMA)}
+    )
+
+
+def group_resource_schema() -> ResourceSchema:
+    return ResourceSchema(GROUP_SCHEMA, attribute_defs(GROUP_SCHEMA), {})
+
+
+def _iso(moment) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def weak_etag(*parts: Any) -> str:
+    digest = hashlib.sha256("|".join(str(part) for part in parts).encode()).hexdigest()[:20]
+    return f'W/"{digest}"'
+
+
+class _Adapter(SCIMMixin):
+    id_field = "id"
+    resource_schema_uri = ""
+
+    def __init__(self, obj: Any, request: HttpRequest | None = None) -> None:
+        super().__init__(obj, request=request)
+
+    @property
+    def location(self) -> str:
+        return base_location(self._request) + self.path
+
+    @property
+    def path(self) -> str:
+        return reverse(self.url_name, kwargs={"uuid": self.id})
+
+
+# --- Users -------------------------------------------------------------------------------------
+
+
+class ScimUserAdapter(_Adapter):
+    """USER_ADAPTER: a directory User as a SCIM User with the enterprise extension."""
+
+    url_name = "scim_server:user"
+    resource_type = "User"
+
+    def __init__(self, obj: User, request: HttpRequest | None = None, groups: list[Group] | None = None) -> None:
+        super().__init__(obj, request=request)
+        # Given by list views (one query for a page); loaded on demand otherwise.
+        self._groups = groups
+
+    @property
+    def version(self) -> str:
+        return weak_etag(self.obj.pk, self.obj.updated.isoformat())
+
+    @property
+    def display_name(self) -> str:
+        return self.obj.display_name or self.obj.full_name or self.obj.username
+
+    def groups(self) -> list[Group]:
+        if self._groups is None:
+            self._groups = list(Group.objects.filter(memberships__user=self.obj).only("id", "name").order_by("name"))
+        return self._groups
+
+    def to_dict(self, *, with_groups: bool = True, request_only: RequestOnly = frozenset()) -> dict:
+        user = self.obj
+        document: dict[str, Any] = {
+            "schemas": [USER_SCHEMA],
+            "id": str(user.pk),
+            "userName": user.username,
+        }
+        if user.external_id:
+            document["externalId"] = user.external_id
+        name = {}
+        if user.display_name:
+            name["formatted"] = user.display_name
+        if user.last_name:
+            name["familyName"] = user.last_name
+        if user.first_name:
+            name["givenName"] = user.first_name
+        if name:
+            document["name"] = name
+        document["displayName"] = self.display_name
+        document["active"] = user.status == UserStatus.ACTIVE
+        if user.email:
+            email = {"value": user.email, "type": "work"}
+            if "emails.primary" in request_only:
+                email["primary"] = True
+            document["emails"] = [email]
+        if with_groups:
+            groups = self.groups()
+            if groups:
+                base = base_location(self._request)
+                document["groups"] = [
+                    {
+                        "value": str(group.pk),
+                        "$ref": base + reverse("scim_server:group", kwargs={"uuid": str(group.pk)}),
+                        "display": group.name,
+                        "type": "direct",
+                    }
+                    for group in groups
+                ]
+        if user.employee_id:
+            document["schemas"].append(ENTERPRISE_SCHEMA)
+            document[ENTERPRISE_SCHEMA] = {"employeeNumber": user.employee_id}
+        document["meta"] = {
+            "resourceType": self.resource_type,
+            "created": _iso(user.created),
+            "lastModified": _iso(user.updated),
+            "location": self.location,
+            "version": self.version,
+        }
+        return document
+
+
+@dataclass
+class UserFields:
+    """What a SCIM User document says about a directory user."""
+
+    profile: dict[str, str]
+    active: bool | None
+    password: str | None = None
+    touched: set[str] = field(default_factory=set)
+
+
+_USER_STRINGS = {"username": "userName", "displayname": "displayName"}
+
+
+def _string(value: Any, label: str, *, allow_none: bool = True) -> str:
+    if value is None and allow_none:
+        return ""
+    if not isinstance(value, str):
+        raise invalid_value(f"{label} must be a string.")
+    return value
+
+
+def _boolean(value: Any, label: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise invalid_value(f"{label} must be true or false.")
+
+
+def _check_schemas(document: dict, allowed: set[str], required: str) -> None:
+    _, schemas = _get(document, "schemas")
+    if schemas is None:
+        return
+    if not isinstance(schemas, list) or not all(isinstance(item, str) for item in schemas):
+        raise invalid_value("schemas must be a list of URIs.")
+    unknown = [item for item in schemas if item not in allowed]
+    if unknown:
+        raise invalid_value(f"Unsupported schema {unknown[0][:100]!r}.")
+    if required not in schemas:
+        raise invalid_value(f"schemas must include {required}.")
+
+
+def _check_read_only(key: str, value: Any, mode: str, current_id: str | None) -> None:
+    """POST refuses read-only attributes; PUT ignores them (RFC 7644 §3.5.1) but not a different id."""
+    if mode == "create":
+        if key.lower() == "groups" and value in (None, []):
+            return  # Okta sends an empty `groups` on create; there is nothing to write.
+        raise mutability(f"{key} is read-only.")
+    if key.lower() == "id" and mode == "replace" and value is not None and str(value) != current_id:
+        raise mutability("id cannot be changed.")
+
+
+def read_user_document(document: Any, *, mode: str, current: dict | None = None) -> UserFields:
+    """Read a SCIM User document into directory fields.
+
+    `mode` is "create" (POST), "replace" (PUT) or "patch" (the document a PATCH produced, whose
+    read-only attributes are the server's own). `current` is the document before the change.
+    """
+    if not isinstance(document, dict):
+        raise invalid_value("A User must be a JSON object.")
+    _check_schemas(document, {USER_SCHEMA, ENTERPRISE_SCHEMA}, USER_SCHEMA)
+    core = attribute_defs(USER_SCHEMA)
+    values: dict[str, Any] = {}
+    touched: set[str] = set()
+    password = None
+    active = None
+    enterprise: dict | None = None
+    current_id = (current or {}).get("id")
+    for key, value in document.items():
+        lowered = key.lower()
+        if lowered == "schemas":
+            continue
+        if lowered == ENTERPRISE_SCHEMA.lower():
+            enterprise = value
+            continue
+        definition = core.get(lowered) or COMMON_ATTRIBUTES.get(lowered)
+        if definition is None:
+            raise invalid_path(f"Unknown attribute {key[:80]!r}.")
+        if definition.mutability == "readOnly":
+            if mode != "patch":
+                _check_read_only(key, value, mode, current_id)
+            continue
+        touched.add(definition.name)
+        if lowered in _USER_STRINGS:
+            values[lowered] = _string(value, definition.name)
+        elif lowered == "externalid":
+            values["external_id"] = _string(value, "externalId")
+        elif lowered == "name":
+            values.update(_read_name(value))
+        elif lowered == "active":
+            active = None if value is None else _boolean(value, "active")
+        elif lowered == "emails":
+            values["email"] = _read_emails(value)
+        elif lowered == "password":
+            if not password_writable():
+                raise mutability("Writing passwords over SCIM is disabled on this server.")
+            password = _string(value, "password") or None
+    if enterprise is not None:
+        values.update(_read_enterprise(enterprise))
+    profile = {
+        "username": values.get("username", "").strip(),
+        "first_name": values.get("first_name", ""),
+        "last_name": values.get("last_name", ""),
+        "email": values.get("email", ""),
+        "employee_id": values.get("employee_id", ""),
+        "external_id": values.get("external_id", ""),
+        "display_name": _choose_display_name(values, current),
+    }
+    if not profile["username"]:
+        raise invalid_value("userName is required.")
+    return UserFields(profile=profile, active=active, password=password, touched=touched)
+
+
+def _choose_display_name(values: dict, current: dict | None) -> str:
+    """displayName and name.formatted are one field; whichever the request changed wins."""
+    display = values.get("displayname")
+    formatted = values.get("formatted")
+    if current is not None:
+        current_display = current.get("displayName")
+        current_formatted = (current.get("name") or {}).get("formatted")
+        display_changed = display is not None and display != current_display
+        formatted_changed = formatted is not None and formatted != current_formatted
+        if display_changed:
+            return display
+        if formatted_changed:
+            return formatted
+        if formatted is None and current_formatted:
+            return ""  # name.formatted was removed: the display name goes back to being derived
+        return formatted or ""
+    return display or formatted or ""
+
+
+def _read_name(value: Any) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise invalid_value("name must be an object.")
+    subs = attribute_defs(USER_SCHEMA)["name"].sub_attributes
+    result = {}
+    for key, item in value.items():
+        sub = subs.get(key.lower())
+        if sub is None:
+            raise invalid_path(f"Unknown attribute name.{key[:80]}.")
+        text = _string(item, f"name.{sub.name}")
+        if sub.name == "givenName":
+            result["first_name"] = text
+        elif sub.name == "familyName":
+            result["last_name"] = text
+        elif sub.name == "formatted":
+            result["formatted"] = text
+    return result
+
+
+def _read_emails(value: Any) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, list):
+        raise invalid_value("emails must be a list.")
+    if len(value) > MAX_EMAILS:
+        raise invalid_value(f"At most {MAX_EMAILS} emails; the directory keeps one.")
+    subs = attribute_defs(USER_SCHEMA)["emails"].sub_attributes
+    candidates = []
+    for element in value:
+        if not isinstance(element, dict):
+            raise invalid_value("Each email must be an object.")
+        entry = {}
+        for key, item in element.items():
+            sub = subs.get(key.lower())
+            if sub is None and key.lower() != "display":
+                raise invalid_path(f"Unknown attribute emails.{key[:80]}.")
+            entry[key.lower()] = item
+        address = entry.get("value")
+        if address in (None, ""):
+            continue
+        candidates.append(
+            (
+                not _truthy(entry.get("primary")),
+                str(entry.get("type") or "").lower() != "work",
+                _string(address, "emails.value"),
+            )
+        )
+    if not candidates:
+        return ""
+    # The primary email, else the work one, else the first.
+    return min(candidates, key=lambda item: (item[0], item[1]))[2]
+
+
+def _truthy(value: Any) -> bool:
+    return value is True or (isinstance(value, str) and value.lower() == "true")
+
+
+def _read_enterprise(value: Any) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise invalid_value(f"{ENTERPRISE_SCHEMA} must be an object.")
+    definitions = attribute_defs(ENTERPRISE_SCHEMA)
+    result = {}
+    for key, item in value.items():
+        if key.lower() == "schemas":
+            continue
+        if definitions.get(key.lower()) is None:
+            raise invalid_path(f"Unknown attribute {ENTERPRISE_SCHEMA}:{key[:80]}.")
+        result["employee_id"] = _string(item, "employeeNumber")
+    return result
+
+
+def user_create_from(fields: UserFields, *, actor: SystemActor, scope_group: Group | None) -> User:
+    profile = dict(fields.profile)
+    if not profile["display_name"] and not (profile["first_name"] or profile["last_name"]):
+        profile["display_name"] = profile["username"]
+    with transaction.atomic():
+        user = services.user_create(
+            actor=actor,
+            status=UserStatus.ACTIVE if fields.active in (None, True) else UserStatus.SUSPENDED,
+            password=fields.password,
+            validate_password=False,
+            **profile,
+        )
+        if scope_group is not None:
+            services.group_add_members(actor=actor, group=scope_group, users=[user])
+    return user
+
+
+def user_apply(user: User, fields: UserFields, *, actor: SystemActor, keep_active_when_absent: bool = True) -> User:
+    """Write what differs between `user` and `fields` through the directory services."""
+    changes = {name: value for name, value in fields.profile.items() if getattr(user, name) != value}
+    if "display_name" in changes and not changes["display_name"] and not user.display_name:
+        del changes["display_name"]
+    with transaction.atomic():
+        if changes:
+            user = services.user_update(actor=actor, user=user, **changes)
+        if fields.active is not None:
+            is_active = user.status == UserStatus.ACTIVE
+            if fields.active and not is_active:
+                user = services.user_reactivate(actor=actor, user=user)
+            elif not fields.active and user.status == UserStatus.ACTIVE:
+                user = services.user_suspend(actor=actor, user=user)
+        if fields.password:
+            services.user_set_password(actor=actor, user=user, password=fields.password)
+    return user
+
+
+# --- Groups ------------------------------------------------------------------------------------
+
+
+class ScimGroupAdapter(_Adapter):
+    """GROUP_ADAPTER: a directory Group as a SCIM Group whose members are users."""
+
+    url_name = "scim_server:group"
+    resource_type = "Group"
+
+    def __init__(
+        self, obj: Group, request: HttpRequest | None = None, members: list[tuple[UUID, str]] | None = None
+    ) -> None:
+        super().__init__(obj, request=request)
+        self._members = members
+
+    def members(self) -> list[tuple[UUID, str]]:
+        """(user id, username) of every member, in a stable order."""
+        if self._members is None:
+            self._members = list(
+                Membership.objects.filter(group=self.obj).order_by("user_id").values_list("user_id", "user__username")
+            )
+        return self._members
+
+    @property
+    def version(self) -> str:
+        member_digest = hashlib.sha256(",".join(str(pk) for pk, _ in self.members()).encode()).hexdigest()
+        return weak_etag(self.obj.pk, self.obj.updated.isoformat(), member_digest)
+
+    def to_dict(self, *, with_members: bool = True, request_only: RequestOnly = frozenset()) -> dict:
+        group = self.obj
+        document: dict[str, Any] = {"schemas": [GROUP_SCHEMA], "id": str(group.pk), "displayName": group.name}
+        if group.external_id:
+            document["externalId"] = group.external_id
+        if with_members and self.members():
+            base = base_location(self._request)
+            with_display = "members.display" in request_only
+            members = []
+            for user_id, username in self.members():
+                member = {
+                    "value": str(user_id),
+                    "$ref": base + reverse("scim_server:user", kwargs={"uuid": str(user_id)}),
+                    "type": "User",
+                }
+                if with_display:
+                    member["display"] = username
+                members.append(member)
+            document["members"] = members
+        document["meta"] = {
+            "resourceType": self.resource_type,
+            "created": _iso(group.created),
+            "lastModified": _iso(group.updated),
+            "location": self.location,
+            "version": self.version,
+        }
+        return document
+
+
+@dataclass
+class GroupFields:
+    name: str
+    external_id: str
+    member_ids: list[UUID] | None  # None: not given (PUT keeps members? no: PUT clears; see reader)
+
+
+def read_group_document(document: Any, *, mode: str, current: dict | None = None) -> GroupFields:
+    if not isinstance(document, dict):
+        raise invalid_value("A Group must be a JSON object.")
+    _check_schemas(document, {GROUP_SCHEMA}, GROUP_SCHEMA)
+    core = attribute_defs(GROUP_SCHEMA)
+    name = None
+    external_id = ""
+    member_ids: list[UUID] = []
+    current_id = (current or {}).get("id")
+    for key, value in document.items():
+        lowered = key.lower()
+        if lowered == "schemas":
+            continue
+        definition = core.get(lowered) or COMMON_ATTRIBUTES.get(lowered)
+        if definition is None:
+            raise invalid_path(f"Unknown attribute {key[:80]!r}.")
+        if definition.mutability == "readOnly":
+            if mode != "patch":
+                _check_read_only(key, value, mode, current_id)
+            continue
+        if lowered == "displayname":
+            name = _string(value, "displayName")
+        elif lowered == "externalid":
+            external_id = _string(value, "externalId")
+        elif lowered == "members":
+            member_ids = _read_members(value)
+    if not (name or "").strip():
+        raise invalid_value("displayName is required.")
+    return GroupFields(name=name.strip(), external_id=external_id, member_ids=member_ids)
+
+
+def _read_members(value: Any) -> list[UUID]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise invalid_value("members must be a list.")
+    if len(value) > MAX_MEMBERS_PER_REQUEST:
+        raise invalid_value(f"At most {MAX_MEMBERS_PER_REQUEST} members per request.")
+    subs = attribute_defs(GROUP_SCHEMA)["members"].sub_attributes
+    ids: dict[UUID, None] = {}
+    for element in value:
+        if not isinstance(element, dict):
+            raise invalid_value("Each member must be an object.")
+        for key in element:
+            if subs.get(key.lower()) is None:
+                raise invalid_path(f"Unknown attribute members.{key[:80]}.")
+        _, member_type = _get(element, "type")
+        if member_type is not None and str(member_type).lower() != "user":
+            raise invalid_value("Groups hold users only; nested groups are not supported.")
+        _, member_value = _get(element, "value")
+        if not isinstance(member_value, str):
+            raise invalid_value("Each member needs a value: the SCIM id of a User.")
+        try:
+            ids[UUID(member_value)] = None
+        except ValueError:
+            raise invalid_value(f"{member_value[:60]!r} is not the id of a User.") from None
+    return list(ids)
+
+
+def resolve_members(member_ids: list[UUID], users_queryset) -> list[User]:
+    users = {user.pk: user for user in users_queryset.filter(pk__in=member_ids).only("id", "username")}
+    missing = [str(pk) for pk in member_ids if pk not in users]
+    if missing:
+        raise invalid_value(f"No such user: {', '.join(missing[:20])}.")
+    return [users[pk] for pk in member_ids]
+
+
+def group_create_from(fields: GroupFields, *, actor: SystemActor, users_queryset) -> Group:
+    members = resolve_members(fields.member_ids or [], users_queryset)
+    return services.group_create(actor=actor, name=fields.name, external_id=fields.external_id, members=members)
+
+
+def group_apply(
+    group: Group, fields: GroupFields, *, actor: SystemActor, users_queryset, current_members: list
+) -> Group:
+    changes = {}
+    if group.name != fields.name:
+        changes["name"] = fields.name
+    if group.external_id != fields.external_id:
+        changes["external_id"] = fields.external_id
+    with transaction.atomic():
+        if changes:
+            group = services.group_update(actor=actor, group=group, **changes)
+        if fields.member_ids is not None:
+            wanted = set(fields.member_ids)
+            present = {pk for pk, _ in current_members}
+            to_add = [pk for pk in fields.member_ids if pk not in present]
+            to_remove = present - wanted
+            if to_add:
+                services.group_add_members(actor=actor, group=group, users=resolve_members(to_add, users_queryset))
+            if to_remove:
+                services.group_remove_members(
+                    actor=actor, group=group, users=list(User.objects.filter(pk__in=to_remove).only("id", "username"))
+                )
+            if to_add or to_remove:
+                # Membership rows do not touch the group; its lastModified and version must move.
+                Group.objects.filter(pk=group.pk).update(updated=timezone.now())
+                group.refresh_from_db(fields=["updated"])
+    return group

@@ -1,0 +1,77 @@
+"""Per-token request budget: a fixed one-minute window, shared through Redis when there is one."""
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+WINDOW_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class RateDecision:
+    allowed: bool
+    retry_after: int = 0
+
+
+class _LocalCounter:
+    """For a single-process deployment without Redis (development, the embedded setup)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[str, int] = {}
+
+    def incr(self, key: str) -> int:
+        with self._lock:
+            if len(self._counts) > 10_000:
+                self._counts.clear()
+            self._counts[key] = self._counts.get(key, 0) + 1
+            return self._counts[key]
+
+
+_local = _LocalCounter()
+_redis_client = None
+_redis_lock = threading.Lock()
+
+
+def _redis():
+    global _redis_client
+    url = getattr(settings, "REDIS_URL", "")
+    if not url:
+        return None
+    with _redis_lock:
+        if _redis_client is None:
+            import redis
+
+            _redis_client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+        return _redis_client
+
+
+def rate_limit_hit(token_id: int, *, limit: int | None = None, now: float | None = None) -> RateDecision:
+    """Count one request of `token_id`; refuse it when the window's budget is spent."""
+    limit = settings.SCIM_RATE_LIMIT_PER_MINUTE if limit is None else limit
+    if limit <= 0:
+        return RateDecision(True)
+    now = time.time() if now is None else now
+    window = int(now // WINDOW_SECONDS)
+    key = f"idp:scim:rate:{token_id}:{window}"
+    count = None
+    client = _redis()
+    if client is not None:
+        try:
+            with client.pipeline() as pipe:
+                pipe.incr(key)
+                pipe.expire(key, WINDOW_SECONDS * 2)
+                count = pipe.execute()[0]
+        except Exception:  # noqa: BLE001 - a Redis outage must not take SCIM down; count locally
+            logger.warning("SCIM rate limit: Redis unavailable, counting in this process")
+    if count is None:
+        count = _local.incr(key)
+    if count <= limit:
+        return RateDecision(True)
+    retry_after = max(1, int((window + 1) * WINDOW_SECONDS - now) + 1)
+    return RateDecision(False, retry_after)

@@ -1,0 +1,675 @@
+"""SCIM operations on Users and Groups, apart from HTTP: views and /Bulk both call these.
+
+Each takes the authenticated token, the parsed body and the headers that matter (If-Match), and
+returns a `ScimResult`; every failure is a `ScimError`. Reads cost a constant number of queries per
+page (count, page, one query for the page's groups or members) whatever the directory's size.
+"""
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from apps.audit.services import SystemActor, audit_record
+from apps.common.errors import ApplicationError
+from apps.directory import services
+from apps.directory.models import Group, Membership, User, UserStatus
+from apps.directory.services import LastSuperAdminError
+from apps.scim_server import filters
+from apps.scim_server.adapters import (
+    ScimGroupAdapter,
+    ScimUserAdapter,
+    group_apply,
+    group_create_from,
+    group_resource_schema,
+    read_group_document,
+    read_user_document,
+    user_apply,
+    user_create_from,
+    user_resource_schema,
+)
+from apps.scim_server.errors import ScimError, invalid_value, not_found
+from apps.scim_server.models import ScimToken
+from apps.scim_server.patch import ResourceSchema, apply_patch
+from apps.scim_server.schemas import ENTERPRISE_SCHEMA, GROUP_SCHEMA, LIST_RESPONSE, USER_SCHEMA, password_writable
+
+
+@dataclass
+class ScimResult:
+    status: int
+    body: dict | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ListParams:
+    filter: str | None
+    start_index: int
+    count: int
+    sort_by: str | None
+    descending: bool
+    attributes: tuple[str, ...]
+    excluded: tuple[str, ...]
+
+
+def _integer(raw: Any, name: str) -> int | None:
+    if raw is None or raw == "":
+        return None
+    if isinstance(raw, bool):
+        raise invalid_value(f"{name} must be an integer.")
+    if isinstance(raw, int):
+        return raw
+    try:
+        return int(str(raw).strip())
+    except ValueError:
+        raise invalid_value(f"{name} must be an integer.") from None
+
+
+def _names(raw: Any, name: str) -> tuple[str, ...]:
+    if raw in (None, ""):
+        return ()
+    if isinstance(raw, list):
+        items = raw
+    elif isinstance(raw, str):
+        items = raw.split(",")
+    else:
+        raise invalid_value(f"{name} must be a comma-separated list of attribute names.")
+    if len(items) > 100 or not all(isinstance(item, str) for item in items):
+        raise invalid_value(f"{name} must be a list of at most 100 attribute names.")
+    return tuple(item.strip() for item in items if item.strip())
+
+
+def list_params(source: Mapping[str, Any]) -> ListParams:
+    """Read list parameters from a query string or a SearchRequest body (names case-insensitive)."""
+    values = {str(key).lower(): value for key, value in source.items()}
+    start = _integer(values.get("startindex"), "startIndex")
+    count = _integer(values.get("count"), "count")
+    start = 1 if start is None or start < 1 else start
+    if count is None:
+        count = settings.SCIM_DEFAULT_PAGE_SIZE
+    count = max(0, min(count, settings.SCIM_MAX_PAGE_SIZE))
+    order = values.get("sortorder") or "ascending"
+    if not isinstance(order, str) or order.lower() not in ("ascending", "descending"):
+        raise invalid_value("sortOrder must be ascending or descending.")
+    query_filter = values.get("filter")
+    if query_filter is not None and not isinstance(query_filter, str):
+        raise ScimError(400, "filter must be a string.", "invalidFilter")
+    sort_by = values.get("sortby")
+    if sort_by is not None and not isinstance(sort_by, str):
+        raise invalid_value("sortBy must be an attribute name.")
+    return ListParams(
+        filter=query_filter if query_filter not in (None, "") else None,
+        start_index=start,
+        count=count,
+        sort_by=sort_by or None,
+        descending=order.lower() == "descending",
+        attributes=_names(values.get("attributes"), "attributes"),
+        excluded=_names(values.get("excludedattributes"), "excludedAttributes"),
+    )
+
+
+# --- Attribute selection (RFC 7644 §3.4.2.5) ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Projection:
+    attributes: tuple[tuple[str | None, str, str | None], ...]
+    excluded: tuple[tuple[str | None, str, str | None], ...]
+
+    def wants(self, uri: str | None, attr: str) -> bool:
+        """Whether a top-level attribute ends up in the response (to skip loading it)."""
+        if any(item[0] == uri and item[1] == attr and item[2] is None for item in self.excluded):
+            return False
+        if self.attributes:
+            return any(item[0] == uri and item[1] == attr for item in self.attributes)
+        return True
+
+    @property
+    def request_only(self) -> frozenset[str]:
+        return frozenset(f"{attr}.{sub}" for uri, attr, sub in self.attributes if sub and uri is None)
+
+
+def projection(params: ListParams, schema: ResourceSchema) -> Projection:
+    def parse(names: tuple[str, ...]) -> tuple:
+        items = []
+        for name in names:
+            extension = schema.extension_uri(name)
+            if extension is not None:
+                items.append((extension, "*", None))
+                continue
+            try:
+                path = filters.parse_attr_path(name, schema.known_uris)
+            except ScimError:
+                raise invalid_value(f"Invalid attribute name {name[:80]!r}.") from None
+            uri = None if path.uri in (None, schema.core_uri) else path.uri
+            items.append((uri, path.attr, path.sub))
+        return tuple(items)
+
+    return Projection(parse(params.attributes), parse(params.excluded))
+
+
+def _find(container: dict, name: str) -> str | None:
+    for key in container:
+        if key.lower() == name:
+            return key
+    return None
+
+
+def project(document: dict, selection: Projection) -> dict:
+    if not selection.attributes and not selection.excluded:
+        return document
+    if selection.attributes:
+        result = {"schemas": document["schemas"], "id": document["id"]}
+        for uri, attr, sub in selection.attributes:
+            source = document if uri is None else document.get(uri)
+            if not isinstance(source, dict):
+                continue
+            target = result if uri is None else result.setdefault(uri, {})
+            if attr == "*":
+                target.update(source)
+                continue
+            key = _find(source, attr)
+            if key is None:
+                continue
+            value = source[key]
+            if sub is None:
+                target[key] = value
+            elif isinstance(value, list):
+                picked = [
+                    {k: v for k, v in element.items() if k.lower() == sub}
+                    for element in value
+                    if isinstance(element, dict)
+                ]
+                existing = target.get(key)
+                if isinstance(existing, list) and len(existing) == len(picked):
+                    for into, extra in zip(existing, picked, strict=True):
+                        into.update(extra)
+                else:
+                    target[key] = [element for element in picked if element]
+            elif isinstance(value, dict):
+                sub_key = _find(value, sub)
+                if sub_key is not None:
+                    target.setdefault(key, {})[sub_key] = value[sub_key]
+        for key in list(result):
+            if isinstance(result[key], dict | list) and not result[key]:
+                del result[key]
+        document = result
+    for uri, attr, sub in selection.excluded:
+        source = document if uri is None else document.get(uri)
+        if not isinstance(source, dict):
+            continue
+        if attr == "*":
+            document.pop(uri, None)
+            continue
+        if uri is None and attr in ("id", "schemas"):
+            continue
+        key = _find(source, attr)
+        if key is None:
+            continue
+        if sub is None:
+            del source[key]
+        elif isinstance(source[key], list):
+            for element in source[key]:
+                if isinstance(element, dict):
+                    sub_key = _find(element, sub)
+                    if sub_key is not None:
+                        del element[sub_key]
+        elif isinstance(source[key], dict):
+            sub_key = _find(source[key], sub)
+            if sub_key is not None:
+                del source[key][sub_key]
+    return document
+
+
+# --- Shared helpers ----------------------------------------------------------------------------
+
+
+def actor_for(token: ScimToken) -> SystemActor:
+    return SystemActor(label=f"scim:{token.name}")
+
+
+def require_write(token: ScimToken) -> None:
+    if not token.can_write:
+        raise ScimError(403, "This SCIM token is read-only.")
+
+
+def _uuid_or_404(value: str) -> UUID:
+    try:
+        return UUID(str(value))
+    except ValueError:
+        raise not_found(f"Resource {str(value)[:60]} not found.") from None
+
+
+def check_if_match(if_match: str | None, version: str) -> None:
+    if not if_match:
+        return
+    wanted = [item.strip() for item in if_match.split(",")]
+    if "*" in wanted:
+        return
+    bare = version.removeprefix("W/")
+    if not any(item.removeprefix("W/") == bare for item in wanted):
+        raise ScimError(412, "The resource has changed since that version (If-Match).")
+
+
+_FIELD_TO_ATTRIBUTE = {
+    "username": "userName",
+    "email": "emails",
+    "first_name": "name.givenName",
+    "last_name": "name.familyName",
+    "display_name": "displayName",
+    "employee_id": f"{ENTERPRISE_SCHEMA}:employeeNumber",
+    "external_id": "externalId",
+    "password": "password",
+    "name": "displayName",
+    "description": "description",
+}
+
+
+def _validation_error(exc: ValidationError) -> ScimError:
+    messages = []
+    unique = False
+    if hasattr(exc, "error_dict"):
+        for name, errors in exc.error_dict.items():
+            for error in errors:
+                unique = unique or error.code == "unique"
+                text = " ".join(error.messages)
+                messages.append(f"{_FIELD_TO_ATTRIBUTE.get(name, name)}: {text}")
+    else:
+        messages = list(exc.messages)
+    detail = " ".join(messages)[:1000] or "Invalid value."
+    return ScimError(409, detail, "uniqueness") if unique else ScimError(400, detail, "invalidValue")
+
+
+def run_write(token: ScimToken, operation: str, target: Any, write: Callable[[], Any]) -> Any:
+    """Run a write, turning domain errors into SCIM errors; break-glass refusals are audited."""
+    try:
+        return write()
+    except LastSuperAdminError as exc:
+        with transaction.atomic():
+            audit_record(
+                actor=actor_for(token),
+                action="scim.refused",
+                target=target,
+                after={"operation": operation, "reason": exc.code, "detail": exc.message},
+            )
+        raise ScimError(403, f"Refused: {exc.message}") from None
+    except ValidationError as exc:
+        raise _validation_error(exc) from None
+    except ApplicationError as exc:
+        raise invalid_value(exc.message) from None
+
+
+def _result(adapter: ScimUserAdapter | ScimGroupAdapter, document: dict, status: int = 200) -> ScimResult:
+    return ScimResult(status, document, {"Location": adapter.location, "ETag": adapter.version})
+
+
+def list_response(resources: list[dict], total: int, start: int) -> dict:
+    return {
+        "schemas": [LIST_RESPONSE],
+        "totalResults": total,
+        "itemsPerPage": len(resources),
+        "startIndex": start,
+        "Resources": resources,
+    }
+
+
+def _page(queryset: QuerySet, params: ListParams, target: filters.FilterTarget) -> tuple[int, list]:
+    if params.filter is not None:
+        queryset = filters.filter_queryset(queryset, params.filter, target)
+    total = queryset.count()
+    if params.count == 0 or params.start_index > total:
+        return total, []
+    order = filters.sort_field(params.sort_by, target) if params.sort_by else "pk"
+    prefix = "-" if params.descending else ""
+    ordering = [f"{prefix}{order}"] if order == "pk" else [f"{prefix}{order}", "pk"]
+    offset = params.start_index - 1
+    return total, list(queryset.order_by(*ordering)[offset : offset + params.count])
+
+
+# --- Users -------------------------------------------------------------------------------------
+
+
+def _member_of(group: Group) -> QuerySet:
+    return Membership.objects.filter(group=group).values("user_id")
+
+
+USER_TARGET = filters.FilterTarget(
+    translators={
+        ("id", None): filters.uuid_field("id"),
+        ("externalid", None): filters.text_exact("external_id"),
+        ("username", None): filters.text_ci("username"),
+        ("displayname", None): filters.text_ci("display_name"),
+        ("name", "givenname"): filters.text_ci("first_name"),
+        ("name", "familyname"): filters.text_ci("last_name"),
+        ("name", "formatted"): filters.text_ci("display_name"),
+        ("active", None): filters.boolean_q(filters.Q(status=UserStatus.ACTIVE)),
+        ("emails", None): filters.text_ci("email"),
+        ("emails", "value"): filters.text_ci("email"),
+        ("emails", "type"): filters.constant_when_present(~filters.Q(email=""), "work"),
+        ("emails", "primary"): filters.constant_when_present(~filters.Q(email=""), True),
+        ("groups", None): filters.in_subquery("pk", lambda pk: _memberships_of_group(pk)),
+        ("groups", "value"): filters.in_subquery("pk", lambda pk: _memberships_of_group(pk)),
+        ("meta", "created"): filters.datetime_field("created"),
+        ("meta", "lastmodified"): filters.datetime_field("updated"),
+        (f"{ENTERPRISE_SCHEMA.lower()}:employeenumber", None): filters.text_ci("employee_id"),
+    },
+    known_uris=(USER_SCHEMA, ENTERPRISE_SCHEMA),
+    core_uri=USER_SCHEMA,
+    sortable={
+        ("id", None): "pk",
+        ("username", None): "username",
+        ("externalid", None): "external_id",
+        ("displayname", None): "display_name",
+        ("name", "givenname"): "first_name",
+        ("name", "familyname"): "last_name",
+        ("name", "formatted"): "display_name",
+        ("emails", None): "email",
+        ("emails", "value"): "email",
+        ("active", None): "status",
+        ("meta", "created"): "created",
+        ("meta", "lastmodified"): "updated",
+        (f"{ENTERPRISE_SCHEMA.lower()}:employeenumber", None): "employee_id",
+    },
+)
+
+
+def _memberships_of_group(group_id: UUID | None) -> QuerySet:
+    memberships = Membership.objects.all() if group_id is None else Membership.objects.filter(group_id=group_id)
+    return memberships.values("user_id")
+
+
+def users_for(token: ScimToken) -> QuerySet:
+    users = User.objects.all()
+    if token.scope_group_id:
+        users = users.filter(pk__in=_member_of(token.scope_group))
+    return users
+
+
+def _get_user(token: ScimToken, user_id: str) -> User:
+    user = users_for(token).filter(pk=_uuid_or_404(user_id)).first()
+    if user is None:
+        raise not_found(f"User {str(user_id)[:60]} not found.")
+    return user
+
+
+def _groups_by_user(users: list[User]) -> dict[UUID, list[Group]]:
+    result: dict[UUID, list[Group]] = {user.pk: [] for user in users}
+    memberships = (
+        Membership.objects.filter(user_id__in=list(result))
+        .select_related("group")
+        .only("user_id", "group__id", "group__name")
+        .order_by("group__name")
+    )
+    for membership in memberships:
+        result[membership.user_id].append(membership.group)
+    return result
+
+
+def _render_user(user: User, request: HttpRequest | None, selection: Projection, groups=None) -> tuple:
+    adapter = ScimUserAdapter(user, request=request, groups=groups)
+    with_groups = selection.wants(None, "groups")
+    document = adapter.to_dict(with_groups=with_groups, request_only=selection.request_only)
+    return adapter, project(document, selection)
+
+
+_NO_SELECTION = Projection((), ())
+
+
+def user_list(token: ScimToken, request: HttpRequest | None, params: ListParams) -> ScimResult:
+    selection = projection(params, user_resource_schema())
+    total, users = _page(users_for(token), params, USER_TARGET)
+    groups = _groups_by_user(users) if users and selection.wants(None, "groups") else {}
+    resources = [_render_user(user, request, selection, groups.get(user.pk, []))[1] for user in users]
+    return ScimResult(200, list_response(resources, total, params.start_index))
+
+
+def user_get(
+    token: ScimToken, request: HttpRequest | None, user_id: str, params: ListParams | None = None
+) -> ScimResult:
+    user = _get_user(token, user_id)
+    selection = projection(params, user_resource_schema()) if params else _NO_SELECTION
+    adapter, document = _render_user(user, request, selection)
+    return _result(adapter, document)
+
+
+def user_create(token: ScimToken, request: HttpRequest | None, body: Any) -> ScimResult:
+    require_write(token)
+    fields = read_user_document(body, mode="create")
+    user = run_write(
+        token,
+        "create",
+        None,
+        lambda: user_create_from(fields, actor=actor_for(token), scope_group=token.scope_group),
+    )
+    adapter, document = _render_user(User.objects.get(pk=user.pk), request, _NO_SELECTION)
+    return _result(adapter, document, 201)
+
+
+def user_replace(
+    token: ScimToken, request: HttpRequest | None, user_id: str, body: Any, if_match: str | None = None
+) -> ScimResult:
+    require_write(token)
+    user = _get_user(token, user_id)
+    adapter = ScimUserAdapter(user, request=request)
+    check_if_match(if_match, adapter.version)
+    fields = read_user_document(body, mode="replace", current=adapter.to_dict(with_groups=False))
+    run_write(token, "replace", user, lambda: user_apply(user, fields, actor=actor_for(token)))
+    return user_get(token, request, str(user.pk))
+
+
+def user_patch(
+    token: ScimToken, request: HttpRequest | None, user_id: str, body: Any, if_match: str | None = None
+) -> ScimResult:
+    require_write(token)
+    user = _get_user(token, user_id)
+    adapter = ScimUserAdapter(user, request=request)
+    check_if_match(if_match, adapter.version)
+    current = adapter.to_dict(with_groups=False)
+    changed = apply_patch(current, body, user_resource_schema(), writable_password=password_writable())
+    fields = read_user_document(changed, mode="patch", current=current)
+    run_write(token, "patch", user, lambda: user_apply(user, fields, actor=actor_for(token)))
+    return user_get(token, request, str(user.pk))
+
+
+def user_delete(token: ScimToken, request: HttpRequest | None, user_id: str, if_match: str | None = None) -> ScimResult:
+    require_write(token)
+    user = _get_user(token, user_id)
+    check_if_match(if_match, ScimUserAdapter(user, request=request).version)
+    run_write(token, "delete", user, lambda: services.user_delete(actor=actor_for(token), user=user))
+    return ScimResult(204)
+
+
+# --- Groups ------------------------------------------------------------------------------------
+
+
+GROUP_TARGET = filters.FilterTarget(
+    translators={
+        ("id", None): filters.uuid_field("id"),
+        ("externalid", None): filters.text_exact("external_id"),
+        ("displayname", None): filters.text_ci("name"),
+        ("members", None): filters.in_subquery("pk", lambda pk: _memberships_of_user(pk)),
+        ("members", "value"): filters.in_subquery("pk", lambda pk: _memberships_of_user(pk)),
+        ("meta", "created"): filters.datetime_field("created"),
+        ("meta", "lastmodified"): filters.datetime_field("updated"),
+    },
+    known_uris=(GROUP_SCHEMA,),
+    core_uri=GROUP_SCHEMA,
+    sortable={
+        ("id", None): "pk",
+        ("displayname", None): "name",
+        ("externalid", None): "external_id",
+        ("meta", "created"): "created",
+        ("meta", "lastmodified"): "updated",
+    },
+)
+
+
+def _memberships_of_user(user_id: UUID | None) -> QuerySet:
+    memberships = Membership.objects.all() if user_id is None else Membership.objects.filter(user_id=user_id)
+    return memberships.values("group_id")
+
+
+def groups_for(token: ScimToken) -> QuerySet:
+    groups = Group.objects.all()
+    if token.scope_group_id:
+        groups = groups.filter(pk=token.scope_group_id)
+    return groups
+
+
+def require_group_write(token: ScimToken) -> None:
+    require_write(token)
+    if token.scope_group_id:
+        raise ScimError(403, "This SCIM token is limited to one group's users and cannot change groups.")
+
+
+def _get_group(token: ScimToken, group_id: str) -> Group:
+    group = groups_for(token).filter(pk=_uuid_or_404(group_id)).first()
+    if group is None:
+        raise not_found(f"Group {str(group_id)[:60]} not found.")
+    return group
+
+
+def _members_by_group(groups: list[Group]) -> dict[UUID, list[tuple[UUID, str]]]:
+    result: dict[UUID, list[tuple[UUID, str]]] = {group.pk: [] for group in groups}
+    rows = (
+        Membership.objects.filter(group_id__in=list(result))
+        .order_by("group_id", "user_id")
+        .values_list("group_id", "user_id", "user__username")
+    )
+    for group_id, user_id, username in rows:
+        result[group_id].append((user_id, username))
+    return result
+
+
+def _render_group(group: Group, request: HttpRequest | None, selection: Projection, members=None) -> tuple:
+    adapter = ScimGroupAdapter(group, request=request, members=members)
+    document = adapter.to_dict(with_members=selection.wants(None, "members"), request_only=selection.request_only)
+    return adapter, project(document, selection)
+
+
+def group_list(token: ScimToken, request: HttpRequest | None, params: ListParams) -> ScimResult:
+    selection = projection(params, group_resource_schema())
+    total, groups = _page(groups_for(token), params, GROUP_TARGET)
+    members = _members_by_group(groups) if groups else {}
+    resources = [_render_group(group, request, selection, members[group.pk])[1] for group in groups]
+    return ScimResult(200, list_response(resources, total, params.start_index))
+
+
+def group_get(
+    token: ScimToken, request: HttpRequest | None, group_id: str, params: ListParams | None = None
+) -> ScimResult:
+    group = _get_group(token, group_id)
+    selection = projection(params, group_resource_schema()) if params else _NO_SELECTION
+    adapter, document = _render_group(group, request, selection)
+    return _result(adapter, document)
+
+
+def group_create(token: ScimToken, request: HttpRequest | None, body: Any) -> ScimResult:
+    require_group_write(token)
+    fields = read_group_document(body, mode="create")
+    group = run_write(
+        token,
+        "create",
+        None,
+        lambda: group_create_from(fields, actor=actor_for(token), users_queryset=users_for(token)),
+    )
+    result = group_get(token, request, str(group.pk))
+    result.status = 201
+    return result
+
+
+def _group_write(token: ScimToken, request, group_id: str, body: Any, if_match: str | None, *, patch: bool):
+    require_group_write(token)
+    group = _get_group(token, group_id)
+    adapter = ScimGroupAdapter(group, request=request)
+    check_if_match(if_match, adapter.version)
+    current = adapter.to_dict()
+    if patch:
+        document = apply_patch(current, body, group_resource_schema(), writable_password=False)
+        fields = read_group_document(document, mode="patch", current=current)
+    else:
+        fields = read_group_document(body, mode="replace", current=current)
+    run_write(
+        token,
+        "patch" if patch else "replace",
+        group,
+        lambda: group_apply(
+            group, fields, actor=actor_for(token), users_queryset=users_for(token), current_members=adapter.members()
+        ),
+    )
+    return group_get(token, request, str(group.pk))
+
+
+def group_replace(
+    token: ScimToken, request: HttpRequest | None, group_id: str, body: Any, if_match: str | None = None
+) -> ScimResult:
+    return _group_write(token, request, group_id, body, if_match, patch=False)
+
+
+def group_patch(
+    token: ScimToken, request: HttpRequest | None, group_id: str, body: Any, if_match: str | None = None
+) -> ScimResult:
+    return _group_write(token, request, group_id, body, if_match, patch=True)
+
+
+def group_delete(
+    token: ScimToken, request: HttpRequest | None, group_id: str, if_match: str | None = None
+) -> ScimResult:
+    require_group_write(token)
+    group = _get_group(token, group_id)
+    check_if_match(if_match, ScimGroupAdapter(group, request=request).version)
+    run_write(token, "delete", group, lambda: services.group_delete(actor=actor_for(token), group=group))
+    return ScimResult(204)
+
+
+# --- Searching every resource type at once (POST /.search) -------------------------------------
+
+
+def root_search(token: ScimToken, request: HttpRequest | None, params: ListParams) -> ScimResult:
+    """Users then Groups. A filter or attribute that one type does not have matches none of it."""
+    kinds = [
+        (users_for(token), USER_TARGET, user_resource_schema(), "user"),
+        (groups_for(token), GROUP_TARGET, group_resource_schema(), "group"),
+    ]
+    prepared = []
+    errors = []
+    for queryset, target, schema, kind in kinds:
+        try:
+            if params.filter is not None:
+                queryset = filters.filter_queryset(queryset, params.filter, target)
+            selection = projection(params, schema)
+            order = filters.sort_field(params.sort_by, target) if params.sort_by else "pk"
+        except ScimError as error:
+            errors.append(error)
+            continue
+        prepared.append((queryset, selection, order, kind))
+    if not prepared:
+        raise errors[0]
+    totals = [queryset.count() for queryset, *_ in prepared]
+    resources_out: list[dict] = []
+    skip = params.start_index - 1
+    remaining = params.count
+    for (queryset, selection, order, kind), total in zip(prepared, totals, strict=True):
+        if remaining <= 0:
+            break
+        if skip >= total:
+            skip -= total
+            continue
+        prefix = "-" if params.descending else ""
+        ordering = [f"{prefix}{order}"] if order == "pk" else [f"{prefix}{order}", "pk"]
+        rows = list(queryset.order_by(*ordering)[skip : skip + remaining])
+        skip = 0
+        remaining -= len(rows)
+        if kind == "user":
+            groups = _groups_by_user(rows) if rows and selection.wants(None, "groups") else {}
+            resources_out += [_render_user(row, request, selection, groups.get(row.pk, []))[1] for row in rows]
+        else:
+            members = _members_by_group(rows) if rows else {}
+            resources_out += [_render_group(row, request, selection, members[row.pk])[1] for row in rows]
+    return ScimResult(200, list_response(resources_out, sum(totals), params.start_index))

@@ -1,0 +1,70 @@
+"""SCIM bearer tokens: create (secret shown once), revoke, authenticate."""
+
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from apps.audit.services import Actor, audit_record
+from apps.common.errors import ApplicationError
+from apps.common.tokens import hash_secret, issue_secret
+from apps.directory.models import Group
+from apps.scim_server.models import ScimToken, ScimTokenScope
+
+# Writing last-used on every request would turn every SCIM read into a write.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+@transaction.atomic
+def scim_token_create(
+    *, actor: Actor, name: str, scope: str = ScimTokenScope.READ_WRITE, scope_group: Group | None = None
+) -> tuple[ScimToken, str]:
+    """Create a token. Returns the row and the secret, which is never available again."""
+    name = (name or "").strip()
+    if not name:
+        raise ApplicationError("A SCIM token needs a name.", code="required")
+    if scope not in ScimTokenScope.values:
+        raise ApplicationError(f"Choose a scope among {', '.join(ScimTokenScope.values)}.", code="invalid_choice")
+    issued = issue_secret("scim")
+    token = ScimToken.objects.create(
+        name=name[:100],
+        prefix=issued.prefix,
+        secret_hash=issued.secret_hash,
+        scope=scope,
+        scope_group=scope_group,
+    )
+    audit_record(
+        actor=actor,
+        action="scim_token.create",
+        target=token,
+        after={"name": token.name, "scope": token.scope, "scope_group": str(scope_group.pk) if scope_group else None},
+    )
+    return token, issued.secret
+
+
+@transaction.atomic
+def scim_token_revoke(*, actor: Actor, token: ScimToken) -> ScimToken:
+    if token.revoked_at is None:
+        token.revoked_at = timezone.now()
+        token.save(update_fields=["revoked_at"])
+        audit_record(actor=actor, action="scim_token.revoke", target=token)
+    return token
+
+
+def scim_token_authenticate(*, secret: str, ip: str | None) -> ScimToken | None:
+    """The live token for `secret`, with its last use recorded; None if unknown or revoked.
+
+    Looked up on every request (no cache), so a revoked token fails at once.
+    """
+    token = (
+        ScimToken.objects.select_related("scope_group")
+        .filter(secret_hash=hash_secret(secret), revoked_at__isnull=True)
+        .first()
+    )
+    if token is None:
+        return None
+    now = timezone.now()
+    if token.last_used_at is None or now - token.last_used_at >= LAST_USED_RESOLUTION or token.last_used_ip != ip:
+        ScimToken.objects.filter(pk=token.pk).update(last_used_at=now, last_used_ip=ip)
+        token.last_used_at, token.last_used_ip = now, ip
+    return token
