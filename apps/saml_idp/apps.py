@@ -4,3 +4,12 @@ from django.apps import AppConfig
 class SamlIdpConfig(AppConfig):
     name = "apps.saml_idp"
     label = "saml_idp"
+
+    def ready(self) -> None:
+        from django.contrib.auth.signals import user_logged_in
+
+        from apps.saml_idp.session import record_auth_time
+
+        # Every way into a portal session (password, later MFA or upstream SAML) ends in login(),
+        # which sends this signal: the one place to learn when the user actually signed in.
+        user_logged_in.connect(record_auth_time, dispatch_uid="saml_idp.record_auth_time")

@@ -1,0 +1,296 @@
+"""What the IdP does for a sign-in, a sign-out and a metadata fetch; each outcome is audited.
+
+Views hand in the connector, the user and what the SP asked for (already parsed by
+`requests.py`); these functions decide, build through `responses.py`, and record.
+"""
+
+import datetime
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from apps.audit.services import audit_record
+from apps.connectors.models import Connector
+from apps.connectors.selectors import user_is_assigned
+from apps.directory.models import User, UserStatus
+from apps.saml_idp import bindings
+from apps.saml_idp.attributes import subject_for
+from apps.saml_idp.constants import (
+    BINDING_POST,
+    BINDING_REDIRECT,
+    STATUS_REQUEST_DENIED,
+    STATUS_RESPONDER,
+    STATUS_SUCCESS,
+)
+from apps.saml_idp.errors import SamlRequestError
+from apps.saml_idp.keys import LoadedKey, loaded_key, signing_key_for
+from apps.saml_idp.models import MetadataFetch, SigningKey
+from apps.saml_idp.requests import AuthnRequestInfo, LogoutRequestInfo, check_relay_state
+from apps.saml_idp.responses import Session, build_authn_response, build_error_response
+
+
+@dataclass(frozen=True)
+class IssuedResponse:
+    """A Response ready for the HTTP-POST binding."""
+
+    acs_url: str
+    saml_response: str
+    relay_state: str
+
+    def form_fields(self) -> dict[str, str]:
+        return {"SAMLResponse": self.saml_response, "RelayState": self.relay_state}
+
+
+def connector_key(connector: Connector) -> LoadedKey:
+    return loaded_key(signing_key_for(connector))
+
+
+def _actor(user: Any) -> User | None:
+    return user if getattr(user, "is_authenticated", False) else None
+
+
+def sso_record_refusal(
+    *, connector: Connector | None, user: Any, error: SamlRequestError, details: dict | None = None, label: str = ""
+) -> None:
+    """Audit a refused sign-in (every SSO, success or failure, leaves a row)."""
+    audit_record(
+        actor=_actor(user),
+        action="saml.sso.refused",
+        target=connector,
+        target_label=label,
+        after={"reason": error.reason, "detail": error.message, **(details or {})},
+    )
+
+
+def check_sign_in_allowed(connector: Connector, user: User) -> None:
+    """The connector is on, the user active and assigned to it; raises SamlRequestError."""
+    if not connector.enabled:
+        raise SamlRequestError(
+            "connector_disabled",
+            f"{connector.name} is switched off in the portal; ask your administrator.",
+            status=STATUS_RESPONDER,
+            sub_status=STATUS_REQUEST_DENIED,
+            http_status=403,
+        )
+    if user.status != UserStatus.ACTIVE:
+        raise SamlRequestError(
+            "user_suspended",
+            "Your account is not active, so it cannot sign in to apps.",
+            status=STATUS_RESPONDER,
+            sub_status=STATUS_REQUEST_DENIED,
+            http_status=403,
+        )
+    if not user_is_assigned(connector, user):
+        raise SamlRequestError(
+            "not_assigned",
+            f"You are not assigned to {connector.name}; ask your administrator for access.",
+            status=STATUS_RESPONDER,
+            sub_status=STATUS_REQUEST_DENIED,
+            http_status=403,
+        )
+
+
+def default_acs_url(connector: Connector) -> str:
+    acs = connector.sso.default_acs
+    if not acs:
+        raise SamlRequestError(
+            "acs_not_registered", f"{connector.name} has no Assertion Consumer Service URL configured.", http_status=409
+        )
+    return acs["url"]
+
+
+def needs_sign_in(connector: Connector, auth_time: datetime.datetime | None, *, now: datetime.datetime) -> bool:
+    """Whether the portal sign-in is too old for this connector's session lifetime."""
+    if auth_time is None:
+        return False
+    return (now - auth_time).total_seconds() > connector.sso.session_lifetime_seconds
+
+
+def sso_issue(
+    *,
+    connector: Connector,
+    user: User,
+    session: Session,
+    request: AuthnRequestInfo | None,
+    relay_state: str = "",
+    key: LoadedKey | None = None,
+    now: datetime.datetime | None = None,
+) -> IssuedResponse:
+    """A signed Response for `user`: to the requested ACS (SP-initiated), or the default one
+    without InResponseTo (IdP-initiated, `request` None). Refusals raise SamlRequestError, audited."""
+    try:
+        check_sign_in_allowed(connector, user)
+        acs_url = request.acs_url if request else default_acs_url(connector)
+    except SamlRequestError as error:
+        sso_record_refusal(connector=connector, user=user, error=error, details=_request_details(request))
+        raise
+    key = key or connector_key(connector)
+    subject = subject_for(connector, user)
+    xml = build_authn_response(
+        connector,
+        subject,
+        key,
+        session,
+        acs_url=acs_url,
+        in_response_to=request.id if request else None,
+        now=now,
+    )
+    relay_state = request.relay_state if request else relay_state
+    audit_record(
+        actor=user,
+        action="saml.sso.success",
+        target=connector,
+        after={
+            **_request_details(request),
+            "flow": "sp" if request else "idp",
+            "acs_url": acs_url,
+            "nameid_format": connector.sso.nameid_format,
+            "attributes": [attribute.name for attribute in subject.attributes],
+            "signed": {"response": connector.sso.sign_response, "assertion": connector.sso.sign_assertion},
+            "encrypted": bool(connector.sso.sp_encryption_cert),
+            "key": str(key.id),
+        },
+    )
+    return IssuedResponse(acs_url=acs_url, saml_response=bindings.encode_post_message(xml), relay_state=relay_state)
+
+
+def _request_details(request: AuthnRequestInfo | None) -> dict:
+    if request is None:
+        return {}
+    return {"request_id": request.id, "sp_entity_id": request.issuer, "binding": request.binding}
+
+
+def sso_error_response(
+    *, connector: Connector, user: Any, request: AuthnRequestInfo, error: SamlRequestError, audited: bool = False
+) -> IssuedResponse:
+    """Answer a verified request with a SAML error status (IsPassive, or a refusal of the user)."""
+    if not audited:
+        sso_record_refusal(connector=connector, user=user, error=error, details=_request_details(request))
+    xml = build_error_response(
+        connector,
+        connector_key(connector),
+        acs_url=request.acs_url,
+        in_response_to=request.id,
+        status=error.status,
+        sub_status=error.sub_status,
+        message=error.message,
+    )
+    return IssuedResponse(
+        acs_url=request.acs_url, saml_response=bindings.encode_post_message(xml), relay_state=request.relay_state
+    )
+
+
+def launch_relay_state(connector: Connector, requested: str | None) -> str:
+    """The RelayState of an IdP-initiated sign-in: a relative path, or one of the connector's URLs."""
+    if requested is None or requested == "":
+        return connector.sso.default_relay_state
+    check_relay_state(requested)
+    if any(ord(char) < 0x21 for char in requested) or "\\" in requested:
+        raise SamlRequestError("relay_state_offsite", "RelayState contains spaces, control characters or backslashes.")
+    parts = urlsplit(requested)
+    if not parts.scheme and not parts.netloc and requested.startswith("/") and not requested.startswith("//"):
+        return requested
+    for allowed in connector.sso.relay_state_urls:
+        if requested == allowed:
+            return requested
+        allowed_parts = urlsplit(allowed)
+        # An allowed URL ending in "/" admits every path below it on the same origin.
+        if (
+            allowed.endswith("/")
+            and requested.startswith(allowed)
+            and (parts.scheme, parts.netloc) == (allowed_parts.scheme, allowed_parts.netloc)
+        ):
+            return requested
+    raise SamlRequestError(
+        "relay_state_offsite",
+        "RelayState must be a relative path or one of the URLs allowed for this app; refusing to send you elsewhere.",
+    )
+
+
+# --- Single logout ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LogoutAnswer:
+    """Where the LogoutResponse goes: a Redirect URL, a POST form, or nowhere (no SLO URL)."""
+
+    binding: str = ""
+    url: str = ""
+    fields: dict | None = None
+
+
+def slo_complete(*, connector: Connector, user: Any, request: LogoutRequestInfo, name_id_matches: bool) -> LogoutAnswer:
+    """Record the logout and build the LogoutResponse for the SP (the view ends the session)."""
+    audit_record(
+        actor=_actor(user),
+        action="saml.slo",
+        target=connector,
+        after={
+            "request_id": request.id,
+            "sp_entity_id": request.issuer,
+            "binding": request.binding,
+            "signed": request.signed,
+            "name_id_matches": name_id_matches,
+        },
+    )
+    sso = connector.sso
+    if not sso.slo_url:
+        return LogoutAnswer()
+    # Imported here: pysaml2 (behind server.py) is only loaded by the paths that use it.
+    from apps.saml_idp.server import logout_response_xml
+
+    key = connector_key(connector)
+    binding = sso.slo_binding or BINDING_REDIRECT
+    xml = logout_response_xml(
+        connector,
+        key,
+        in_response_to=request.id,
+        destination=sso.slo_url,
+        sign=binding == BINDING_POST,
+        status=STATUS_SUCCESS,
+    )
+    if binding == BINDING_POST:
+        return LogoutAnswer(
+            binding=binding,
+            url=sso.slo_url,
+            fields={"SAMLResponse": bindings.encode_post_message(xml), "RelayState": request.relay_state},
+        )
+    url = bindings.redirect_url(
+        sso.slo_url,
+        parameter="SAMLResponse",
+        xml=xml,
+        relay_state=request.relay_state,
+        key=key,
+        algorithm=sso.signature_algorithm,
+    )
+    return LogoutAnswer(binding=BINDING_REDIRECT, url=url)
+
+
+def nameid_matches(connector: Connector, user: Any, name_id: str) -> bool:
+    if not getattr(user, "is_authenticated", False) or connector.sso.nameid_format == "transient":
+        return False
+    from apps.saml_idp.attributes import name_id_value
+
+    return name_id_value(connector, user) == name_id
+
+
+# --- Metadata -----------------------------------------------------------------------------------
+
+
+def metadata_fetch_record(
+    *, connector: Connector, ip: str | None, user_agent: str, keys: list[SigningKey]
+) -> MetadataFetch:
+    """Remember who fetched the connector's metadata and which keys it saw then."""
+    return MetadataFetch.objects.create(
+        connector=connector, ip=ip, user_agent=user_agent[:255], key_ids=[str(key.pk) for key in keys]
+    )
+
+
+def sha1_warning(connector: Connector) -> str:
+    """The console's warning for a connector that signs with SHA-1 (allowed only by an override)."""
+    if connector.has_sso and connector.sso.signature_algorithm == "rsa-sha1":
+        return (
+            "This app is set to receive RSA-SHA1 signatures, which can be forged. Switch it to RSA-SHA256 as soon "
+            "as the app supports it."
+        )
+    return ""
