@@ -227,6 +227,8 @@ def read_user_document(document: Any, *, mode: str, current: dict | None = None)
             enterprise = value
             continue
         definition = core.get(lowered) or COMMON_ATTRIBUTES.get(lowered)
+        if definition is None and lowered == "password":
+            raise mutability("Writing passwords over SCIM is disabled on this server.")
         if definition is None:
             raise invalid_path(f"Unknown attribute {key[:80]!r}.")
         if definition.mutability == "readOnly":

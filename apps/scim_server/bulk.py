@@ -19,6 +19,19 @@ from apps.scim_server.schemas import BULK_REQUEST, BULK_RESPONSE
 
 _PATH = re.compile(r"^/(Users|Groups)(?:/([^/]+))?$", re.IGNORECASE)
 _BULK_REF = re.compile(r"^bulkId:(.+)$")
+_PATH_REF = re.compile(r"^/(?:Users|Groups)/bulkId:(.+)$", re.IGNORECASE)
+
+
+def _path_references(path: Any) -> set[str]:
+    match = _PATH_REF.match(path) if isinstance(path, str) else None
+    return {match.group(1)} if match else set()
+
+
+def _substitute_path(path: Any, created: dict[str, str]) -> Any:
+    match = _PATH_REF.match(path) if isinstance(path, str) else None
+    if match and match.group(1) in created:
+        return path[: match.start(1) - len("bulkId:")] + created[match.group(1)]
+    return path
 
 
 def _references(value: Any) -> set[str]:
@@ -115,7 +128,7 @@ def run_bulk(token: ScimToken, request: HttpRequest | None, body: Any) -> dict:
             operation = prepared[index]
             _, path = _get(operation, "path")
             _, data = _get(operation, "data")
-            wanted = _references(path) | _references(data)
+            wanted = _path_references(path) | _references(data)
             if wanted - bulk_ids:
                 results[index] = _error_entry(operation, ScimError(409, "Unknown bulkId reference.", "invalidValue"))
             elif wanted - set(created):
@@ -162,7 +175,7 @@ def _execute(token: ScimToken, request: HttpRequest | None, operation: dict, cre
     _, version = _get(operation, "version")
     method = method.upper()
     try:
-        result = _run(token, request, method, _substitute(path, created), _substitute(data, created), version)
+        result = _run(token, request, method, _substitute_path(path, created), _substitute(data, created), version)
     except ScimError as error:
         return _error_entry(operation, error)
     entry = _entry_base(operation)

@@ -111,8 +111,12 @@ def _resolve(path: AttrPath, sub_after: str | None, value_filter: Node | None, s
     uri = None if path.uri in (None, schema.core_uri) else path.uri
     attributes = schema.extensions[uri] if uri else {**schema.core, **COMMON_ATTRIBUTES}
     attribute = attributes.get(path.attr)
+    if attribute is None and uri is None and path.attr == "password":
+        raise mutability("Writing passwords over SCIM is disabled on this server.")
     if attribute is None:
         raise invalid_path(f"Unknown attribute {path}.")
+    if attribute.mutability == "readOnly":
+        raise mutability(f"{attribute.name} is read-only.")
     sub_name = path.sub or sub_after
     sub = None
     if sub_name is not None:
@@ -330,7 +334,9 @@ def _apply_to_filtered(container: dict, target: Target, op: str, value: Any) -> 
             _delete(container, name)
         return
     if not matched:
-        template = _filter_template(target.value_filter)
+        # `add`, or setting a sub-attribute (`emails[type eq "work"].value`, as Entra ID sends it),
+        # creates the value the filter describes; replacing a whole value that is not there cannot.
+        template = _filter_template(target.value_filter) if op == "add" or target.sub is not None else None
         if template is None:
             raise no_target(f"No value of {name} matches the filter in the path.")
         new_element = _canonical_sub_names(attribute, template)

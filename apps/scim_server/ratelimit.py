@@ -51,14 +51,14 @@ def _redis():
         return _redis_client
 
 
-def rate_limit_hit(token_id: int, *, limit: int | None = None, now: float | None = None) -> RateDecision:
-    """Count one request of `token_id`; refuse it when the window's budget is spent."""
+def rate_limit_hit(token_key: str, *, limit: int | None = None, now: float | None = None) -> RateDecision:
+    """Count one request of a token (`token_key` names it uniquely); refuse it when the window's budget is spent."""
     limit = settings.SCIM_RATE_LIMIT_PER_MINUTE if limit is None else limit
     if limit <= 0:
         return RateDecision(True)
     now = time.time() if now is None else now
     window = int(now // WINDOW_SECONDS)
-    key = f"idp:scim:rate:{token_id}:{window}"
+    key = f"idp:scim:rate:{token_key}:{window}"
     count = None
     client = _redis()
     if client is not None:

@@ -99,7 +99,8 @@ class ScimView(View):
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         try:
             self.token = authenticate(request)
-            decision = rate_limit_hit(self.token.pk)
+            # Keyed by the secret's hash: unique per token, even across databases sharing one Redis.
+            decision = rate_limit_hit(self.token.secret_hash[:32])
             if not decision.allowed:
                 raise ScimError(
                     429,

@@ -29,7 +29,7 @@ class ScimClient:
         if body is not None:
             kwargs["data"] = body if isinstance(body, str | bytes) else json.dumps(body)
             kwargs["content_type"] = SCIM_JSON
-        return getattr(self.client, method)(url, headers=headers or None, **kwargs)
+        return getattr(self.client, method)(url, **headers, **kwargs)
 
     def get(self, path: str, **params):
         url = path if path.startswith("/") else f"/scim/v2/{path}"
