@@ -173,6 +173,15 @@ class OneLoginSP:
         )
 
 
+def sls_result(sp: "OneLoginSP", url: str, *, request_id: str | None) -> tuple[list[str], str | None]:
+    """python3-saml's SingleLogoutService processing the LogoutResponse our IdP redirected to."""
+    parts = urlsplit(url)
+    get = {name: values[0] for name, values in parse_qs(parts.query).items()}
+    auth = OneLogin_Saml2_Auth(sp._request_data(url.split("?")[0], get=get), old_settings=sp.settings_dict)
+    auth.process_slo(request_id=request_id, keep_local_session=True)
+    return auth.get_errors(), auth.get_last_error_reason()
+
+
 def deflate_and_encode(xml: bytes) -> str:
     compressor = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
     return base64.b64encode(compressor.compress(xml) + compressor.flush()).decode()

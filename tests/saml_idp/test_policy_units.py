@@ -1,0 +1,139 @@
+"""The pieces under the SSO flow: ACS URL validation on save, SHA-1 settings, bounded decoding,
+the replay cache, RelayState rules, and why the portal's own policy is needed on top of pysaml2."""
+
+import base64
+import datetime
+import re
+import zlib
+from urllib.parse import quote
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+from saml2 import BINDING_HTTP_REDIRECT
+
+from apps.connectors import services as connector_services
+from apps.saml_idp import bindings, replay, server, services
+from apps.saml_idp.errors import SamlRequestError
+from apps.saml_idp.keys import loaded_key, signing_key_for
+from apps.saml_idp.models import SeenRequestId
+from tests.saml_idp.sp import deflate_and_encode, saml_instant
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://sp.example.com/acs",
+        "javascript:alert(1)",
+        "data:text/html,<script>alert(1)</script>",
+        "ftp://sp.example.com/acs",
+        "file:///etc/passwd",
+        "/relative/acs",
+        "https://user:pw@sp.example.com/acs",
+        "https://sp.example.com/a cs",
+    ],
+)
+def test_acs_urls_are_validated_when_saved(connector, url):
+    with pytest.raises(ValidationError) as caught:
+        connector_services.connector_update(actor=None, connector=connector, sso={"acs_urls": [{"url": url}]})
+    assert "sso.acs_urls" in caught.value.message_dict
+
+
+@pytest.mark.parametrize("url", ["https://sp.example.com/acs", "http://127.0.0.1:8080/acs", "http://localhost/acs"])
+def test_https_and_loopback_http_acs_urls_are_accepted(connector, url):
+    connector = connector_services.connector_update(actor=None, connector=connector, sso={"acs_urls": [{"url": url}]})
+    assert connector.sso.acs_urls[0]["url"] == url
+
+
+def test_sha1_needs_the_explicit_override_and_warns(connector):
+    with pytest.raises(ValidationError):
+        connector_services.connector_update(actor=None, connector=connector, sso={"signature_algorithm": "rsa-sha1"})
+    assert services.sha1_warning(connector) == ""
+    connector = connector_services.connector_update(
+        actor=None, connector=connector, sso={"signature_algorithm": "rsa-sha1", "allow_sha1": True}
+    )
+    assert "SHA1" in services.sha1_warning(connector)
+
+
+def test_inflate_stops_at_the_limit_without_inflating_the_rest():
+    bomb = zlib.compressobj(9, zlib.DEFLATED, -15)
+    data = bomb.compress(b"a" * 200_000_000) + bomb.flush()
+    assert len(data) < 300_000
+    with pytest.raises(SamlRequestError) as caught:
+        bindings.inflate_limited(data, 100 * 1024)
+    assert caught.value.reason == "too_large"
+    assert bindings.inflate_limited(zlib.compress(b"x" * 10)[2:-4], 100) == b"x" * 10
+
+
+def test_raw_query_refuses_duplicate_parameters():
+    assert bindings.raw_query_parameters("SAMLRequest=a%2Bb&SigAlg=x") == {"SAMLRequest": "a%2Bb", "SigAlg": "x"}
+    with pytest.raises(SamlRequestError):
+        bindings.raw_query_parameters("SAMLRequest=a&SAMLRequest=b")
+
+
+def test_auto_post_form_escapes_everything():
+    html = bindings.auto_post_form('https://sp/acs?a=1&b="2"', {"RelayState": "\"><script>x</script>'"})
+    assert "<script>x" not in html and "&quot;&gt;&lt;script&gt;" in html
+    assert 'action="https://sp/acs?a=1&amp;b=&quot;2&quot;"' in html
+
+
+def test_replay_cache_window(connector):
+    assert replay.remember_once(purpose="t", scope="c", message_id="id1", ttl_seconds=3600)
+    assert not replay.remember_once(purpose="t", scope="c", message_id="id1", ttl_seconds=3600)
+    assert replay.remember_once(purpose="t", scope="other", message_id="id1", ttl_seconds=3600)
+    SeenRequestId.objects.update(expires=timezone.now() - datetime.timedelta(seconds=1))
+    assert replay.remember_once(purpose="t", scope="c", message_id="id1", ttl_seconds=3600)
+    assert not replay.remember_once(purpose="t", scope="c", message_id="id1", ttl_seconds=3600)
+
+
+def test_launch_relay_state_rules(connector):
+    connector = connector_services.connector_update(
+        actor=None,
+        connector=connector,
+        sso={"relay_state_urls": ["https://sp.example.com/app/", "https://b.example/x"]},
+    )
+    assert services.launch_relay_state(connector, "/inbox?a=1") == "/inbox?a=1"
+    assert services.launch_relay_state(connector, "https://sp.example.com/app/deep/link") == (
+        "https://sp.example.com/app/deep/link"
+    )
+    assert services.launch_relay_state(connector, "https://b.example/x") == "https://b.example/x"
+    for bad in (
+        "https://b.example/xy",
+        "https://sp.example.com.evil/app/",
+        "//evil",
+        "http:/evil",
+        "/ok\n",
+        "x" * 2000,
+    ):
+        with pytest.raises(SamlRequestError):
+            services.launch_relay_state(connector, bad)
+
+
+def _pysaml2_parse(connector, xml: str):
+    key = loaded_key(signing_key_for(connector))
+    return server.idp_server(connector, key).parse_authn_request(
+        deflate_and_encode(xml.encode()), BINDING_HTTP_REDIRECT
+    )
+
+
+def test_pysaml2_alone_accepts_what_the_portal_refuses(connector, sp_factory, signed_in):
+    """Why requests.py exists: pysaml2 parses stale and replayed requests without complaint."""
+    xml, _ = sp_factory(connector).authn_request_xml()
+    stale = re.sub(
+        r'IssueInstant="[^"]+"', f'IssueInstant="{saml_instant(timezone.now() - datetime.timedelta(hours=2))}"', xml
+    )
+    assert _pysaml2_parse(connector, stale).message.id
+    assert _pysaml2_parse(connector, stale).message.id  # and again: no replay cache
+    url = f"{connector.sso_url}?SAMLRequest={quote(deflate_and_encode(stale.encode()))}"
+    response = signed_in.get(url)
+    assert response.status_code == 400
+
+
+def test_post_binding_is_never_inflated(signed_in, connector, sp_factory):
+    xml, _ = sp_factory(connector).authn_request_xml()
+    deflated = deflate_and_encode(xml.encode())
+    response = signed_in.post(connector.sso_url, {"SAMLRequest": deflated})
+    assert response.status_code == 400
+    assert base64.b64decode(deflated)[:1] != b"<"
