@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from apps.audit.services import Actor, audit_record
@@ -230,8 +230,19 @@ def connector_override_key(connector: Connector) -> SigningKey | None:
 
 
 def signing_key_for(connector: Connector) -> SigningKey:
-    """The key that signs this connector's responses right now."""
-    return connector_override_key(connector) or ensure_active_key()
+    """The key that signs this connector's responses right now (one query on the SSO path).
+
+    The private key column is deferred: `loaded_key` reads it only when this process has not
+    loaded that key yet.
+    """
+    override = ConnectorSigningKey.objects.filter(connector_id=connector.pk).values("key_id")
+    candidates = list(
+        SigningKey.objects.filter(
+            Q(scope=KeyScope.PORTAL, status=KeyStatus.ACTIVE) | Q(scope=KeyScope.CONNECTOR, pk__in=override)
+        ).defer("private_key_ciphertext")
+    )
+    by_scope = {key.scope: key for key in candidates}
+    return by_scope.get(KeyScope.CONNECTOR) or by_scope.get(KeyScope.PORTAL) or ensure_active_key()
 
 
 def published_keys(connector: Connector) -> list[SigningKey]:

@@ -1,8 +1,19 @@
 """Reads for the console and the API: who fetched a connector's metadata, and with which keys."""
 
-from apps.connectors.models import Connector
+from apps.connectors.models import Connector, ConnectorKind
 from apps.saml_idp.keys import connector_override_key, portal_next_key
 from apps.saml_idp.models import MetadataFetch
+
+
+def sso_connector(slug: str) -> Connector | None:
+    """The connector at /saml/idp/<slug>/ with its SSO settings, if it is a SAML app."""
+    try:
+        connector = Connector.objects.select_related("sso").get(
+            slug=slug, kind__in=[ConnectorKind.SAML, ConnectorKind.SAML_SCIM]
+        )
+    except Connector.DoesNotExist:
+        return None
+    return connector if getattr(connector, "sso", None) is not None else None
 
 
 def metadata_fetch_list(connector: Connector, *, limit: int = 100) -> list[dict]:

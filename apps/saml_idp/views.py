@@ -25,10 +25,10 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from apps.audit.middleware import client_ip
 from apps.connectors.models import Connector
-from apps.connectors.selectors import connector_get_by_slug
-from apps.saml_idp import bindings, endpoints, metadata, replay, services
+from apps.saml_idp import bindings, endpoints, metadata, replay, selectors, services
 from apps.saml_idp.constants import BINDING_POST, BINDING_REDIRECT, STATUS_NO_PASSIVE, STATUS_RESPONDER
 from apps.saml_idp.errors import SamlRequestError
+from apps.saml_idp.keys import LoadedKey
 from apps.saml_idp.requests import AuthnRequestInfo, IncomingMessage, parse_authn_request, parse_logout_request
 from apps.saml_idp.responses import Session
 from apps.saml_idp.session import AUTH_TIME_KEY
@@ -70,8 +70,8 @@ def _post_form(action: str, fields: dict[str, str]) -> HttpResponse:
 
 def _sso_connector(request: HttpRequest, slug: str) -> tuple[Connector | None, HttpResponse | None]:
     """The connector if it can do SSO now; otherwise an audited error page."""
-    connector = connector_get_by_slug(slug)
-    if connector is None or not connector.has_sso or getattr(connector, "sso", None) is None:
+    connector = selectors.sso_connector(slug)
+    if connector is None:
         error = SamlRequestError(
             "unknown_connector", "There is no app with SAML sign-in at this address.", http_status=404
         )
@@ -135,7 +135,12 @@ def _signed_in_enough(request: HttpRequest, connector: Connector, info: AuthnReq
 
 
 def _answer(
-    request: HttpRequest, connector: Connector, info: AuthnRequestInfo, received: float, nonce: str | None
+    request: HttpRequest,
+    connector: Connector,
+    info: AuthnRequestInfo,
+    received: float,
+    nonce: str | None,
+    key: LoadedKey | None = None,
 ) -> HttpResponse:
     """Respond to a verified AuthnRequest: sign-in page, error, or the Response to the ACS."""
     if not _signed_in_enough(request, connector, info, received):
@@ -164,7 +169,9 @@ def _answer(
             request_id=info.id,
         )
     try:
-        issued = services.sso_issue(connector=connector, user=request.user, session=_session(request), request=info)
+        issued = services.sso_issue(
+            connector=connector, user=request.user, session=_session(request), request=info, key=key
+        )
     except SamlRequestError as error:
         if info.is_passive:
             issued = services.sso_error_response(
@@ -186,15 +193,16 @@ def sso(request: HttpRequest, slug: str) -> HttpResponse:
     if refused:
         return refused
     incoming = _incoming(request)
+    key = services.connector_key(connector)
     try:
-        info = parse_authn_request(connector, services.connector_key(connector), incoming)
+        info = parse_authn_request(connector, key, incoming)
     except SamlRequestError as error:
         return _refuse(request, error, connector, binding=incoming.binding)
     received = time.time()
     if request.method == "POST":
         # The session cookie (SameSite=Lax) did not come with this cross-site POST.
         return HttpResponseRedirect(_continue_url(connector, info, received), status=303)
-    return _answer(request, connector, info, received, nonce=None)
+    return _answer(request, connector, info, received, nonce=None, key=key)
 
 
 @require_GET
@@ -246,8 +254,8 @@ def launch(request: HttpRequest, slug: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def slo(request: HttpRequest, slug: str) -> HttpResponse:
     """Single logout: LogoutRequest in, the portal session ended, LogoutResponse out."""
-    connector = connector_get_by_slug(slug)
-    if connector is None or not connector.has_sso or getattr(connector, "sso", None) is None:
+    connector = selectors.sso_connector(slug)
+    if connector is None:
         error = SamlRequestError(
             "unknown_connector", "There is no app with SAML sign-in at this address.", http_status=404
         )
@@ -340,8 +348,8 @@ def _metadata_response(xml: bytes, filename: str, download: bool) -> HttpRespons
 
 @require_GET
 def connector_metadata(request: HttpRequest, slug: str) -> HttpResponse:
-    connector = connector_get_by_slug(slug)
-    if connector is None or not connector.has_sso or getattr(connector, "sso", None) is None:
+    connector = selectors.sso_connector(slug)
+    if connector is None:
         return HttpResponse("No app with SAML sign-in at this address.\n", status=404, content_type="text/plain")
     xml, keys = metadata.connector_metadata(connector)
     services.metadata_fetch_record(

@@ -1,0 +1,413 @@
+"""SAML SSO benchmark: signed Response build time against the raw RSA cost, pysaml2's default backend
+as the baseline, and end-to-end SSO responses per second through gunicorn (2 workers).
+
+Self-contained: it makes its own database (PostgreSQL `idp_portal_bench` when 127.0.0.1:5432
+answers or BENCH_DATABASE_URL says so, else SQLite in a temporary folder), keys, connector and
+user. Run: `.venv/bin/python bench/saml_sso.py` (about two minutes). Needs Debian's `xmlsec1` for
+the baseline and `wrk` for the HTTP figure (each part is skipped with a note when missing).
+"""
+
+import base64
+import os
+import resource
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+import zlib
+from pathlib import Path
+from urllib.parse import quote
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+BUILD_RUNS = int(os.environ.get("BENCH_BUILD_RUNS", "1000"))
+BASELINE_RUNS = int(os.environ.get("BENCH_BASELINE_RUNS", "30"))
+HTTP_SECONDS = int(os.environ.get("BENCH_HTTP_SECONDS", "10"))
+SP_ENTITY_ID = "https://sp.bench.example/metadata"
+ACS_URL = "https://sp.bench.example/acs"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _postgres_up() -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", 5432), 1).close()
+        return True
+    except OSError:
+        return False
+
+
+def _prepare_environment(workdir: Path, port: int) -> dict[str, str]:
+    database_url = os.environ.get("BENCH_DATABASE_URL")
+    if database_url is None and _postgres_up() and os.environ.get("BENCH_SQLITE") is None:
+        import psycopg
+
+        with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as connection:
+            connection.execute("DROP DATABASE IF EXISTS idp_portal_bench WITH (FORCE)")
+            connection.execute("CREATE DATABASE idp_portal_bench")
+        database_url = "postgres://postgres@127.0.0.1:5432/idp_portal_bench"
+    if database_url is None:
+        database_url = f"sqlite:///{workdir / 'bench.sqlite3'}"
+    env = {
+        "DJANGO_SETTINGS_MODULE": "idp_portal.settings",
+        "DATABASE_URL": database_url,
+        "IDP_VAR_DIR": str(workdir),
+        "PORTAL_BASE_URL": f"http://127.0.0.1:{port}",
+        "DEBUG": "false",
+        "SECRET_KEY": "bench-" + uuid.uuid4().hex * 2,
+        "SECURE_SSL_REDIRECT": "false",
+        "SESSION_COOKIE_SECURE": "false",
+        "CSRF_COOKIE_SECURE": "false",
+        "LOG_LEVEL": "WARNING",
+        "REDIS_URL": "",
+    }
+    os.environ.update(env)
+    return env
+
+
+def _stats(samples: list[float]) -> tuple[float, float]:
+    ordered = sorted(samples)
+    return statistics.median(ordered) * 1000, ordered[int(0.95 * (len(ordered) - 1))] * 1000
+
+
+def _time(function, runs: int) -> tuple[float, float]:
+    for _ in range(min(20, runs)):
+        function()
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        function()
+        samples.append(time.perf_counter() - start)
+    return _stats(samples)
+
+
+def _setup_data():
+    from django.core.management import call_command
+    from django.test import Client
+
+    from apps.connectors import services as connector_services
+    from apps.directory import services as directory_services
+
+    call_command("migrate", verbosity=0)
+    user = directory_services.user_create(
+        actor=None,
+        username="bench.user",
+        email="bench.user@example.com",
+        first_name="Bench",
+        last_name="User",
+        password="bench-Pass-12345",
+        validate_password=False,
+    )
+    group = directory_services.group_create(actor=None, name="Benchers", members=[user])
+    connector = connector_services.connector_create(
+        actor=None,
+        template="generic-saml",
+        name="Bench App",
+        enabled=True,
+        sso={"sp_entity_id": SP_ENTITY_ID, "acs_urls": [{"url": ACS_URL}]},
+    )
+    connector_services.mappings_replace(
+        actor=None,
+        connector=connector,
+        kind="saml",
+        rows=[
+            {"source": "email", "target": "email", "name_format": "basic"},
+            {"source": "first_name", "target": "firstName", "name_format": "basic"},
+            {"source": "last_name", "target": "lastName", "name_format": "basic"},
+            {"source": "groups", "target": "groups", "name_format": "basic"},
+        ],
+    )
+    connector_services.assignment_create(actor=None, connector=connector, group=group)
+    client = Client()
+    client.force_login(user)
+    return connector, user, client.cookies["sessionid"].value
+
+
+def measure_build(connector, user) -> dict:
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding
+    from django.utils import timezone
+
+    from apps.saml_idp.attributes import subject_for
+    from apps.saml_idp.keys import loaded_key, private_key_pem, signing_key_for
+    from apps.saml_idp.responses import Session, build_authn_response
+    from apps.saml_idp.signing import sign_bytes
+
+    signing_key = signing_key_for(connector)
+    key = loaded_key(signing_key)
+    subject = subject_for(connector, user)
+    session = Session(index="_bench", authn_instant=timezone.now())
+    sso = connector.sso
+    results: dict = {}
+    for label, sign_response in (("sign-assertion", False), ("sign-both", True)):
+        sso.sign_response, sso.sign_assertion = sign_response, True
+        results[label] = _time(
+            lambda: build_authn_response(connector, subject, key, session, acs_url=ACS_URL, in_response_to="_req"),
+            BUILD_RUNS,
+        )
+    sso.sign_response = sso.sign_assertion = True
+    # The raw RSA cost: one PKCS#1 v1.5 RSA-SHA256 signature over a SignedInfo-sized message.
+    private_key = serialization.load_pem_private_key(private_key_pem(signing_key).encode(), None)
+    message = b"x" * 600
+    results["raw-rsa"] = _time(lambda: private_key.sign(message, padding.PKCS1v15(), hashes.SHA256()), BUILD_RUNS)
+    results["raw-rsa-xmlsec"] = _time(lambda: sign_bytes(message, key.key), BUILD_RUNS)
+    return results
+
+
+def measure_pysaml2(connector, user, workdir: Path) -> dict:
+    from django.utils import timezone
+
+    from apps.saml_idp import server
+    from apps.saml_idp.attributes import subject_for
+    from apps.saml_idp.keys import loaded_key, private_key_pem, signing_key_for
+
+    signing_key = signing_key_for(connector)
+    key = loaded_key(signing_key)
+    subject = subject_for(connector, user)
+    identity = {attribute.name: list(attribute.values) for attribute in subject.attributes}
+    results: dict = {}
+
+    def run(pysaml2_server, sign_response: bool):
+        return server.pysaml2_authn_response(
+            pysaml2_server,
+            connector,
+            identity=identity,
+            name_id=subject.name_id,
+            in_response_to="_req",
+            acs_url=ACS_URL,
+            sign_response=sign_response,
+            sign_assertion=True,
+            authn_instant=int(timezone.now().timestamp()),
+        )
+
+    in_process = server.idp_server(connector, key)
+    results["pysaml2-inprocess sign-assertion"] = _time(lambda: run(in_process, False), 300)
+    results["pysaml2-inprocess sign-both"] = _time(lambda: run(in_process, True), 300)
+    if shutil.which("xmlsec1") is None:
+        return results
+    key_file = workdir / "baseline.key"
+    key_file.write_text(private_key_pem(signing_key))
+    key_file.chmod(0o600)
+    baseline = server.baseline_server(connector, key, str(key_file))
+    results["pysaml2-xmlsec1 sign-assertion"] = _time(lambda: run(baseline, False), BASELINE_RUNS)
+    results["pysaml2-xmlsec1 sign-both"] = _time(lambda: run(baseline, True), BASELINE_RUNS)
+    return results
+
+
+_WRK_SCRIPT = """
+local paths = {}
+local index = 0
+non200 = 0
+local threads = {}
+function setup(thread)
+  thread:set("tid", #threads)
+  table.insert(threads, thread)
+end
+function init(args)
+  local n = 0
+  for line in io.lines(os.getenv("BENCH_PATHS")) do
+    if n % tonumber(os.getenv("BENCH_THREADS")) == tid then paths[#paths + 1] = line end
+    n = n + 1
+  end
+end
+function request()
+  index = index + 1
+  return wrk.format("GET", paths[((index - 1) % #paths) + 1], {["Cookie"] = os.getenv("BENCH_COOKIE")})
+end
+function response(status, headers, body)
+  if status ~= 200 or not string.find(body, "SAMLResponse", 1, true) then non200 = non200 + 1 end
+end
+function done(summary, latency, requests)
+  local bad = 0
+  for _, thread in ipairs(threads) do bad = bad + thread:get("non200") end
+  io.write(string.format("BENCH requests=%d duration_us=%d bad=%d p50_ms=%.2f p99_ms=%.2f\\n",
+    summary.requests, summary.duration, bad, latency:percentile(50) / 1000, latency:percentile(99) / 1000))
+end
+"""
+
+
+def _authn_request_paths(connector, count: int) -> list[str]:
+    from django.utils import timezone
+
+    instant = timezone.now().strftime("%Y-%m-%dT%H:%M:%SZ")
+    path = f"/saml/idp/{connector.slug}/sso"
+    paths = []
+    for _ in range(count):
+        xml = (
+            '<samlp:AuthnRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" '
+            'xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" '
+            f'ID="_{uuid.uuid4().hex}" Version="2.0" IssueInstant="{instant}" Destination="{connector.sso_url}" '
+            f'AssertionConsumerServiceURL="{ACS_URL}" '
+            'ProtocolBinding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST">'
+            f"<saml:Issuer>{SP_ENTITY_ID}</saml:Issuer></samlp:AuthnRequest>"
+        ).encode()
+        deflater = zlib.compressobj(9, zlib.DEFLATED, -15)
+        encoded = base64.b64encode(deflater.compress(xml) + deflater.flush()).decode()
+        paths.append(f"{path}?SAMLRequest={quote(encoded, safe='')}&RelayState=%2Fbench")
+    return paths
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its children, from /proc (Linux)."""
+    total = 0.0
+    pids = [pid]
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        children = []
+    pids.extend(int(child) for child in children)
+    for one in pids:
+        try:
+            fields = Path(f"/proc/{one}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def measure_http(connector, cookie: str, env: dict, port: int, workdir: Path) -> dict:
+    if shutil.which("wrk") is None:
+        return {"skipped": "wrk is not installed (apt-get install wrk)"}
+    from django.db import connections
+
+    connections.close_all()
+    log = (workdir / "gunicorn.log").open("wb")
+    gunicorn = subprocess.Popen(
+        [
+            sys.executable, "-m", "gunicorn", "idp_portal.wsgi:application",
+            "--bind", f"127.0.0.1:{port}", "--workers", "2", "--worker-class", "sync",
+            "--backlog", "2048", "--log-level", "warning",
+        ],
+        cwd=ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(f"{base}/saml/idp/{connector.slug}/metadata", timeout=2).read()
+                break
+            except OSError:
+                time.sleep(0.2)
+        results = {}
+        threads = 2
+        for label, paths, seconds in (
+            ("warm-up", _authn_request_paths(connector, 2000), 3),
+            ("sp-initiated (Redirect binding, new AuthnRequest each)", None, HTTP_SECONDS),
+            (
+                "idp-initiated (launch)",
+                [f"/saml/idp/{connector.slug}/launch?RelayState=%2Fbench"] * threads,
+                HTTP_SECONDS,
+            ),
+        ):
+            if paths is None:
+                paths = _authn_request_paths(connector, 700 * HTTP_SECONDS)
+            paths_file = workdir / "paths.txt"
+            paths_file.write_text("\n".join(paths) + "\n")
+            script = workdir / "sso.lua"
+            script.write_text(_WRK_SCRIPT)
+            server_cpu_before = _cpu_seconds(gunicorn.pid)
+            client_cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            completed = subprocess.run(
+                ["wrk", f"-t{threads}", "-c8", f"-d{seconds}s", "--timeout", "5s", "-s", str(script), base],
+                env={**os.environ, "BENCH_PATHS": str(paths_file), "BENCH_THREADS": str(threads),
+                     "BENCH_COOKIE": f"sessionid={cookie}"},
+                capture_output=True, text=True, check=False,
+            )  # fmt: skip
+            server_cpu = _cpu_seconds(gunicorn.pid) - server_cpu_before
+            client_usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+            client_cpu = (client_usage.ru_utime + client_usage.ru_stime) - (
+                client_cpu_before.ru_utime + client_cpu_before.ru_stime
+            )
+            line = next((row for row in completed.stdout.splitlines() if row.startswith("BENCH ")), "")
+            if not line:
+                results[label] = {"error": completed.stdout + completed.stderr}
+                continue
+            fields = dict(part.split("=") for part in line.split()[1:])
+            requests = int(fields["requests"])
+            duration = int(fields["duration_us"]) / 1e6
+            results[label] = {
+                "rps": requests / duration,
+                "requests": requests,
+                "bad": int(fields["bad"]),
+                "p50_ms": float(fields["p50_ms"]),
+                "p99_ms": float(fields["p99_ms"]),
+                "server_cpu_ms": 1000 * server_cpu / max(requests, 1),
+                "client_cpu_ms": 1000 * client_cpu / max(requests, 1),
+            }
+        results.pop("warm-up", None)
+        return results
+    finally:
+        gunicorn.terminate()
+        gunicorn.wait(timeout=20)
+
+
+def main() -> None:
+    workdir = Path(tempfile.mkdtemp(prefix="idp-portal-bench-"))
+    port = _free_port()
+    env = _prepare_environment(workdir, port)
+    import django
+
+    django.setup()
+    from django.db import connection
+
+    try:
+        connector, user, cookie = _setup_data()
+        print(f"database: {connection.vendor}; {os.cpu_count()} cores; Python {sys.version.split()[0]}")
+        build = measure_build(connector, user)
+        rsa_median = build["raw-rsa"][0]
+        print(f"\nSigned Response build, in-process (lxml + python xmlsec), {BUILD_RUNS} runs each:")
+        for label, signatures in (("sign-assertion", 1), ("sign-both", 2)):
+            median, p95 = build[label]
+            print(
+                f"  {label:15} median {median:6.3f} ms  p95 {p95:6.3f} ms  "
+                f"ratio to raw RSA x{signatures}: {median / (rsa_median * signatures):4.2f}"
+            )
+        print(
+            f"  raw RSA-2048 signature (cryptography/OpenSSL): median {rsa_median:.3f} ms  p95 {build['raw-rsa'][1]:.3f} ms"
+        )
+        print(f"  raw RSA-2048 signature (xmlsec sign_binary):    median {build['raw-rsa-xmlsec'][0]:.3f} ms")
+
+        baseline = measure_pysaml2(connector, user, workdir)
+        print("\nThe same Response built by pysaml2 (create_authn_response):")
+        for label, (median, p95) in baseline.items():
+            runs = BASELINE_RUNS if "xmlsec1" in label else 300
+            print(f"  {label:34} median {median:7.2f} ms  p95 {p95:7.2f} ms  ({runs} runs)")
+        if "pysaml2-xmlsec1 sign-both" not in baseline:
+            print("  (xmlsec1 is not installed: no default-backend baseline)")
+
+        http = measure_http(connector, cookie, env, port, workdir)
+        print(f"\nEnd-to-end SSO through gunicorn (2 sync workers) + wrk (2 threads, 8 connections), {HTTP_SECONDS} s:")
+        for label, figures in http.items():
+            if isinstance(figures, str) or "error" in figures:
+                print(f"  {label}: {figures}")
+                continue
+            print(
+                f"  {label:55} {figures['rps']:7.1f} responses/s  p50 {figures['p50_ms']:.1f} ms  "
+                f"p99 {figures['p99_ms']:.1f} ms  non-200: {figures['bad']}"
+            )
+            per_response = figures["server_cpu_ms"] + figures["client_cpu_ms"]
+            print(
+                f"  {'':55} CPU per response: gunicorn {figures['server_cpu_ms']:.2f} ms + wrk "
+                f"{figures['client_cpu_ms']:.2f} ms -> {2000 / per_response:7.1f} responses/s on 2 idle cores"
+            )
+        if "pysaml2-xmlsec1 sign-both" in baseline:
+            estimate = 2 * 1000 / baseline["pysaml2-xmlsec1 sign-both"][0]
+            print(f"  pysaml2 default backend, signing alone on 2 cores (estimate): {estimate:7.1f} responses/s")
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
