@@ -5,6 +5,7 @@ They translate; services act (validation, audit trail, connectors). Member value
 directory's UUIDs (SCIM ids), never database integers.
 """
 
+import functools
 import hashlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,6 +58,12 @@ def weak_etag(*parts: Any) -> str:
     return f'W/"{digest}"'
 
 
+@functools.cache
+def _collection_path(name: str) -> str:
+    """`/scim/v2/Users/`: resolved once, not with a reverse() per member of a large group."""
+    return reverse(name).rstrip("/") + "/"
+
+
 class _Adapter(SCIMMixin):
     id_field = "id"
     resource_schema_uri = ""
@@ -82,7 +89,9 @@ class ScimUserAdapter(_Adapter):
     url_name = "scim_server:user"
     resource_type = "User"
 
-    def __init__(self, obj: User, request: HttpRequest | None = None, groups: list[Group] | None = None) -> None:
+    def __init__(
+        self, obj: User, request: HttpRequest | None = None, groups: list[tuple[UUID, str]] | None = None
+    ) -> None:
         super().__init__(obj, request=request)
         # Given by list views (one query for a page); loaded on demand otherwise.
         self._groups = groups
@@ -95,9 +104,12 @@ class ScimUserAdapter(_Adapter):
     def display_name(self) -> str:
         return self.obj.display_name or self.obj.full_name or self.obj.username
 
-    def groups(self) -> list[Group]:
+    def groups(self) -> list[tuple[UUID, str]]:
+        """(group id, name) of the user's groups."""
         if self._groups is None:
-            self._groups = list(Group.objects.filter(memberships__user=self.obj).only("id", "name").order_by("name"))
+            self._groups = list(
+                Membership.objects.filter(user=self.obj).order_by("group__name").values_list("group_id", "group__name")
+            )
         return self._groups
 
     def to_dict(self, *, with_groups: bool = True, request_only: RequestOnly = frozenset()) -> dict:
@@ -131,12 +143,12 @@ class ScimUserAdapter(_Adapter):
                 base = base_location(self._request)
                 document["groups"] = [
                     {
-                        "value": str(group.pk),
-                        "$ref": base + reverse("scim_server:group", kwargs={"uuid": str(group.pk)}),
-                        "display": group.name,
+                        "value": str(group_id),
+                        "$ref": f"{base}{_collection_path('scim_server:groups')}{group_id}",
+                        "display": name,
                         "type": "direct",
                     }
-                    for group in groups
+                    for group_id, name in groups
                 ]
         if user.employee_id:
             document["schemas"].append(ENTERPRISE_SCHEMA)
@@ -364,35 +376,42 @@ def user_create_from(fields: UserFields, *, actor: SystemActor, scope_group: Gro
     profile = dict(fields.profile)
     if not profile["display_name"] and not (profile["first_name"] or profile["last_name"]):
         profile["display_name"] = profile["username"]
-    with transaction.atomic():
-        user = services.user_create(
+
+    def create() -> User:
+        return services.user_create(
             actor=actor,
             status=UserStatus.ACTIVE if fields.active in (None, True) else UserStatus.SUSPENDED,
             password=fields.password,
             validate_password=False,
             **profile,
         )
-        if scope_group is not None:
-            services.group_add_members(actor=actor, group=scope_group, users=[user])
+
+    if scope_group is None:
+        return create()  # the service is its own transaction
+    with transaction.atomic():
+        user = create()
+        services.group_add_members(actor=actor, group=scope_group, users=[user])
     return user
 
 
-def user_apply(user: User, fields: UserFields, *, actor: SystemActor, keep_active_when_absent: bool = True) -> User:
+def user_apply(user: User, fields: UserFields, *, actor: SystemActor) -> User:
     """Write what differs between `user` and `fields` through the directory services."""
     changes = {name: value for name, value in fields.profile.items() if getattr(user, name) != value}
-    if "display_name" in changes and not changes["display_name"] and not user.display_name:
-        del changes["display_name"]
+    steps = []
+    if changes:
+        steps.append(lambda user: services.user_update(actor=actor, user=user, **changes))
+    is_active = user.status == UserStatus.ACTIVE
+    if fields.active is True and not is_active:
+        steps.append(lambda user: services.user_reactivate(actor=actor, user=user))
+    elif fields.active is False and is_active:
+        steps.append(lambda user: services.user_suspend(actor=actor, user=user))
+    if fields.password:
+        steps.append(lambda user: services.user_set_password(actor=actor, user=user, password=fields.password))
+    if len(steps) == 1:
+        return steps[0](user)  # the service is its own transaction
     with transaction.atomic():
-        if changes:
-            user = services.user_update(actor=actor, user=user, **changes)
-        if fields.active is not None:
-            is_active = user.status == UserStatus.ACTIVE
-            if fields.active and not is_active:
-                user = services.user_reactivate(actor=actor, user=user)
-            elif not fields.active and user.status == UserStatus.ACTIVE:
-                user = services.user_suspend(actor=actor, user=user)
-        if fields.password:
-            services.user_set_password(actor=actor, user=user, password=fields.password)
+        for step in steps:
+            user = step(user)
     return user
 
 
@@ -436,7 +455,7 @@ class ScimGroupAdapter(_Adapter):
             for user_id, username in self.members():
                 member = {
                     "value": str(user_id),
-                    "$ref": base + reverse("scim_server:user", kwargs={"uuid": str(user_id)}),
+                    "$ref": f"{base}{_collection_path('scim_server:users')}{user_id}",
                     "type": "User",
                 }
                 if with_display:

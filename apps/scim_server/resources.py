@@ -5,6 +5,7 @@ returns a `ScimResult`; every failure is a `ScimError`. Reads cost a constant nu
 page (count, page, one query for the page's groups or members) whatever the directory's size.
 """
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,8 +13,9 @@ from uuid import UUID
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import QuerySet
+from django.db.models.expressions import RawSQL
 from django.http import HttpRequest
 
 from apps.audit.services import SystemActor, audit_record
@@ -319,17 +321,26 @@ def list_response(resources: list[dict], total: int, start: int) -> dict:
     }
 
 
-def _page(queryset: QuerySet, params: ListParams, target: filters.FilterTarget) -> tuple[int, list]:
+def _page(
+    queryset: QuerySet,
+    params: ListParams,
+    target: filters.FilterTarget,
+    prepare: Callable[[QuerySet], QuerySet] = lambda queryset: queryset,
+) -> tuple[int, list]:
     if params.filter is not None:
         queryset = filters.filter_queryset(queryset, params.filter, target)
-    total = queryset.count()
-    if params.count == 0 or params.start_index > total:
-        return total, []
+    if params.count == 0:
+        return queryset.count(), []
     order = filters.sort_field(params.sort_by, target) if params.sort_by else "pk"
     prefix = "-" if params.descending else ""
     ordering = [f"{prefix}{order}"] if order == "pk" else [f"{prefix}{order}", "pk"]
     offset = params.start_index - 1
-    return total, list(queryset.order_by(*ordering)[offset : offset + params.count])
+    rows = list(prepare(queryset).order_by(*ordering)[offset : offset + params.count])
+    if rows and len(rows) < params.count:
+        # A partial page is the last one: its end is the total, no COUNT needed (a lookup by
+        # userName costs one query, not two).
+        return offset + len(rows), rows
+    return queryset.count(), rows
 
 
 # --- Users -------------------------------------------------------------------------------------
@@ -391,27 +402,51 @@ def users_for(token: ScimToken) -> QuerySet:
     return users
 
 
-def _get_user(token: ScimToken, user_id: str) -> User:
-    user = users_for(token).filter(pk=_uuid_or_404(user_id)).first()
+def _get_user(token: ScimToken, user_id: str, *, with_groups: bool = True) -> User:
+    users = users_for(token)
+    if with_groups:
+        users = _with_groups(users)
+    user = users.filter(pk=_uuid_or_404(user_id)).first()
     if user is None:
         raise not_found(f"User {str(user_id)[:60]} not found.")
     return user
 
 
-def _groups_by_user(users: list[User]) -> dict[UUID, list[Group]]:
-    result: dict[UUID, list[Group]] = {user.pk: [] for user in users}
-    memberships = (
-        Membership.objects.filter(user_id__in=list(result))
-        .select_related("group")
-        .only("user_id", "group__id", "group__name")
-        .order_by("group__name")
-    )
-    for membership in memberships:
-        result[membership.user_id].append(membership.group)
-    return result
+_GROUPS_SQL = {
+    "postgresql": (
+        "(SELECT COALESCE(json_agg(json_build_array(g.id, g.name) ORDER BY g.name), '[]'::json) "
+        "FROM directory_membership m JOIN directory_group g ON g.id = m.group_id "
+        "WHERE m.user_id = directory_user.id)"
+    ),
+    "sqlite": (
+        "(SELECT json_group_array(json_array(x.id, x.name)) FROM (SELECT g.id, g.name FROM directory_membership m "
+        "JOIN directory_group g ON g.id = m.group_id WHERE m.user_id = directory_user.id ORDER BY g.name) x)"
+    ),
+}
+
+
+def _groups_sql() -> str | None:
+    """A correlated subquery giving each user's groups as a JSON array of [id, name], by name:
+    the groups of a page come with the page, in the same query."""
+    return _GROUPS_SQL.get(connection.vendor)
+
+
+def _with_groups(users: QuerySet) -> QuerySet:
+    sql = _groups_sql()
+    return users.annotate(scim_groups_json=RawSQL(sql, ())) if sql else users  # noqa: S611 - no input in it
+
+
+def _annotated_groups(user: User) -> list[tuple[UUID, str]] | None:
+    raw = getattr(user, "scim_groups_json", None)
+    if raw is None:
+        return None  # not annotated: the adapter loads them
+    rows = json.loads(raw) if isinstance(raw, str) else raw
+    return [(UUID(str(group_id)), name) for group_id, name in rows]
 
 
 def _render_user(user: User, request: HttpRequest | None, selection: Projection, groups=None) -> tuple:
+    if groups is None:
+        groups = _annotated_groups(user)
     adapter = ScimUserAdapter(user, request=request, groups=groups)
     with_groups = selection.wants(None, "groups")
     document = adapter.to_dict(with_groups=with_groups, request_only=selection.request_only)
@@ -423,9 +458,9 @@ _NO_SELECTION = Projection((), ())
 
 def user_list(token: ScimToken, request: HttpRequest | None, params: ListParams) -> ScimResult:
     selection = projection(params, user_resource_schema())
-    total, users = _page(users_for(token), params, USER_TARGET)
-    groups = _groups_by_user(users) if users and selection.wants(None, "groups") else {}
-    resources = [_render_user(user, request, selection, groups.get(user.pk, []))[1] for user in users]
+    prepare = _with_groups if selection.wants(None, "groups") else (lambda users: users)
+    total, users = _page(users_for(token), params, USER_TARGET, prepare)
+    resources = [_render_user(user, request, selection)[1] for user in users]
     return ScimResult(200, list_response(resources, total, params.start_index))
 
 
@@ -447,7 +482,8 @@ def user_create(token: ScimToken, request: HttpRequest | None, body: Any) -> Sci
         None,
         lambda: user_create_from(fields, actor=actor_for(token), scope_group=token.scope_group),
     )
-    adapter, document = _render_user(User.objects.get(pk=user.pk), request, _NO_SELECTION)
+    groups = None if token.scope_group_id else []  # a new user is in no group unless the token's
+    adapter, document = _render_user(user, request, _NO_SELECTION, groups)
     return _result(adapter, document, 201)
 
 
@@ -459,8 +495,9 @@ def user_replace(
     adapter = ScimUserAdapter(user, request=request)
     check_if_match(if_match, adapter.version)
     fields = read_user_document(body, mode="replace", current=adapter.to_dict(with_groups=False))
-    run_write(token, "replace", user, lambda: user_apply(user, fields, actor=actor_for(token)))
-    return user_get(token, request, str(user.pk))
+    groups = _annotated_groups(user)  # a user's write does not change its groups
+    user = run_write(token, "replace", user, lambda: user_apply(user, fields, actor=actor_for(token)))
+    return _result(*_render_user(user, request, _NO_SELECTION, groups))
 
 
 def user_patch(
@@ -473,13 +510,14 @@ def user_patch(
     current = adapter.to_dict(with_groups=False)
     changed = apply_patch(current, body, user_resource_schema(), writable_password=password_writable())
     fields = read_user_document(changed, mode="patch", current=current)
-    run_write(token, "patch", user, lambda: user_apply(user, fields, actor=actor_for(token)))
-    return user_get(token, request, str(user.pk))
+    groups = _annotated_groups(user)  # a user's write does not change its groups
+    user = run_write(token, "patch", user, lambda: user_apply(user, fields, actor=actor_for(token)))
+    return _result(*_render_user(user, request, _NO_SELECTION, groups))
 
 
 def user_delete(token: ScimToken, request: HttpRequest | None, user_id: str, if_match: str | None = None) -> ScimResult:
     require_write(token)
-    user = _get_user(token, user_id)
+    user = _get_user(token, user_id, with_groups=False)
     check_if_match(if_match, ScimUserAdapter(user, request=request).version)
     run_write(token, "delete", user, lambda: services.user_delete(actor=actor_for(token), user=user))
     return ScimResult(204)
@@ -663,12 +701,13 @@ def root_search(token: ScimToken, request: HttpRequest | None, params: ListParam
             continue
         prefix = "-" if params.descending else ""
         ordering = [f"{prefix}{order}"] if order == "pk" else [f"{prefix}{order}", "pk"]
+        if kind == "user" and selection.wants(None, "groups"):
+            queryset = _with_groups(queryset)
         rows = list(queryset.order_by(*ordering)[skip : skip + remaining])
         skip = 0
         remaining -= len(rows)
         if kind == "user":
-            groups = _groups_by_user(rows) if rows and selection.wants(None, "groups") else {}
-            resources_out += [_render_user(row, request, selection, groups.get(row.pk, []))[1] for row in rows]
+            resources_out += [_render_user(row, request, selection)[1] for row in rows]
         else:
             members = _members_by_group(rows) if rows else {}
             resources_out += [_render_group(row, request, selection, members[row.pk])[1] for row in rows]

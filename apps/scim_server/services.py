@@ -56,11 +56,7 @@ def scim_token_authenticate(*, secret: str, ip: str | None) -> ScimToken | None:
 
     Looked up on every request (no cache), so a revoked token fails at once.
     """
-    token = (
-        ScimToken.objects.select_related("scope_group")
-        .filter(secret_hash=hash_secret(secret), revoked_at__isnull=True)
-        .first()
-    )
+    token = ScimToken.objects.filter(secret_hash=hash_secret(secret), revoked_at__isnull=True).order_by().first()
     if token is None:
         return None
     now = timezone.now()
