@@ -256,10 +256,17 @@ def _apply_to_extension(document: dict, target: Target, op: str, value: Any) -> 
 
 def _apply_to_attribute(container: dict, attribute: AttributeDef, op: str, value: Any, schema: ResourceSchema) -> None:
     name = attribute.name
+    _, current = _get(container, name)
     if op == "remove":
+        if attribute.multi_valued and value is not None and isinstance(current, list):
+            # Entra ID removes members as {"op": "Remove", "path": "members", "value": [{"value": id}]}:
+            # only the values given go, not the whole attribute.
+            gone = {_identity(element, schema.identity_key) for element in _as_list(value, name)}
+            kept = [element for element in current if _identity(element, schema.identity_key) not in gone]
+            _set(container, name, kept)
+            return
         _delete(container, name)
         return
-    _, current = _get(container, name)
     if attribute.multi_valued:
         new_values = _as_list(value, name)
         if attribute.type == "complex":

@@ -91,6 +91,10 @@ def test_entra_replace_members_without_path_and_rename(scim):
     group.refresh_from_db()
     assert group.name == "Renamed" and member_ids(group) == {str(bob.pk)}
     assert AuditEvent.objects.filter(action="group.rename", target_id=str(group.pk), actor_label="scim:tests").exists()
+    services.group_add_members(actor=None, group=group, users=[ann])
+    entra_removal = {"op": "Remove", "path": "members", "value": [{"value": str(bob.pk)}]}
+    assert scim.patch_ops(f"Groups/{group.pk}", entra_removal).status_code == 200
+    assert member_ids(group) == {str(ann.pk)}
     scim.patch_ops(f"Groups/{group.pk}", {"op": "remove", "path": "members"})
     assert member_ids(group) == set()
 
