@@ -174,3 +174,7 @@ def test_rotate_command(capsys, connector):
     assert f"{connector.slug} has not fetched metadata with the next key" in err
     call_command("rotate_idp_key", "--list")
     assert "retired" in capsys.readouterr().out
+
+
+def test_portal_metadata_without_sso_connectors(client, db):
+    assert client.get("/saml/idp/metadata").status_code == 404

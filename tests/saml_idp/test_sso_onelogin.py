@@ -391,8 +391,7 @@ def test_sha1_signed_requests_are_refused(signed_in, connector, sp_factory):
 
 
 def test_user_not_assigned(client, connector, sp_factory):
-    UserFactory(username="outsider", password="s3cret-Pass-99")
-    client.login(username="outsider", password="s3cret-Pass-99")
+    client.force_login(UserFactory(username="outsider"))
     url, _ = sp_factory(connector).redirect_login()
     response = client.get(url)
     _assert_refused(response, "not_assigned", status=403)
@@ -400,8 +399,7 @@ def test_user_not_assigned(client, connector, sp_factory):
 
 
 def test_user_not_assigned_passive_gets_a_saml_status(client, connector, sp_factory):
-    UserFactory(username="outsider", password="s3cret-Pass-99")
-    client.login(username="outsider", password="s3cret-Pass-99")
+    client.force_login(UserFactory(username="outsider"))
     sp = sp_factory(connector)
     url, request_id = sp.redirect_login(is_passive=True)
     _, fields = auto_post(client.get(url))
@@ -518,3 +516,41 @@ def test_second_connector_cannot_use_the_first_ones_request(signed_in, connector
     other = make_connector(name="Other App", sso={"sp_entity_id": "https://other.example.com/md"})
     url, _ = sp_factory(connector).redirect_login()
     _assert_refused(signed_in.get(url.replace(f"/{connector.slug}/", f"/{other.slug}/")), "unknown_sp")
+
+
+def test_a_sign_in_older_than_the_connector_session_lifetime_must_be_renewed(signed_in, connector, sp_factory):
+    connector_services.connector_update(actor=None, connector=connector, sso={"session_lifetime_seconds": 3600})
+    session = signed_in.session
+    session["saml_idp_auth_time"] = (timezone.now() - datetime.timedelta(hours=2)).timestamp()
+    session.save()
+    sp = sp_factory(connector)
+    url, request_id = sp.redirect_login()
+    response = signed_in.get(url)
+    assert response.status_code == 302 and response["Location"].startswith(LOGIN_PATH)
+    continue_url = signed_in.get(response["Location"]).context["next"]
+    _login(signed_in, continue_url)
+    _, fields = auto_post(signed_in.get(continue_url))
+    result = sp.acs(fields["SAMLResponse"], request_id=request_id)
+    assert result.ok, (result.errors, result.reason)
+
+
+def test_authn_statement_and_conditions(signed_in, connector, sp_factory):
+    from lxml import etree
+
+    sp = sp_factory(connector)
+    url, request_id = sp.redirect_login()
+    _, fields = auto_post(signed_in.get(url))
+    root = etree.fromstring(base64.b64decode(fields["SAMLResponse"]))
+    ns = {"saml": "urn:oasis:names:tc:SAML:2.0:assertion", "samlp": "urn:oasis:names:tc:SAML:2.0:protocol"}
+    assert root.get("Destination") == SP_ACS_URL and root.get("InResponseTo") == request_id
+    assert root.findtext("saml:Issuer", namespaces=ns) == connector.idp_entity_id
+    confirmation = root.find(".//saml:SubjectConfirmationData", ns)
+    assert confirmation.get("Recipient") == SP_ACS_URL and confirmation.get("InResponseTo") == request_id
+    conditions = root.find(".//saml:Conditions", ns)
+    not_before = datetime.datetime.fromisoformat(conditions.get("NotBefore").replace("Z", "+00:00"))
+    not_after = datetime.datetime.fromisoformat(conditions.get("NotOnOrAfter").replace("Z", "+00:00"))
+    assert datetime.timedelta(seconds=320) <= not_after - not_before <= datetime.timedelta(seconds=340)
+    assert root.findtext(".//saml:Audience", namespaces=ns) == connector.sso.sp_entity_id
+    statement = root.find(".//saml:AuthnStatement", ns)
+    assert statement.get("SessionIndex") and statement.get("AuthnInstant")
+    assert root.findtext(".//saml:AuthnContextClassRef", namespaces=ns).endswith("PasswordProtectedTransport")
