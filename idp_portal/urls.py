@@ -1,13 +1,14 @@
 from django.urls import include, path
-from django.views.generic import TemplateView
 
 from apps.common.views import healthz
+from apps.portal import views as portal_views
 
 urlpatterns = [
-    path("", TemplateView.as_view(template_name="home.html"), name="home"),
+    path("", portal_views.launchpad, name="home"),
     path("healthz", healthz, name="healthz"),
     path("api/v1/", include("apps.api.urls")),
     path("scim/v2/", include("apps.scim_server.urls")),
     path("saml/idp/", include("apps.saml_idp.urls")),
+    path("saml/sp/", include("apps.saml_sp.urls")),
     path("", include("apps.portal.urls")),
 ]

@@ -4,6 +4,17 @@ from apps.portal import views
 
 app_name = "portal"
 urlpatterns = [
-    path("login/", views.PortalLoginView.as_view(), name="login"),
-    path("logout/", views.PortalLogoutView.as_view(), name="logout"),
+    path("login/", views.sign_in, name="login"),
+    path("login/mfa/", views.mfa, name="mfa"),
+    path("logout/", views.sign_out, name="logout"),
+    path("account/", views.profile, name="profile"),
+    path("account/mfa/totp/", views.totp_setup, name="totp_setup"),
+    path("account/mfa/totp/remove/", views.totp_remove, name="totp_remove"),
+    path("account/mfa/recovery-codes/", views.recovery_codes_regenerate, name="recovery_codes"),
+    path("account/sessions/end-all/", views.sign_out_everywhere, name="sign_out_everywhere"),
+    path("password-reset/", views.PasswordResetView.as_view(), name="password_reset"),
+    path("password-reset/sent/", views.PasswordResetDoneView.as_view(), name="password_reset_done"),
+    path("password-reset/<uidb64>/<token>/", views.PasswordResetConfirmView.as_view(), name="password_reset_confirm"),
+    path("password-reset/done/", views.PasswordResetCompleteView.as_view(), name="password_reset_complete"),
+    path("console/", views.console, name="console"),
 ]

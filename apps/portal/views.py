@@ -1,15 +1,303 @@
-"""End-user sign-in and sign-out."""
+"""End-user pages: sign-in, second factor, enrolment, launchpad, profile, sign-out, password reset.
 
+Views parse the request, call apps.portal.services and render; the rules live in services.
+"""
+
+import datetime
+from urllib.parse import urlencode
+
+import segno
+from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.tokens import default_token_generator
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import redirect, render
+from django.urls import reverse, reverse_lazy
+from django.utils.decorators import method_decorator
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_protect
+from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.http import require_http_methods, require_POST
 
-from apps.portal.forms import PortalAuthenticationForm
+from apps.portal import selectors, services, slo
+from apps.portal.decorators import staff_mfa_required
+from apps.portal.forms import CodeForm, PortalPasswordResetForm, SignInForm
+from apps.portal.middleware import allow_frames_and_forms
+from apps.saml_idp.session import AUTH_TIME_KEY
+from apps.saml_sp.selectors import enabled_upstreams, enforced_upstream
 
 
-class PortalLoginView(auth_views.LoginView):
-    template_name = "portal/login.html"
-    authentication_form = PortalAuthenticationForm
-    redirect_authenticated_user = False
+def _no_store(response: HttpResponse) -> HttpResponse:
+    response["Cache-Control"] = "no-store"
+    return response
 
 
-class PortalLogoutView(auth_views.LogoutView):
-    template_name = "portal/logged_out.html"
+def _upstream_login_url(upstream, next_url: str) -> str:  # type: ignore[no-untyped-def]
+    return f"{reverse('saml_sp:login', args=[upstream.slug])}?{urlencode({'next': next_url})}"
+
+
+# --- Sign-in ----------------------------------------------------------------------------------
+
+
+@sensitive_post_parameters("password")
+@csrf_protect
+@never_cache
+@require_http_methods(["GET", "POST"])
+def sign_in(request: HttpRequest) -> HttpResponse:
+    next_url = services.safe_next(request.POST.get("next") or request.GET.get("next"), default="")
+    local = request.GET.get("local") == "1" or request.POST.get("local") == "1"
+    enforced = enforced_upstream()
+    if enforced is not None and not local:
+        return HttpResponseRedirect(_upstream_login_url(enforced, next_url or "/"))
+    if request.GET.get("cancel") == "1":
+        services.pending_sign_in_cancel(request)
+
+    form = SignInForm(request.POST or None)
+    error = ""
+    if request.method == "POST" and form.is_valid():
+        try:
+            user = services.password_sign_in(
+                request, username=form.cleaned_data["username"], password=form.cleaned_data["password"]
+            )
+            if enforced is not None and not user.is_superuser:
+                # Break-glass password sign-in is for super-admins only while an upstream is enforced.
+                services.refuse_local_sign_in(request, user)
+            destination = services.first_factor_passed(
+                request, user, backend=services.PASSWORD_BACKEND, method="password", next_url=next_url
+            )
+            return HttpResponseRedirect(destination)
+        except services.SignInError as refusal:
+            error = refusal.message
+    elif request.method == "POST":
+        error = "Enter your username or email and your password."
+    context = {
+        "form": form,
+        "error": error,
+        "next": next_url,
+        "local": local,
+        "enforced": enforced,
+        "upstreams": [
+            {"name": upstream.name, "url": _upstream_login_url(upstream, next_url or "/")}
+            for upstream in enabled_upstreams()
+        ],
+    }
+    return _no_store(render(request, "portal/login.html", context))
+
+
+@sensitive_post_parameters("code")
+@csrf_protect
+@never_cache
+@require_http_methods(["GET", "POST"])
+def mfa(request: HttpRequest) -> HttpResponse:
+    """The second step of a sign-in, or a staff user's step-up before a staff page."""
+    current = services.pending_sign_in(request)
+    if current is None and not request.user.is_authenticated:
+        messages.info(request, services.PENDING_EXPIRED)
+        return redirect("portal:login")
+    if current is not None and current[0].enrol:
+        return redirect("portal:totp_setup")
+    if current is None and not services.user_has_totp(request.user):
+        return redirect(f"{reverse('portal:totp_setup')}?{urlencode({'next': request.GET.get('next', '/')})}")
+    form = CodeForm(request.POST or None)
+    error = ""
+    if request.method == "POST" and form.is_valid():
+        try:
+            return HttpResponseRedirect(services.mfa_verify(request, code=form.cleaned_data["code"]))
+        except services.SignInError as refusal:
+            if refusal.code in ("too_many_codes", "pending_expired"):
+                messages.error(request, refusal.message)
+                return redirect("portal:login")
+            error = refusal.message
+    user = current[1] if current else request.user
+    context = {"form": form, "error": error, "user_name": user.get_short_name(), "next": request.GET.get("next", "")}
+    return _no_store(render(request, "portal/mfa.html", context))
+
+
+@sensitive_post_parameters("code")
+@csrf_protect
+@never_cache
+@require_http_methods(["GET", "POST"])
+def totp_setup(request: HttpRequest) -> HttpResponse:
+    """Enrol an authenticator app: a QR code and the secret, confirmed with one code from the app."""
+    current = services.pending_sign_in(request)
+    if current is not None and current[0].enrol:
+        user = current[1]
+    elif request.user.is_authenticated:
+        user = request.user
+        if services.user_has_totp(user) and not user.is_verified():
+            # Replacing a factor needs the current one first.
+            return redirect(f"{reverse('portal:mfa')}?{urlencode({'next': request.get_full_path()})}")
+    else:
+        return redirect("portal:login")
+    next_url = services.safe_next(
+        request.GET.get("next") or request.POST.get("next"), default=reverse("portal:profile")
+    )
+    device = services.totp_device_begin(user)
+    form = CodeForm(request.POST or None)
+    error = ""
+    status = 200
+    if request.method == "POST" and form.is_valid():
+        try:
+            codes = services.totp_device_confirm(request, user=user, code=form.cleaned_data["code"])
+        except services.SignInError as refusal:
+            error = refusal.message
+            status = 400
+        else:
+            continue_url = request.session.pop("portal_after_codes", None) or next_url
+            return _no_store(
+                render(request, "portal/recovery_codes.html", {"codes": codes, "continue_url": continue_url})
+            )
+    qr_svg = segno.make(device.config_url, error="m").svg_inline(scale=4, dark="#1c2430", light="#ffffff")
+    context = {
+        "form": form,
+        "error": error,
+        "qr_svg": qr_svg,
+        "secret": _base32_secret(device.bin_key),
+        "next": next_url,
+        "pending": current is not None,
+        "staff": user.is_staff,
+    }
+    return _no_store(render(request, "portal/totp_setup.html", context, status=status))
+
+
+def _base32_secret(key: bytes) -> str:
+    import base64
+
+    secret = base64.b32encode(key).decode().rstrip("=")
+    return " ".join(secret[index : index + 4] for index in range(0, len(secret), 4))
+
+
+# --- Launchpad and profile ----------------------------------------------------------------------
+
+
+@login_required
+@never_cache
+def launchpad(request: HttpRequest) -> HttpResponse:
+    search = request.GET.get("q", "").strip()[:100]
+    tiles = selectors.launchpad_tiles(request.user, search=search)
+    context = {
+        "tiles": tiles,
+        "search": search,
+        "show_search": bool(search) or len(tiles) > selectors.SEARCH_THRESHOLD,
+    }
+    return render(request, "portal/launchpad.html", context)
+
+
+@login_required
+@never_cache
+def profile(request: HttpRequest) -> HttpResponse:
+    context = {
+        "mfa": selectors.mfa_summary(request.user),
+        "sessions": selectors.user_sessions(request.user),
+        "current_session": request.session.session_key,
+        "mfa_required": settings.PORTAL_MFA_REQUIRED or request.user.is_staff,
+    }
+    return render(request, "portal/profile.html", context)
+
+
+@login_required
+@require_POST
+def recovery_codes_regenerate(request: HttpRequest) -> HttpResponse:
+    if not request.user.is_verified():
+        return redirect(f"{reverse('portal:mfa')}?{urlencode({'next': reverse('portal:profile')})}")
+    codes = services.recovery_codes_regenerate(user=request.user)
+    return _no_store(
+        render(request, "portal/recovery_codes.html", {"codes": codes, "continue_url": reverse("portal:profile")})
+    )
+
+
+@login_required
+@require_POST
+def totp_remove(request: HttpRequest) -> HttpResponse:
+    if not request.user.is_verified():
+        return redirect(f"{reverse('portal:mfa')}?{urlencode({'next': reverse('portal:profile')})}")
+    services.totp_device_remove(actor=request.user, user=request.user)
+    messages.success(request, "The authenticator app and its recovery codes were removed.")
+    return redirect("portal:profile")
+
+
+@login_required
+@require_POST
+def sign_out_everywhere(request: HttpRequest) -> HttpResponse:
+    count = services.sign_out_everywhere(actor=request.user, user=request.user)
+    return _no_store(render(request, "portal/logged_out.html", {"ended_sessions": count, "slo": []}))
+
+
+@staff_mfa_required
+def console(request: HttpRequest) -> HttpResponse:
+    return render(request, "portal/console.html")
+
+
+# --- Sign-out -----------------------------------------------------------------------------------
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def sign_out(request: HttpRequest) -> HttpResponse:
+    """GET asks; POST (with the CSRF token) signs out here and, front-channel, at the apps."""
+    if request.method == "GET":
+        if not request.user.is_authenticated:
+            return _no_store(render(request, "portal/logged_out.html", {"slo": []}))
+        return _no_store(render(request, "portal/logout_confirm.html"))
+    messages_out: list[slo.LogoutMessage] = []
+    if request.user.is_authenticated:
+        stamp = request.session.get(AUTH_TIME_KEY)
+        since = datetime.datetime.fromtimestamp(stamp, tz=datetime.UTC) if stamp else None
+        messages_out = slo.logout_messages(request.user, session_key=request.session.session_key or "", since=since)
+    services.sign_out(request)
+    response = render(request, "portal/logged_out.html", {"slo": messages_out})
+    return _no_store(allow_frames_and_forms(response, [message.origin for message in messages_out]))
+
+
+# --- Password reset -----------------------------------------------------------------------------
+
+
+class PasswordResetView(auth_views.PasswordResetView):
+    form_class = PortalPasswordResetForm
+    template_name = "portal/password_reset_form.html"
+    email_template_name = "portal/email/password_reset.txt"
+    subject_template_name = "portal/email/password_reset_subject.txt"
+    success_url = reverse_lazy("portal:password_reset_done")
+
+    def form_valid(self, form: PortalPasswordResetForm) -> HttpResponse:
+        email = form.cleaned_data["email"]
+        users = list(form.get_users(email))
+        services.password_reset_requested(email=email, user=users[0] if users else None)
+        base = settings.PORTAL_BASE_URL
+        scheme, _, host = base.partition("://")
+        form.save(
+            domain_override=host,
+            use_https=scheme == "https",
+            token_generator=default_token_generator,
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            email_template_name=self.email_template_name,
+            subject_template_name=self.subject_template_name,
+            request=self.request,
+            extra_email_context={"portal_base_url": base, "timeout_minutes": settings.PASSWORD_RESET_TIMEOUT // 60},
+        )
+        return HttpResponseRedirect(self.get_success_url())
+
+
+class PasswordResetDoneView(auth_views.PasswordResetDoneView):
+    template_name = "portal/password_reset_done.html"
+
+
+@method_decorator(sensitive_post_parameters("new_password1", "new_password2"), name="dispatch")
+class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    template_name = "portal/password_reset_confirm.html"
+    success_url = reverse_lazy("portal:password_reset_complete")
+    post_reset_login = False
+
+    def form_valid(self, form) -> HttpResponse:  # type: ignore[no-untyped-def]
+        # The service sets the password (policy from AUTH_PASSWORD_VALIDATORS, checked by the
+        # form too), ends every session and lifts the account's lockout.
+        services.password_reset_complete(user=form.user, password=form.cleaned_data["new_password1"])
+        # A fresh, empty session: the reset token goes, and so does any sign-in this browser had.
+        self.request.session.flush()
+        return HttpResponseRedirect(self.get_success_url())
+
+
+class PasswordResetCompleteView(auth_views.PasswordResetCompleteView):
+    template_name = "portal/password_reset_complete.html"

@@ -50,18 +50,29 @@ INSTALLED_APPS = [
     "apps.scim_server",
     "apps.saml_idp",
     "apps.portal",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    "axes",
+    "djangosaml2",
+    "apps.saml_sp",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "apps.portal.middleware.SecurityHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "apps.audit.middleware.RequestContextMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "djangosaml2.middleware.SamlSessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "apps.portal.middleware.SessionIdleTimeoutMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "idp_portal.urls"
@@ -109,6 +120,12 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Authentication -------------------------------------------------------------------------
 AUTH_USER_MODEL = "directory.User"
+# axes first (refuses locked-out clients), then passwords by username or email, then upstream SAML.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "apps.portal.backends.PortalBackend",
+    "apps.saml_sp.backends.UpstreamSaml2Backend",
+]
 # The username is unique case-insensitively through a functional constraint on lower(username),
 # which Django's check does not recognise as making USERNAME_FIELD unique.
 SILENCED_SYSTEM_CHECKS = ["auth.E003"]

@@ -1,0 +1,45 @@
+"""Password authentication by username or email, in the same time whether the account exists or not."""
+
+from typing import Any
+
+from django.contrib.auth.backends import ModelBackend
+from django.http import HttpRequest
+
+from apps.directory.models import User
+from apps.directory.selectors import user_get_by_email, user_get_by_username
+
+# Why the last password check on this request failed; read by the login service for the audit
+# trail and for the one message that may differ (a suspended account, with the right password).
+REFUSAL_ATTRIBUTE = "portal_auth_refusal"
+
+
+class PortalBackend(ModelBackend):
+    """Django's ModelBackend, looking the account up by username or (case-insensitive) email."""
+
+    def authenticate(
+        self, request: HttpRequest | None, username: str | None = None, password: str | None = None, **kwargs: Any
+    ) -> User | None:
+        if username is None or password is None:
+            return None
+        identifier = username.strip()
+        user = user_get_by_username(identifier)
+        if user is None and "@" in identifier:
+            user = user_get_by_email(identifier)
+        if user is None:
+            # Hash anyway, with the current default hasher: an unknown name costs what a wrong
+            # password costs, so the response time tells nothing.
+            User().set_password(password)
+            _refuse(request, "unknown_user")
+            return None
+        if not user.check_password(password):
+            _refuse(request, "bad_password", user)
+            return None
+        if not self.user_can_authenticate(user):
+            _refuse(request, "inactive", user)
+            return None
+        return user
+
+
+def _refuse(request: HttpRequest | None, reason: str, user: User | None = None) -> None:
+    if request is not None:
+        setattr(request, REFUSAL_ATTRIBUTE, (reason, user))

@@ -1,0 +1,43 @@
+"""Access rules for views: staff pages need a second factor."""
+
+from collections.abc import Callable
+from functools import wraps
+from urllib.parse import urlencode
+
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
+
+from apps.portal.services import user_has_totp
+
+
+def staff_mfa_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Only active staff whose session passed a second factor may see the view.
+
+    Signed out: to the sign-in page. Not staff: 403. Staff without an authenticator app: to TOTP
+    enrolment first; staff with one whose session has not used it (a sign-in through an upstream
+    IdP, or a factor added after signing in): to the code prompt. Both come back here afterwards.
+    """
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        user = request.user
+        if not user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        if not (user.is_active and user.is_staff):
+            raise PermissionDenied("This page is for administrators.")
+        if not user.is_verified():
+            target = "portal:mfa" if user_has_totp(user) else "portal:totp_setup"
+            return HttpResponseRedirect(f"{reverse(target)}?{urlencode({'next': request.get_full_path()})}")
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+class StaffMfaRequiredMixin:
+    """`staff_mfa_required` for class-based views."""
+
+    @classmethod
+    def as_view(cls, **initkwargs):  # type: ignore[no-untyped-def]
+        return staff_mfa_required(super().as_view(**initkwargs))  # type: ignore[misc]

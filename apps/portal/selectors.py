@@ -1,0 +1,84 @@
+"""Reads for the portal's pages."""
+
+from dataclasses import dataclass
+
+from django.db.models import Q
+from django.templatetags.static import static
+from django.urls import reverse
+from django_otp.plugins.otp_static.models import StaticToken
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from apps.connectors.models import Connector, ConnectorKind
+from apps.connectors.selectors import connectors_for_user
+from apps.directory.models import User
+from apps.portal.models import PortalSession
+
+# Above this many tiles the launchpad shows its search box.
+SEARCH_THRESHOLD = 8
+
+
+@dataclass(frozen=True)
+class Tile:
+    name: str
+    description: str
+    logo_url: str
+    url: str
+    kind: str
+    opens_new_tab: bool
+
+
+def _logo_url(connector: Connector) -> str:
+    logo = connector.logo or "connectors/logos/bookmark.svg"
+    return logo if logo.startswith("https://") else static(logo)
+
+
+def launchpad_tiles(user: User, *, search: str = "") -> list[Tile]:
+    """The user's apps: SAML apps start IdP-initiated SSO, bookmarks open their URL.
+
+    SCIM-only connectors are provisioning targets with nothing to open, so they have no tile.
+    """
+    connectors = connectors_for_user(user).filter(
+        kind__in=[ConnectorKind.SAML, ConnectorKind.SAML_SCIM, ConnectorKind.BOOKMARK]
+    )
+    if search:
+        connectors = connectors.filter(Q(name__icontains=search) | Q(description__icontains=search))
+    tiles = []
+    for connector in connectors:
+        if connector.kind == ConnectorKind.BOOKMARK:
+            if not connector.bookmark_url:
+                continue
+            tiles.append(
+                Tile(
+                    connector.name,
+                    connector.description,
+                    _logo_url(connector),
+                    connector.bookmark_url,
+                    "bookmark",
+                    True,
+                )
+            )
+        else:
+            url = reverse("saml_idp:launch", args=[connector.slug])
+            tiles.append(Tile(connector.name, connector.description, _logo_url(connector), url, "saml", False))
+    return tiles
+
+
+@dataclass(frozen=True)
+class MfaSummary:
+    totp_confirmed: bool
+    totp_last_used: object
+    recovery_codes_left: int
+
+
+def mfa_summary(user: User) -> MfaSummary:
+    totp = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+    codes = StaticToken.objects.filter(device__user=user, device__confirmed=True).count()
+    return MfaSummary(
+        totp_confirmed=totp is not None,
+        totp_last_used=getattr(totp, "last_used_at", None),
+        recovery_codes_left=codes,
+    )
+
+
+def user_sessions(user: User) -> list[PortalSession]:
+    return list(PortalSession.objects.filter(user=user).order_by("-created")[:50])

@@ -1,0 +1,443 @@
+"""The rules of signing in and out of the portal. Views parse and render; everything else is here.
+
+A sign-in has two steps. The first factor (a password, or an upstream IdP through apps.saml_sp)
+proves who the person is; `first_factor_passed` then either completes the sign-in or parks it
+in the session as a *pending* sign-in that the second factor (TOTP or a recovery code) completes.
+Only `complete_sign_in` calls Django's `login()`, so every signal receiver (the SAML IdP's
+auth-time stamp, django-otp, axes' reset) sees one sign-in, after every factor.
+"""
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from axes.handlers.proxy import AxesProxyHandler
+from axes.utils import reset as axes_reset
+from django.conf import settings
+from django.contrib.auth import authenticate, login, logout, password_validation
+from django.contrib.auth.signals import user_login_failed
+from django.contrib.sessions.backends.base import SessionBase
+from django.db import transaction
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.module_loading import import_string
+from django_otp import login as otp_login
+from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from apps.audit.middleware import client_ip
+from apps.audit.services import audit_record
+from apps.common.errors import ApplicationError
+from apps.directory.models import User
+from apps.portal.backends import REFUSAL_ATTRIBUTE
+from apps.portal.lockout import attempted_username
+from apps.portal.models import PortalSession
+
+PENDING_KEY = "portal_pending_sign_in"
+# When this session last did something; the idle timeout reads it (apps.portal.middleware).
+LAST_SEEN_KEY = "portal_last_seen"
+# How this session was signed in ("password", "password+totp", "saml:<slug>+totp", ...).
+METHOD_KEY = "portal_sign_in_method"
+PASSWORD_BACKEND = "apps.portal.backends.PortalBackend"  # noqa: S105 - a dotted path, not a password
+
+INVALID_CREDENTIALS = "That username or email and password do not match. Check them and try again."
+ACCOUNT_SUSPENDED = "This account is suspended, so it cannot sign in. Ask your administrator."
+INVALID_CODE = "That code did not work. Codes change every 30 seconds and each one works only once."
+PENDING_EXPIRED = "Your sign-in took too long. Please sign in again."
+LOCAL_SIGN_IN_DISABLED = "Sign-in with a password is switched off here: use your organisation's sign-in."
+
+
+class SignInError(ApplicationError):
+    """A refusal whose message is safe to show (it never tells whether an account exists)."""
+
+
+# --- Where to go afterwards -----------------------------------------------------------------
+
+
+def safe_next(candidate: str | None, default: str = "/") -> str:
+    """`candidate` if it is a path on this portal, else `default`.
+
+    Only a path that starts with one "/" is accepted (no scheme, no host, no "//", no "/\\", no
+    control characters or spaces, which browsers strip or reinterpret); an absolute URL is
+    accepted only on PORTAL_BASE_URL's own origin, reduced to its path.
+    """
+    if not candidate:
+        return default
+    if any(ord(char) < 0x21 or ord(char) == 0x7F for char in candidate) or "\\" in candidate:
+        return default
+    parts = urlsplit(candidate)
+    if parts.scheme or parts.netloc:
+        portal = urlsplit(settings.PORTAL_BASE_URL)
+        if (parts.scheme, parts.netloc) != (portal.scheme, portal.netloc):
+            return default
+        candidate = parts.path or "/"
+        if parts.query:
+            candidate += "?" + parts.query
+        parts = urlsplit(candidate)
+    if not candidate.startswith("/") or candidate.startswith("//") or parts.netloc:
+        return default
+    return candidate
+
+
+# --- First factor ---------------------------------------------------------------------------
+
+
+@dataclass
+class PendingSignIn:
+    """A first factor passed; the second one is still to come. Lives in the session only."""
+
+    user_id: str
+    backend: str
+    method: str
+    next_url: str
+    started: float
+    enrol: bool = False
+    failures: int = 0
+
+
+def _audit_failure(request: HttpRequest, username: str, reason: str, user: User | None) -> None:
+    with transaction.atomic():
+        audit_record(
+            actor=user,
+            action="portal.login.failure",
+            target=user,
+            target_label="" if user else username[:150],
+            after={
+                "reason": reason,
+                "method": "password",
+                "locked_out": bool(getattr(request, "axes_locked_out", False)),
+            },
+            actor_label=(user.username if user else username[:150]) or "anonymous",
+        )
+
+
+def password_sign_in(request: HttpRequest, *, username: str, password: str) -> User:
+    """Check a username-or-email and password (django-axes counts the failures). Returns the user.
+
+    Raises SignInError with the one message for unknown names and wrong passwords alike; a
+    suspended account is named only to someone who knows its password.
+    """
+    user = authenticate(request, username=username, password=password)
+    if user is not None:
+        return user
+    reason, known = getattr(request, REFUSAL_ATTRIBUTE, ("locked_out", None))
+    if getattr(request, "axes_locked_out", False):
+        reason = "locked_out"
+    _audit_failure(request, attempted_username(request, {"username": username}), reason, known)
+    if reason == "inactive":
+        raise SignInError(ACCOUNT_SUSPENDED, code="inactive")
+    raise SignInError(INVALID_CREDENTIALS, code="invalid_login")
+
+
+def refuse_local_sign_in(request: HttpRequest, user: User) -> None:
+    """While an upstream IdP is enforced, only super-admins may use a password (break-glass).
+
+    Everyone else gets the answer a wrong password gets, so this page is no password oracle.
+    """
+    _audit_failure(request, user.username, "local_sign_in_disabled", user)
+    raise SignInError(INVALID_CREDENTIALS, code="local_sign_in_disabled")
+
+
+def user_has_totp(user: User) -> bool:
+    return TOTPDevice.objects.filter(user=user, confirmed=True).exists()
+
+
+def _mfa_required(user: User) -> bool:
+    return settings.PORTAL_MFA_REQUIRED
+
+
+def first_factor_passed(request: HttpRequest, user: User, *, backend: str, method: str, next_url: str) -> str:
+    """The person proved who they are once. Returns where to send them: the second-factor
+    prompt, TOTP enrolment (when policy wants a factor they do not have yet), or `next_url`."""
+    next_url = safe_next(next_url)
+    has_totp = user_has_totp(user)
+    if not has_totp and not _mfa_required(user):
+        complete_sign_in(request, user, backend=backend, method=method)
+        return next_url
+    # A fresh session key for the pending state: nothing from before the password carries over.
+    request.session.cycle_key()
+    pending = PendingSignIn(
+        user_id=str(user.pk),
+        backend=backend,
+        method=method,
+        next_url=next_url,
+        started=time.time(),
+        enrol=not has_totp,
+    )
+    request.session[PENDING_KEY] = asdict(pending)
+    return reverse("portal:totp_setup") if pending.enrol else reverse("portal:mfa")
+
+
+def pending_sign_in(request: HttpRequest) -> tuple[PendingSignIn, User] | None:
+    """The pending sign-in of this session and its user, if one is under way and not expired."""
+    data = request.session.get(PENDING_KEY)
+    if not data:
+        return None
+    pending = PendingSignIn(**data)
+    if time.time() - pending.started > settings.PORTAL_MFA_PENDING_SECONDS:
+        del request.session[PENDING_KEY]
+        return None
+    user = User.objects.filter(pk=pending.user_id).first()
+    if user is None or not user.is_active:
+        del request.session[PENDING_KEY]
+        return None
+    return pending, user
+
+
+def pending_sign_in_cancel(request: HttpRequest) -> None:
+    request.session.pop(PENDING_KEY, None)
+
+
+def complete_sign_in(request: HttpRequest, user: User, *, backend: str, method: str, device: Any | None = None) -> None:
+    """Log the user in (the one call to Django's login()) and record the session."""
+    request.session.pop(PENDING_KEY, None)
+    login(request, user, backend=backend)
+    if device is not None:
+        otp_login(request, device)
+    request.session[METHOD_KEY] = method
+    request.session[LAST_SEEN_KEY] = int(time.time())
+    if not request.session.session_key:
+        request.session.save()
+    with transaction.atomic():
+        PortalSession.objects.update_or_create(
+            session_key=request.session.session_key,
+            defaults={
+                "user": user,
+                "method": method[:64],
+                "ip": client_ip(request),
+                "user_agent": request.META.get("HTTP_USER_AGENT", "")[:255],
+            },
+        )
+        audit_record(actor=user, action="portal.login.success", target=user, after={"method": method})
+
+
+# --- Second factor --------------------------------------------------------------------------
+
+
+def _locked_out(request: HttpRequest, user: User) -> bool:
+    return not AxesProxyHandler.is_allowed(request, {"username": user.username})
+
+
+def _count_mfa_failure(request: HttpRequest, user: User) -> None:
+    # A wrong code counts against the same lockout as a wrong password.
+    user_login_failed.send(sender=__name__, credentials={"username": user.username}, request=request)
+
+
+def _verify_code(user: User, code: str) -> Any | None:
+    """The confirmed device that accepts `code` (a TOTP code or a recovery code), if any."""
+    code = "".join(code.split())
+    if not code:
+        return None
+    if code.isdigit() and len(code) == 6:
+        for device in TOTPDevice.objects.filter(user=user, confirmed=True):
+            with transaction.atomic():
+                locked = TOTPDevice.objects.select_for_update().get(pk=device.pk)
+                if locked.verify_token(code):
+                    return locked
+        return None
+    for device in StaticDevice.objects.filter(user=user, confirmed=True):
+        with transaction.atomic():
+            locked = StaticDevice.objects.select_for_update().get(pk=device.pk)
+            if locked.verify_token(code.lower()):
+                return locked
+    return None
+
+
+def mfa_verify(request: HttpRequest, *, code: str) -> str:
+    """Check the second factor of the pending sign-in (or a step-up of a signed-in staff user).
+
+    Returns where to go next; raises SignInError. Each code works once (django-otp remembers
+    the last time step a TOTP device accepted; recovery codes are deleted when used).
+    """
+    current = pending_sign_in(request)
+    stepping_up = current is None and request.user.is_authenticated
+    if current is None and not stepping_up:
+        raise SignInError(PENDING_EXPIRED, code="pending_expired")
+    user = request.user if stepping_up else current[1]
+    if _locked_out(request, user):
+        request.axes_locked_out = True
+        raise SignInError(INVALID_CODE, code="locked_out")
+    device = _verify_code(user, code)
+    if device is None:
+        _count_mfa_failure(request, user)
+        with transaction.atomic():
+            audit_record(actor=user, action="portal.mfa.failure", target=user, after={"step_up": stepping_up})
+        if not stepping_up:
+            pending = current[0]
+            pending.failures += 1
+            if pending.failures >= settings.PORTAL_MFA_MAX_ATTEMPTS:
+                pending_sign_in_cancel(request)
+                raise SignInError(PENDING_EXPIRED, code="too_many_codes")
+            request.session[PENDING_KEY] = asdict(pending)
+        raise SignInError(INVALID_CODE, code="invalid_code")
+    kind = "recovery" if isinstance(device, StaticDevice) else "totp"
+    with transaction.atomic():
+        audit_record(actor=user, action="portal.mfa.success", target=user, after={"device": kind})
+    if stepping_up:
+        otp_login(request, device)
+        request.session[METHOD_KEY] = f"{request.session.get(METHOD_KEY, 'password')}+{kind}"
+        return safe_next(request.GET.get("next") or request.POST.get("next"))
+    pending = current[0]
+    complete_sign_in(request, user, backend=pending.backend, method=f"{pending.method}+{kind}", device=device)
+    return pending.next_url
+
+
+# --- Enrolment --------------------------------------------------------------------------------
+
+
+def totp_device_begin(user: User) -> TOTPDevice:
+    """The user's unconfirmed TOTP device (a new secret unless one is being set up)."""
+    device = TOTPDevice.objects.filter(user=user, confirmed=False).order_by("-id").first()
+    if device is None:
+        device = TOTPDevice.objects.create(user=user, name="Authenticator app", confirmed=False)
+    return device
+
+
+def _new_recovery_codes(user: User) -> list[str]:
+    StaticDevice.objects.filter(user=user).delete()
+    device = StaticDevice.objects.create(user=user, name="Recovery codes", confirmed=True)
+    codes = [StaticToken.random_token() for _ in range(settings.PORTAL_RECOVERY_CODE_COUNT)]
+    StaticToken.objects.bulk_create([StaticToken(device=device, token=code) for code in codes])
+    return codes
+
+
+def totp_device_confirm(request: HttpRequest, *, user: User, code: str) -> list[str]:
+    """Confirm the device being set up with a code from the app; returns fresh recovery codes.
+
+    During a pending sign-in (policy asked for a factor the user did not have) this also
+    completes the sign-in; for a signed-in user it marks the session as verified.
+    """
+    device = TOTPDevice.objects.filter(user=user, confirmed=False).order_by("-id").first()
+    if device is None:
+        raise SignInError("Start the set-up again: the secret expired.", code="no_device")
+    code = "".join(code.split())
+    if not (code.isdigit() and len(code) == 6 and device.verify_token(code)):
+        with transaction.atomic():
+            audit_record(actor=user, action="portal.mfa.failure", target=user, after={"enrolment": True})
+        raise SignInError(INVALID_CODE, code="invalid_code")
+    with transaction.atomic():
+        # One authenticator app per account: a new one replaces the old.
+        TOTPDevice.objects.filter(user=user, confirmed=True).exclude(pk=device.pk).delete()
+        device.confirmed = True
+        device.save(update_fields=["confirmed"])
+        codes = _new_recovery_codes(user)
+        audit_record(actor=user, action="portal.mfa.enrol", target=user, after={"device": "totp"})
+    current = pending_sign_in(request)
+    if current is not None and current[1].pk == user.pk:
+        pending = current[0]
+        complete_sign_in(request, user, backend=pending.backend, method=f"{pending.method}+totp", device=device)
+        request.session["portal_after_codes"] = pending.next_url
+    elif request.user.is_authenticated:
+        otp_login(request, device)
+    return codes
+
+
+@transaction.atomic
+def recovery_codes_regenerate(*, user: User) -> list[str]:
+    codes = _new_recovery_codes(user)
+    audit_record(actor=user, action="portal.mfa.recovery_codes", target=user)
+    return codes
+
+
+@transaction.atomic
+def totp_device_remove(*, actor: User, user: User) -> None:
+    """Remove the authenticator app and recovery codes. Staff, and everyone under a policy that
+    requires a second factor, are asked to enrol again at their next staff page or sign-in."""
+    TOTPDevice.objects.filter(user=user).delete()
+    StaticDevice.objects.filter(user=user).delete()
+    audit_record(actor=actor, action="portal.mfa.remove", target=user, after={"device": "totp"})
+
+
+# --- Signing out ------------------------------------------------------------------------------
+
+
+def _session_store() -> type[SessionBase]:
+    return import_string(settings.SESSION_ENGINE + ".SessionStore")
+
+
+def sign_out(request: HttpRequest) -> None:
+    """End this portal session (the view sends the apps' LogoutRequests)."""
+    user = request.user if request.user.is_authenticated else None
+    session_key = request.session.session_key
+    if user is not None:
+        with transaction.atomic():
+            audit_record(actor=user, action="portal.logout", target=user)
+            if session_key:
+                PortalSession.objects.filter(session_key=session_key).delete()
+    logout(request)
+
+
+def sign_out_everywhere(*, actor: User | None, user: User) -> int:
+    """End every portal session of `user` (this one included); returns how many were ended."""
+    store = _session_store()
+    sessions = list(PortalSession.objects.filter(user=user))
+    for session in sessions:
+        store(session_key=session.session_key).delete()
+    with transaction.atomic():
+        PortalSession.objects.filter(pk__in=[session.pk for session in sessions]).delete()
+        audit_record(actor=actor, action="portal.logout_everywhere", target=user, after={"sessions": len(sessions)})
+    return len(sessions)
+
+
+def forget_session(session_key: str) -> None:
+    PortalSession.objects.filter(session_key=session_key).delete()
+
+
+# --- Passwords and lockouts -------------------------------------------------------------------
+
+
+@transaction.atomic
+def password_reset_requested(*, email: str, user: User | None) -> None:
+    audit_record(
+        actor=user,
+        action="portal.password_reset.request",
+        target=user,
+        target_label="" if user else "unknown email",
+        actor_label=user.username if user else "anonymous",
+    )
+
+
+def password_reset_complete(*, user: User, password: str) -> None:
+    """Set the new password (the policy in AUTH_PASSWORD_VALIDATORS applies), end every session
+    and clear the account's lockout: whoever holds the mailbox has proved it is theirs."""
+    password_validation.validate_password(password, user)
+    with transaction.atomic():
+        user.set_password(password)
+        user.save(update_fields=["password", "updated"])
+        audit_record(actor=user, action="portal.password_reset", target=user)
+    sign_out_everywhere(actor=user, user=user)
+    axes_reset(username=user.username.lower())
+
+
+def portal_unlock(*, actor: Any | None, user: User) -> int:
+    """Lift a lockout of the user's account (the admin unlock); returns attempts removed."""
+    removed = axes_reset(username=user.username.lower())
+    with transaction.atomic():
+        audit_record(actor=actor, action="portal.unlock", target=user, after={"attempts_removed": removed})
+    return removed
+
+
+def portal_unlock_ip(*, actor: Any | None, ip: str) -> int:
+    removed = axes_reset(ip=ip)
+    with transaction.atomic():
+        audit_record(
+            actor=actor, action="portal.unlock", target_label=ip, after={"attempts_removed": removed, "ip": ip}
+        )
+    return removed
+
+
+def record_lockout(*, request: HttpRequest | None, username: str | None, ip_address: str | None) -> None:
+    """`user_locked_out` receiver body: audit the moment a lockout starts."""
+    from apps.directory.selectors import user_get_by_username
+
+    user = user_get_by_username(username) if username else None
+    with transaction.atomic():
+        audit_record(
+            actor=None,
+            action="portal.lockout",
+            target=user,
+            target_label="" if user else (username or ip_address or "")[:150],
+            after={"username": username, "ip": ip_address, "limit": settings.AXES_FAILURE_LIMIT},
+            actor_label="axes",
+        )

@@ -1,0 +1,123 @@
+"""Front-channel single logout: the LogoutRequests the portal sends to the apps it signed a person
+in to during the session that is ending.
+
+Built with lxml and signed with the connector's IdP key through apps.saml_idp's signing and
+bindings modules (the same code that signs its Responses). HTTP-Redirect requests carry the
+signature in the query string; HTTP-POST requests carry an enveloped XML signature. No HTTP
+request object is involved: the view hands in the user, the session's facts and the clock.
+"""
+
+import datetime
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from django.utils import timezone
+from django.utils.crypto import salted_hmac
+from lxml import etree
+
+from apps.audit.models import AuditEvent
+from apps.connectors.models import Connector
+from apps.directory.models import User
+from apps.saml_idp import bindings, services
+from apps.saml_idp.attributes import name_id_value
+from apps.saml_idp.constants import ASSERTION_NS, BINDING_POST, BINDING_REDIRECT, NAMEID_FORMATS, PROTOCOL_NS
+from apps.saml_idp.responses import instant, new_id
+from apps.saml_idp.signing import sign_element
+
+# A LogoutRequest is good for this long after it is issued.
+LOGOUT_REQUEST_LIFETIME = datetime.timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class LogoutMessage:
+    """One LogoutRequest, ready for the browser: a URL to load, or a form to post."""
+
+    connector_name: str
+    binding: str
+    url: str
+    fields: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def origin(self) -> str:
+        parts = urlsplit(self.url)
+        return f"{parts.scheme}://{parts.netloc}"
+
+
+def session_index(session_key: str) -> str:
+    """The SessionIndex our assertions carried for this portal session.
+
+    It must equal what apps.saml_idp.views puts into every AuthnStatement of the session
+    (derived from the session key, so that nothing is stored per sign-in).
+    """
+    return "_" + salted_hmac("saml_idp.session_index", session_key or "").hexdigest()[:40]
+
+
+def apps_signed_in_during(user: User, since: datetime.datetime | None) -> list[Connector]:
+    """Enabled SAML apps with an SLO URL that received an assertion for `user` since `since`.
+
+    The IdP keeps no per-session list of apps; its audit trail records every Response it issued.
+    """
+    events = AuditEvent.objects.filter(actor=user, action="saml.sso.success", target_type="connectors.connector")
+    if since is not None:
+        events = events.filter(created__gte=since)
+    connector_ids = set(events.values_list("target_id", flat=True))
+    if not connector_ids:
+        return []
+    connectors = Connector.objects.select_related("sso").filter(pk__in=connector_ids, enabled=True)
+    return [
+        connector
+        for connector in connectors.order_by("name")
+        if connector.has_sso and connector.sso.slo_url and connector.sso.nameid_format != "transient"
+    ]
+
+
+def logout_request_xml(
+    connector: Connector, user: User, *, session_key: str, now: datetime.datetime | None = None
+) -> etree._Element:
+    sso = connector.sso
+    now = now or timezone.now()
+    p, a = f"{{{PROTOCOL_NS}}}", f"{{{ASSERTION_NS}}}"
+    root = etree.Element(
+        f"{p}LogoutRequest",
+        nsmap={"samlp": PROTOCOL_NS, "saml": ASSERTION_NS},
+        ID=new_id(),
+        Version="2.0",
+        IssueInstant=instant(now),
+        Destination=sso.slo_url,
+        NotOnOrAfter=instant(now + LOGOUT_REQUEST_LIFETIME),
+        Reason="urn:oasis:names:tc:SAML:2.0:logout:user",
+    )
+    etree.SubElement(root, f"{a}Issuer").text = connector.idp_entity_id
+    name_id = etree.SubElement(root, f"{a}NameID", Format=NAMEID_FORMATS[sso.nameid_format])
+    if sso.sp_entity_id:
+        name_id.set("SPNameQualifier", sso.sp_entity_id)
+    name_id.text = name_id_value(connector, user)
+    etree.SubElement(root, f"{p}SessionIndex").text = session_index(session_key)
+    return root
+
+
+def logout_message(connector: Connector, user: User, *, session_key: str) -> LogoutMessage:
+    """The connector's LogoutRequest in its SLO binding, signed with its IdP key."""
+    sso = connector.sso
+    key = services.connector_key(connector)
+    root = logout_request_xml(connector, user, session_key=session_key)
+    if (sso.slo_binding or BINDING_REDIRECT) == BINDING_POST:
+        sign_element(root, key.key, key.certificate_b64, sso.signature_algorithm)
+        xml = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+        return LogoutMessage(
+            connector_name=connector.name,
+            binding=BINDING_POST,
+            url=sso.slo_url,
+            fields={"SAMLRequest": bindings.encode_post_message(xml)},
+        )
+    xml = etree.tostring(root, encoding="UTF-8")
+    url = bindings.redirect_url(
+        sso.slo_url, parameter="SAMLRequest", xml=xml, key=key, algorithm=sso.signature_algorithm
+    )
+    return LogoutMessage(connector_name=connector.name, binding=BINDING_REDIRECT, url=url)
+
+
+def logout_messages(user: User, *, session_key: str, since: datetime.datetime | None) -> list[LogoutMessage]:
+    return [
+        logout_message(connector, user, session_key=session_key) for connector in apps_signed_in_during(user, since)
+    ]

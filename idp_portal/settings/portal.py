@@ -1,0 +1,73 @@
+"""End-user sign-in (apps.portal) and delegated login (apps.saml_sp): lockout, MFA, CSP, sessions."""
+
+from idp_portal.settings.base import SESSION_COOKIE_SECURE
+from idp_portal.settings.env import env_bool, env_int, env_str
+
+# --- Second factor --------------------------------------------------------------------------
+# Everyone must have a second factor (those without one enrol right after their password).
+# Staff always need one before any staff page (apps.portal.decorators.staff_mfa_required).
+PORTAL_MFA_REQUIRED = env_bool("PORTAL_MFA_REQUIRED", False)
+# How long the step between the password and the second factor may take.
+PORTAL_MFA_PENDING_SECONDS = env_int("PORTAL_MFA_PENDING_SECONDS", 300)
+# Wrong codes in one pending sign-in before the password has to be typed again.
+PORTAL_MFA_MAX_ATTEMPTS = env_int("PORTAL_MFA_MAX_ATTEMPTS", 5)
+PORTAL_RECOVERY_CODE_COUNT = env_int("PORTAL_RECOVERY_CODE_COUNT", 10)
+OTP_TOTP_ISSUER = env_str("OTP_TOTP_ISSUER", "idp-portal")
+# One 30-second step either side, for clocks that drift.
+OTP_TOTP_TOLERANCE = 1
+# django-otp doubles the wait after each wrong code (1 s, 2 s, 4 s, ...).
+OTP_TOTP_THROTTLE_FACTOR = 1
+OTP_STATIC_THROTTLE_FACTOR = 1
+
+# --- Sessions -------------------------------------------------------------------------------
+# SESSION_COOKIE_AGE (settings.base) is the absolute lifetime; this is the idle one.
+PORTAL_SESSION_IDLE_SECONDS = env_int("PORTAL_SESSION_IDLE_SECONDS", 2 * 3600)
+PASSWORD_RESET_TIMEOUT = env_int("PASSWORD_RESET_TIMEOUT", 3600)
+
+# --- Brute-force protection (django-axes) ---------------------------------------------------
+AXES_ENABLED = env_bool("AXES_ENABLED", True)
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
+# Either parameter alone locks: many passwords against one account from anywhere, or many
+# accounts tried from one address.
+AXES_LOCKOUT_PARAMETERS = [["username"], ["ip_address"]]
+# The client address as the audit trail sees it: X-Forwarded-For is trusted only as far as
+# TRUSTED_PROXY_COUNT says, so a client cannot reset its counter by inventing a header.
+AXES_CLIENT_IP_CALLABLE = "apps.audit.middleware.client_ip"
+# "Jane.Doe", "jane.doe" and jane's email are one account to the counter.
+AXES_USERNAME_CALLABLE = "apps.portal.lockout.attempted_username"
+AXES_LOCKOUT_CALLABLE = "apps.portal.lockout.lockout_response"
+# Hours until a lockout lifts by itself; 0 keeps it until an admin unlocks.
+_axes_cooloff_hours = env_int("AXES_COOLOFF_HOURS", 1)
+AXES_COOLOFF_TIME = _axes_cooloff_hours or None
+AXES_RESET_ON_SUCCESS = True
+AXES_ENABLE_ADMIN = False
+# Never write what was typed in the password field to the attempt log.
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "password", "token", "code"]
+AXES_VERBOSE = False
+
+# --- Security headers (apps.portal.middleware.SecurityHeadersMiddleware) --------------------
+# No inline script anywhere; styles from our own files only. `PORTAL_CSP_REPORT_ONLY=true`
+# sends the same policy as Content-Security-Policy-Report-Only while trying it out.
+PORTAL_CSP_REPORT_ONLY = env_bool("PORTAL_CSP_REPORT_ONLY", False)
+
+# --- Delegated login (djangosaml2, apps.saml_sp) --------------------------------------------
+SAML_CONFIG_LOADER = "apps.saml_sp.conf.config_loader"
+SAML_DEFAULT_BINDING = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"
+SAML_IGNORE_AUTHENTICATED_USERS_ON_LOGIN = True
+SAML_CREATE_UNKNOWN_USER = False
+SAML_ATTRIBUTE_MAPPING: dict = {}
+SAML_SESSION_COOKIE_NAME = "saml_session"
+# The portal sets its own Content-Security-Policy (apps.portal.middleware), not django-csp's.
+SAML_CSP_HANDLER = ""
+# The upstream IdP answers with a cross-site POST: the cookie that remembers our AuthnRequest
+# must travel with it, which needs SameSite=None, which browsers accept only on Secure cookies.
+SAML_SESSION_COOKIE_SAMESITE = "None" if SESSION_COOKIE_SECURE else "Lax"
+# Largest upstream metadata document fetched or accepted.
+SAML_SP_MAX_METADATA_BYTES = env_int("SAML_SP_MAX_METADATA_BYTES", 1024 * 1024)
+
+# Usernames are unique case-insensitively (a functional constraint Django's check cannot see),
+# and PortalBackend looks them up that way.
+from idp_portal.settings.base import SILENCED_SYSTEM_CHECKS as _BASE_SILENCED  # noqa: E402
+
+SILENCED_SYSTEM_CHECKS = [*_BASE_SILENCED, "auth.W004"]
