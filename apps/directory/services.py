@@ -95,7 +95,8 @@ def _validate_user(user: User) -> None:
     if (
         user.email
         and "email" not in errors
-        and others.alias(email_lower=Lower("email")).filter(email_lower=user.email.lower()).exists()
+        # `.exclude(email="")` repeats the partial unique index's condition, so the index serves it.
+        and others.exclude(email="").alias(email_lower=Lower("email")).filter(email_lower=user.email.lower()).exists()
     ):
         errors["email"] = [ValidationError("A user with this email already exists.", code="unique")]
     if errors:

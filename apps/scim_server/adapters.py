@@ -77,7 +77,7 @@ class _Adapter(SCIMMixin):
 
     @property
     def path(self) -> str:
-        return reverse(self.url_name, kwargs={"uuid": self.id})
+        return f"{_collection_path(self.collection_url_name)}{self.id}"
 
 
 # --- Users -------------------------------------------------------------------------------------
@@ -87,6 +87,7 @@ class ScimUserAdapter(_Adapter):
     """USER_ADAPTER: a directory User as a SCIM User with the enterprise extension."""
 
     url_name = "scim_server:user"
+    collection_url_name = "scim_server:users"
     resource_type = "User"
 
     def __init__(
@@ -422,6 +423,7 @@ class ScimGroupAdapter(_Adapter):
     """GROUP_ADAPTER: a directory Group as a SCIM Group whose members are users."""
 
     url_name = "scim_server:group"
+    collection_url_name = "scim_server:groups"
     resource_type = "Group"
 
     def __init__(

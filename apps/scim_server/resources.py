@@ -335,7 +335,14 @@ def _page(
     prefix = "-" if params.descending else ""
     ordering = [f"{prefix}{order}"] if order == "pk" else [f"{prefix}{order}", "pk"]
     offset = params.start_index - 1
-    rows = list(prepare(queryset).order_by(*ordering)[offset : offset + params.count])
+    if offset:
+        # Deferred join: the rows an OFFSET skips are walked in the primary-key index only (an
+        # index-only scan), and just the page's rows are read in full.
+        page_keys = queryset.order_by(*ordering).values("pk")[offset : offset + params.count]
+        page = queryset.model._default_manager.filter(pk__in=page_keys)
+        rows = list(prepare(page).order_by(*ordering))
+    else:
+        rows = list(prepare(queryset).order_by(*ordering)[: params.count])
     if rows and len(rows) < params.count:
         # A partial page is the last one: its end is the total, no COUNT needed (a lookup by
         # userName costs one query, not two).
@@ -458,10 +465,30 @@ _NO_SELECTION = Projection((), ())
 
 def user_list(token: ScimToken, request: HttpRequest | None, params: ListParams) -> ScimResult:
     selection = projection(params, user_resource_schema())
-    prepare = _with_groups if selection.wants(None, "groups") else (lambda users: users)
-    total, users = _page(users_for(token), params, USER_TARGET, prepare)
-    resources = [_render_user(user, request, selection)[1] for user in users]
+    with_groups = selection.wants(None, "groups")
+    # From the first row, the groups come in the page's own query. Past an OFFSET they would be
+    # computed for every skipped row too, so a later page fetches them in one query of their own.
+    inline = with_groups and params.start_index == 1
+    total, users = _page(users_for(token), params, USER_TARGET, _with_groups if inline else _unchanged)
+    groups = _groups_by_user(users) if with_groups and not inline and users else {}
+    resources = [_render_user(user, request, selection, groups.get(user.pk))[1] for user in users]
     return ScimResult(200, list_response(resources, total, params.start_index))
+
+
+def _unchanged(queryset: QuerySet) -> QuerySet:
+    return queryset
+
+
+def _groups_by_user(users: list[User]) -> dict[UUID, list[tuple[UUID, str]]]:
+    result: dict[UUID, list[tuple[UUID, str]]] = {user.pk: [] for user in users}
+    rows = (
+        Membership.objects.filter(user_id__in=list(result))
+        .order_by("group__name")
+        .values_list("user_id", "group_id", "group__name")
+    )
+    for user_id, group_id, name in rows:
+        result[user_id].append((group_id, name))
+    return result
 
 
 def user_get(
@@ -701,9 +728,14 @@ def root_search(token: ScimToken, request: HttpRequest | None, params: ListParam
             continue
         prefix = "-" if params.descending else ""
         ordering = [f"{prefix}{order}"] if order == "pk" else [f"{prefix}{order}", "pk"]
-        if kind == "user" and selection.wants(None, "groups"):
+        inline = kind == "user" and selection.wants(None, "groups") and skip == 0
+        if inline:
             queryset = _with_groups(queryset)
         rows = list(queryset.order_by(*ordering)[skip : skip + remaining])
+        if kind == "user" and selection.wants(None, "groups") and not inline and rows:
+            by_user = _groups_by_user(rows)
+            for row in rows:
+                row.scim_groups_json = [[str(group_id), name] for group_id, name in by_user[row.pk]]
         skip = 0
         remaining -= len(rows)
         if kind == "user":

@@ -34,7 +34,10 @@ _STOCK = {document["id"]: document for document in stock_schemas.ALL}
 def base_location(request: HttpRequest | None = None, *args: Any, **kwargs: Any) -> str:
     """django-scim2's BASE_LOCATION_GETTER: the scheme and host the client called."""
     if request is not None:
-        return f"{request.scheme}://{request.get_host()}"
+        cached = getattr(request, "_scim_base_location", None)
+        if cached is None:
+            cached = request._scim_base_location = f"{request.scheme}://{request.get_host()}"
+        return cached
     provider = settings.SCIM_SERVICE_PROVIDER
     return urlunsplit((provider["SCHEME"], provider["NETLOC"], "", "", ""))
 
