@@ -1,0 +1,401 @@
+"""Inbound SCIM server at 100,000 users, against stock django-scim2 over Django's default User.
+
+    .venv/bin/python bench/scim_server.py                 # 100,000 users, PostgreSQL and SQLite
+    .venv/bin/python bench/scim_server.py --users 10000   # smaller
+    .venv/bin/python bench/scim_server.py --only sqlite   # one backend
+
+For each backend it builds two datasets of the same shape (users, 50 groups, one or two groups per
+user), bulk-inserted with one precomputed unusable password (no hashing): one for idp-portal's
+server (`idp_portal.settings`, migrated) and one for stock django-scim2 (bench/scim_stock_settings.py).
+PostgreSQL gets dedicated databases (idp_portal_bench, idp_portal_bench_stock: dropped and created by
+this script); SQLite gets temporary files. Each side runs in its own subprocess and is driven
+in-process through Django's test client, so the figures are the server's own cost, without network.
+
+Printed per backend: `filter=userName eq "..."` (median, p95), a page of 100 users (median over
+pages at the start, middle and end, with its query count), a PATCH of one attribute, a POST, and
+the stock figures with ratios (stock / ours). It prints and never asserts: a missed goal is MISS.
+"""
+
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+PROJECT_ROOT = BENCH_DIR.parent
+PG_SERVER = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432")
+GROUPS = 50
+
+GOALS = {"filter_median_ms": 5.0, "page_median_ms": 40.0}
+
+
+# --- Parent: orchestrates subprocesses and prints -----------------------------------------------
+
+
+def _pg_recreate(name: str) -> str:
+    import psycopg
+
+    with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        connection.execute(f'CREATE DATABASE "{name}"')
+    return f"{PG_SERVER}/{name}"
+
+
+def _pg_drop(name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+class _Child:
+    def __init__(self, side: str, database_url: str, users: int) -> None:
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PROJECT_ROOT), str(BENCH_DIR)])}
+        if side == "ours":
+            env.update(DJANGO_SETTINGS_MODULE="idp_portal.settings", DATABASE_URL=database_url, DEBUG="false")
+            env.update(SECRET_KEY="bench-only-not-secret", SECURE_SSL_REDIRECT="false", ALLOWED_HOSTS="127.0.0.1")
+            env.update(SCIM_RATE_LIMIT_PER_MINUTE="0", LOG_LEVEL="ERROR")
+            env.pop("REDIS_URL", None)
+        else:
+            env.update(DJANGO_SETTINGS_MODULE="scim_stock_settings", BENCH_DATABASE_URL=database_url, LOG_LEVEL="ERROR")
+        command = [sys.executable, str(Path(__file__).resolve()), "--side", side, "--users", str(users)]
+        self.side = side
+        self.process = subprocess.Popen(
+            command, cwd=PROJECT_ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+
+    def _read(self):
+        line = self.process.stdout.readline()
+        if not line:
+            raise SystemExit(f"the {self.side} side stopped (its error is above)")
+        return json.loads(line)
+
+    def wait_ready(self) -> None:
+        self._read()
+
+    def call(self, op: str, *args):
+        self.process.stdin.write(json.dumps({"op": op, "args": list(args)}) + "\n")
+        self.process.stdin.flush()
+        return self._read()
+
+    def close(self) -> None:
+        if self.process.stdin:
+            self.process.stdin.close()
+        self.process.wait(timeout=60)
+
+
+def _run_backend(urls: dict[str, str], users: int) -> dict[str, dict]:
+    """Both sides load at once, then every measurement alternates between them, so that whatever
+    else the machine is doing weighs on both alike."""
+    children = {side: _Child(side, url, users) for side, url in urls.items()}
+    try:
+        for child in children.values():
+            child.wait_ready()
+        samples: dict[str, dict[str, list]] = {
+            side: {"filter": [], "page": [], "queries": [], "patch": [], "post": []} for side in children
+        }
+        pages = [1, users // 2 + 1, max(1, users - 99)]
+        for round_index in range(6):
+            for side, child in children.items():
+                samples[side]["filter"] += child.call("filter", 10)
+                samples[side]["patch"] += child.call("patch", 6)
+                samples[side]["post"] += child.call("post", 6)
+                if side == "ours" or round_index < 1:
+                    for start in pages:
+                        elapsed, queries = child.call("page", start)
+                        samples[side]["page"].append(elapsed)
+                        samples[side]["queries"].append(queries)
+        results = {}
+        for side, child in children.items():
+            data = samples[side]
+            filter_median, filter_p95 = _ms(data["filter"])
+            results[side] = {
+                **child.call("info"),
+                "filter_median_ms": filter_median,
+                "filter_p95_ms": filter_p95,
+                "page_median_ms": _ms(data["page"])[0],
+                "page_max_ms": max(data["page"]) * 1000,
+                "page_queries": data["queries"][0],
+                "page_queries_all": sorted(set(data["queries"])),
+                "patch_median_ms": _ms(data["patch"])[0],
+                "post_median_ms": _ms(data["post"])[0],
+            }
+        return results
+    finally:
+        for child in children.values():
+            child.close()
+
+
+def _fmt(value: float) -> str:
+    return f"{value:8.2f}"
+
+
+def _report(backend: str, ours: dict, stock: dict, users: int) -> None:
+    print(f"\n{backend}, {users:,} users (times in ms; ratio = stock / ours, above 1 means ours is faster)")
+    print(f"  setup: ours {ours['setup_s']:.0f} s, stock {stock['setup_s']:.0f} s")
+    rows = [
+        ("filter=userName eq, median", "filter_median_ms"),
+        ("filter=userName eq, p95", "filter_p95_ms"),
+        ("page of 100 users, median", "page_median_ms"),
+        ("page of 100 users, worst page", "page_max_ms"),
+        ("PATCH one attribute, median", "patch_median_ms"),
+        ("POST a user, median", "post_median_ms"),
+    ]
+    print(f"  {'operation':34} {'ours':>8} {'stock':>8} {'ratio':>8}")
+    for label, key in rows:
+        ratio = stock[key] / ours[key] if ours[key] else float("inf")
+        verdict = ""
+        if key in GOALS:
+            verdict = "  ok" if ours[key] < GOALS[key] else f"  MISS (goal < {GOALS[key]:g} ms)"
+        if ratio < 1:
+            verdict += "  MISS (slower than stock)"
+        print(f"  {label:34} {_fmt(ours[key])} {_fmt(stock[key])} {ratio:8.1f}{verdict}")
+    print(
+        f"  queries for a page of 100: ours {ours['page_queries']} (the same on every page: "
+        f"{ours['page_queries_all']}), stock {stock['page_queries']}"
+    )
+    if ours.get("plan"):
+        print(f"  ours, plan of LOWER(username) = '...': {ours['plan']}")
+    if stock.get("plan"):
+        print(f"  stock, plan of its filter SQL: {stock['plan']}")
+    print(
+        f"  discovery: ours totalResults on /ResourceTypes and /Schemas: {ours['discovery_total_results']}; "
+        f"stock: {stock['discovery_total_results']}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--users", type=int, default=100_000)
+    parser.add_argument("--only", choices=["postgresql", "sqlite"])
+    parser.add_argument("--side", choices=["ours", "stock"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.side:
+        Side(args.side, args.users).serve()
+        return
+    started = time.monotonic()
+    backends = [args.only] if args.only else ["postgresql", "sqlite"]
+    for backend in backends:
+        if backend == "postgresql":
+            try:
+                urls = {
+                    side: _pg_recreate(f"idp_portal_bench{'' if side == 'ours' else '_stock'}")
+                    for side in ("ours", "stock")
+                }
+            except Exception as exc:  # noqa: BLE001 - report and go on with SQLite
+                print(f"\npostgresql: skipped ({exc.__class__.__name__}: {exc})")
+                continue
+            try:
+                results = _run_backend(urls, args.users)
+            finally:
+                for side in urls:
+                    _pg_drop(f"idp_portal_bench{'' if side == 'ours' else '_stock'}")
+        else:
+            with tempfile.TemporaryDirectory(prefix="scim-bench-") as folder:
+                urls = {side: f"sqlite:///{Path(folder) / f'{side}.sqlite3'}" for side in ("ours", "stock")}
+                results = _run_backend(urls, args.users)
+        _report(backend, results["ours"], results["stock"], args.users)
+    print(f"\ntotal {time.monotonic() - started:.0f} s")
+
+
+# --- Child: one side on one database -----------------------------------------------------------
+
+
+def _ms(samples: list[float]) -> tuple[float, float]:
+    ordered = sorted(samples)
+    p95 = ordered[min(len(ordered) - 1, max(0, round(0.95 * len(ordered)) - 1))]
+    return statistics.median(ordered) * 1000, p95 * 1000
+
+
+def _timed(call) -> tuple[float, object]:
+    started = time.perf_counter()
+    result = call()
+    return time.perf_counter() - started, result
+
+
+def _load_ours(count: int) -> str:
+    from django.contrib.auth.hashers import make_password
+    from django.core.management import call_command
+
+    from apps.directory.models import Group, Membership, User
+    from apps.scim_server.services import scim_token_create
+
+    call_command("migrate", verbosity=0)
+    unusable = make_password(None)
+    groups = Group.objects.bulk_create([Group(name=f"group-{index:02d}") for index in range(GROUPS)])
+    batch = 5000
+    for offset in range(0, count, batch):
+        users = [
+            User(
+                username=f"user{index:06d}",
+                email=f"user{index:06d}@example.com",
+                first_name=f"First{index}",
+                last_name=f"Last{index}",
+                display_name=f"First{index} Last{index}",
+                employee_id=f"E{index:06d}",
+                password=unusable,
+            )
+            for index in range(offset, min(count, offset + batch))
+        ]
+        User.objects.bulk_create(users)
+        memberships = []
+        for position, user in enumerate(users):
+            memberships.append(Membership(group=groups[(offset + position) % GROUPS], user=user))
+            if position % 2:
+                memberships.append(Membership(group=groups[(offset + position + 7) % GROUPS], user=user))
+        Membership.objects.bulk_create(memberships)
+    _, secret = scim_token_create(actor=None, name="bench")
+    return secret
+
+
+def _load_stock(count: int) -> None:
+    from django.contrib.auth.hashers import make_password
+    from django.contrib.auth.models import Group, User
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    unusable = make_password(None)
+    groups = Group.objects.bulk_create([Group(name=f"group-{index:02d}") for index in range(GROUPS)])
+    through = User.groups.through
+    batch = 5000
+    for offset in range(0, count, batch):
+        users = User.objects.bulk_create(
+            [
+                User(
+                    username=f"user{index:06d}",
+                    email=f"user{index:06d}@example.com",
+                    first_name=f"First{index}",
+                    last_name=f"Last{index}",
+                    password=unusable,
+                )
+                for index in range(offset, min(count, offset + batch))
+            ]
+        )
+        if users[0].pk is None:  # backends that do not return ids from bulk inserts
+            users = list(User.objects.filter(username__in=[user.username for user in users]).order_by("id"))
+        rows = []
+        for position, user in enumerate(users):
+            rows.append(through(group_id=groups[(offset + position) % GROUPS].pk, user_id=user.pk))
+            if position % 2:
+                rows.append(through(group_id=groups[(offset + position + 7) % GROUPS].pk, user_id=user.pk))
+        through.objects.bulk_create(rows)
+
+
+class Side:
+    """One side (ours or stock) on one database, driven by commands on stdin, one JSON line each."""
+
+    def __init__(self, side: str, count: int) -> None:
+        import django
+
+        django.setup()
+        from django.db import connection
+        from django.test import Client
+
+        self.side, self.count, self.connection = side, count, connection
+        started = time.monotonic()
+        if side == "ours":
+            secret = _load_ours(count)
+            self.client = Client(HTTP_AUTHORIZATION=f"Bearer {secret}", HTTP_HOST="127.0.0.1")
+        else:
+            _load_stock(count)
+            self.client = Client(HTTP_HOST="127.0.0.1")
+        with connection.cursor() as cursor:
+            cursor.execute("VACUUM ANALYZE" if connection.vendor == "postgresql" else "ANALYZE")
+        self.setup_s = time.monotonic() - started
+        self.rng = random.Random(7)
+        self.patched = 0
+        self.posted = 0
+        self.client.get("/scim/v2/Users", {"count": "1"})  # warm up: URLconf, imports, connection
+        self.ids = [r["id"] for r in self.client.get("/scim/v2/Users", {"count": "200"}).json()["Resources"]]
+
+    def filter(self, n: int) -> list[float]:
+        samples = []
+        for _ in range(n):
+            name = f"USER{self.rng.randrange(self.count):06d}"
+            elapsed, response = _timed(
+                lambda name=name: self.client.get("/scim/v2/Users", {"filter": f'userName eq "{name}"'})
+            )
+            assert response.status_code == 200 and response.json()["totalResults"] == 1, response.content[:300]
+            samples.append(elapsed)
+        return samples
+
+    def page(self, start: int) -> list[float]:
+        from django.test.utils import CaptureQueriesContext
+
+        with CaptureQueriesContext(self.connection) as captured:
+            elapsed, response = _timed(
+                lambda: self.client.get("/scim/v2/Users", {"startIndex": str(start), "count": "100"})
+            )
+        assert response.status_code == 200 and len(response.json()["Resources"]) == 100, response.content[:300]
+        return [elapsed, len(captured.captured_queries)]
+
+    def patch(self, n: int) -> list[float]:
+        samples = []
+        for _ in range(n):
+            user_id = self.ids[self.patched % len(self.ids)]
+            self.patched += 1
+            body = {
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations": [{"op": "replace", "path": "name.givenName", "value": f"Patched{self.patched}"}],
+            }
+            elapsed, response = _timed(
+                lambda user_id=user_id, body=body: self.client.patch(
+                    f"/scim/v2/Users/{user_id}", json.dumps(body), content_type="application/scim+json"
+                )
+            )
+            assert response.status_code == 200, response.content[:300]
+            samples.append(elapsed)
+        return samples
+
+    def post(self, n: int) -> list[float]:
+        samples = []
+        for _ in range(n):
+            self.posted += 1
+            name = f"posted{self.posted:04d}"
+            body = {
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                "userName": name,
+                "name": {"givenName": "Posted", "familyName": name},
+                "emails": [{"value": f"{name}@example.com", "type": "work", "primary": True}],
+                "active": True,
+            }
+            elapsed, response = _timed(
+                lambda body=body: self.client.post(
+                    "/scim/v2/Users", json.dumps(body), content_type="application/scim+json"
+                )
+            )
+            assert response.status_code == 201, response.content[:300]
+            samples.append(elapsed)
+        return samples
+
+    def info(self) -> dict:
+        discovery = []
+        for path in ("/scim/v2/ResourceTypes", "/scim/v2/Schemas"):
+            document = self.client.get(path).json()
+            discovery.append("present" if "totalResults" in document else "MISSING")
+        plan = ""
+        if self.connection.vendor == "postgresql":
+            with self.connection.cursor() as cursor:
+                if self.side == "ours":
+                    cursor.execute("EXPLAIN SELECT * FROM directory_user WHERE LOWER(username) = %s", ["user000042"])
+                else:
+                    cursor.execute("EXPLAIN SELECT * FROM auth_user WHERE UPPER(auth_user.username) = UPPER(%s)", ["u"])
+                plan = cursor.fetchall()[0][0].split("  (")[0].strip()
+        return {"setup_s": self.setup_s, "discovery_total_results": "/".join(discovery), "plan": plan}
+
+    def serve(self) -> None:
+        print(json.dumps({"ready": True}), flush=True)
+        for line in sys.stdin:
+            command = json.loads(line)
+            result = getattr(self, command["op"])(*command.get("args", []))
+            print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()
