@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from apps.connectors.attributes import render_source
-from apps.connectors.models import AttributeMapping, Connector, MappingKind
-from apps.directory.models import Group, User, UserStatus
+from apps.connectors.models import Connector
+from apps.directory.models import User, UserStatus
 from apps.saml_idp.constants import NAMEID_FORMATS
+from apps.saml_idp.selectors import saml_mapping_rows, user_group_names
 
 # Characters XML 1.0 cannot carry at all; a value holding one would make the response unparseable.
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
@@ -33,10 +34,6 @@ def xml_text(value: Any) -> str:
     if isinstance(value, bool):
         value = "true" if value else "false"
     return _NOT_XML.sub("", str(value))
-
-
-def _needs_groups(mappings: list[AttributeMapping]) -> bool:
-    return any(mapping.source == "groups" for mapping in mappings)
 
 
 def user_properties(user: User, groups: list[str] | None) -> dict[str, Any]:
@@ -74,24 +71,19 @@ def name_id_value(connector: Connector, user: User) -> str:
     return xml_text(value)
 
 
-def subject_for(connector: Connector, user: User, mappings: list[AttributeMapping] | None = None) -> Subject:
+def subject_for(connector: Connector, user: User) -> Subject:
     """NameID and attributes for `user` at `connector`. Empty values are left out, as SPs expect."""
-    if mappings is None:
-        mappings = list(AttributeMapping.objects.filter(connector=connector, kind=MappingKind.SAML))
-    groups = None
-    if _needs_groups(mappings):
-        groups = sorted(Group.objects.filter(memberships__user=user).values_list("name", flat=True))
+    mappings = saml_mapping_rows(connector.pk)
+    groups = user_group_names(user.pk) if any(source == "groups" for source, _, _ in mappings) else None
     properties = user_properties(user, groups)
     attributes = []
-    for mapping in mappings:
-        if mapping.kind != MappingKind.SAML:
-            continue
-        rendered = render_source(mapping.source, properties)
+    for source, target, name_format in mappings:
+        rendered = render_source(source, properties)
         raw_values = rendered if isinstance(rendered, list) else [rendered]
         values = tuple(xml_text(value) for value in raw_values if value is not None and value != "")
-        if not values and mapping.source != "groups":
+        if not values and source != "groups":
             continue
-        attributes.append(SamlAttribute(name=mapping.target, name_format=mapping.name_format, values=values))
+        attributes.append(SamlAttribute(name=target, name_format=name_format, values=values))
     return Subject(
         name_id=name_id_value(connector, user),
         name_id_format=NAMEID_FORMATS[connector.sso.nameid_format],

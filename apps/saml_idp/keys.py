@@ -293,6 +293,16 @@ def loaded_key(signing_key: SigningKey) -> LoadedKey:
     return loaded
 
 
+def loaded_key_for(connector: Connector) -> LoadedKey:
+    """The loaded key that signs for `connector` now: one cheap read when this process has it."""
+    from apps.saml_idp.selectors import signing_key_choice
+
+    key_id = signing_key_choice(connector.pk)
+    if key_id is not None and key_id in _loaded:
+        return _loaded[key_id]
+    return loaded_key(SigningKey.objects.get(pk=key_id) if key_id is not None else ensure_active_key())
+
+
 def private_key_pem(signing_key: SigningKey) -> str:
     """The decrypted private key (the pysaml2 baseline in the benchmark needs it as a file)."""
     return decrypt_secret(signing_key.private_key_ciphertext)

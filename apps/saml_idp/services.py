@@ -11,7 +11,6 @@ from urllib.parse import urlsplit
 
 from apps.audit.services import audit_record
 from apps.connectors.models import Connector
-from apps.connectors.selectors import user_is_assigned
 from apps.directory.models import User, UserStatus
 from apps.saml_idp import bindings
 from apps.saml_idp.attributes import subject_for
@@ -23,10 +22,11 @@ from apps.saml_idp.constants import (
     STATUS_SUCCESS,
 )
 from apps.saml_idp.errors import SamlRequestError
-from apps.saml_idp.keys import LoadedKey, loaded_key, signing_key_for
+from apps.saml_idp.keys import LoadedKey, loaded_key_for
 from apps.saml_idp.models import MetadataFetch, SigningKey
 from apps.saml_idp.requests import AuthnRequestInfo, LogoutRequestInfo, check_relay_state
 from apps.saml_idp.responses import Session, build_authn_response, build_error_response
+from apps.saml_idp.selectors import user_assigned
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class IssuedResponse:
 
 
 def connector_key(connector: Connector) -> LoadedKey:
-    return loaded_key(signing_key_for(connector))
+    return loaded_key_for(connector)
 
 
 def _actor(user: Any) -> User | None:
@@ -80,7 +80,7 @@ def check_sign_in_allowed(connector: Connector, user: User) -> None:
             sub_status=STATUS_REQUEST_DENIED,
             http_status=403,
         )
-    if not user_is_assigned(connector, user):
+    if not user_assigned(connector.pk, user.pk):
         raise SamlRequestError(
             "not_assigned",
             f"You are not assigned to {connector.name}; ask your administrator for access.",

@@ -137,3 +137,31 @@ def test_post_binding_is_never_inflated(signed_in, connector, sp_factory):
     response = signed_in.post(connector.sso_url, {"SAMLRequest": deflated})
     assert response.status_code == 400
     assert base64.b64decode(deflated)[:1] != b"<"
+
+
+def test_hot_path_reads_agree_with_the_orm(connector, user):
+    """The SSO path's plain-SQL reads give the same answers as the ORM selectors they stand for."""
+    from apps.connectors.models import AttributeMapping
+    from apps.connectors.selectors import user_is_assigned
+    from apps.directory import services as directory_services
+    from apps.saml_idp import keys, selectors
+    from tests.factories import GroupFactory, UserFactory
+
+    outsider, direct, grouped = UserFactory(), UserFactory(), UserFactory()
+    connector_services.assignment_create(actor=None, connector=connector, user=direct)
+    other_group = GroupFactory(members=[grouped, outsider])
+    connector_services.assignment_create(actor=None, connector=connector, group=other_group)
+    directory_services.group_remove_members(actor=None, group=other_group, users=[outsider])
+    for person in (user, outsider, direct, grouped):
+        assert selectors.user_assigned(connector.pk, person.pk) == user_is_assigned(connector, person)
+    assert selectors.user_assigned(connector.pk, outsider.pk) is False
+    orm_rows = list(
+        AttributeMapping.objects.filter(connector=connector, kind="saml").values_list("source", "target", "name_format")
+    )
+    assert selectors.saml_mapping_rows(connector.pk) == orm_rows
+    assert selectors.user_group_names(grouped.pk) == [other_group.name]
+    assert selectors.signing_key_choice(connector.pk) is None  # no key yet: the caller generates one
+    assert keys.loaded_key_for(connector).id == keys.signing_key_for(connector).pk
+    assert selectors.signing_key_choice(connector.pk) == keys.signing_key_for(connector).pk
+    own = keys.connector_signing_key_set(actor=None, connector=connector)
+    assert selectors.signing_key_choice(connector.pk) == own.pk == keys.signing_key_for(connector).pk
