@@ -393,6 +393,7 @@ class Side:
         print(json.dumps({"ready": True}), flush=True)
         for line in sys.stdin:
             command = json.loads(line)
+            self.connection.close_if_unusable_or_obsolete()
             result = getattr(self, command["op"])(*command.get("args", []))
             print(json.dumps(result), flush=True)
 

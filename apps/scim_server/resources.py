@@ -17,6 +17,7 @@ from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.db.models.expressions import RawSQL
 from django.http import HttpRequest
+from django_scim.utils import get_group_adapter, get_user_adapter
 
 from apps.audit.services import SystemActor, audit_record
 from apps.common.errors import ApplicationError
@@ -454,7 +455,7 @@ def _annotated_groups(user: User) -> list[tuple[UUID, str]] | None:
 def _render_user(user: User, request: HttpRequest | None, selection: Projection, groups=None) -> tuple:
     if groups is None:
         groups = _annotated_groups(user)
-    adapter = ScimUserAdapter(user, request=request, groups=groups)
+    adapter = get_user_adapter()(user, request=request, groups=groups)
     with_groups = selection.wants(None, "groups")
     document = adapter.to_dict(with_groups=with_groups, request_only=selection.request_only)
     return adapter, project(document, selection)
@@ -519,7 +520,7 @@ def user_replace(
 ) -> ScimResult:
     require_write(token)
     user = _get_user(token, user_id)
-    adapter = ScimUserAdapter(user, request=request)
+    adapter = get_user_adapter()(user, request=request)
     check_if_match(if_match, adapter.version)
     fields = read_user_document(body, mode="replace", current=adapter.to_dict(with_groups=False))
     groups = _annotated_groups(user)  # a user's write does not change its groups
@@ -532,7 +533,7 @@ def user_patch(
 ) -> ScimResult:
     require_write(token)
     user = _get_user(token, user_id)
-    adapter = ScimUserAdapter(user, request=request)
+    adapter = get_user_adapter()(user, request=request)
     check_if_match(if_match, adapter.version)
     current = adapter.to_dict(with_groups=False)
     changed = apply_patch(current, body, user_resource_schema(), writable_password=password_writable())
@@ -545,7 +546,7 @@ def user_patch(
 def user_delete(token: ScimToken, request: HttpRequest | None, user_id: str, if_match: str | None = None) -> ScimResult:
     require_write(token)
     user = _get_user(token, user_id, with_groups=False)
-    check_if_match(if_match, ScimUserAdapter(user, request=request).version)
+    check_if_match(if_match, get_user_adapter()(user, request=request).version)
     run_write(token, "delete", user, lambda: services.user_delete(actor=actor_for(token), user=user))
     return ScimResult(204)
 
@@ -613,7 +614,7 @@ def _members_by_group(groups: list[Group]) -> dict[UUID, list[tuple[UUID, str]]]
 
 
 def _render_group(group: Group, request: HttpRequest | None, selection: Projection, members=None) -> tuple:
-    adapter = ScimGroupAdapter(group, request=request, members=members)
+    adapter = get_group_adapter()(group, request=request, members=members)
     document = adapter.to_dict(with_members=selection.wants(None, "members"), request_only=selection.request_only)
     return adapter, project(document, selection)
 
@@ -652,7 +653,7 @@ def group_create(token: ScimToken, request: HttpRequest | None, body: Any) -> Sc
 def _group_write(token: ScimToken, request, group_id: str, body: Any, if_match: str | None, *, patch: bool):
     require_group_write(token)
     group = _get_group(token, group_id)
-    adapter = ScimGroupAdapter(group, request=request)
+    adapter = get_group_adapter()(group, request=request)
     check_if_match(if_match, adapter.version)
     current = adapter.to_dict()
     if patch:
@@ -688,7 +689,7 @@ def group_delete(
 ) -> ScimResult:
     require_group_write(token)
     group = _get_group(token, group_id)
-    check_if_match(if_match, ScimGroupAdapter(group, request=request).version)
+    check_if_match(if_match, get_group_adapter()(group, request=request).version)
     run_write(token, "delete", group, lambda: services.group_delete(actor=actor_for(token), group=group))
     return ScimResult(204)
 

@@ -281,3 +281,19 @@ def test_malformed_json_and_nul_characters_are_400(scim):
     user = UserFactory()
     assert_scim_error(scim.patch(f"Users/{user.pk}", {"schemas": [PATCH_OP], "Operations": []}), 400, "invalidSyntax")
     assert_scim_error(scim.patch(f"Users/{user.pk}", [1, 2]), 400, "invalidSyntax")
+
+
+def test_django_scim2_settings_hook_resolves_our_adapters_and_documents():
+    from django_scim.utils import (
+        get_all_schemas_getter,
+        get_group_adapter,
+        get_service_provider_config_model,
+        get_user_adapter,
+    )
+
+    from apps.scim_server.adapters import ScimGroupAdapter, ScimUserAdapter
+    from apps.scim_server.schemas import ServiceProviderConfig, schema_documents
+
+    assert get_user_adapter() is ScimUserAdapter and get_group_adapter() is ScimGroupAdapter
+    assert get_service_provider_config_model() is ServiceProviderConfig
+    assert get_all_schemas_getter() is schema_documents
