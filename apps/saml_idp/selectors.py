@@ -10,7 +10,7 @@ import uuid
 
 from django.db import connection
 
-from apps.connectors.models import Connector, ConnectorKind
+from apps.connectors.models import Connector, ConnectorKind, SsoSettings
 from apps.directory.models import User
 from apps.saml_idp.keys import connector_override_key, portal_next_key
 from apps.saml_idp.models import MetadataFetch
@@ -18,13 +18,29 @@ from apps.saml_idp.models import MetadataFetch
 
 def sso_connector(slug: str) -> Connector | None:
     """The connector at /saml/idp/<slug>/ with its SSO settings, if it is a SAML app."""
-    try:
-        connector = Connector.objects.select_related("sso").get(
-            slug=slug, kind__in=[ConnectorKind.SAML, ConnectorKind.SAML_SCIM]
-        )
-    except Connector.DoesNotExist:
+    connector = next(
+        iter(
+            Connector.objects.raw(
+                "SELECT * FROM connectors_connector WHERE slug = %s AND kind IN (%s, %s)",
+                [slug, ConnectorKind.SAML.value, ConnectorKind.SAML_SCIM.value],
+            )
+        ),
+        None,
+    )
+    if connector is None:
         return None
-    return connector if getattr(connector, "sso", None) is not None else None
+    sso = next(
+        iter(
+            SsoSettings.objects.raw(
+                "SELECT * FROM connectors_ssosettings WHERE connector_id = %s", [_uuid_param(connector.pk)]
+            )
+        ),
+        None,
+    )
+    if sso is None:
+        return None
+    connector.sso = sso  # fills the reverse one-to-one cache: connector.sso costs no further query
+    return connector
 
 
 def _uuid_param(value: uuid.UUID) -> object:

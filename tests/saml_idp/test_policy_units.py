@@ -165,3 +165,9 @@ def test_hot_path_reads_agree_with_the_orm(connector, user):
     assert selectors.signing_key_choice(connector.pk) == keys.signing_key_for(connector).pk
     own = keys.connector_signing_key_set(actor=None, connector=connector)
     assert selectors.signing_key_choice(connector.pk) == own.pk == keys.signing_key_for(connector).pk
+    found = selectors.sso_connector(connector.slug)
+    assert found == connector and found.sso.acs_urls == connector.sso.acs_urls
+    assert found.sso.sp_entity_id == connector.sso.sp_entity_id and found.updated == connector.updated
+    assert selectors.sso_connector("no-such-slug") is None
+    scim_only = connector_services.connector_create(actor=None, template="generic-scim", name="SCIM only")
+    assert selectors.sso_connector(scim_only.slug) is None
