@@ -111,7 +111,8 @@ class ScimPath:
 
     def key(self) -> str:
         """Case-insensitive identity of the target, for duplicate detection."""
-        return f"{self.urn}:{self.attribute}[{self.value_filter}].{self.sub_attribute}".lower()
+        value_filter = " ".join(self.value_filter.split())
+        return f"{self.urn}:{self.attribute}[{value_filter}].{self.sub_attribute}".lower()
 
 
 def properties_for(kind: str) -> dict[str, str]:
@@ -163,7 +164,9 @@ def validate_scim_target(kind: str, target: str) -> ScimPath:
     path = parse_scim_path(target)
     attribute = path.attribute.lower()
     if path.urn:
-        if kind == MappingKind.SCIM_USER and path.urn.lower() == ENTERPRISE_USER_URN.lower():
+        if path.urn.lower() == ENTERPRISE_USER_URN.lower():
+            if kind != MappingKind.SCIM_USER:
+                raise MappingError("target", "The enterprise User extension applies to users, not groups.")
             schema = ENTERPRISE_USER_ATTRIBUTES
         elif path.urn.lower().startswith("urn:ietf:params:scim:schemas:core:"):
             raise MappingError("target", "Write core attributes without their schema URN.")

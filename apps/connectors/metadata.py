@@ -22,6 +22,11 @@ class MetadataError(ValueError):
     pass
 
 
+def _xml_true(value: str | None) -> bool:
+    """xs:boolean: "true" or "1"."""
+    return (value or "").strip().lower() in {"true", "1"}
+
+
 @dataclass
 class SpMetadata:
     entity_id: str
@@ -60,8 +65,8 @@ def parse_sp_metadata(data: bytes | str) -> SpMetadata:
 
     result = SpMetadata(
         entity_id=entity_id,
-        authn_requests_signed=sp.get("AuthnRequestsSigned", "false").lower() == "true",
-        want_assertions_signed=sp.get("WantAssertionsSigned", "false").lower() == "true",
+        authn_requests_signed=_xml_true(sp.get("AuthnRequestsSigned")),
+        want_assertions_signed=_xml_true(sp.get("WantAssertionsSigned")),
     )
     acs = []
     for position, element in enumerate(sp.findall(_q("AssertionConsumerService"))):
@@ -73,11 +78,13 @@ def parse_sp_metadata(data: bytes | str) -> SpMetadata:
             index = int(element.get("index", position))
         except ValueError as exc:
             raise MetadataError(f"AssertionConsumerService index {element.get('index')!r} is not a number.") from exc
-        acs.append({"url": location, "binding": binding, "index": index, "default": element.get("isDefault")})
+        acs.append(
+            {"url": location, "binding": binding, "index": index, "default": _xml_true(element.get("isDefault"))}
+        )
     if not acs:
         raise MetadataError("The metadata has no HTTP-POST AssertionConsumerService.")
     # The default ACS (isDefault="true", else the lowest index) goes first.
-    acs.sort(key=lambda item: (item["default"] != "true", item["index"]))
+    acs.sort(key=lambda item: (not item["default"], item["index"]))
     result.acs_urls = [{"url": item["url"], "binding": item["binding"], "index": item["index"]} for item in acs]
 
     for element in sp.findall(_q("SingleLogoutService")):

@@ -35,7 +35,7 @@ from apps.connectors.models import (
 )
 from apps.connectors.validation import validate_app_url
 from apps.directory.models import Group, User
-from apps.provisioning import services as provisioning
+from apps.provisioning import services as provisioning_services
 
 CONNECTOR_FIELDS = ("name", "description", "logo", "enabled", "bookmark_url")
 # Fixed when the connector is created: the IdP URLs that admins paste into the app derive from them.
@@ -264,8 +264,10 @@ def _apply_provisioning(provisioning: ProvisioningSettings, changes: dict, error
             url = str(value or "").strip().rstrip("/")
             if url:
                 try:
+                    # The bearer token travels with every request: https unless the app is on loopback.
                     check_outbound_url(url)
-                except OutboundURLError as exc:
+                    validate_app_url(url, what="SCIM base URL")
+                except (ValueError, OutboundURLError) as exc:
                     errors.add(key, str(exc))
                 if len(url) > 2000:
                     errors.add(key, "At most 2000 characters.")
@@ -437,7 +439,8 @@ def _create_template_mappings(connector: Connector, spec: Template) -> None:
 
 
 def _locked(connector: Connector) -> Connector:
-    return Connector.objects.select_for_update().select_related("sso", "provisioning").get(pk=connector.pk)
+    # Only the connector row is locked: PostgreSQL cannot lock the nullable side of the outer joins.
+    return Connector.objects.select_for_update(of=("self",)).select_related("sso", "provisioning").get(pk=connector.pk)
 
 
 @transaction.atomic
@@ -489,7 +492,7 @@ def connector_update(
             actor=actor, action="connector.update", target=connector, before=changed_before, after=changed_after
         )
         if "enabled" in changed_after or "provisioning" in changed_after:
-            provisioning.record_full_sync(connector, "connector.update")
+            provisioning_services.record_full_sync(connector, "connector.update")
     return connector
 
 
@@ -689,7 +692,7 @@ def mapping_delete(*, actor: Actor, mapping: AttributeMapping) -> None:
 def _resync_after_mapping_change(connector: Connector, kind: str) -> None:
     """SCIM resources are built from the mappings: re-send what changed (unchanged objects send nothing)."""
     if kind != MappingKind.SAML:
-        provisioning.record_full_sync(connector, "mappings.change")
+        provisioning_services.record_full_sync(connector, "mappings.change")
 
 
 # --- Assignments --------------------------------------------------------------------------------
@@ -715,7 +718,7 @@ def assignment_create(
         {"user": str(user.pk), "username": user.username} if user else {"group": str(group.pk), "name": group.name}
     )
     audit_record(actor=actor, action="connector.assignment.create", target=connector, after=subject)
-    provisioning.record_assignment_change(assignment, "assignment.create")
+    provisioning_services.record_assignment_change(assignment, "assignment.create")
     return assignment
 
 
@@ -728,5 +731,5 @@ def assignment_delete(*, actor: Actor, assignment: Assignment) -> None:
     audit_record(actor=actor, action="connector.assignment.delete", target=assignment.connector, before=subject)
     # Recorded before the row goes (it names who was granted access); the worker evaluates scope
     # after commit, so these users are deprovisioned only if nothing else grants them access.
-    provisioning.record_assignment_change(assignment, "assignment.delete")
+    provisioning_services.record_assignment_change(assignment, "assignment.delete")
     assignment.delete()

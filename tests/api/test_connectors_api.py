@@ -17,7 +17,6 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from django.apps import apps
 from django.db import connection
-from django.db.utils import NotSupportedError
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
@@ -77,26 +76,6 @@ SEED_USER_ROWS = [
     ("employee_id", "externalId"),
 ]
 IS_POSTGRES = connection.vendor == "postgresql"
-# services._locked() (apps/connectors/services.py:439) asks for SELECT ... FOR UPDATE with select_related() of the
-# reverse one-to-ones `sso` and `provisioning`, i.e. LEFT OUTER JOINs, which PostgreSQL refuses: every update,
-# delete and SP metadata import fails there.
-PG_LOCK_BUG = pytest.mark.xfail(
-    IS_POSTGRES,
-    strict=True,
-    raises=NotSupportedError,
-    reason="services._locked: FOR UPDATE cannot be applied to the nullable side of an outer join (PostgreSQL)",
-)
-
-UPDATE_BUG = pytest.mark.xfail(
-    strict=True,
-    raises=(AttributeError, NotSupportedError),  # on PostgreSQL, the PG_LOCK_BUG fails first
-    reason=(
-        "services.connector_update's `provisioning` parameter shadows the `apps.provisioning.services` module "
-        "imported as `provisioning`, so services.py:492 calls record_full_sync on a dict (or None): a PATCH "
-        "that changes `enabled` or Identity Management settings fails with a 500"
-    ),
-)
-
 
 # --- Fixtures -------------------------------------------------------------------------------------
 
@@ -553,7 +532,6 @@ def test_unknown_connector_is_404(api, connector_id, method, suffix):
 # --- PATCH ----------------------------------------------------------------------------------------
 
 
-@PG_LOCK_BUG
 def test_patch_takes_partial_nested_objects(api):
     created = _create(api)
     url = _detail(created["id"])
@@ -634,7 +612,6 @@ def test_patch_refusals_by_type_name_the_field(api, body, errors):
     assert not AuditEvent.objects.filter(action="connector.update").exists()
 
 
-@PG_LOCK_BUG
 @pytest.mark.parametrize(
     ("body", "errors"),
     [
@@ -693,7 +670,6 @@ def test_patch_refusals_by_rule_name_the_field(api, body, errors):
     "url",
     ["http://169.254.169.254/latest/meta-data", "http://10.0.0.1/scim/v2", "https://192.168.0.10/scim"],
 )
-@PG_LOCK_BUG
 def test_patch_scim_base_url_to_an_internal_address_is_refused(api, url):
     created = _create(api)
 
@@ -708,7 +684,6 @@ def test_patch_scim_base_url_to_an_internal_address_is_refused(api, url):
 @pytest.mark.parametrize(
     "acs", ["http://127.0.0.1:8080/acs", "http://127.1.2.3/acs", "http://[::1]:9443/acs", "http://localhost/acs"]
 )
-@PG_LOCK_BUG
 def test_patch_loopback_http_acs_is_allowed(api, acs):
     created = _create(api)
 
@@ -718,7 +693,6 @@ def test_patch_loopback_http_acs_is_allowed(api, acs):
     assert response.json()["sso"]["acs_urls"][0]["url"] == acs
 
 
-@PG_LOCK_BUG
 def test_patch_sso_of_a_scim_only_connector(api):
     created = _create(api, "generic-scim")
 
@@ -728,7 +702,6 @@ def test_patch_sso_of_a_scim_only_connector(api):
     assert response.json() == {"sso": ["A SCIM-only app has no SSO settings."]}
 
 
-@PG_LOCK_BUG
 def test_patch_sha1_with_the_explicit_override(api):
     created = _create(api)
 
@@ -738,7 +711,6 @@ def test_patch_sha1_with_the_explicit_override(api):
     assert response.json()["sso"]["signature_algorithm"] == "rsa-sha1"
 
 
-@UPDATE_BUG
 def test_patch_enabled(api):
     created = _create(api, "generic-saml")
 
@@ -748,7 +720,6 @@ def test_patch_enabled(api):
     assert response.json()["enabled"] is True
 
 
-@UPDATE_BUG
 def test_patch_scim_base_url_and_token(api):
     created = _create(api)
 
@@ -761,7 +732,6 @@ def test_patch_scim_base_url_and_token(api):
 # --- Delete ---------------------------------------------------------------------------------------
 
 
-@PG_LOCK_BUG
 def test_delete_keeps_directory_users_and_groups(api):
     created = _create(api)
     alice = UserFactory(username="alice")
@@ -1119,7 +1089,6 @@ def _assert_imported(body: dict, cert_pem: str = "") -> None:
 
 
 @pytest.mark.parametrize("content_type", ["application/xml", "text/xml", "application/samlmetadata+xml"])
-@PG_LOCK_BUG
 def test_sp_metadata_as_raw_xml(api, twingate, cert_pem, content_type):
     response = api.post(
         f"{_detail(twingate['id'])}/sp-metadata", sp_metadata(cert_pem).encode(), content_type=content_type
@@ -1132,7 +1101,6 @@ def test_sp_metadata_as_raw_xml(api, twingate, cert_pem, content_type):
     assert event.actor == api.user
 
 
-@PG_LOCK_BUG
 def test_sp_metadata_as_json_xml(api, twingate):
     response = api.post(f"{_detail(twingate['id'])}/sp-metadata", {"xml": sp_metadata()})
 
@@ -1140,7 +1108,6 @@ def test_sp_metadata_as_json_xml(api, twingate):
     _assert_imported(response.json())
 
 
-@PG_LOCK_BUG
 def test_sp_metadata_from_a_url(api, twingate, loopback, cert_pem):
     loopback.routes["/saml/metadata"] = (
         200,
@@ -1228,7 +1195,6 @@ def test_sp_metadata_refusals_name_the_field(api, twingate, body, field, message
     assert message in response.json()[field][0]
 
 
-@PG_LOCK_BUG
 def test_sp_metadata_breaking_a_rule_is_refused(api, twingate):
     response = api.post(
         f"{_detail(twingate['id'])}/sp-metadata", {"xml": sp_metadata(acs="http://acme.twingate.com/acs")}
@@ -1462,13 +1428,11 @@ def test_token_is_never_readable_again(api, caplog):
     _assert_nowhere(TOKEN, api=api, caplog=caplog, queries=queries)
 
 
-@UPDATE_BUG
 def test_done_when(api, loopback, caplog, cert_pem):
     """Create from the catalog, import SP metadata, set the SCIM URL and token, edit mappings, assign, look."""
     _done_when(api, loopback, caplog, cert_pem, scim_at_creation=False)
 
 
-@PG_LOCK_BUG
 def test_done_when_with_the_scim_settings_given_at_creation(api, loopback, caplog, cert_pem):
     """The same, with the SCIM URL and token in the create request (PATCHing them fails today, see above)."""
     _done_when(api, loopback, caplog, cert_pem, scim_at_creation=True)

@@ -179,11 +179,6 @@ def test_single_valued_attribute_takes_no_filter():
     assert error.message == "userName is single-valued and takes no [filter]."
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pytest.fail.Exception,
-    reason="attributes.py:166-171 accepts the enterprise *User* extension on a Group as if it were the app's own",
-)
 def test_enterprise_user_extension_is_refused_on_a_group():
     error = _error(validate_scim_target, GROUP, f"{ENTERPRISE_USER_URN}:employeeNumber")
 
@@ -375,11 +370,6 @@ def test_scim_target_keys_ignore_case():
     assert target_key(USER, 'emails[type eq "work"].value') == target_key(USER, 'EMAILS[type eq "work"].VALUE')
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="ScimPath.key (attributes.py:114) keeps the filter's whitespace, so a duplicate target slips through",
-)
 def test_scim_target_keys_ignore_whitespace_inside_a_filter():
     assert target_key(USER, 'emails[type eq "work"].value') == target_key(USER, 'emails[type  eq  "work"].value')
 

@@ -317,11 +317,6 @@ def test_invalid_mapping_row_is_refused(catalog_copy, row, message):
         load_catalog()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=json.JSONDecodeError,
-    reason="catalog._load lets json.JSONDecodeError escape instead of a CatalogError naming the file",
-)
 def test_malformed_json_is_refused_naming_the_file(catalog_copy):
     _write(catalog_copy, "broken-app.json", '{"slug": "broken-app", "name": ')
 
@@ -329,11 +324,6 @@ def test_malformed_json_is_refused_naming_the_file(catalog_copy):
         load_catalog()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=KeyError,
-    reason="catalog._load lets a KeyError escape for a missing required key instead of a CatalogError",
-)
 @pytest.mark.parametrize("missing", ["slug", "name", "kind"])
 def test_missing_required_key_is_refused_naming_the_file(catalog_copy, missing):
     data = {key: value for key, value in {**NEW_TEMPLATE, "slug": "broken-app"}.items() if key != missing}

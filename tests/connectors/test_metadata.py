@@ -143,10 +143,6 @@ def test_acs_marked_is_default_comes_first_then_by_index():
     assert all(set(item) == {"url", "binding", "index"} for item in result.acs_urls)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='isDefault is xs:boolean, so "1" means true; metadata.py compares the text with "true" only',
-)
 def test_acs_is_default_accepts_the_xs_boolean_one():
     body = _acs("https://sp.example.com/acs/0", index=0) + _acs("https://sp.example.com/acs/5", index=5, default="1")
 
@@ -296,10 +292,6 @@ def test_authn_requests_signed_and_want_assertions_signed_are_read():
     assert result.want_assertions_signed is True
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='AuthnRequestsSigned is xs:boolean, so "1" means true; metadata.py compares the text with "true" only',
-)
 def test_authn_requests_signed_accepts_the_xs_boolean_one():
     sp_attrs = 'AuthnRequestsSigned="1" protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol"'
 

@@ -11,7 +11,6 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from django.core.exceptions import ValidationError
 from django.db import connection
-from django.db.utils import NotSupportedError
 
 from apps.audit.models import AuditEvent
 from apps.common.crypto import decrypt_secret
@@ -52,25 +51,6 @@ SEED_GROUP_ROWS = [("name", "displayName"), ("members", "members")]
 BASIC = "urn:oasis:names:tc:SAML:2.0:attrname-format:basic"
 
 IS_POSTGRES = connection.vendor == "postgresql"
-# services._locked() (apps/connectors/services.py:439) asks for SELECT ... FOR UPDATE with select_related() of the
-# reverse one-to-ones `sso` and `provisioning`, i.e. LEFT OUTER JOINs, which PostgreSQL refuses: every update,
-# delete and SP metadata import fails there.
-PG_LOCK_BUG = pytest.mark.xfail(
-    IS_POSTGRES,
-    strict=True,
-    raises=NotSupportedError,
-    reason="services._locked: FOR UPDATE cannot be applied to the nullable side of an outer join (PostgreSQL)",
-)
-
-UPDATE_BUG = pytest.mark.xfail(
-    strict=True,
-    raises=(AttributeError, NotSupportedError),  # on PostgreSQL, the PG_LOCK_BUG fails first
-    reason=(
-        "services.connector_update's `provisioning` parameter shadows the `apps.provisioning.services` module "
-        "imported as `provisioning`, so services.py:492 calls record_full_sync on a dict (or None) whenever "
-        "`enabled` or Identity Management settings change"
-    ),
-)
 
 
 @pytest.fixture
@@ -423,7 +403,6 @@ def _update_sso(actor, connector, **sso):
     return services.connector_update(actor=actor, connector=connector, sso=sso)
 
 
-@PG_LOCK_BUG
 def test_sha1_is_refused_by_default(actor):
     connector = _create(actor)
 
@@ -437,7 +416,6 @@ def test_sha1_is_refused_by_default(actor):
     assert _fresh(connector).sso.signature_algorithm == "rsa-sha256"
 
 
-@PG_LOCK_BUG
 def test_sha1_is_accepted_with_the_explicit_override(actor):
     connector = _create(actor)
 
@@ -459,7 +437,6 @@ def test_sha1_at_creation_is_refused_too(actor):
 
 
 @pytest.mark.parametrize("algorithm", ["rsa-sha256", "rsa-sha384", "rsa-sha512"])
-@PG_LOCK_BUG
 def test_sha2_algorithms_are_accepted(actor, algorithm):
     connector = _create(actor)
 
@@ -469,7 +446,6 @@ def test_sha2_algorithms_are_accepted(actor, algorithm):
 
 
 @pytest.mark.parametrize("algorithm", ["dsa-sha1", "hmac-sha256", "", "RSA-SHA256"])
-@PG_LOCK_BUG
 def test_unknown_signature_algorithm_is_refused(actor, algorithm):
     connector = _create(actor)
 
@@ -480,7 +456,6 @@ def test_unknown_signature_algorithm_is_refused(actor, algorithm):
     assert errors["sso.signature_algorithm"][0].startswith("Choose one of rsa-sha256")
 
 
-@PG_LOCK_BUG
 def test_signed_requests_need_the_sp_signing_certificate(actor, cert_pem):
     connector = _create(actor)
 
@@ -501,7 +476,6 @@ def test_signed_requests_need_the_sp_signing_certificate(actor, cert_pem):
 
 
 @pytest.mark.parametrize("field", ["sp_signing_cert", "sp_encryption_cert"])
-@PG_LOCK_BUG
 def test_invalid_certificates_are_refused(actor, field):
     connector = _create(actor)
 
@@ -510,7 +484,6 @@ def test_invalid_certificates_are_refused(actor, field):
     assert errors == {f"sso.{field}": ["This is not an X.509 certificate (PEM or base64)."]}
 
 
-@PG_LOCK_BUG
 def test_encryption_certificate_is_stored_as_pem(actor, cert_pem):
     connector = _create(actor)
 
@@ -519,7 +492,6 @@ def test_encryption_certificate_is_stored_as_pem(actor, cert_pem):
     assert _fresh(connector).sso.sp_encryption_cert == cert_pem
 
 
-@PG_LOCK_BUG
 def test_response_or_assertion_must_be_signed(actor):
     connector = _create(actor)
 
@@ -538,7 +510,6 @@ def test_response_or_assertion_must_be_signed(actor):
 
 
 @pytest.mark.parametrize("value", ["yes", 1, None])
-@PG_LOCK_BUG
 def test_booleans_must_be_booleans(actor, value):
     connector = _create(actor)
 
@@ -548,7 +519,6 @@ def test_booleans_must_be_booleans(actor, value):
 
 
 @pytest.mark.parametrize("nameid_format", ["email", "persistent", "unspecified", "transient"])
-@PG_LOCK_BUG
 def test_nameid_formats(actor, nameid_format):
     connector = _create(actor)
 
@@ -558,7 +528,6 @@ def test_nameid_formats(actor, nameid_format):
 
 
 @pytest.mark.parametrize("nameid_property", ["username", "email", "id", "employee_id"])
-@PG_LOCK_BUG
 def test_nameid_properties(actor, nameid_property):
     connector = _create(actor)
 
@@ -568,7 +537,6 @@ def test_nameid_properties(actor, nameid_property):
 
 
 @pytest.mark.parametrize(("field", "value"), [("nameid_format", "x509"), ("nameid_property", "phone")])
-@PG_LOCK_BUG
 def test_unknown_nameid_choices_are_refused(actor, field, value):
     connector = _create(actor)
 
@@ -590,7 +558,6 @@ def test_unknown_nameid_choices_are_refused(actor, field, value):
         ("session_lifetime_seconds", "600", False),
     ],
 )
-@PG_LOCK_BUG
 def test_lifetimes_are_bounded(actor, field, value, ok):
     connector = _create(actor)
 
@@ -602,7 +569,6 @@ def test_lifetimes_are_bounded(actor, field, value, ok):
         assert list(errors) == [f"sso.{field}"]
 
 
-@PG_LOCK_BUG
 def test_unknown_sso_field_is_refused(actor):
     connector = _create(actor)
 
@@ -623,7 +589,6 @@ def test_unknown_sso_field_is_refused(actor):
         "HTTP://LOCALHOST:9000/acs",
     ],
 )
-@PG_LOCK_BUG
 def test_acs_url_is_https_or_loopback_http(actor, url):
     connector = _create(actor)
 
@@ -649,7 +614,6 @@ def test_acs_url_is_https_or_loopback_http(actor, url):
         ("https://sp.example.com/" + "a" * 2000, "longer than 2000 characters"),
     ],
 )
-@PG_LOCK_BUG
 def test_bad_acs_urls_are_refused(actor, url, message):
     connector = _create(actor)
 
@@ -660,7 +624,6 @@ def test_bad_acs_urls_are_refused(actor, url, message):
     assert message in errors["sso.acs_urls"][0]
 
 
-@PG_LOCK_BUG
 def test_acs_urls_keep_their_order_and_the_first_is_the_default(actor):
     connector = _create(actor)
 
@@ -694,7 +657,6 @@ def test_acs_urls_keep_their_order_and_the_first_is_the_default(actor):
         ([f"https://sp.example.com/{n}" for n in range(21)], "At most 20 ACS URLs."),
     ],
 )
-@PG_LOCK_BUG
 def test_acs_url_list_rules(actor, acs_urls, message):
     connector = _create(actor)
 
@@ -703,7 +665,6 @@ def test_acs_url_list_rules(actor, acs_urls, message):
     assert message in " ".join(errors["sso.acs_urls"])
 
 
-@PG_LOCK_BUG
 def test_every_bad_acs_entry_is_reported(actor):
     connector = _create(actor)
 
@@ -718,7 +679,6 @@ def test_every_bad_acs_entry_is_reported(actor):
 
 
 @pytest.mark.parametrize("field", ["slo_url", "sp_login_url"])
-@PG_LOCK_BUG
 def test_slo_and_login_urls_are_https_or_loopback(actor, field):
     connector = _create(actor)
 
@@ -731,7 +691,6 @@ def test_slo_and_login_urls_are_https_or_loopback(actor, field):
     assert list(errors) == [f"sso.{field}"]
 
 
-@PG_LOCK_BUG
 def test_relay_state_urls(actor):
     connector = _create(actor)
 
@@ -744,7 +703,6 @@ def test_relay_state_urls(actor):
     assert list(errors) == ["sso.relay_state_urls"]
 
 
-@PG_LOCK_BUG
 def test_update_sso_of_a_scim_only_connector_is_refused(actor):
     connector = _create(actor, "generic-scim")
 
@@ -753,7 +711,6 @@ def test_update_sso_of_a_scim_only_connector_is_refused(actor):
     assert errors == {"sso": ["A SCIM-only app has no SSO settings."]}
 
 
-@PG_LOCK_BUG
 def test_partial_sso_update_keeps_the_other_fields(actor):
     connector = _create(actor)
     _update_sso(actor, connector, sp_entity_id="https://sp.example.com", acs_urls=["https://sp.example.com/acs"])
@@ -773,7 +730,6 @@ def _update_provisioning(actor, connector, **provisioning):
     return services.connector_update(actor=actor, connector=connector, provisioning=provisioning)
 
 
-@PG_LOCK_BUG
 def test_enabled_provisioning_needs_base_url_and_token(actor):
     connector = _create(actor)
 
@@ -800,7 +756,6 @@ def test_enabled_provisioning_with_base_url_and_token_at_creation(actor):
     assert (provisioning.enabled, provisioning.base_url, provisioning.token_set) == (True, SCIM_URL, True)
 
 
-@PG_LOCK_BUG
 def test_token_cannot_be_cleared_while_enabled(actor):
     connector = _create(actor, provisioning={"enabled": True, "base_url": SCIM_URL, "token": TOKEN})
 
@@ -822,7 +777,6 @@ def test_token_cannot_be_cleared_while_enabled(actor):
         "http://[::ffff:169.254.169.254]/scim",
     ],
 )
-@PG_LOCK_BUG
 def test_base_url_to_a_private_or_link_local_address_is_refused(actor, url):
     connector = _create(actor)
 
@@ -842,7 +796,6 @@ def test_base_url_to_a_private_or_link_local_address_is_refused(actor, url):
         ("https://no-such-host.invalid/scim", "cannot be resolved"),
     ],
 )
-@PG_LOCK_BUG
 def test_base_url_other_refusals(actor, url, message):
     connector = _create(actor)
 
@@ -861,7 +814,6 @@ def test_loopback_base_url_is_allowed_in_tests(actor, url, settings):
 
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:8089/scim/v2", "http://localhost:8089/scim"])
-@PG_LOCK_BUG
 def test_loopback_base_url_is_refused_when_not_allowed(actor, url, settings):
     settings.OUTBOUND_ALLOW_LOOPBACK = False
     connector = _create(actor)
@@ -904,7 +856,6 @@ def test_token_is_encrypted_with_the_key_from_the_environment(actor, settings):
     assert decrypt_secret(ciphertext) == TOKEN
 
 
-@UPDATE_BUG
 def test_token_none_keeps_and_empty_clears_it(actor):
     connector = _create(actor, provisioning={"token": TOKEN})
     ciphertext = _fresh(connector).provisioning.token_ciphertext
@@ -917,7 +868,6 @@ def test_token_none_keeps_and_empty_clears_it(actor):
 
 
 @pytest.mark.parametrize("token", ["two words", "tab\there", "x" * 4097, "new\nline"])
-@PG_LOCK_BUG
 def test_malformed_tokens_are_refused_without_echoing_them(actor, token):
     connector = _create(actor)
 
@@ -941,7 +891,6 @@ def test_malformed_tokens_are_refused_without_echoing_them(actor, token):
         ("token_ciphertext", "x", "Unknown or read-only field."),
     ],
 )
-@PG_LOCK_BUG
 def test_provisioning_field_rules(actor, field, value, message):
     connector = _create(actor)
 
@@ -961,7 +910,6 @@ def test_operations_and_deprovisioning(actor):
     assert provisioning.deprovision == "delete"
 
 
-@PG_LOCK_BUG
 def test_update_provisioning_of_a_saml_only_connector_is_refused(actor):
     connector = _create(actor, "generic-saml")
 
@@ -970,7 +918,6 @@ def test_update_provisioning_of_a_saml_only_connector_is_refused(actor):
     assert errors == {"provisioning": ["A SAML app has no Identity Management settings."]}
 
 
-@UPDATE_BUG
 @pytest.mark.parametrize("template", ["generic-saml", "bookmark", "twingate"])
 def test_connector_can_be_enabled_after_creation(actor, template):
     extra = {"bookmark_url": "https://wiki.example.com"} if template == "bookmark" else {}
@@ -983,7 +930,6 @@ def test_connector_can_be_enabled_after_creation(actor, template):
     assert (event.before, event.after) == ({"enabled": False}, {"enabled": True})
 
 
-@UPDATE_BUG
 def test_scim_base_url_and_token_can_be_set_after_creation(actor):
     connector = _create(actor)
 
@@ -1020,7 +966,6 @@ def test_failed_create_writes_nothing(actor):
     assert AuditEvent.objects.count() == before
 
 
-@PG_LOCK_BUG
 def test_failed_update_writes_nothing(actor):
     connector = _create(actor)
     events = AuditEvent.objects.count()
@@ -1043,7 +988,6 @@ def test_failed_update_writes_nothing(actor):
     assert AuditEvent.objects.count() == events
 
 
-@PG_LOCK_BUG
 def test_caller_object_is_not_changed_by_a_failed_update(actor):
     connector = _create(actor)
 
@@ -1086,7 +1030,6 @@ def test_create_without_token_has_no_token_marker(actor):
     assert event.after["provisioning"]["token_set"] is False
 
 
-@PG_LOCK_BUG
 def test_update_is_audited_with_only_what_changed(actor):
     connector = _create(actor)
 
@@ -1101,7 +1044,6 @@ def test_update_is_audited_with_only_what_changed(actor):
     assert (event.before["sso"]["nameid_format"], event.after["sso"]["nameid_format"]) == ("email", "persistent")
 
 
-@UPDATE_BUG
 def test_token_change_is_audited_as_changed(actor):
     connector = _create(actor, provisioning={"token": TOKEN})
 
@@ -1114,7 +1056,6 @@ def test_token_change_is_audited_as_changed(actor):
         assert secret not in dumped
 
 
-@PG_LOCK_BUG
 def test_unchanged_update_is_not_audited(actor):
     connector = _create(actor)
 
@@ -1123,7 +1064,6 @@ def test_unchanged_update_is_not_audited(actor):
     assert _events("connector.update") == []
 
 
-@PG_LOCK_BUG
 def test_delete_is_audited_and_keeps_directory_objects(actor):
     connector = _create(actor, provisioning={"token": TOKEN})
     alice, bob = UserFactory(username="alice"), UserFactory(username="bob")
@@ -1151,7 +1091,6 @@ def test_delete_is_audited_and_keeps_directory_objects(actor):
     assert TOKEN not in _dump(event)
 
 
-@PG_LOCK_BUG
 def test_slug_is_free_again_after_delete(actor):
     services.connector_delete(actor=actor, connector=_create(actor))
 
@@ -1161,7 +1100,6 @@ def test_slug_is_free_again_after_delete(actor):
 # --- SP metadata ----------------------------------------------------------------------------------
 
 
-@PG_LOCK_BUG
 def test_metadata_import_fills_the_sso_settings(actor, cert_pem):
     connector = _create(actor)
 
@@ -1195,7 +1133,6 @@ def test_metadata_import_on_a_scim_only_connector_is_refused(actor):
     assert excinfo.value.code == "no_sso"
 
 
-@PG_LOCK_BUG
 def test_metadata_whose_values_break_a_rule_is_refused(actor):
     connector = _create(actor)
 

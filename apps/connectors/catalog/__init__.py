@@ -74,7 +74,15 @@ def _mapping_rows(slug: str, spec: dict) -> tuple[MappingRow, ...]:
 
 
 def _load(path: Path) -> Template:
-    data = json.loads(path.read_text())
+    try:
+        return _parse(path, json.loads(path.read_text()))
+    except json.JSONDecodeError as exc:
+        raise CatalogError(f"{path.name}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise CatalogError(f"{path.name}: missing or malformed field {exc}") from exc
+
+
+def _parse(path: Path, data: dict) -> Template:
     slug = data["slug"]
     if slug != path.stem:
         raise CatalogError(f"{path.name}: slug {slug!r} must match the file name")
