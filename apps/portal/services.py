@@ -44,6 +44,7 @@ PASSWORD_BACKEND = "apps.portal.backends.PortalBackend"  # noqa: S105 - a dotted
 INVALID_CREDENTIALS = "That username or email and password do not match. Check them and try again."
 ACCOUNT_SUSPENDED = "This account is suspended, so it cannot sign in. Ask your administrator."
 INVALID_CODE = "That code did not work. Codes change every 30 seconds and each one works only once."
+THROTTLED = "Too many wrong codes in a row: wait a few seconds, then enter the newest code."
 PENDING_EXPIRED = "Your sign-in took too long. Please sign in again."
 LOCAL_SIGN_IN_DISABLED = "Sign-in with a password is switched off here: use your organisation's sign-in."
 
@@ -230,7 +231,10 @@ def _verify_code(user: User, code: str) -> Any | None:
     if not code:
         return None
     if code.isdigit() and len(code) == 6:
-        for device in TOTPDevice.objects.filter(user=user, confirmed=True):
+        devices = list(TOTPDevice.objects.filter(user=user, confirmed=True))
+        if devices and not any(device.verify_is_allowed()[0] for device in devices):
+            raise SignInError(THROTTLED, code="throttled")
+        for device in devices:
             with transaction.atomic():
                 locked = TOTPDevice.objects.select_for_update().get(pk=device.pk)
                 if locked.verify_token(code):

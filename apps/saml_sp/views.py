@@ -45,6 +45,11 @@ class UpstreamLoginView(saml2_views.LoginView):
 class UpstreamAcsView(saml2_views.AssertionConsumerServiceView):
     """Verify the upstream's Response (djangosaml2/pysaml2), then sign in the portal's way."""
 
+    def post(self, request: HttpRequest, slug: str) -> HttpResponse:  # type: ignore[override]
+        # The slug chose the upstream (conf.config_loader reads it from the URL); djangosaml2's
+        # own arguments keep their defaults (no settings-wide attribute mapping, no creation).
+        return super().post(request)
+
     def authenticate_user(
         self,
         request: HttpRequest,
