@@ -79,7 +79,8 @@ def _clean_text(values: dict[str, Any], fields: Iterable[str]) -> dict[str, Any]
     return cleaned
 
 
-def _validate_user(user: User) -> None:
+def _validate_user(user: User, unique: Iterable[str] = ("username", "email")) -> None:
+    """Field validation, and uniqueness of the `unique` fields (those that may have changed)."""
     errors: dict[str, list] = {}
     try:
         user.full_clean(exclude=["password", "last_login"], validate_unique=False, validate_constraints=False)
@@ -88,12 +89,15 @@ def _validate_user(user: User) -> None:
     if not user.username and "username" not in errors:
         errors["username"] = [ValidationError("This field is required.", code="required")]
     others = User.objects.exclude(pk=user.pk)
-    if "username" not in errors and (
-        others.alias(username_lower=Lower("username")).filter(username_lower=user.username.lower()).exists()
+    if (
+        "username" in unique
+        and "username" not in errors
+        and (others.alias(username_lower=Lower("username")).filter(username_lower=user.username.lower()).exists())
     ):
         errors["username"] = [ValidationError("A user with this username already exists.", code="unique")]
     if (
         user.email
+        and "email" in unique
         and "email" not in errors
         # `.exclude(email="")` repeats the partial unique index's condition, so the index serves it.
         and others.exclude(email="").alias(email_lower=Lower("email")).filter(email_lower=user.email.lower()).exists()
@@ -207,11 +211,16 @@ def user_update(*, actor: Actor, user: User, **changes: Any) -> User:
 
     if before["is_superuser"] and not user.is_superuser:
         _guard_last_superadmin(User(pk=user.pk, is_superuser=True, status=before["status"]))
-    _validate_user(user)
+    # Uniqueness is checked (and a lost race caught) only for the unique fields that changed.
+    unique = [field for field in _USER_UNIQUE_FIELDS if getattr(user, field) != before[field]]
+    _validate_user(user, unique)
     after = user_snapshot(user)
     if after == before:
         return user
-    _save_unique(user, fields=_USER_UNIQUE_FIELDS)
+    if unique:
+        _save_unique(user, fields=_USER_UNIQUE_FIELDS)
+    else:
+        user.save()
     changed = {key for key in after if after[key] != before[key]}
     audit_record(
         actor=actor,
