@@ -84,3 +84,66 @@ def scim_downstream_session() -> Iterator[ScimServerProcess]:
 def scim_downstream(scim_downstream_session) -> ScimServerProcess:
     scim_downstream_session.reset()
     return scim_downstream_session
+
+
+# --- Fixtures of the provisioning tests ----------------------------------------------------------
+
+
+@pytest.fixture
+def downstream():
+    """The strict, fault-injecting SCIM app of tests/provisioning/downstream.py, on loopback."""
+    from tests.provisioning.downstream import FaultyScimServer
+
+    server = FaultyScimServer().start()
+    yield server
+    server.close()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_scim_clients():
+    """Each test starts without the keep-alive clients (and their connections) of the previous one."""
+    from apps.provisioning import client
+
+    yield
+    with client._clients_lock:
+        for cached in client._clients.values():
+            cached.close()
+        client._clients.clear()
+
+
+@pytest.fixture
+def fast_retries(settings):
+    """Backoff of milliseconds, so that in-process tests can wait for retries to come due."""
+    settings.PROVISIONING_RETRY_BASE_SECONDS = 0.005
+    settings.PROVISIONING_RETRY_MAX_SECONDS = 0.02
+    return settings
+
+
+@pytest.fixture
+def provisioning_workers(transactional_db):
+    """Start real workers (beat embedded) on a queue of this test's own: `provisioning_workers.start(...)`.
+
+    This process's tasks go to that queue meanwhile, so that no other worker (the session's
+    `celery_worker_process` on the default queue) takes them.
+    """
+    from idp_portal.celery import app
+    from tests.provisioning.helpers import WorkerFactory
+
+    factory = WorkerFactory()
+    default_queue = app.conf.task_default_queue
+    app.conf.task_default_queue = factory.queue
+    try:
+        yield factory
+    finally:
+        factory.stop_all()
+        app.conf.task_default_queue = default_queue
+
+
+@pytest.fixture
+def private_redis():
+    """A redis-server of this test's own on a free port (never the shared one on 6379)."""
+    from tests.provisioning.helpers import RedisServer
+
+    server = RedisServer().start()
+    yield server
+    server.close()

@@ -1,0 +1,206 @@
+"""The deprovisioning circuit breaker: a large batch waits for an admin, who approves or cancels it."""
+
+import uuid
+
+import pytest
+
+from apps.directory import services as directory
+from apps.provisioning.models import DeprovisionHold, HoldStatus, ObjectType, RemoteObject, SyncStatus
+from tests.factories import GroupFactory, UserFactory
+from tests.provisioning.helpers import assign, deliveries, make_connector, pending, remote, run, sync, unassign
+
+pytestmark = pytest.mark.django_db
+
+DEACTIVATE = [{"op": "replace", "path": "active", "value": False}]
+
+
+def _team(connector, size, name="Team"):
+    prefix = name.lower()
+    users = [UserFactory(username=f"{prefix}{i:02d}", email=f"{prefix}{i:02d}@example.com") for i in range(size)]
+    group = GroupFactory(name=name, members=users)
+    assign(connector, group=group)
+    sync(connector)
+    return group, users
+
+
+def _app_has_other_users(connector, count):
+    """The app already has `count` users linked to the directory (they only count towards the 5 %)."""
+    RemoteObject.objects.bulk_create(
+        RemoteObject(
+            connector=connector,
+            object_type=ObjectType.USER,
+            object_id=uuid.uuid4(),
+            remote_id=f"other-{i}",
+            status=SyncStatus.SYNCED,
+        )
+        for i in range(count)
+    )
+
+
+def _deactivated(downstream):
+    return [r for r in downstream.calls("PATCH", "/Users/{id}") if r.body["Operations"] == DEACTIVATE]
+
+
+def _provisioning(api_client, connector):
+    response = api_client.get(f"/api/v1/connectors/{connector.pk}/provisioning")
+    assert response.status_code == 200
+    return response.json()
+
+
+@pytest.mark.parametrize("deprovision", ["deactivate", "delete"])
+def test_more_than_ten_at_once_pauses_the_connector_before_sending_any(downstream, api_client, deprovision):
+    connector = make_connector(downstream, deprovision=deprovision)
+    group, users = _team(connector, 11)
+    newcomer = UserFactory(username="newcomer", email="newcomer@example.com")
+    assign(connector, user=newcomer)  # an unrelated change in the same batch waits too
+    sent_before = len(deliveries(connector))
+    downstream.reset_log()
+
+    unassign(connector, group=group)
+    result = run(connector)
+
+    assert result.held
+    assert downstream.count() == 0
+    assert len(deliveries(connector)) == sent_before
+    connector.provisioning.refresh_from_db()
+    assert connector.provisioning.paused
+    assert "11 users" in connector.provisioning.paused_reason
+    hold = DeprovisionHold.objects.get(connector=connector)
+    assert hold.status == HoldStatus.PENDING
+    assert hold.threshold == 10
+    assert sorted(hold.labels) == sorted(user.username for user in users)
+    assert all(remote(connector, user).status == SyncStatus.HELD for user in users)
+    assert all(downstream.user(user.username)["active"] for user in users)
+
+    body = _provisioning(api_client, connector)
+    assert body["paused"] is True
+    assert [h["status"] for h in body["holds"]] == ["pending"]
+    assert sorted(body["holds"][0]["labels"]) == sorted(user.username for user in users)
+    assert sorted(body["holds"][0]["object_ids"]) == sorted(str(user.pk) for user in users)
+    assert body["counts"]["held"] == 11
+
+    # Running again changes nothing while the hold waits.
+    run(connector)
+    assert downstream.count() == 0
+
+
+def test_ten_at_once_is_within_the_default_threshold(downstream):
+    connector = make_connector(downstream)
+    group, users = _team(connector, 10)
+    downstream.reset_log()
+
+    unassign(connector, group=group)
+    sync(connector)
+
+    assert not DeprovisionHold.objects.filter(connector=connector).exists()
+    assert len(_deactivated(downstream)) == 10
+    assert not any(downstream.user(user.username)["active"] for user in users)
+
+
+@pytest.mark.parametrize(("removed", "held"), [(15, False), (16, True)])
+def test_threshold_is_five_percent_of_the_apps_users_when_that_is_more(downstream, removed, held):
+    connector = make_connector(downstream)
+    group, _ = _team(connector, removed)
+    _app_has_other_users(connector, 300 - removed)  # 300 users: 5 % is 15, more than the count of 10
+    downstream.reset_log()
+
+    unassign(connector, group=group)
+    run(connector)
+
+    assert DeprovisionHold.objects.filter(connector=connector).exists() is held
+    if held:
+        assert DeprovisionHold.objects.get(connector=connector).threshold == 15
+        assert downstream.count() == 0
+    else:
+        assert len(_deactivated(downstream)) == removed
+
+
+def test_approving_the_hold_deprovisions_the_users(downstream, api_client):
+    connector = make_connector(downstream)
+    group, users = _team(connector, 11)
+    unassign(connector, group=group)
+    run(connector)
+    hold = DeprovisionHold.objects.get(connector=connector)
+    downstream.reset_log()
+
+    response = api_client.post(f"/api/v1/connectors/{connector.pk}/holds/{hold.pk}/approve")
+    assert response.status_code == 200, response.content
+    assert response.json()["status"] == "approved"
+    sync(connector)
+
+    assert len(_deactivated(downstream)) == 11
+    assert not any(downstream.user(user.username)["active"] for user in users)
+    assert all(remote(connector, user).status == SyncStatus.DEPROVISIONED for user in users)
+    connector.provisioning.refresh_from_db()
+    assert not connector.provisioning.paused
+    hold.refresh_from_db()
+    assert hold.decided_by == api_client.user
+
+
+def test_cancelling_the_hold_keeps_the_users_in_the_app(downstream, api_client):
+    connector = make_connector(downstream)
+    group, users = _team(connector, 11)
+    unassign(connector, group=group)
+    run(connector)
+    hold = DeprovisionHold.objects.get(connector=connector)
+    downstream.reset_log()
+
+    response = api_client.post(f"/api/v1/connectors/{connector.pk}/holds/{hold.pk}/cancel")
+    assert response.status_code == 200, response.content
+    assert response.json()["status"] == "cancelled"
+    sync(connector)
+
+    assert _deactivated(downstream) == []
+    assert downstream.count(path="/Users/{id}") == 0
+    assert all(downstream.user(user.username)["active"] for user in users)
+    assert pending(connector) == 0
+    assert all(remote(connector, user).status == SyncStatus.SKIPPED for user in users)
+    assert "cancelled" in remote(connector, users[0]).last_error
+    connector.provisioning.refresh_from_db()
+    assert not connector.provisioning.paused
+
+
+def test_mistaken_group_deletion_never_wipes_the_app(downstream, api_client):
+    connector = make_connector(downstream, deprovision="delete")
+    group, _ = _team(connector, 25, name="Everyone")
+    downstream.reset_log()
+
+    directory.group_delete(actor=None, group=group)
+    run(connector)
+
+    assert downstream.count() == 0
+    assert len(downstream.users) == 25
+    assert downstream.group("Everyone") is not None
+    hold = DeprovisionHold.objects.get(connector=connector)
+    assert len(hold.object_ids) == 25
+
+    # Resuming is refused while the batch waits for a decision.
+    response = api_client.post(f"/api/v1/connectors/{connector.pk}/resume")
+    assert response.status_code == 400
+    assert response.json()["code"] == "hold_pending"
+    run(connector)
+    assert downstream.count() == 0
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="engine.py:157-161 exempts every user of every approved hold, forever, from the breaker",
+)
+def test_an_approval_covers_only_its_own_batch(downstream, api_client):
+    connector = make_connector(downstream)
+    group, users = _team(connector, 11)
+    unassign(connector, group=group)
+    run(connector)
+    hold = DeprovisionHold.objects.get(connector=connector)
+    api_client.post(f"/api/v1/connectors/{connector.pk}/holds/{hold.pk}/approve")
+    sync(connector)
+    assign(connector, group=group)  # the same people get access again ...
+    sync(connector)
+    assert all(downstream.user(user.username)["active"] for user in users)
+    downstream.reset_log()
+
+    unassign(connector, group=group)  # ... and a month later someone removes them all by mistake
+    run(connector)
+
+    assert DeprovisionHold.objects.filter(connector=connector, status=HoldStatus.PENDING).count() == 1
+    assert _deactivated(downstream) == []
