@@ -139,6 +139,8 @@ def _check_mutability(target: Target, op: str, writable_password: bool) -> None:
             raise mutability("Writing passwords over SCIM is disabled on this server.")
         if op == "remove":
             raise mutability("A password cannot be removed over SCIM.")
+    if op == "remove" and attribute.required and target.sub is None and target.value_filter is None:
+        raise invalid_value(f"{attribute.name} is required and cannot be removed.")
     if target.sub is not None and target.sub.mutability == "immutable" and op == "replace":
         raise mutability(f"{target.label} is immutable.")
 

@@ -190,6 +190,8 @@ def test_patch_paths_on_emails_and_names(scim):
         ({"op": "replace", "path": "password", "value": "Some-password-123"}, "mutability"),
         ({"op": "move", "path": "userName", "value": "x"}, "invalidSyntax"),
         ({"op": "replace", "path": "userName", "value": 5}, "invalidValue"),
+        ({"op": "remove", "path": "userName"}, "invalidValue"),
+        ({"op": "remove", "path": "displayName"}, "invalidValue"),
     ],
 )
 def test_patch_refusals(scim, operation, scim_type):
