@@ -31,6 +31,7 @@ HTTP_SECONDS = int(os.environ.get("BENCH_HTTP_SECONDS", "10"))
 # gthread keeps connections alive (sync closes each one); its threads only overlap database waits.
 WORKER_CLASS = os.environ.get("BENCH_WORKER_CLASS", "gthread")
 THREADS = os.environ.get("BENCH_THREADS", "2")
+HTTP_ONLY = bool(os.environ.get("BENCH_HTTP_ONLY"))
 SP_ENTITY_ID = "https://sp.bench.example/metadata"
 ACS_URL = "https://sp.bench.example/acs"
 
@@ -380,6 +381,32 @@ def measure_http(connector, cookie: str, env: dict, port: int, workdir: Path) ->
         gunicorn.wait(timeout=20)
 
 
+def _print_build_and_baseline(connector, user, workdir: Path) -> None:
+    build = measure_build(connector, user)
+    rsa_wall, rsa_cpu = build["raw-rsa"][0], build["raw-rsa"][2]
+    print(f"\nSigned Response build, in-process (lxml + python xmlsec), {BUILD_RUNS} runs each:")
+    for label, signatures in (("sign-assertion", 1), ("sign-both", 2)):
+        median, p95, cpu = build[label]
+        print(
+            f"  {label:15} median {median:6.3f} ms  p95 {p95:6.3f} ms  (CPU {cpu:6.3f} ms)  ratio to raw RSA "
+            f"x{signatures}: {median / (rsa_wall * signatures):4.2f} wall, {cpu / (rsa_cpu * signatures):4.2f} CPU"
+        )
+    for label, name in (("raw-rsa", "cryptography/OpenSSL"), ("raw-rsa-xmlsec", "xmlsec sign_binary")):
+        median, p95, cpu = build[label]
+        print(f"  raw RSA-2048 signature ({name:20}): median {median:.3f} ms  p95 {p95:.3f} ms  (CPU {cpu:.3f} ms)")
+
+    baseline = measure_pysaml2(connector, user, workdir)
+    print("\nThe same Response built by pysaml2 (create_authn_response):")
+    for label, (median, p95, _) in baseline.items():
+        runs = BASELINE_RUNS if "xmlsec1" in label else 300
+        print(f"  {label:34} median {median:7.2f} ms  p95 {p95:7.2f} ms  ({runs} runs)")
+    if "pysaml2-xmlsec1 sign-both" not in baseline:
+        print("  (xmlsec1 is not installed: no default-backend baseline)")
+    else:
+        estimate = 2 * 1000 / baseline["pysaml2-xmlsec1 sign-both"][0]
+        print(f"  -> pysaml2's default backend: at most {estimate:.1f} signed responses/s on 2 cores, signing alone")
+
+
 def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="idp-portal-bench-"))
     port = _free_port()
@@ -392,26 +419,8 @@ def main() -> None:
     try:
         connector, user, cookie = _setup_data()
         print(f"database: {connection.vendor}; {os.cpu_count()} cores; Python {sys.version.split()[0]}")
-        build = measure_build(connector, user)
-        rsa_wall, rsa_cpu = build["raw-rsa"][0], build["raw-rsa"][2]
-        print(f"\nSigned Response build, in-process (lxml + python xmlsec), {BUILD_RUNS} runs each:")
-        for label, signatures in (("sign-assertion", 1), ("sign-both", 2)):
-            median, p95, cpu = build[label]
-            print(
-                f"  {label:15} median {median:6.3f} ms  p95 {p95:6.3f} ms  (CPU {cpu:6.3f} ms)  ratio to raw RSA "
-                f"x{signatures}: {median / (rsa_wall * signatures):4.2f} wall, {cpu / (rsa_cpu * signatures):4.2f} CPU"
-            )
-        for label, name in (("raw-rsa", "cryptography/OpenSSL"), ("raw-rsa-xmlsec", "xmlsec sign_binary")):
-            median, p95, cpu = build[label]
-            print(f"  raw RSA-2048 signature ({name:20}): median {median:.3f} ms  p95 {p95:.3f} ms  (CPU {cpu:.3f} ms)")
-
-        baseline = measure_pysaml2(connector, user, workdir)
-        print("\nThe same Response built by pysaml2 (create_authn_response):")
-        for label, (median, p95, _) in baseline.items():
-            runs = BASELINE_RUNS if "xmlsec1" in label else 300
-            print(f"  {label:34} median {median:7.2f} ms  p95 {p95:7.2f} ms  ({runs} runs)")
-        if "pysaml2-xmlsec1 sign-both" not in baseline:
-            print("  (xmlsec1 is not installed: no default-backend baseline)")
+        if not HTTP_ONLY:
+            _print_build_and_baseline(connector, user, workdir)
 
         http = measure_http(connector, cookie, env, port, workdir)
         print(
@@ -432,9 +441,6 @@ def main() -> None:
                 f"{figures['database_cpu_ms']:.2f} ms + wrk {figures['client_cpu_ms']:.2f} ms "
                 f"-> {2000 / per_response:7.1f} responses/s if 2 cores ran only this"
             )
-        if "pysaml2-xmlsec1 sign-both" in baseline:
-            estimate = 2 * 1000 / baseline["pysaml2-xmlsec1 sign-both"][0]
-            print(f"  pysaml2 default backend, signing alone on 2 cores (estimate): {estimate:7.1f} responses/s")
     finally:
         from django.db import connections
 
@@ -444,3 +450,9 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    if not HTTP_ONLY and os.environ.get("BENCH_SQLITE") is None and _postgres_up():
+        # The same HTTP run on the embedded database (SQLite does its work inside the workers).
+        print("\n== again on SQLite (HTTP only)", flush=True)
+        subprocess.run(
+            [sys.executable, __file__], env={**os.environ, "BENCH_SQLITE": "1", "BENCH_HTTP_ONLY": "1"}, check=True
+        )

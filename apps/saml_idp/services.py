@@ -219,6 +219,16 @@ class LogoutAnswer:
     fields: dict | None = None
 
 
+def slo_record_refusal(*, connector: Connector | None, user: Any, error: SamlRequestError, label: str = "") -> None:
+    audit_record(
+        actor=_actor(user),
+        action="saml.slo.refused",
+        target=connector,
+        target_label=label,
+        after={"reason": error.reason, "detail": error.message},
+    )
+
+
 def slo_complete(*, connector: Connector, user: Any, request: LogoutRequestInfo, name_id_matches: bool) -> LogoutAnswer:
     """Record the logout and build the LogoutResponse for the SP (the view ends the session)."""
     audit_record(

@@ -29,7 +29,13 @@ from apps.saml_idp import bindings, endpoints, metadata, replay, selectors, serv
 from apps.saml_idp.constants import BINDING_POST, BINDING_REDIRECT, STATUS_NO_PASSIVE, STATUS_RESPONDER
 from apps.saml_idp.errors import SamlRequestError
 from apps.saml_idp.keys import LoadedKey
-from apps.saml_idp.requests import AuthnRequestInfo, IncomingMessage, parse_authn_request, parse_logout_request
+from apps.saml_idp.requests import (
+    AuthnRequestInfo,
+    IncomingMessage,
+    LogoutRequestInfo,
+    parse_authn_request,
+    parse_logout_request,
+)
 from apps.saml_idp.responses import Session
 from apps.saml_idp.session import AUTH_TIME_KEY
 
@@ -284,8 +290,6 @@ def slo(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 def _slo_finish(request: HttpRequest, connector: Connector) -> HttpResponse:
-    from apps.saml_idp.requests import LogoutRequestInfo
-
     try:
         pending = signing.loads(request.GET["t"], salt=_SLO_SALT, max_age=settings.SAML_IDP_PENDING_REQUEST_SECONDS)
     except signing.BadSignature:
@@ -308,7 +312,7 @@ def _slo_finish(request: HttpRequest, connector: Connector) -> HttpResponse:
     return _slo_end_session(request, connector, info)
 
 
-def _slo_end_session(request: HttpRequest, connector: Connector, info) -> HttpResponse:
+def _slo_end_session(request: HttpRequest, connector: Connector, info: LogoutRequestInfo) -> HttpResponse:
     user = request.user
     matches = services.nameid_matches(connector, user, info.name_id)
     answer = services.slo_complete(connector=connector, user=user, request=info, name_id_matches=matches)
@@ -323,15 +327,7 @@ def _slo_end_session(request: HttpRequest, connector: Connector, info) -> HttpRe
 def _refuse_slo(
     request: HttpRequest, error: SamlRequestError, connector: Connector | None, label: str = ""
 ) -> HttpResponse:
-    from apps.audit.services import audit_record
-
-    audit_record(
-        actor=request.user if request.user.is_authenticated else None,
-        action="saml.slo.refused",
-        target=connector,
-        target_label=label,
-        after={"reason": error.reason, "detail": error.message},
-    )
+    services.slo_record_refusal(connector=connector, user=request.user, error=error, label=label)
     return _error_page(request, error, connector)
 
 
