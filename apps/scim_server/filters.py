@@ -422,7 +422,10 @@ def datetime_field(field: str) -> Translator:
 
 
 def _parse_moment(value: Any) -> datetime:
-    moment = parse_datetime(value) if isinstance(value, str) else None
+    try:
+        moment = parse_datetime(value) if isinstance(value, str) else None
+    except ValueError:  # well-formed but impossible, such as month 13
+        moment = None
     if moment is None:
         raise invalid_filter('Compare dates with an ISO 8601 date-time such as "2026-01-31T12:00:00Z".')
     return moment

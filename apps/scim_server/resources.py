@@ -93,7 +93,8 @@ def list_params(source: Mapping[str, Any]) -> ListParams:
     values = {str(key).lower(): value for key, value in source.items()}
     start = _integer(values.get("startindex"), "startIndex")
     count = _integer(values.get("count"), "count")
-    start = 1 if start is None or start < 1 else start
+    # Past any real directory's size, and within what every database's OFFSET accepts.
+    start = 1 if start is None or start < 1 else min(start, 1_000_000_000)
     if count is None:
         count = settings.SCIM_DEFAULT_PAGE_SIZE
     count = max(0, min(count, settings.SCIM_MAX_PAGE_SIZE))

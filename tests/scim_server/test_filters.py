@@ -92,7 +92,18 @@ def test_hostile_filters_over_http_answer_400_within_a_second(scim):
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(
-    "text", ['password eq "x"', 'nickName eq "x"', 'groups.display eq "x"', 'name.middleName eq "x"', "id gt 5"]
+    "text",
+    [
+        'password eq "x"',
+        'nickName eq "x"',
+        'groups.display eq "x"',
+        'name.middleName eq "x"',
+        "id gt 5",
+        'meta.created gt "2026-13-45T00:00:00Z"',
+        'meta.created gt "yesterday"',
+        "active eq 1",
+        "userName gt 5",
+    ],
 )
 def test_unknown_or_unfilterable_attributes_are_invalid_filter_not_empty_200(scim, text):
     assert_scim_error(scim.get("Users", filter=text), 400, "invalidFilter")

@@ -189,6 +189,8 @@ def test_pagination_caps_and_bounds(scim, ten_users, settings):
     assert (empty["totalResults"], empty["itemsPerPage"], empty["Resources"]) == (10, 0, [])
     assert scim.get("Users", startIndex="-3", count="2").json()["startIndex"] == 1
     assert scim.get("Users", startIndex="11").json()["Resources"] == []
+    huge = scim.get("Users", startIndex="9" * 30).json()
+    assert (huge["totalResults"], huge["Resources"]) == (10, [])
     assert_scim_error(scim.get("Users", count="ten"), 400, "invalidValue")
     assert_scim_error(scim.get("Users", startIndex="1.5"), 400, "invalidValue")
 
