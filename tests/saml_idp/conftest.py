@@ -34,22 +34,6 @@ def _fast_keys(monkeypatch):
     server.forget_servers()
 
 
-@pytest.fixture(autouse=True)
-def _connector_update_on_postgresql(monkeypatch):
-    """Work around a bug outside this app, reported to the connectors owner: connector_update locks
-    with `select_for_update().select_related("sso", "provisioning")`, which PostgreSQL refuses
-    ("FOR UPDATE cannot be applied to the nullable side of an outer join"). Locking only the
-    connector row (`of=("self",)`) is the fix; these tests use it until apps/connectors has it."""
-    from apps.connectors.models import Connector
-
-    def locked(connector):
-        return (
-            Connector.objects.select_for_update(of=("self",)).select_related("sso", "provisioning").get(pk=connector.pk)
-        )
-
-    monkeypatch.setattr(connector_services, "_locked", locked)
-
-
 @pytest.fixture
 def user(db):
     return UserFactory(
