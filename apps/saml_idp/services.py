@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from django.utils import timezone
+
 from apps.audit.services import audit_record
 from apps.connectors.models import Connector
 from apps.directory.models import User, UserStatus
@@ -27,6 +29,8 @@ from apps.saml_idp.models import MetadataFetch, SigningKey
 from apps.saml_idp.requests import AuthnRequestInfo, LogoutRequestInfo, check_relay_state
 from apps.saml_idp.responses import Session, build_authn_response, build_error_response
 from apps.saml_idp.selectors import user_assigned
+
+FETCH_DEDUP_WINDOW = datetime.timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -290,10 +294,19 @@ def nameid_matches(connector: Connector, user: Any, name_id: str) -> bool:
 def metadata_fetch_record(
     *, connector: Connector, ip: str | None, user_agent: str, keys: list[SigningKey]
 ) -> MetadataFetch:
-    """Remember who fetched the connector's metadata and which keys it saw then."""
-    return MetadataFetch.objects.create(
-        connector=connector, ip=ip, user_agent=user_agent[:255], key_ids=[str(key.pk) for key in keys]
+    """Remember who fetched the connector's metadata and which keys it saw then.
+
+    The endpoint is public: a client polling in a loop gets one row per minute, not one per request.
+    """
+    key_ids = [str(key.pk) for key in keys]
+    recent = (
+        MetadataFetch.objects.filter(connector=connector, ip=ip, created__gte=timezone.now() - FETCH_DEDUP_WINDOW)
+        .order_by("-created", "-id")
+        .first()
     )
+    if recent is not None and recent.key_ids == key_ids:
+        return recent
+    return MetadataFetch.objects.create(connector=connector, ip=ip, user_agent=user_agent[:255], key_ids=key_ids)
 
 
 def sha1_warning(connector: Connector) -> str:

@@ -178,3 +178,15 @@ def test_rotate_command(capsys, connector):
 
 def test_portal_metadata_without_sso_connectors(client, db):
     assert client.get("/saml/idp/metadata").status_code == 404
+
+
+def test_metadata_fetches_from_one_client_are_recorded_once_a_minute(client, connector):
+    for _ in range(3):
+        client.get(f"/saml/idp/{connector.slug}/metadata", REMOTE_ADDR="10.0.0.9")
+    assert MetadataFetch.objects.count() == 1
+    keys.signing_key_create_next(actor=None)
+    client.get(f"/saml/idp/{connector.slug}/metadata", REMOTE_ADDR="10.0.0.9")
+    assert MetadataFetch.objects.count() == 2  # the key set changed: that fetch counts
+    MetadataFetch.objects.update(created=MetadataFetch.objects.first().created - datetime.timedelta(minutes=2))
+    client.get(f"/saml/idp/{connector.slug}/metadata", REMOTE_ADDR="10.0.0.9")
+    assert MetadataFetch.objects.count() == 3
