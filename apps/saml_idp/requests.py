@@ -113,7 +113,10 @@ def _decode(incoming: IncomingMessage) -> tuple[bytes, etree._Element]:
 
 
 def _parse_instant(value: str | None) -> datetime.datetime:
-    parsed = parse_datetime(value or "")
+    try:
+        parsed = parse_datetime(value or "")
+    except ValueError:  # well-formed but impossible, such as month 13
+        parsed = None
     if parsed is None or parsed.tzinfo is None:
         raise _refuse("malformed", "IssueInstant is missing or not a UTC date-time.")
     return parsed

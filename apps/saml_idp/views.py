@@ -228,8 +228,13 @@ def sso_continue(request: HttpRequest, slug: str) -> HttpResponse:
         return _refuse(request, error, connector)
     if pending.get("c") != str(connector.pk):
         return _refuse(request, SamlRequestError("malformed", "This sign-in link belongs to another app."), connector)
-    info = AuthnRequestInfo.from_dict(pending["r"])
-    return _answer(request, connector, info, pending["t"], nonce=pending["n"])
+    try:
+        info = AuthnRequestInfo.from_dict(pending["r"])
+        received, nonce = float(pending["t"]), str(pending["n"])
+    except (KeyError, TypeError, ValueError):
+        # Signed by us but in another shape (issued by an older version of this code).
+        return _refuse(request, SamlRequestError("pending_expired", "Start the sign-in from the app again."), connector)
+    return _answer(request, connector, info, received, nonce=nonce)
 
 
 @require_GET
@@ -299,7 +304,10 @@ def _slo_finish(request: HttpRequest, connector: Connector) -> HttpResponse:
         return _refuse_slo(
             request, SamlRequestError("malformed", "This sign-out link belongs to another app."), connector
         )
-    request_id, issuer, name_id, binding, relay_state, signed = pending["r"]
+    try:
+        request_id, issuer, name_id, binding, relay_state, signed = pending["r"]
+    except (KeyError, TypeError, ValueError):
+        return _refuse_slo(request, SamlRequestError("pending_expired", "This sign-out link expired."), connector)
     info = LogoutRequestInfo(
         id=request_id,
         issuer=issuer,

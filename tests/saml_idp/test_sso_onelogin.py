@@ -454,6 +454,14 @@ def test_issue_instant_window(signed_in, connector, sp_factory, shift, reason):
     _assert_refused(signed_in.get(_unsigned_redirect(connector, xml)), reason)
 
 
+def test_impossible_issue_instant_is_refused_not_a_500(signed_in, connector, sp_factory):
+    import re
+
+    xml, _ = sp_factory(connector).authn_request_xml()
+    xml = re.sub(r'IssueInstant="[^"]+"', 'IssueInstant="2026-13-45T00:00:00Z"', xml)
+    _assert_refused(signed_in.get(_unsigned_redirect(connector, xml)), "malformed")
+
+
 def test_wrong_destination(signed_in, connector, sp_factory):
     xml, _ = sp_factory(connector).authn_request_xml()
     xml = xml.replace(f'Destination="{connector.sso_url}"', 'Destination="https://elsewhere.example/sso"')
