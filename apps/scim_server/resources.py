@@ -355,10 +355,6 @@ def _page(
 # --- Users -------------------------------------------------------------------------------------
 
 
-def _member_of(group: Group) -> QuerySet:
-    return Membership.objects.filter(group=group).values("user_id")
-
-
 USER_TARGET = filters.FilterTarget(
     translators={
         ("id", None): filters.uuid_field("id"),
@@ -407,7 +403,7 @@ def _memberships_of_group(group_id: UUID | None) -> QuerySet:
 def users_for(token: ScimToken) -> QuerySet:
     users = User.objects.all()
     if token.scope_group_id:
-        users = users.filter(pk__in=_member_of(token.scope_group))
+        users = users.filter(pk__in=_memberships_of_group(token.scope_group_id))
     return users
 
 
