@@ -13,7 +13,9 @@
       frame.setAttribute("data-posted", "1");
       form.submit();
     } else {
+      // The source is set only now, so that the load event cannot come before the listener.
       frame.addEventListener("load", done);
+      frame.src = frame.getAttribute("data-src");
     }
   });
 })();

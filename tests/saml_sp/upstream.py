@@ -13,6 +13,7 @@ import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from socketserver import ThreadingMixIn
 from urllib.parse import parse_qs, urlsplit
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
@@ -35,6 +36,11 @@ def _keys():
     return _key_pair
 
 
+class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
+    # A browser's speculative connections must not hold up the requests that follow them.
+    daemon_threads = True
+
+
 class _QuietHandler(WSGIRequestHandler):
     disable_nagle_algorithm = True
 
@@ -51,7 +57,9 @@ class UpstreamUser:
 
 class UpstreamIdP:
     def __init__(self) -> None:
-        self.server: WSGIServer = make_server("127.0.0.1", 0, self.app, handler_class=_QuietHandler)
+        self.server: WSGIServer = make_server(
+            "127.0.0.1", 0, self.app, server_class=_ThreadingWSGIServer, handler_class=_QuietHandler
+        )
         self.base = f"http://127.0.0.1:{self.server.server_port}"
         self.entity_id = f"{self.base}/metadata"
         self.users: dict[str, UpstreamUser] = {}
