@@ -16,16 +16,18 @@ import threading
 from pathlib import Path
 from uuid import UUID
 
+import xmlsec
 from django.conf import settings
 from lxml import etree
 from saml2 import samlp
 from saml2.config import IdPConfig
 from saml2.saml import NameID
 from saml2.server import Server
-from saml2.sigver import SignatureError
+from saml2.sigver import CryptoBackend, SignatureError
 from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA256
 
 from apps.common.pki import certificate_base64
+from apps.common.xml import UnsafeXMLError, parse_untrusted_xml
 from apps.connectors.models import Connector
 from apps.saml_idp import endpoints
 from apps.saml_idp.constants import (
@@ -39,7 +41,60 @@ from apps.saml_idp.constants import (
     STATUS_SUCCESS,
 )
 from apps.saml_idp.keys import LoadedKey
-from apps.saml_idp.signing import InProcessXmlSecBackend, XmlSignatureError
+from apps.saml_idp.signing import XmlSignatureError, verify_element
+
+
+class InProcessXmlSecBackend(CryptoBackend):
+    """pysaml2's crypto backend interface, served by libxmlsec1 in-process instead of `xmlsec1` runs.
+
+    pysaml2 hands it serialized documents and file names (of certificates it wrote from metadata);
+    the private key is held in memory and never written to disk.
+    """
+
+    def __init__(self, key: xmlsec.Key | None = None) -> None:
+        super().__init__()
+        self.key = key
+
+    @property
+    def version(self) -> str:
+        return xmlsec.__version__
+
+    def sign_statement(self, statement, node_name: str, key_file: str | None, node_id: str | None) -> str:
+        if self.key is None:
+            raise SignatureError("No signing key is loaded.")
+        data = statement if isinstance(statement, bytes) else str(statement).encode()
+        root = etree.fromstring(data, parser=_trusted_parser())
+        node = root if not node_id or root.get("ID") == node_id else root.xpath("//*[@ID=$id]", id=node_id)[0]
+        signature = node.find(f"{{{DS_NS}}}Signature")
+        if signature is None:
+            raise SignatureError(f"No signature template in {node_name}.")
+        context = xmlsec.SignatureContext()
+        context.key = self.key
+        context.register_id(node, "ID")
+        context.sign(signature)
+        return etree.tostring(root, encoding="unicode")
+
+    def validate_signature(self, signedtext, cert_file: str, cert_type: str, node_name: str, node_id: str) -> bool:
+        if cert_type != "pem":
+            raise SignatureError(f"Unsupported certificate type {cert_type}.")
+        try:
+            root = parse_untrusted_xml(signedtext)
+        except UnsafeXMLError as exc:
+            raise SignatureError(str(exc)) from exc
+        matches = root.xpath("//*[@ID=$id]", id=node_id) if node_id else [root]
+        if len(matches) != 1:
+            raise SignatureError("The signed element is missing or its ID is not unique.")
+        try:
+            verify_element(matches[0], Path(cert_file).read_text())
+        except XmlSignatureError as exc:
+            raise SignatureError(str(exc)) from exc
+        return True
+
+
+def _trusted_parser() -> etree.XMLParser:
+    # Only for documents pysaml2 just serialized from our own objects.
+    return etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
+
 
 _servers: dict[tuple, Server] = {}
 _servers_lock = threading.Lock()
