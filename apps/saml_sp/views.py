@@ -31,7 +31,14 @@ def _refusal_page(request: HttpRequest, message: str, status: int) -> HttpRespon
 
 
 class UpstreamLoginView(saml2_views.LoginView):
-    """Send the person to the upstream IdP with an AuthnRequest; `next` survives as RelayState."""
+    """Send the person to the upstream IdP with an AuthnRequest; `next` survives as RelayState.
+
+    HTTP-Redirect is preferred (SAML_DEFAULT_BINDING); an IdP that only takes HTTP-POST gets our
+    own auto-posting page, whose script is a static file (djangosaml2's has an inline script,
+    which the portal's Content-Security-Policy forbids).
+    """
+
+    post_binding_form_template = "saml_sp/post_binding_form.html"
 
     def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         query = request.GET.copy()

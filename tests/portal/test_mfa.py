@@ -188,3 +188,24 @@ def test_staff_signed_in_without_the_factor_are_asked_for_it(client):
 def test_the_console_is_not_for_other_users(client, jane):
     sign_in(client)
     assert client.get("/console/").status_code == 403
+
+
+def test_an_sp_initiated_sso_resumes_after_password_and_totp(client, jane, totp_device):
+    from urllib.parse import urlsplit
+
+    from apps.connectors import services as connector_services
+    from tests.saml_idp.conftest import auto_post, make_connector
+    from tests.saml_idp.sp import OneLoginSP
+
+    connector = make_connector()
+    connector_services.assignment_create(actor=None, connector=connector, user=jane)
+    sp = OneLoginSP(client.get(f"/saml/idp/{connector.slug}/metadata").content)
+    url, request_id = sp.redirect_login(relay_state="/after")
+    parts = urlsplit(url)
+    login_url = client.get(f"{parts.path}?{parts.query}")["Location"]
+    assert client.post(login_url, {"username": "jane.doe", "password": PASSWORD})["Location"] == "/login/mfa/"
+    resumed = client.post("/login/mfa/", {"code": totp_code(totp_device)})
+    assert resumed["Location"].startswith(f"/saml/idp/{connector.slug}/sso/continue?t=")
+    _acs, fields = auto_post(client.get(resumed["Location"]))
+    result = sp.acs(fields["SAMLResponse"], request_id=request_id, relay_state=fields["RelayState"])
+    assert result.ok, result.reason

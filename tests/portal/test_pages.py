@@ -252,3 +252,34 @@ def test_new_users_without_a_password_can_choose_one(client, db):
     UserFactory(username="new.hire", email="new.hire@example.com", password=None)
     client.post("/password-reset/", {"email": "new.hire@example.com"})
     assert len(mail.outbox) == 1
+
+
+def test_post_binding_slo_sends_a_signed_logout_request_form(client, jane, settings):
+    from apps.saml_idp.services import connector_key
+    from apps.saml_idp.signing import verify_element
+
+    settings.PORTAL_BASE_URL = "https://portal.example.com"
+    app = connector_services.connector_create(
+        actor=None,
+        template="generic-saml",
+        name="Posty",
+        enabled=True,
+        sso={
+            "sp_entity_id": "https://posty.example.com/saml",
+            "acs_urls": [{"url": "https://posty.example.com/acs"}],
+            "slo_url": "https://posty.example.com/slo",
+            "slo_binding": "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST",
+        },
+    )
+    connector_services.assignment_create(actor=None, connector=app, user=jane)
+    sign_in(client)
+    client.get(f"/saml/idp/{app.slug}/launch")
+    response = client.post("/logout/")
+    body = response.content.decode()
+    assert '<form method="post" action="https://posty.example.com/slo" target="slo-frame-1" data-autosubmit>' in body
+    csp = _csp(response)
+    assert csp["form-action"] == ["'self'", "https://posty.example.com"]
+    xml = base64.b64decode(response.context["slo"][0].fields["SAMLRequest"])
+    root = etree.fromstring(xml)
+    assert root.get("Destination") == "https://posty.example.com/slo"
+    verify_element(root, connector_key(app).certificate_pem)

@@ -194,3 +194,16 @@ def test_management_command_adds_and_lists(db, upstream_idp, tmp_path):
     call_command("upstream_idp", "disable", "okta", stdout=StringIO())
     upstream.refresh_from_db()
     assert not upstream.enabled
+
+
+def test_an_upstream_taking_http_post_gets_an_auto_post_page_without_inline_script(client, make_upstream, settings):
+    make_upstream()
+    settings.SAML_DEFAULT_BINDING = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"
+    response = client.get("/saml/sp/corp/login/", {"next": "/account/"})
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert 'name="SAMLRequest"' in body and 'name="RelayState" value="/account/"' in body
+    assert "data-autosubmit" in body and 'src="/static/portal/autosubmit.js"' in body
+    assert "<script>" not in body and "onload" not in body
+    policy = response["Content-Security-Policy"]
+    assert "script-src 'self';" in policy and "form-action" not in policy
