@@ -16,6 +16,9 @@ from apps.saml_idp.models import SigningKey
 
 class SigningKeyOutputSerializer(serializers.ModelSerializer):
     certificate_pem = serializers.CharField(read_only=True)
+    # Plain text rather than an enum: SCIM tokens have a `scope` choice set of their own, and two
+    # unnamed enums of one field name make drf-spectacular warn.
+    scope = serializers.CharField(read_only=True, help_text="portal, or connector (a connector's own key)")
 
     class Meta:
         model = SigningKey

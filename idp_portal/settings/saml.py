@@ -26,3 +26,13 @@ SAML_IDP_KEY_VALIDITY_DAYS = env_int("SAML_IDP_KEY_VALIDITY_DAYS", 3650)
 # Only pysaml2's default crypto backend (the benchmark's baseline) and the tests' second
 # signature check run this program; the portal itself signs in-process.
 SAML_IDP_XMLSEC1_BINARY = env_str("SAML_IDP_XMLSEC1_BINARY", shutil.which("xmlsec1") or "/usr/bin/xmlsec1")
+
+# The admin API's signing-key status enum gets a stable name in the OpenAPI schema ("status" is a
+# field name other apps' choice sets use too; unnamed, drf-spectacular warns at check time).
+from idp_portal.settings.base import SPECTACULAR_SETTINGS  # noqa: E402
+
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update(
+    {
+        "SigningKeyStatusEnum": "apps.saml_idp.models.KeyStatus",
+    }
+)
