@@ -9,14 +9,14 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 
-from apps.portal.services import user_has_totp
+from apps.portal.services import user_has_second_factor
 
 
 def staff_mfa_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     """Only active staff whose session passed a second factor may see the view.
 
-    Signed out: to the sign-in page. Not staff: 403. Staff without an authenticator app: to TOTP
-    enrolment first; staff with one whose session has not used it (a sign-in through an upstream
+    Signed out: to the sign-in page. Not staff: 403. Staff without a second factor: to enrolment
+    first; staff with one whose session has not used it (a sign-in through an upstream
     IdP, or a factor added after signing in): to the code prompt. Both come back here afterwards.
     """
 
@@ -28,7 +28,7 @@ def staff_mfa_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpR
         if not (user.is_active and user.is_staff):
             raise PermissionDenied("This page is for administrators.")
         if not user.is_verified():
-            target = "portal:mfa" if user_has_totp(user) else "portal:totp_setup"
+            target = "portal:mfa" if user_has_second_factor(user) else "portal:totp_setup"
             return HttpResponseRedirect(f"{reverse(target)}?{urlencode({'next': request.get_full_path()})}")
         return view(request, *args, **kwargs)
 

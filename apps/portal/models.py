@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.db import models
+from django_otp.models import Device
 
 
 class PortalSession(models.Model):
@@ -22,3 +23,24 @@ class PortalSession(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} {self.session_key[:6]}…"
+
+
+class WebAuthnCredential(Device):
+    """A passkey or security key (WebAuthn), usable as the second factor.
+
+    A django-otp Device so that a session verified with it counts as verified everywhere
+    (`user.is_verified()`, staff pages); it never accepts typed tokens (`verify_token` is False).
+    """
+
+    credential_id = models.CharField(max_length=1024, unique=True, help_text="base64url")
+    public_key = models.TextField(help_text="COSE public key, base64url")
+    sign_count = models.PositiveBigIntegerField(default=0)
+    transports = models.JSONField(default=list, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta(Device.Meta):
+        verbose_name = "passkey"
+
+    def verify_token(self, token: object) -> bool:
+        return False

@@ -11,7 +11,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from apps.connectors.models import Connector, ConnectorKind
 from apps.connectors.selectors import connectors_for_user
 from apps.directory.models import User
-from apps.portal.models import PortalSession
+from apps.portal.models import PortalSession, WebAuthnCredential
 
 # Above this many tiles the launchpad shows its search box.
 SEARCH_THRESHOLD = 8
@@ -68,6 +68,7 @@ class MfaSummary:
     totp_confirmed: bool
     totp_last_used: object
     recovery_codes_left: int
+    passkeys: list[WebAuthnCredential]
 
 
 def mfa_summary(user: User) -> MfaSummary:
@@ -77,6 +78,7 @@ def mfa_summary(user: User) -> MfaSummary:
         totp_confirmed=totp is not None,
         totp_last_used=getattr(totp, "last_used_at", None),
         recovery_codes_left=codes,
+        passkeys=list(WebAuthnCredential.objects.filter(user=user, confirmed=True).order_by("created")),
     )
 
 

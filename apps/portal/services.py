@@ -30,9 +30,10 @@ from apps.audit.middleware import client_ip
 from apps.audit.services import audit_record
 from apps.common.errors import ApplicationError
 from apps.directory.models import User
+from apps.portal import passkeys
 from apps.portal.backends import REFUSAL_ATTRIBUTE
 from apps.portal.lockout import attempted_username
-from apps.portal.models import PortalSession
+from apps.portal.models import PortalSession, WebAuthnCredential
 
 PENDING_KEY = "portal_pending_sign_in"
 # When this session last did something; the idle timeout reads it (apps.portal.middleware).
@@ -144,6 +145,15 @@ def user_has_totp(user: User) -> bool:
     return TOTPDevice.objects.filter(user=user, confirmed=True).exists()
 
 
+def user_has_passkey(user: User) -> bool:
+    return WebAuthnCredential.objects.filter(user=user, confirmed=True).exists()
+
+
+def user_has_second_factor(user: User) -> bool:
+    """An authenticator app or a passkey (recovery codes alone are a fallback, not a factor)."""
+    return user_has_totp(user) or user_has_passkey(user)
+
+
 def _mfa_required(user: User) -> bool:
     return settings.PORTAL_MFA_REQUIRED
 
@@ -152,8 +162,8 @@ def first_factor_passed(request: HttpRequest, user: User, *, backend: str, metho
     """The person proved who they are once. Returns where to send them: the second-factor
     prompt, TOTP enrolment (when policy wants a factor they do not have yet), or `next_url`."""
     next_url = safe_next(next_url)
-    has_totp = user_has_totp(user)
-    if not has_totp and not _mfa_required(user):
+    has_factor = user_has_second_factor(user)
+    if not has_factor and not _mfa_required(user):
         complete_sign_in(request, user, backend=backend, method=method)
         return next_url
     # A fresh session key for the pending state: nothing from before the password carries over.
@@ -164,7 +174,7 @@ def first_factor_passed(request: HttpRequest, user: User, *, backend: str, metho
         method=method,
         next_url=next_url,
         started=time.time(),
-        enrol=not has_totp,
+        enrol=not has_factor,
     )
     request.session[PENDING_KEY] = asdict(pending)
     return reverse("portal:totp_setup") if pending.enrol else reverse("portal:mfa")
@@ -337,6 +347,78 @@ def totp_device_confirm(request: HttpRequest, *, user: User, code: str) -> list[
     return codes
 
 
+def _second_factor_target(request: HttpRequest) -> tuple[Any, User, bool]:
+    """(pending sign-in or None, its user or the signed-in user, stepping up)."""
+    current = pending_sign_in(request)
+    if current is not None:
+        return current[0], current[1], False
+    if request.user.is_authenticated:
+        return None, request.user, True
+    raise SignInError(PENDING_EXPIRED, code="pending_expired")
+
+
+def passkey_verify(request: HttpRequest, *, credential_json: str) -> str:
+    """The second factor by passkey: like `mfa_verify`, for a WebAuthn assertion."""
+    pending, user, stepping_up = _second_factor_target(request)
+    if _locked_out(request, user):
+        request.axes_locked_out = True
+        raise SignInError(INVALID_CODE, code="locked_out")
+    try:
+        with transaction.atomic():
+            device = passkeys.authenticate(request, user, credential_json=credential_json)
+    except passkeys.PasskeyError as error:
+        _count_mfa_failure(request, user)
+        with transaction.atomic():
+            audit_record(
+                actor=user,
+                action="portal.mfa.failure",
+                target=user,
+                after={"device": "passkey", "step_up": stepping_up},
+            )
+        raise SignInError(str(error), code="passkey_failed") from error
+    with transaction.atomic():
+        audit_record(actor=user, action="portal.mfa.success", target=user, after={"device": "passkey"})
+    if stepping_up:
+        otp_login(request, device)
+        request.session[METHOD_KEY] = f"{request.session.get(METHOD_KEY, 'password')}+passkey"
+        return safe_next(request.POST.get("next"))
+    complete_sign_in(request, user, backend=pending.backend, method=f"{pending.method}+passkey", device=device)
+    return pending.next_url
+
+
+def passkey_enrol(request: HttpRequest, *, user: User, credential_json: str, name: str) -> list[str]:
+    """Register a passkey; returns new recovery codes when the user had none (else []).
+
+    Completes a pending sign-in that was waiting for enrolment, like `totp_device_confirm`.
+    """
+    try:
+        with transaction.atomic():
+            device = passkeys.register(request, user, credential_json=credential_json, name=name)
+            codes = [] if StaticDevice.objects.filter(user=user).exists() else _new_recovery_codes(user)
+            audit_record(
+                actor=user, action="portal.mfa.enrol", target=user, after={"device": "passkey", "name": device.name}
+            )
+    except passkeys.PasskeyError as error:
+        raise SignInError(str(error), code="passkey_failed") from error
+    current = pending_sign_in(request)
+    if current is not None and current[1].pk == user.pk:
+        pending = current[0]
+        complete_sign_in(request, user, backend=pending.backend, method=f"{pending.method}+passkey", device=device)
+        request.session["portal_after_codes"] = pending.next_url
+    elif request.user.is_authenticated:
+        otp_login(request, device)
+    return codes
+
+
+@transaction.atomic
+def passkey_remove(*, actor: User, user: User, credential_id: int) -> None:
+    deleted, _ = WebAuthnCredential.objects.filter(user=user, pk=credential_id).delete()
+    if deleted:
+        audit_record(actor=actor, action="portal.mfa.remove", target=user, after={"device": "passkey"})
+    if not user_has_second_factor(user):
+        StaticDevice.objects.filter(user=user).delete()
+
+
 @transaction.atomic
 def recovery_codes_regenerate(*, user: User) -> list[str]:
     codes = _new_recovery_codes(user)
@@ -346,10 +428,14 @@ def recovery_codes_regenerate(*, user: User) -> list[str]:
 
 @transaction.atomic
 def totp_device_remove(*, actor: User, user: User) -> None:
-    """Remove the authenticator app and recovery codes. Staff, and everyone under a policy that
-    requires a second factor, are asked to enrol again at their next staff page or sign-in."""
+    """Remove the authenticator app (and the recovery codes, unless a passkey remains).
+
+    Staff, and everyone under a policy that requires a second factor, are asked to enrol again
+    at their next staff page or sign-in.
+    """
     TOTPDevice.objects.filter(user=user).delete()
-    StaticDevice.objects.filter(user=user).delete()
+    if not user_has_passkey(user):
+        StaticDevice.objects.filter(user=user).delete()
     audit_record(actor=actor, action="portal.mfa.remove", target=user, after={"device": "totp"})
 
 

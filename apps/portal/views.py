@@ -4,6 +4,7 @@ Views parse the request, call apps.portal.services and render; the rules live in
 """
 
 import datetime
+from typing import Any
 from urllib.parse import urlencode
 
 import segno
@@ -21,7 +22,7 @@ from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 
-from apps.portal import selectors, services, slo
+from apps.portal import passkeys, selectors, services, slo
 from apps.portal.decorators import staff_mfa_required
 from apps.portal.forms import CodeForm, PortalPasswordResetForm, SignInForm
 from apps.portal.middleware import allow_frames_and_forms
@@ -98,7 +99,7 @@ def mfa(request: HttpRequest) -> HttpResponse:
         return redirect("portal:login")
     if current is not None and current[0].enrol:
         return redirect("portal:totp_setup")
-    if current is None and not services.user_has_totp(request.user):
+    if current is None and not services.user_has_second_factor(request.user):
         return redirect(f"{reverse('portal:totp_setup')}?{urlencode({'next': request.GET.get('next', '/')})}")
     form = CodeForm(request.POST or None)
     error = ""
@@ -111,8 +112,98 @@ def mfa(request: HttpRequest) -> HttpResponse:
                 return redirect("portal:login")
             error = refusal.message
     user = current[1] if current else request.user
-    context = {"form": form, "error": error, "user_name": user.get_short_name(), "next": request.GET.get("next", "")}
+    error = error or request.session.pop("portal_passkey_error", "")
+    context = {
+        "form": form,
+        "error": error,
+        "user_name": user.get_short_name(),
+        "next": request.GET.get("next", ""),
+        "has_totp": services.user_has_totp(user),
+        "passkey_options": passkeys.authentication_options(request, user) if services.user_has_passkey(user) else "",
+    }
     return _no_store(render(request, "portal/mfa.html", context))
+
+
+@csrf_protect
+@never_cache
+@require_POST
+def mfa_passkey(request: HttpRequest) -> HttpResponse:
+    """The second factor by passkey: the assertion that static/portal/webauthn.js posts."""
+    try:
+        return HttpResponseRedirect(
+            services.passkey_verify(request, credential_json=request.POST.get("credential", ""))
+        )
+    except services.SignInError as refusal:
+        if refusal.code == "pending_expired":
+            messages.error(request, refusal.message)
+            return redirect("portal:login")
+        request.session["portal_passkey_error"] = refusal.message
+        next_url = services.safe_next(request.POST.get("next"), default="")
+        return redirect(f"{reverse('portal:mfa')}?{urlencode({'next': next_url})}" if next_url else "portal:mfa")
+
+
+def _enrolling_user(request: HttpRequest) -> tuple[Any, bool] | HttpResponse:
+    """The user setting up a factor (pending enrolment or signed in), or where to send them."""
+    current = services.pending_sign_in(request)
+    if current is not None and current[0].enrol:
+        return current[1], True
+    if request.user.is_authenticated:
+        if services.user_has_second_factor(request.user) and not request.user.is_verified():
+            # Adding or replacing a factor needs an existing one first.
+            return redirect(f"{reverse('portal:mfa')}?{urlencode({'next': request.get_full_path()})}")
+        return request.user, False
+    return redirect("portal:login")
+
+
+@csrf_protect
+@never_cache
+@require_http_methods(["GET", "POST"])
+def passkey_add(request: HttpRequest) -> HttpResponse:
+    """Register a passkey or security key (WebAuthn) as a second factor."""
+    subject = _enrolling_user(request)
+    if isinstance(subject, HttpResponse):
+        return subject
+    user, pending = subject
+    next_url = services.safe_next(
+        request.GET.get("next") or request.POST.get("next"), default=reverse("portal:profile")
+    )
+    error = ""
+    if request.method == "POST":
+        try:
+            codes = services.passkey_enrol(
+                request,
+                user=user,
+                credential_json=request.POST.get("credential", ""),
+                name=request.POST.get("name", "")[:64],
+            )
+        except services.SignInError as refusal:
+            error = refusal.message
+        else:
+            continue_url = request.session.pop("portal_after_codes", None) or next_url
+            if codes:
+                return _no_store(
+                    render(request, "portal/recovery_codes.html", {"codes": codes, "continue_url": continue_url})
+                )
+            messages.success(request, "Your passkey is ready.")
+            return HttpResponseRedirect(continue_url)
+    context = {
+        "options": passkeys.registration_options(request, user),
+        "error": error,
+        "next": next_url,
+        "pending": pending,
+        "staff": user.is_staff,
+    }
+    return _no_store(render(request, "portal/passkey_add.html", context))
+
+
+@login_required
+@require_POST
+def passkey_remove(request: HttpRequest, pk: int) -> HttpResponse:
+    if not request.user.is_verified():
+        return redirect(f"{reverse('portal:mfa')}?{urlencode({'next': reverse('portal:profile')})}")
+    services.passkey_remove(actor=request.user, user=request.user, credential_id=pk)
+    messages.success(request, "The passkey was removed.")
+    return redirect("portal:profile")
 
 
 @sensitive_post_parameters("code")
@@ -121,16 +212,10 @@ def mfa(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def totp_setup(request: HttpRequest) -> HttpResponse:
     """Enrol an authenticator app: a QR code and the secret, confirmed with one code from the app."""
-    current = services.pending_sign_in(request)
-    if current is not None and current[0].enrol:
-        user = current[1]
-    elif request.user.is_authenticated:
-        user = request.user
-        if services.user_has_totp(user) and not user.is_verified():
-            # Replacing a factor needs the current one first.
-            return redirect(f"{reverse('portal:mfa')}?{urlencode({'next': request.get_full_path()})}")
-    else:
-        return redirect("portal:login")
+    subject = _enrolling_user(request)
+    if isinstance(subject, HttpResponse):
+        return subject
+    user, pending = subject
     next_url = services.safe_next(
         request.GET.get("next") or request.POST.get("next"), default=reverse("portal:profile")
     )
@@ -156,7 +241,7 @@ def totp_setup(request: HttpRequest) -> HttpResponse:
         "qr_svg": qr_svg,
         "secret": _base32_secret(device.bin_key),
         "next": next_url,
-        "pending": current is not None,
+        "pending": pending,
         "staff": user.is_staff,
     }
     return _no_store(render(request, "portal/totp_setup.html", context, status=status))

@@ -192,3 +192,50 @@ def test_password_reset_through_the_email_outbox(browser_env, jane):
         page.click("button[type=submit]")
         page.wait_for_url(f"{browser_env.url}/")
         assert page.inner_text("h1") == "My apps"
+
+
+def test_passkey_as_the_second_factor_with_a_virtual_authenticator(browser_env, jane):
+    with chromium() as browser:
+        context = browser.new_context()
+        page = context.new_page()
+        # Chromium's virtual authenticator (DevTools protocol) stands in for a platform passkey.
+        devtools = context.new_cdp_session(page)
+        devtools.send("WebAuthn.enable")
+        devtools.send(
+            "WebAuthn.addVirtualAuthenticator",
+            {
+                "options": {
+                    "protocol": "ctap2",
+                    "transport": "internal",
+                    "hasResidentKey": True,
+                    "hasUserVerification": True,
+                    "isUserVerified": True,
+                    "automaticPresenceSimulation": True,
+                }
+            },
+        )
+        page.goto(f"{browser_env.url}/login/?next=/account/mfa/passkeys/add/")
+        page.fill("#id_username", "jane.doe")
+        page.fill("#id_password", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{browser_env.url}/account/mfa/passkeys/add/")
+        page.fill("#id_name", "Virtual key")
+        page.click("text=Create passkey")
+        page.wait_for_selector("text=Save your recovery codes")
+        page.click("text=I have saved them, continue")
+        page.wait_for_url(f"{browser_env.url}/account/")
+        assert "Passkey “Virtual key”" in page.inner_text("main")
+
+        page.goto(f"{browser_env.url}/logout/")
+        page.click("button[type=submit]")
+        page.wait_for_selector("text=You are signed out")
+        page.goto(f"{browser_env.url}/login/")
+        page.fill("#id_username", "jane.doe")
+        page.fill("#id_password", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{browser_env.url}/login/mfa/")
+        screenshot(page, "portal-mfa-passkey")
+        page.click("text=Use a passkey")
+        page.wait_for_url(f"{browser_env.url}/")
+        assert page.inner_text("h1") == "My apps"
+    assert AuditEvent.objects.filter(action="portal.login.success", after__method="password+passkey").exists()
