@@ -1,10 +1,13 @@
 """Reads for the portal's pages."""
 
+import datetime
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db.models import Q
 from django.templatetags.static import static
 from django.urls import reverse
+from django.utils import timezone
 from django_otp.plugins.otp_static.models import StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -83,4 +86,6 @@ def mfa_summary(user: User) -> MfaSummary:
 
 
 def user_sessions(user: User) -> list[PortalSession]:
-    return list(PortalSession.objects.filter(user=user).order_by("-created")[:50])
+    """The user's portal sessions that can still be alive (younger than SESSION_COOKIE_AGE)."""
+    oldest = timezone.now() - datetime.timedelta(seconds=settings.SESSION_COOKIE_AGE)
+    return list(PortalSession.objects.filter(user=user, created__gte=oldest).order_by("-created")[:50])

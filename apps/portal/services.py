@@ -7,6 +7,7 @@ Only `complete_sign_in` calls Django's `login()`, so every signal receiver (the 
 auth-time stamp, django-otp, axes' reset) sees one sign-in, after every factor.
 """
 
+import datetime
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -21,6 +22,7 @@ from django.contrib.sessions.backends.base import SessionBase
 from django.db import transaction
 from django.http import HttpRequest
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.module_loading import import_string
 from django_otp import login as otp_login
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
@@ -162,6 +164,9 @@ def first_factor_passed(request: HttpRequest, user: User, *, backend: str, metho
     """The person proved who they are once. Returns where to send them: the second-factor
     prompt, TOTP enrolment (when policy wants a factor they do not have yet), or `next_url`."""
     next_url = safe_next(next_url)
+    if request.user.is_authenticated and request.user.pk != user.pk:
+        # Someone else signs in on this browser: the previous person's session ends first.
+        sign_out(request)
     has_factor = user_has_second_factor(user)
     if not has_factor and not _mfa_required(user):
         complete_sign_in(request, user, backend=backend, method=method)
@@ -200,6 +205,10 @@ def pending_sign_in_cancel(request: HttpRequest) -> None:
     request.session.pop(PENDING_KEY, None)
 
 
+def _oldest_live_session() -> datetime.datetime:
+    return timezone.now() - datetime.timedelta(seconds=settings.SESSION_COOKIE_AGE)
+
+
 def complete_sign_in(request: HttpRequest, user: User, *, backend: str, method: str, device: Any | None = None) -> None:
     """Log the user in (the one call to Django's login()) and record the session."""
     request.session.pop(PENDING_KEY, None)
@@ -211,6 +220,8 @@ def complete_sign_in(request: HttpRequest, user: User, *, backend: str, method: 
     if not request.session.session_key:
         request.session.save()
     with transaction.atomic():
+        # Rows of sessions that have expired on their own since (the store forgets them silently).
+        PortalSession.objects.filter(user=user, created__lt=_oldest_live_session()).delete()
         PortalSession.objects.update_or_create(
             session_key=request.session.session_key,
             defaults={

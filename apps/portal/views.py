@@ -27,6 +27,7 @@ from apps.portal.decorators import staff_mfa_required
 from apps.portal.forms import CodeForm, PortalPasswordResetForm, SignInForm
 from apps.portal.middleware import allow_frames_and_forms
 from apps.saml_idp.session import AUTH_TIME_KEY
+from apps.saml_sp.models import UpstreamIdentityProvider
 from apps.saml_sp.selectors import enabled_upstreams, enforced_upstream
 
 
@@ -35,7 +36,7 @@ def _no_store(response: HttpResponse) -> HttpResponse:
     return response
 
 
-def _upstream_login_url(upstream, next_url: str) -> str:  # type: ignore[no-untyped-def]
+def _upstream_login_url(upstream: UpstreamIdentityProvider, next_url: str) -> str:
     return f"{reverse('saml_sp:login', args=[upstream.slug])}?{urlencode({'next': next_url})}"
 
 

@@ -167,3 +167,13 @@ def test_the_session_expires_after_idle_time(client, jane, settings):
     session.save()
     assert client.get("/").status_code == 302
     assert "_auth_user_id" not in client.session
+
+
+def test_someone_else_signing_in_on_the_same_browser_ends_the_first_session(client, jane, totp_device):
+    other = UserFactory(username="sam", password=PASSWORD)
+    sign_in(client, "sam")
+    assert client.session["_auth_user_id"] == str(other.pk)
+    # Jane's password passes; until her code is in, nobody is signed in here.
+    assert sign_in(client)["Location"] == "/login/mfa/"
+    assert "_auth_user_id" not in client.session
+    assert AuditEvent.objects.filter(action="portal.logout", actor=other).exists()
