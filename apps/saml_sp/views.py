@@ -15,11 +15,14 @@ from django.shortcuts import render
 from djangosaml2 import views as saml2_views
 
 from apps.audit.services import audit_record
+from apps.common.xml import UnsafeXMLError, parse_untrusted_xml
 from apps.portal import services as portal_services
 from apps.saml_sp.backends import REFUSAL_ATTRIBUTE
 from apps.saml_sp.selectors import upstream_by_slug
 
 BACKEND = "apps.saml_sp.backends.UpstreamSaml2Backend"
+_DS = "http://www.w3.org/2000/09/xmldsig#"
+_SHA1_ALGORITHMS = frozenset({"http://www.w3.org/2000/09/xmldsig#rsa-sha1", "http://www.w3.org/2000/09/xmldsig#sha1"})
 
 
 def _refusal_page(request: HttpRequest, message: str, status: int) -> HttpResponse:
@@ -56,6 +59,21 @@ class UpstreamAcsView(saml2_views.AssertionConsumerServiceView):
         # The slug chose the upstream (conf.config_loader reads it from the URL); djangosaml2's
         # own arguments keep their defaults (no settings-wide attribute mapping, no creation).
         return super().post(request)
+
+    def custom_validation(self, response: Any) -> None:
+        """Refuse SHA-1 signatures and digests, which pysaml2 accepts (SHA-1 signatures can be forged)."""
+        try:
+            root = parse_untrusted_xml(
+                response.xmlstr if isinstance(response.xmlstr, bytes) else response.xmlstr.encode()
+            )
+        except UnsafeXMLError as exc:
+            raise ValueError(str(exc)) from exc
+        algorithms = {
+            element.get("Algorithm", "") for element in root.iter(f"{{{_DS}}}SignatureMethod", f"{{{_DS}}}DigestMethod")
+        }
+        weak = algorithms & _SHA1_ALGORITHMS
+        if weak:
+            raise ValueError(f"The upstream IdP signed with SHA-1 ({', '.join(sorted(weak))}).")
 
     def authenticate_user(
         self,

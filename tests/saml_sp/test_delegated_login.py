@@ -207,3 +207,16 @@ def test_an_upstream_taking_http_post_gets_an_auto_post_page_without_inline_scri
     assert "<script>" not in body and "onload" not in body
     policy = response["Content-Security-Policy"]
     assert "script-src 'self';" in policy and "form-action" not in policy
+
+
+def test_a_sha1_signed_response_is_refused(client, make_upstream, upstream_idp):
+    make_upstream()
+    UserFactory(username="alice", email="alice@corp.example")
+    upstream_idp.add_user("alice", "pw", email="alice@corp.example")
+    started = client.get("/saml/sp/corp/login/", {"next": "/"})
+    query = redirect_query(started["Location"])
+    acs, fields = upstream_idp.answer(query["SAMLRequest"], "/", "alice", sha1=True)
+    response = client.post(urlsplit(acs).path, fields)
+    assert response.status_code == 400
+    assert "_auth_user_id" not in client.session
+    assert AuditEvent.objects.get(action="portal.login.failure").after["reason"] == "invalid_response"

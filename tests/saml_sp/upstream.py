@@ -22,7 +22,7 @@ from saml2.config import IdPConfig
 from saml2.metadata import create_metadata_string
 from saml2.saml import NAMEID_FORMAT_EMAILADDRESS, NameID
 from saml2.server import Server
-from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA256
+from saml2.xmldsig import DIGEST_SHA1, DIGEST_SHA256, SIG_RSA_SHA1, SIG_RSA_SHA256
 
 from apps.saml_idp.keys import generate_key_pair
 
@@ -123,7 +123,9 @@ class UpstreamIdP:
 
     # --- SAML ---
 
-    def answer(self, saml_request: str, relay_state: str, username: str) -> tuple[str, dict[str, str]]:
+    def answer(
+        self, saml_request: str, relay_state: str, username: str, *, sha1: bool = False
+    ) -> tuple[str, dict[str, str]]:
         """(ACS URL, form fields) of a signed Response for `username` to a Redirect-binding request."""
         assert self._idp is not None, "call trust_sp() first"
         parsed = self._idp.parse_authn_request(saml_request, BINDING_HTTP_REDIRECT)
@@ -141,8 +143,8 @@ class UpstreamIdP:
             authn={"class_ref": "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"},
             sign_response=True,
             sign_assertion=True,
-            sign_alg=SIG_RSA_SHA256,
-            digest_alg=DIGEST_SHA256,
+            sign_alg=SIG_RSA_SHA1 if sha1 else SIG_RSA_SHA256,
+            digest_alg=DIGEST_SHA1 if sha1 else DIGEST_SHA256,
         )
         import base64
 
