@@ -99,10 +99,12 @@ class SecurityHeadersMiddleware:
 
 
 class SessionIdleTimeoutMiddleware:
-    """Sign out a portal session that did nothing for PORTAL_SESSION_IDLE_SECONDS.
+    """Sign out a portal session idle for PORTAL_SESSION_IDLE_SECONDS, or signed in longer ago
+    than SESSION_COOKIE_AGE.
 
-    SESSION_COOKIE_AGE bounds a session's whole life; this bounds the gaps. The last-seen stamp
-    is rewritten at most once a minute, so most requests write nothing.
+    Django renews a session cookie's expiry whenever the session is saved, so the cookie alone
+    would let an active session live for ever; the sign-in time stored in the session bounds it.
+    The last-seen stamp is rewritten at most once a minute, so most requests write nothing.
     """
 
     _RESOLUTION_SECONDS = 60
@@ -115,7 +117,11 @@ class SessionIdleTimeoutMiddleware:
         if session is not None and services.LAST_SEEN_KEY in session:
             now = int(time.time())
             last_seen = session[services.LAST_SEEN_KEY]
-            if now - last_seen > settings.PORTAL_SESSION_IDLE_SECONDS:
+            signed_in_at = session.get(services.SIGNED_IN_AT_KEY, now)
+            if (
+                now - last_seen > settings.PORTAL_SESSION_IDLE_SECONDS
+                or now - signed_in_at > settings.SESSION_COOKIE_AGE
+            ):
                 services.forget_session(session.session_key or "")
                 logout(request)
             elif now - last_seen >= self._RESOLUTION_SECONDS:

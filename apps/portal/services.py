@@ -40,6 +40,8 @@ from apps.portal.models import PortalSession, WebAuthnCredential
 PENDING_KEY = "portal_pending_sign_in"
 # When this session last did something; the idle timeout reads it (apps.portal.middleware).
 LAST_SEEN_KEY = "portal_last_seen"
+# When this session was signed in; bounds its whole life to SESSION_COOKIE_AGE.
+SIGNED_IN_AT_KEY = "portal_signed_in_at"
 # How this session was signed in ("password", "password+totp", "saml:<slug>+totp", ...).
 METHOD_KEY = "portal_sign_in_method"
 PASSWORD_BACKEND = "apps.portal.backends.PortalBackend"  # noqa: S105 - a dotted path, not a password
@@ -216,7 +218,7 @@ def complete_sign_in(request: HttpRequest, user: User, *, backend: str, method: 
     if device is not None:
         otp_login(request, device)
     request.session[METHOD_KEY] = method
-    request.session[LAST_SEEN_KEY] = int(time.time())
+    request.session[LAST_SEEN_KEY] = request.session[SIGNED_IN_AT_KEY] = int(time.time())
     if not request.session.session_key:
         request.session.save()
     with transaction.atomic():

@@ -70,13 +70,14 @@ def test_wrong_password_and_unknown_user_take_about_the_same_time(client, jane, 
 
     timed("jane.doe"), timed("nobody.here")  # warm up
     # Interleaved, so that load from elsewhere on the machine hits both alike. Without the dummy
-    # hash an unknown name answers ~50 times faster; "about the same" here is within 2x.
+    # hash an unknown name answers ~50 times faster; "about the same" here is within 3x (the
+    # machine running the tests may be busy with other work).
     known, unknown = [], []
     for _ in range(4):
         known.append(timed("jane.doe"))
         unknown.append(timed("nobody.here"))
     ratio = statistics.median(known) / statistics.median(unknown)
-    assert 0.5 < ratio < 2, (known, unknown)
+    assert 1 / 3 < ratio < 3, (known, unknown)
 
 
 def test_a_suspended_user_cannot_sign_in(client, jane):
@@ -177,3 +178,12 @@ def test_someone_else_signing_in_on_the_same_browser_ends_the_first_session(clie
     assert sign_in(client)["Location"] == "/login/mfa/"
     assert "_auth_user_id" not in client.session
     assert AuditEvent.objects.filter(action="portal.logout", actor=other).exists()
+
+
+def test_an_active_session_still_ends_after_its_absolute_lifetime(client, jane, settings):
+    sign_in(client)
+    session = client.session
+    session["portal_signed_in_at"] = int(time.time()) - settings.SESSION_COOKIE_AGE - 5
+    session.save()
+    assert client.get("/").status_code == 302
+    assert "_auth_user_id" not in client.session
