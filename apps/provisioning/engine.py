@@ -22,6 +22,7 @@ from django.db.models import Max, Q
 from django.utils import timezone
 
 from apps.common.crypto import SecretDecryptionError, decrypt_secret
+from apps.common.http import OutboundURLError, check_outbound_url
 from apps.connectors.models import (
     Assignment,
     Connector,
@@ -134,6 +135,12 @@ class ConnectorRun:
         self.approved_deprovisions = self._approved_deprovisions()
 
     def _client(self) -> ScimClient:
+        # Checked on every batch, resolving the name again: a URL saved while a setting allowed it, or
+        # a name that now resolves to an internal address, is not contacted.
+        try:
+            check_outbound_url(self.settings.base_url)
+        except OutboundURLError as exc:
+            raise ScimError(f"The SCIM base URL is refused: {exc}") from exc
         try:
             token = decrypt_secret(self.settings.token_ciphertext)
         except SecretDecryptionError as exc:
@@ -154,15 +161,13 @@ class ConnectorRun:
             error=record.error[:2000],
         )
 
-    def _approved_deprovisions(self) -> set[str]:
-        # An approval covers the batch it was given for, not the same users months later.
-        recent = timezone.now() - timedelta(days=1)
-        approved: set[str] = set()
-        holds = DeprovisionHold.objects.filter(
-            connector=self.connector, status=HoldStatus.APPROVED, decided_at__gte=recent
-        )
-        for hold in holds:
-            approved.update(hold.object_ids)
+    def _approved_deprovisions(self) -> dict[str, Any]:
+        """Object id -> when an admin approved deprovisioning it (the latest approval)."""
+        approved: dict[str, Any] = {}
+        for hold in DeprovisionHold.objects.filter(connector=self.connector, status=HoldStatus.APPROVED):
+            for object_id in hold.object_ids:
+                if object_id not in approved or approved[object_id] < hold.decided_at:
+                    approved[object_id] = hold.decided_at
         return approved
 
 
@@ -231,7 +236,9 @@ def _sync_user(run: ConnectorRun, remote: RemoteObject, user: User) -> None:
                 _mark_groups_dirty_for_member(run, user.pk, "member.provisioned")
                 return
         remote.remote_id = str(existing["id"])
-        remote.last_sent = existing  # what the app holds: the update below sends only the difference
+        # What the app holds of the attributes we manage: the update below sends only their difference,
+        # never a removal of id, meta or attributes the connector does not map.
+        remote.last_sent = {key: existing[key] for key in resource if key in existing}
         remote.last_sent_hash = ""
         _mark_groups_dirty_for_member(run, user.pk, "member.linked")
     if digest == remote.last_sent_hash:
@@ -270,6 +277,8 @@ def _deprovision_user(run: ConnectorRun, remote: RemoteObject, *, deleted: bool)
     try:
         if use_delete:
             run.client.delete("Users", remote.remote_id)
+        elif run.settings.update_method == UpdateMethod.PUT and remote.last_sent:
+            run.client.replace("Users", remote.remote_id, {**remote.last_sent, "active": False})
         else:
             run.client.patch(
                 "Users",
@@ -385,7 +394,11 @@ def reconcile_group(run: ConnectorRun, remote: RemoteObject) -> None:
     )
     if operations:
         try:
-            run.client.patch("Groups", remote.remote_id, mapping.patch_request(operations))
+            if run.settings.update_method == UpdateMethod.PUT:
+                members = [{"value": remote_id} for remote_id in sorted(desired.values())]
+                run.client.replace("Groups", remote.remote_id, {**resource, "members": members})
+            else:
+                run.client.patch("Groups", remote.remote_id, mapping.patch_request(operations))
         except RemoteNotFoundError:
             remote.remote_id, remote.remote_members, remote.last_sent, remote.last_sent_hash = "", [], None, ""
             raise
@@ -525,11 +538,35 @@ def deprovision_threshold(connector: Connector) -> int:
     return max(provisioning.deprovision_threshold_count, by_percent)
 
 
-def check_circuit_breaker(connector: Connector, approved: set[str]) -> DeprovisionHold | None:
+def _covered_by_approval(remotes: list[RemoteObject], approved: dict[str, Any]) -> set[str]:
+    """Objects whose pending changes all predate their approval: the batch the admin approved.
+
+    A later change (the same users removed again a month on) is a new batch and trips the breaker again.
+    """
+    candidates = [remote.object_id for remote in remotes if str(remote.object_id) in approved]
+    if not candidates:
+        return set()
+    latest = dict(
+        OutboxEvent.objects.filter(object_id__in=candidates, processed_at__isnull=True, object_type=ObjectType.USER)
+        .filter(connector_id=remotes[0].connector_id)
+        .values("object_id")
+        .annotate(last=Max("created"))
+        .values_list("object_id", "last")
+    )
+    return {
+        str(object_id)
+        for object_id in candidates
+        if latest.get(object_id) is not None and latest[object_id] <= approved[str(object_id)]
+    }
+
+
+def check_circuit_breaker(connector: Connector, approved: dict[str, Any]) -> DeprovisionHold | None:
     """Pause the connector and open a hold when too many users would lose access at once."""
     if DeprovisionHold.objects.filter(connector=connector, status=HoldStatus.PENDING).exists():
         return DeprovisionHold.objects.filter(connector=connector, status=HoldStatus.PENDING).first()
-    losing = [remote for remote in pending_deprovisions(connector) if str(remote.object_id) not in approved]
+    candidates = pending_deprovisions(connector)
+    covered = _covered_by_approval(candidates, approved)
+    losing = [remote for remote in candidates if str(remote.object_id) not in covered]
     threshold = deprovision_threshold(connector)
     if len(losing) <= threshold:
         return None
