@@ -182,10 +182,6 @@ def test_mistaken_group_deletion_never_wipes_the_app(downstream, api_client):
     assert downstream.count() == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine.py:157-161 exempts every user of every approved hold, forever, from the breaker",
-)
 def test_an_approval_covers_only_its_own_batch(downstream, api_client):
     connector = make_connector(downstream)
     group, users = _team(connector, 11)
@@ -204,3 +200,16 @@ def test_an_approval_covers_only_its_own_batch(downstream, api_client):
 
     assert DeprovisionHold.objects.filter(connector=connector, status=HoldStatus.PENDING).count() == 1
     assert _deactivated(downstream) == []
+
+
+def test_mass_suspension_is_held_too(downstream):
+    connector = make_connector(downstream)
+    _, users = _team(connector, 11)
+    downstream.reset_log()
+
+    for user in users:
+        directory.user_suspend(actor=None, user=user)
+    run(connector)
+
+    assert downstream.count() == 0
+    assert len(DeprovisionHold.objects.get(connector=connector).object_ids) == 11

@@ -71,7 +71,7 @@ def test_backoff_grows_exponentially_and_is_capped(settings):
     assert max(engine.backoff_seconds(3) for _ in range(200)) > 4  # jitter spreads over the window
 
 
-def test_connection_refused_is_retried(downstream, fast_retries):
+def test_connection_refused_is_retried(downstream):
     connector = make_connector(downstream)
     alice = _user()
     assign(connector, user=alice)
@@ -79,11 +79,12 @@ def test_connection_refused_is_retried(downstream, fast_retries):
 
     run(connector)
     state = remote(connector, alice)
-    assert state.status == SyncStatus.PENDING
+    assert state.status == SyncStatus.PENDING, state.last_error
     assert "Could not reach the app" in state.last_error
     assert deliveries(connector)[0].status_code is None
 
     downstream.start()
+    make_due(connector)
     sync(connector)
     assert remote(connector, alice).status == SyncStatus.SYNCED
     assert downstream.user("alice") is not None
@@ -272,3 +273,18 @@ def test_rate_limit_per_connector_is_respected(downstream):
         per_second[int(request.received)] = per_second.get(int(request.received), 0) + 1
     assert max(per_second.values()) <= 11
     assert time.monotonic() - started >= 1.0  # unthrottled, 24 requests take about 50 ms here
+
+
+def test_after_a_429_nothing_more_is_sent_to_the_app_before_retry_after(downstream):
+    connector = make_connector(downstream)
+    users = [_user(f"user{index}") for index in range(4)]
+    for user in users:
+        assign(connector, user=user)
+    downstream.fail(429, retry_after=30)  # whatever the first request is
+
+    run(connector)
+    run(connector)
+
+    assert downstream.count() == 1
+    for user in users:
+        assert 28 <= _seconds_until(remote(connector, user).next_attempt_at) <= 30.5

@@ -58,6 +58,17 @@ def _user_where(scim, user_name, condition):
     return check
 
 
+def _settled(api_client, connector):
+    """The provisioning state once the worker has recorded everything it sent."""
+
+    def check():
+        state = _ok(api_client.get(f"/api/v1/connectors/{connector}/provisioning")).json()
+        busy = state["counts"]["pending_changes"] or any(o["status"] == "pending" for o in state["results"])
+        return None if busy else state
+
+    return check
+
+
 def _members(scim, display_name):
     group = next((g for g in scim.groups() if g.get("displayName") == display_name), None)
     if group is None:
@@ -97,9 +108,8 @@ def test_users_end_to_end(scim_downstream, celery_worker_process, api_client):
 
     assert final["id"] == created["id"]
     assert [u["userName"] for u in scim.users()] == ["alice"]  # one account all along, never a duplicate
-    state = _ok(api_client.get(f"/api/v1/connectors/{connector}/provisioning")).json()
+    state = wait_until(_settled(api_client, connector), message="the worker's bookkeeping")
     assert [(o["label"], o["status"]) for o in state["results"]] == [("alice", "deprovisioned")]
-    assert state["counts"]["pending_changes"] == 0
 
 
 def test_groups_end_to_end(scim_downstream, celery_worker_process, api_client):
@@ -142,6 +152,5 @@ def test_groups_end_to_end(scim_downstream, celery_worker_process, api_client):
     _ok(api_client.delete(f"/api/v1/groups/{group_id}"))
     wait_until(lambda: scim.groups() == [], message="the group deleted")
     wait_until(lambda: scim.users() == [], message="its members deprovisioned")
-    state = _ok(api_client.get(f"/api/v1/connectors/{connector}/provisioning")).json()
-    assert state["counts"]["pending_changes"] == 0
+    state = wait_until(_settled(api_client, connector), message="the worker's bookkeeping")
     assert {o["status"] for o in state["results"]} == {"deprovisioned"}

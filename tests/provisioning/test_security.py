@@ -127,11 +127,6 @@ def test_test_connection_refuses_a_link_local_url_without_contacting_it(downstre
     assert report["checks"] == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="client.py:119 checks the URL with resolve=False: the worker contacts loopback/private addresses "
-    "the settings refuse (a URL stored earlier, or a name that now resolves there: DNS rebinding)",
-)
 def test_the_worker_does_not_contact_an_address_the_settings_refuse(downstream, settings):
     # Stored while loopback was allowed (or a public name that later resolves to loopback).
     connector = make_connector(downstream, base_url=downstream.base_url.replace("127.0.0.1", "localhost"))

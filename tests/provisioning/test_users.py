@@ -401,3 +401,27 @@ def test_resource_follows_the_connectors_own_mappings(downstream):
         ENTERPRISE: {"employeeNumber": "E-1001"},
         "externalId": str(alice.pk),
     }
+
+
+def test_unassignment_deactivates_with_put_when_the_app_has_no_patch(fast_retries):
+    from tests.provisioning.downstream import FaultyScimServer
+
+    fast_retries.PROVISIONING_MAX_ATTEMPTS = 3
+
+    app = FaultyScimServer(supports_patch=False).start()
+    try:
+        connector = make_connector(app, update_method="put")
+        alice = _alice()
+        assign(connector, user=alice)
+        sync(connector)
+        remote_id = remote(connector, alice).remote_id
+
+        unassign(connector, user=alice)
+        sync(connector)
+
+        assert app.count("PATCH") == 0
+        assert app.calls("PUT", f"/Users/{remote_id}")[-1].body["active"] is False
+        assert app.user("alice")["active"] is False
+        assert remote(connector, alice).status == SyncStatus.DEPROVISIONED
+    finally:
+        app.close()
