@@ -116,10 +116,11 @@ def _linked_connector_ids(object_type: str, object_ids: list[str]) -> set:
 def record_user_change(user_ids: Iterable[Any], reason: str) -> None:
     """Users changed (profile, status, deleted): tell every connector that has them or should."""
     ids = [str(user_id) for user_id in user_ids]
-    if not ids:
-        return
+    connectors = _active_connectors() if ids else []
+    if not connectors:
+        return  # the common case of a directory without provisioning costs one query
     linked = _linked_connector_ids(ObjectType.USER, ids)
-    for connector in _active_connectors():
+    for connector in connectors:
         if connector.pk in linked:
             record_events(connector, ObjectType.USER, ids, reason)
             continue
@@ -130,10 +131,13 @@ def record_user_change(user_ids: Iterable[Any], reason: str) -> None:
 
 def record_group_change(group: Group, reason: str, *, member_ids: Iterable[Any] = ()) -> None:
     """A group changed (renamed, members added or removed, deleted) on the connectors it is pushed to."""
+    connectors = _active_connectors()
+    if not connectors:
+        return
     members = [str(member_id) for member_id in member_ids]
     assigned = set(Assignment.objects.filter(group=group).values_list("connector_id", flat=True))
     linked = _linked_connector_ids(ObjectType.GROUP, [str(group.pk)])
-    for connector in _active_connectors():
+    for connector in connectors:
         if connector.pk not in assigned and connector.pk not in linked:
             continue
         record_events(connector, ObjectType.GROUP, [group.pk], reason)
