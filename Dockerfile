@@ -10,6 +10,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     STATIC_ROOT=/app/staticfiles
 
 WORKDIR /app
+# xmlsec1 verifies an upstream IdP's signatures for delegated login (djangosaml2 runs pysaml2's
+# default crypto backend); the portal's own signing runs in-process.
+RUN apt-get update && apt-get install -y --no-install-recommends xmlsec1 \
+    && rm -rf /var/lib/apt/lists/*
 RUN groupadd --system idp && useradd --system --gid idp --home-dir /app --shell /usr/sbin/nologin idp \
     && mkdir -p /var/lib/idp-portal && chown idp:idp /var/lib/idp-portal
 
