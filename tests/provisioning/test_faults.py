@@ -16,11 +16,6 @@ from tests.provisioning.helpers import assign, make_connector, make_due, pending
 
 pytestmark = pytest.mark.django_db
 
-LINK_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="engine.py:229 linking an existing user PATCHes `remove id` and `remove meta` (400 mutability)",
-)
-
 
 def _user(name="alice", **extra):
     return UserFactory(username=name, email=f"{name}@example.com", **extra)
@@ -30,7 +25,6 @@ def _user_writes(downstream):
     return [r for r in downstream.writes() if r.path.startswith("/Users")]
 
 
-@LINK_BUG
 def test_create_whose_answer_is_lost_is_linked_on_retry_not_duplicated(downstream):
     connector = make_connector(downstream)
     alice = _user()
@@ -52,7 +46,6 @@ def test_create_whose_answer_is_lost_is_linked_on_retry_not_duplicated(downstrea
     assert state.remote_id == downstream.user("alice")["id"]
 
 
-@LINK_BUG
 def test_create_whose_answer_is_lost_then_409_on_retry_links_the_existing_user(downstream, fast_retries):
     connector = make_connector(downstream)
     alice = _user()

@@ -5,7 +5,6 @@ import logging
 import pytest
 from django.apps import apps as django_apps
 from django.core import serializers
-from django.db import connection
 
 from apps.audit.models import AuditEvent
 from apps.provisioning import engine, tasks
@@ -14,21 +13,6 @@ from tests.factories import GroupFactory, UserFactory
 from tests.provisioning.helpers import assign, make_connector, make_due, run, sync
 
 pytestmark = pytest.mark.django_db
-
-
-CONNECTOR_UPDATE_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="apps/connectors/services.py:492: connector_update's `provisioning` parameter shadows the "
-    "provisioning services module, so saving a changed base URL (or enabled) raises AttributeError "
-    "(and on PostgreSQL services.py:440 fails first, see LOCKED_ON_POSTGRES)",
-)
-# apps/connectors/services.py:440 `_locked` = select_for_update() + select_related("sso", "provisioning"):
-# PostgreSQL refuses FOR UPDATE on the nullable side of the outer joins, so every connector update fails.
-LOCKED_ON_POSTGRES = pytest.mark.xfail(
-    condition=connection.vendor == "postgresql",
-    strict=True,
-    reason="apps/connectors/services.py:440: SELECT ... FOR UPDATE on the nullable side of an outer join",
-)
 
 
 def _patch_base_url(api_client, connector, url):
@@ -68,7 +52,6 @@ def test_base_url_must_be_http_or_https_to_a_public_address(api_client, url, rea
     assert any(reason in error for error in _base_url_errors(_create_with_base_url(api_client, url)))
 
 
-@LOCKED_ON_POSTGRES
 @pytest.mark.parametrize(("url", "reason"), REFUSED[::3])
 def test_base_url_is_checked_when_it_is_changed_too(downstream, api_client, url, reason):
     connector = make_connector(downstream)
@@ -92,8 +75,14 @@ def test_loopback_is_refused_unless_a_setting_allows_it(api_client, settings, ur
 def test_private_networks_are_a_setting_but_link_local_never(api_client, settings):
     settings.OUTBOUND_ALLOW_PRIVATE_NETWORKS = True
 
-    assert _create_with_base_url(api_client, "http://10.1.2.3/scim/v2").status_code == 201
+    assert _create_with_base_url(api_client, "https://10.1.2.3/scim/v2").status_code == 201
     assert _base_url_errors(_create_with_base_url(api_client, "http://169.254.169.254/"))
+
+
+def test_plain_http_to_a_public_host_is_refused_the_token_would_travel_in_clear(api_client):
+    errors = _base_url_errors(_create_with_base_url(api_client, "http://93.184.216.34/scim/v2"))
+
+    assert any("must use https" in error for error in errors)
 
 
 def test_public_https_url_is_accepted(api_client):
@@ -103,7 +92,6 @@ def test_public_https_url_is_accepted(api_client):
     assert response.json()["provisioning"]["base_url"] == "https://93.184.216.34/scim/v2"
 
 
-@CONNECTOR_UPDATE_BUG
 def test_a_valid_base_url_can_be_changed(downstream, api_client):
     connector = make_connector(downstream)
 

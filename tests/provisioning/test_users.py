@@ -15,14 +15,6 @@ from tests.provisioning.helpers import assign, deliveries, make_connector, remot
 
 pytestmark = pytest.mark.django_db
 
-# apps/provisioning/engine.py:229 keeps the app's whole representation (id, meta, attributes the
-# connector does not map) as `last_sent` when it links an existing user, so the PATCH that follows
-# removes `id` and `meta` (refused with 400 mutability by any RFC 7644 app, scim2-server included)
-# and would wipe every attribute the directory does not manage.
-LINK_BUG = pytest.mark.xfail(
-    strict=True, reason="engine.py:229 linking PATCHes `remove id`, `remove meta` and unmanaged attributes"
-)
-
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 PATCH_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
@@ -102,7 +94,6 @@ def test_creating_users_turned_off_sends_nothing_and_says_why(downstream):
     assert "turned off" in state.last_error
 
 
-@LINK_BUG
 def test_existing_remote_user_with_the_same_username_is_linked_not_duplicated(downstream):
     existing = downstream.seed_user(
         "Alice",  # the app compares userName case-insensitively
@@ -130,7 +121,6 @@ def test_existing_remote_user_with_the_same_username_is_linked_not_duplicated(do
     assert linked["title"] == "Director"
 
 
-@LINK_BUG
 def test_existing_remote_user_found_by_external_id_is_linked(downstream):
     existing = downstream.seed_user("a.liddell", active=True, externalId="E-1001")
     connector = make_connector(downstream)
