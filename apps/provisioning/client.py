@@ -84,7 +84,8 @@ def error_for_status(status: int, payload: Any, headers: dict[str, str]) -> Scim
     message = f"The app answered HTTP {status}" + (f": {detail}" if detail else "")
     if status == 429:
         return RateLimitedError(message, retry_after=parse_retry_after(headers.get("retry-after")), detail=detail)
-    if status in (408, 425) or status >= 500:
+    # 501 Not Implemented will never succeed on retry: it is permanent, unlike the other 5xx.
+    if status in (408, 425) or (status >= 500 and status != 501):
         error = TransientScimError(message, status=status, detail=detail)
         if status == 503 and headers.get("retry-after"):
             return RateLimitedError(message, retry_after=parse_retry_after(headers["retry-after"]), status=status)

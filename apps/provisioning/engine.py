@@ -471,6 +471,7 @@ def process_object(run: ConnectorRun, remote: RemoteObject) -> str:
             if isinstance(exc, RateLimitedError) and exc.retry_after is not None:
                 delay = max(exc.retry_after, 0.5)
             remote.attempts += 1
+            remote.status = SyncStatus.PENDING  # the app is behind the directory until the retry succeeds
             remote.last_error = exc.message
             remote.next_attempt_at = timezone.now() + timedelta(seconds=delay)
             _save_outcome(remote, None)  # events stay pending: the retry sends the then-current state
