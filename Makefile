@@ -8,7 +8,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 TEST_WORKERS ?= 2
 PYTEST_ARGS ?=
 
-.PHONY: run test test-sqlite lint format bench migrate clean
+.PHONY: run test test-sqlite lint format bench migrate clean system-deps
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -32,7 +32,19 @@ run: migrate
 
 ## Run the whole suite: on PostgreSQL and Redis when they answer on 127.0.0.1 (or as DATABASE_URL
 ## and REDIS_URL say; set them empty to force SQLite and the filesystem broker).
-test: $(DEV_STAMP)
+## Debian packages the tests use as peers: xmlsec1 (a second signature check) and Chromium (browser
+## tests). Installed when running as root with apt-get; otherwise the tests that need them skip.
+system-deps:
+	@missing=""; \
+	command -v xmlsec1 >/dev/null 2>&1 || missing="$$missing xmlsec1"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+		else echo "Not installed:$$missing; the tests that need them will be skipped (apt-get install$$missing)"; fi; \
+	fi
+
+test: $(DEV_STAMP) system-deps
 	@set -e; \
 	if [ -z "$${DATABASE_URL+set}" ] && $(PY) -c 'import socket; socket.create_connection(("127.0.0.1", 5432), 1)' 2>/dev/null; then \
 		export DATABASE_URL=postgres://postgres@127.0.0.1:5432/idp_portal; fi; \
