@@ -402,15 +402,16 @@ def wait_for_connector(connector, expected: int, *, timeout: float, on_tick=None
     from apps.provisioning import services
 
     started = time.perf_counter()
-    last_progress, last_state, sweeps = started, None, 0
+    last_progress, last_state, sweeps, polls = started, None, 0, 0
     while True:
         state = outbox_state(connector)
+        polls += 1
         now = time.perf_counter()
         if on_tick is not None:
             on_tick(state)
         pending, synced, failed, _total = state
         if pending == 0 and synced + failed >= expected:
-            return {"done": True, "state": state, "sweeps": sweeps, "at": now}
+            return {"done": True, "state": state, "sweeps": sweeps, "at": now, "polls": polls}
         if state != last_state:
             last_state, last_progress = state, now
         elif now - last_progress > sweep_after:
@@ -418,8 +419,23 @@ def wait_for_connector(connector, expected: int, *, timeout: float, on_tick=None
             services.sweep()
             last_progress = now
         if now - started > timeout:
-            return {"done": False, "state": state, "sweeps": sweeps, "at": now}
+            return {"done": False, "state": state, "sweeps": sweeps, "at": now, "polls": polls}
         time.sleep(0.25)
+
+
+def database_counters() -> dict[str, int]:
+    """Transactions and rows written in this database so far (pg_stat_database, flushed about every second)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        # This session's own counts are flushed when it goes idle after this statement (PostgreSQL 15+).
+        cursor.execute("SELECT pg_stat_force_next_flush()")
+        cursor.execute(
+            "SELECT xact_commit + xact_rollback, tup_inserted, tup_updated, tup_deleted "
+            "FROM pg_stat_database WHERE datname = current_database()"
+        )
+        transactions, inserted, updated, deleted = cursor.fetchone()
+    return {"transactions": transactions, "inserted": inserted, "updated": updated, "deleted": deleted}
 
 
 def task_stats(stack: Stack, offsets: list[int]) -> dict:
@@ -470,6 +486,7 @@ def run_initial_sync(stack: Stack, directory: Directory, server: ScimServer) -> 
             next_sample[0] += 0.1
 
     marks: dict[str, float] = {}
+    counters_before = database_counters()
     recording = time.perf_counter()
     with transaction.atomic():
         transaction.on_commit(lambda: marks.setdefault("commit", time.perf_counter()))
@@ -477,12 +494,19 @@ def run_initial_sync(stack: Stack, directory: Directory, server: ScimServer) -> 
             assignment_create(actor=None, connector=connector, group=group)
     cpu.append(cpu_tracker(stack, server))
     log(f"  outbox recorded by {len(groups)} assignment_create calls in {marks['commit'] - recording:.1f} s")
+    counters_recorded = database_counters()
     result = wait_for_connector(connector, expected, timeout=120 + len(directory.user_ids) * 0.15, on_tick=tick)
     elapsed = result["at"] - marks["commit"]
     cpu_totals, cpu_summary = cpu[0].totals(), cpu[0].summary()
     rss_end = worker_rss(stack)
     stats = task_stats(stack, offsets)
     sent = deliveries(connector)
+    time.sleep(0.5)  # the workers' sessions flush their counts when they close
+    counters_after = database_counters()
+    # The benchmark's own polling ran 2 autocommit statements per poll, plus the statements above.
+    database = {key: counters_after[key] - counters_recorded[key] for key in counters_after}
+    database["transactions"] -= 2 * result["polls"] + 8
+    database["recording"] = {key: counters_recorded[key] - counters_before[key] for key in counters_after}
     remote_users, remote_groups = server.total("Users"), server.total("Groups")
     remote_members = sum(len(group.get("members") or []) for group in server.all("Groups"))
     pending, synced, failed, total = result["state"]
@@ -501,6 +525,7 @@ def run_initial_sync(stack: Stack, directory: Directory, server: ScimServer) -> 
         "remote": (remote_users, remote_groups, remote_members),
         "cpu": cpu_summary,
         "cpu_totals": cpu_totals,
+        "database": database,
         "rss_idle": rss_idle,
         "rss_samples": samples,
         "rss_end": rss_end,
@@ -740,7 +765,7 @@ def main() -> int:
     finally:
         stack.close()
     if stack.autoanalyze is not None:
-        runs = "; ".join(f"t={at:.0f}s {len(names)} tables" for at, names in stack.autoanalyze.runs) or "none"
+        runs = "; ".join(f"{at} {len(names)} tables" for at, names in stack.autoanalyze.runs) or "none"
         report.notes.append(
             f"PostgreSQL here runs with autovacuum={stack.autovacuum}: the benchmark ANALYZEd changed tables "
             f"every {args.autoanalyze_naptime:.0f} s like autovacuum's defaults would ({runs})."
@@ -853,6 +878,16 @@ def report_sync(report: Report, args: argparse.Namespace, floor: dict, sync: dic
     report.add(
         "CPU ms per request: floor client / scim2-server",
         f"{floor_client:.1f} / {floor['cpu_totals'].get('scim2-server', 0) * 1000 / max(1, floor['requests']):.1f}",
+    )
+    database, objects = sync["database"], max(1, sync["expected"])
+    report.add(
+        "PostgreSQL per synced object",
+        f"{database['transactions'] / objects:.1f} transactions, {database['inserted'] / objects:.1f} rows inserted, "
+        f"{database['updated'] / objects:.1f} updated",
+    )
+    report.notes.append(
+        "PostgreSQL transactions per synced object come from pg_stat_database (the benchmark's own polling "
+        "subtracted); every statement run outside a transaction block counts as one."
     )
     if sync["failed"] or sync["sweeps"]:
         report.add("Objects failed / sweeps needed", f"{sync['failed']} / {sync['sweeps']}")

@@ -305,7 +305,7 @@ class AutoAnalyze:
 
         self.database_url = database_url
         self.naptime = naptime
-        self.runs: list[tuple[float, list[str]]] = []
+        self.runs: list[tuple[str, list[str]]] = []
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._loop, name="autoanalyze", daemon=True)
         self.started = time.perf_counter()
@@ -334,6 +334,6 @@ class AutoAnalyze:
                     for name in names:
                         conn.execute(f'ANALYZE "{name}"')
                     if names:
-                        self.runs.append((time.perf_counter() - self.started, names))
+                        self.runs.append((time.strftime("%H:%M:%S"), names))
             except Exception:  # noqa: BLE001, S112 - the database may be going away at the end of the run
                 continue
