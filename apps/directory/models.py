@@ -27,6 +27,16 @@ class UserStatus(models.TextChoices):
     STAGED = "staged", "Staged"
 
 
+class AdminRole(models.TextChoices):
+    """What a staff user may do in the console and the admin API (apps.console.permissions)."""
+
+    SUPER_ADMIN = "super_admin", "Super-admin"
+    ADMIN = "admin", "Admin"
+    # Users and groups only: the people who answer "I can't sign in".
+    HELPDESK = "helpdesk", "Help desk"
+    READONLY = "readonly", "Read-only"
+
+
 class UserManager(BaseUserManager["User"]):
     use_in_migrations = True
 
@@ -61,6 +71,8 @@ class User(AbstractBaseUser, TimeStampedModel):
     status = models.CharField(max_length=16, choices=UserStatus.choices, default=UserStatus.ACTIVE, db_index=True)
     is_staff = models.BooleanField(default=False, help_text="May use the admin console and API.")
     is_superuser = models.BooleanField(default=False, help_text="Has every permission.")
+    # Narrows what a staff user may do; empty means "admin" for staff, nothing for everyone else.
+    admin_role = models.CharField(max_length=16, choices=AdminRole.choices, blank=True, default="")
 
     objects = UserManager()
 
@@ -87,6 +99,15 @@ class User(AbstractBaseUser, TimeStampedModel):
     @property
     def is_active(self) -> bool:
         return self.status == UserStatus.ACTIVE
+
+    @property
+    def console_role(self) -> str:
+        """The effective role: super-admins by flag, other staff by `admin_role` (admin if unset)."""
+        if not self.is_staff and not self.is_superuser:
+            return ""
+        if self.is_superuser:
+            return AdminRole.SUPER_ADMIN
+        return self.admin_role if self.admin_role and self.admin_role != AdminRole.SUPER_ADMIN else AdminRole.ADMIN
 
     @property
     def full_name(self) -> str:

@@ -10,7 +10,7 @@ from django.db.models.functions import Lower
 
 from apps.audit.services import Actor, audit_record
 from apps.common.errors import ApplicationError, field_error
-from apps.directory.models import DISPLAY_NAME_MAX_LENGTH, Group, Membership, User, UserStatus
+from apps.directory.models import DISPLAY_NAME_MAX_LENGTH, AdminRole, Group, Membership, User, UserStatus
 from apps.provisioning import services as provisioning
 
 USER_EDITABLE_FIELDS = (
@@ -57,6 +57,7 @@ def user_snapshot(user: User) -> dict[str, Any]:
         "status": user.status,
         "is_staff": user.is_staff,
         "is_superuser": user.is_superuser,
+        "admin_role": user.console_role,
     }
 
 
@@ -230,6 +231,30 @@ def user_update(*, actor: Actor, user: User, **changes: Any) -> User:
         after={key: after[key] for key in changed},
     )
     provisioning.record_user_change([user.pk], "user.update")
+    return user
+
+
+@transaction.atomic
+def user_set_admin_role(*, actor: Actor, user: User, role: str) -> User:
+    """Make `user` staff with `role` (an AdminRole value), or take staff rights away with ""."""
+    if role and role not in AdminRole.values:
+        raise field_error("admin_role", f"Unknown role {role!r}.")
+    before = user_snapshot(user)
+    if user.is_superuser and role != AdminRole.SUPER_ADMIN:
+        _guard_last_superadmin(user)
+    user.is_staff = bool(role)
+    user.is_superuser = role == AdminRole.SUPER_ADMIN
+    user.admin_role = role
+    user.save(update_fields=["is_staff", "is_superuser", "admin_role", "updated"])
+    after = user_snapshot(user)
+    if after != before:
+        audit_record(
+            actor=actor,
+            action="user.role_change",
+            target=user,
+            before={"admin_role": before["admin_role"]},
+            after={"admin_role": after["admin_role"]},
+        )
     return user
 
 

@@ -544,3 +544,39 @@ def record_lockout(*, request: HttpRequest | None, username: str | None, ip_addr
             after={"username": username, "ip": ip_address, "limit": settings.AXES_FAILURE_LIMIT},
             actor_label="axes",
         )
+
+
+# --- Confirming identity again before a sensitive action ------------------------------------
+
+REAUTH_AT_KEY = "portal_reauth_at"
+REAUTH_FAILED = "That did not match. Enter your password or a current code from your authenticator app."
+
+
+def last_authenticated_at(request: HttpRequest) -> int:
+    """When this session last proved who it is: the sign-in, or a later confirmation."""
+    return max(int(request.session.get(SIGNED_IN_AT_KEY, 0)), int(request.session.get(REAUTH_AT_KEY, 0)))
+
+
+def confirm_identity(request: HttpRequest, *, secret: str) -> None:
+    """Accept the signed-in user's password, TOTP code or recovery code; raise SignInError otherwise.
+
+    Failures count towards the same lockout as the sign-in page, so this prompt is no oracle.
+    """
+    user = request.user
+    if _locked_out(request, user):
+        request.axes_locked_out = True
+        raise SignInError(REAUTH_FAILED, code="locked_out")
+    secret = secret.strip()
+    accepted = False
+    if secret and user.has_usable_password() and user.check_password(secret):
+        accepted = True
+    elif secret and user_has_totp(user):
+        accepted = _verify_code(user, secret) is not None
+    if not accepted:
+        _count_mfa_failure(request, user)
+        with transaction.atomic():
+            audit_record(actor=user, action="portal.reauth.failure", target=user)
+        raise SignInError(REAUTH_FAILED, code="reauth_failed")
+    request.session[REAUTH_AT_KEY] = int(time.time())
+    with transaction.atomic():
+        audit_record(actor=user, action="portal.reauth.success", target=user)

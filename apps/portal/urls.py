@@ -19,5 +19,4 @@ urlpatterns = [
     path("password-reset/sent/", views.PasswordResetDoneView.as_view(), name="password_reset_done"),
     path("password-reset/<uidb64>/<token>/", views.PasswordResetConfirmView.as_view(), name="password_reset_confirm"),
     path("password-reset/done/", views.PasswordResetCompleteView.as_view(), name="password_reset_complete"),
-    path("console/", views.console, name="console"),
 ]

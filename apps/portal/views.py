@@ -23,7 +23,6 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 
 from apps.portal import passkeys, selectors, services, slo
-from apps.portal.decorators import staff_mfa_required
 from apps.portal.forms import CodeForm, PortalPasswordResetForm, SignInForm
 from apps.portal.middleware import allow_frames_and_forms
 from apps.saml_idp.session import AUTH_TIME_KEY
@@ -309,11 +308,6 @@ def totp_remove(request: HttpRequest) -> HttpResponse:
 def sign_out_everywhere(request: HttpRequest) -> HttpResponse:
     count = services.sign_out_everywhere(actor=request.user, user=request.user)
     return _no_store(render(request, "portal/logged_out.html", {"ended_sessions": count, "slo": []}))
-
-
-@staff_mfa_required
-def console(request: HttpRequest) -> HttpResponse:
-    return render(request, "portal/console.html")
 
 
 # --- Sign-out -----------------------------------------------------------------------------------

@@ -71,3 +71,10 @@ SAML_SP_MAX_METADATA_BYTES = env_int("SAML_SP_MAX_METADATA_BYTES", 1024 * 1024)
 from idp_portal.settings.base import SILENCED_SYSTEM_CHECKS as _BASE_SILENCED  # noqa: E402
 
 SILENCED_SYSTEM_CHECKS = [*_BASE_SILENCED, "auth.W004"]
+
+# --- Admin console (apps.console) ------------------------------------------------------------
+# Sensitive actions (key rotation, token creation, role changes) ask for the password or a
+# second factor again when the sign-in is older than this.
+CONSOLE_REAUTH_SECONDS = env_int("CONSOLE_REAUTH_SECONDS", 15 * 60)
+# Rows per page in the console's lists.
+CONSOLE_PAGE_SIZE = env_int("CONSOLE_PAGE_SIZE", 50)

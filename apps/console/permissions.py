@@ -1,0 +1,54 @@
+"""Who may do what in the console: four roles, each a set of capabilities.
+
+Views ask for a capability (`console_view(Capability.MANAGE_CONNECTORS)`), never for a role, so a
+role can change without touching the views. Changes to another staff account also need
+`can_manage_user`: a help desk that could reset an admin's password would be an admin.
+"""
+
+from enum import StrEnum
+
+from apps.directory.models import AdminRole, User
+
+
+class Capability(StrEnum):
+    VIEW_DIRECTORY = "view_directory"  # dashboard, users, groups
+    MANAGE_DIRECTORY = "manage_directory"  # create/edit/suspend/delete users and groups, members, resets
+    VIEW_CONNECTORS = "view_connectors"  # connectors, provisioning, SAML tracer, keys, tokens (read)
+    MANAGE_CONNECTORS = "manage_connectors"  # connectors, assignments, sync/retry/pause, holds
+    MANAGE_KEYS = "manage_keys"  # IdP signing keys: rotate, activate
+    MANAGE_TOKENS = "manage_tokens"  # SCIM and API tokens
+    VIEW_AUDIT = "view_audit"
+    MANAGE_SETTINGS = "manage_settings"  # delegated login, password and session policy
+    MANAGE_ROLES = "manage_roles"  # make someone staff, change a role
+
+
+ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
+    AdminRole.SUPER_ADMIN: frozenset(Capability),
+    AdminRole.ADMIN: frozenset(Capability) - {Capability.MANAGE_SETTINGS, Capability.MANAGE_ROLES},
+    AdminRole.HELPDESK: frozenset({Capability.VIEW_DIRECTORY, Capability.MANAGE_DIRECTORY}),
+    AdminRole.READONLY: frozenset({Capability.VIEW_DIRECTORY, Capability.VIEW_CONNECTORS, Capability.VIEW_AUDIT}),
+}
+
+# Higher outranks lower; a staff account can only be changed by someone of at least its rank.
+_RANK = {"": 0, AdminRole.READONLY: 1, AdminRole.HELPDESK: 2, AdminRole.ADMIN: 3, AdminRole.SUPER_ADMIN: 4}
+
+
+def capabilities_of(user: User) -> frozenset[Capability]:
+    if not (user.is_authenticated and user.is_active):
+        return frozenset()
+    return ROLE_CAPABILITIES.get(user.console_role, frozenset())
+
+
+def has_capability(user: User, capability: Capability | str) -> bool:
+    return Capability(capability) in capabilities_of(user)
+
+
+def can_manage_user(actor: User, target: User) -> bool:
+    """May `actor` change `target` (profile, status, password, MFA, deletion)?"""
+    if not has_capability(actor, Capability.MANAGE_DIRECTORY):
+        return False
+    if not target.console_role:
+        return True
+    if actor.console_role == AdminRole.HELPDESK:
+        return False
+    return _RANK[actor.console_role] >= _RANK[target.console_role]

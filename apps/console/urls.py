@@ -1,0 +1,32 @@
+"""/console/: each page module is its own URLconf, all in the `console` namespace."""
+
+from django.urls import include, path
+
+from apps.console.views import (
+    audit,
+    connectors,
+    dashboard,
+    groups,
+    keys,
+    provisioning,
+    reauth,
+    settings,
+    tokens,
+    tracer,
+    users,
+)
+
+app_name = "console"
+urlpatterns = [
+    path("", include(dashboard)),
+    path("", include(reauth)),
+    path("users/", include(users)),
+    path("groups/", include(groups)),
+    path("connectors/", include(connectors)),
+    path("connectors/", include(provisioning)),
+    path("connectors/", include(tracer)),
+    path("keys/", include(keys)),
+    path("tokens/", include(tokens)),
+    path("audit/", include(audit)),
+    path("settings/", include(settings)),
+]

@@ -1,0 +1,3 @@
+"""Console pages: audit (in progress)."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""Console pages: connectors (in progress)."""
+
+urlpatterns: list = []

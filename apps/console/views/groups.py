@@ -1,0 +1,3 @@
+"""Console pages: groups (in progress)."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""Console pages: keys (in progress)."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""Console pages: provisioning (in progress)."""
+
+urlpatterns: list = []

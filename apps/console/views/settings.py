@@ -1,0 +1,3 @@
+"""Console pages: settings (in progress)."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""Console pages: tokens (in progress)."""
+
+urlpatterns: list = []

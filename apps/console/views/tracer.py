@@ -1,0 +1,3 @@
+"""Console pages: tracer (in progress)."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""Console pages: users (in progress)."""
+
+urlpatterns: list = []
