@@ -13,7 +13,10 @@ def audit_event_list(
     target_id: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    actor_label: str | None = None,
+    target_label: str | None = None,
 ) -> QuerySet[AuditEvent]:
+    """Events matching every filter given; `actor_label`/`target_label` match part of the name, any case."""
     events = AuditEvent.objects.all()
     if action:
         events = events.filter(action=action) if "." in action else events.filter(action__startswith=f"{action}.")
@@ -27,4 +30,8 @@ def audit_event_list(
         events = events.filter(created__gte=since)
     if until:
         events = events.filter(created__lt=until)
+    if actor_label:
+        events = events.filter(actor_label__icontains=actor_label)
+    if target_label:
+        events = events.filter(target_label__icontains=target_label)
     return events
