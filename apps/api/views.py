@@ -13,11 +13,13 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 
 from apps.api import serializers as s
 from apps.audit.selectors import audit_event_list
 from apps.common.errors import field_error
+from apps.console.permissions import Capability, can_manage_user, has_capability
 from apps.directory import selectors, services
 from apps.directory.models import Group, Membership, User
 
@@ -65,6 +67,8 @@ USER_FILTERS = [
 class UserViewSet(viewsets.GenericViewSet):
     serializer_class = s.UserOutputSerializer
     queryset = User.objects.none()  # for the schema; requests use selectors
+    read_capability = Capability.VIEW_DIRECTORY
+    write_capability = Capability.MANAGE_DIRECTORY
 
     def _get(self, pk: str) -> User:
         return get_object_or_404(selectors.user_list(), pk=_uuid_or_404(pk))
@@ -91,12 +95,17 @@ class UserViewSet(viewsets.GenericViewSet):
 
     def create(self, request):
         data = _validated(s.UserCreateInputSerializer, request.data)
+        if data.get("is_staff") or data.get("is_superuser"):
+            _require_role_rights(request.user)
         user = services.user_create(actor=request.user, **data)
         return Response(s.UserOutputSerializer(self._get(str(user.pk))).data, status=status.HTTP_201_CREATED)
 
     def partial_update(self, request, pk: str):
         user = self._get(pk)
+        _require_manage(request.user, user)
         data = _validated(s.UserUpdateInputSerializer, request.data)
+        if any(name in data and data[name] != getattr(user, name) for name in ("is_staff", "is_superuser")):
+            _require_role_rights(request.user)
         password = data.pop("password", None)
         new_status = data.pop("status", None)
         # One PATCH is one change: a refused step (a weak password, the last super-admin) undoes the rest.
@@ -110,8 +119,20 @@ class UserViewSet(viewsets.GenericViewSet):
         return Response(s.UserOutputSerializer(self._get(pk)).data)
 
     def destroy(self, request, pk: str):
-        services.user_delete(actor=request.user, user=self._get(pk))
+        user = self._get(pk)
+        _require_manage(request.user, user)
+        services.user_delete(actor=request.user, user=user)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def _require_role_rights(actor: User) -> None:
+    if not has_capability(actor, Capability.MANAGE_ROLES):
+        raise PermissionDenied("Only a super-admin may make someone staff or change a role.")
+
+
+def _require_manage(actor: User, target: User) -> None:
+    if not can_manage_user(actor, target):
+        raise PermissionDenied("Your role does not allow changing this administrator's account.")
 
 
 def _uuid_or_404(value: str) -> UUID:
@@ -149,6 +170,8 @@ def _groups_with_member_ids():
 )
 class GroupViewSet(viewsets.GenericViewSet):
     serializer_class = s.GroupOutputSerializer
+    read_capability = Capability.VIEW_DIRECTORY
+    write_capability = Capability.MANAGE_DIRECTORY
     queryset = Group.objects.none()  # for the schema; requests use selectors
 
     def _get(self, pk: str) -> Group:
@@ -231,6 +254,7 @@ class GroupViewSet(viewsets.GenericViewSet):
 )
 class AuditEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = s.AuditEventOutputSerializer
+    read_capability = Capability.VIEW_AUDIT
 
     def get_queryset(self):
         params = self.request.query_params

@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.connectors.models import Connector
+from apps.console.permissions import Capability
 from apps.saml_idp import keys, selectors
 from apps.saml_idp.models import SigningKey
 
@@ -68,6 +69,8 @@ def _connector(connector_id: UUID) -> Connector:
 
 
 class SigningKeyListView(APIView):
+    write_capability = Capability.MANAGE_KEYS
+
     @extend_schema(responses=SigningKeyOutputSerializer(many=True))
     def get(self, request):
         """The portal's signing keys (active, next, retired), newest first."""
@@ -86,6 +89,8 @@ class SigningKeyListView(APIView):
 
 
 class SigningKeyRotateView(APIView):
+    write_capability = Capability.MANAGE_KEYS
+
     @extend_schema(
         request=None,
         responses=inline_serializer(
@@ -122,6 +127,8 @@ class ConnectorMetadataFetchesView(APIView):
 
 
 class ConnectorSigningKeyView(APIView):
+    write_capability = Capability.MANAGE_KEYS
+
     @extend_schema(responses=SigningKeyOutputSerializer)
     def get(self, request, connector_id: UUID):
         """The key that signs this connector's responses now (its own, or the portal's active key)."""

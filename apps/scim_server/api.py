@@ -6,6 +6,7 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.response import Response
 
 from apps.api.serializers import StrictInputSerializer
+from apps.console.permissions import Capability
 from apps.directory.models import Group
 from apps.scim_server.models import ScimToken, ScimTokenScope
 from apps.scim_server.services import scim_token_create, scim_token_revoke
@@ -54,6 +55,7 @@ class ScimTokenCreateInputSerializer(StrictInputSerializer):
 )
 class ScimTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = ScimTokenOutputSerializer
+    write_capability = Capability.MANAGE_TOKENS
     queryset = ScimToken.objects.all()
 
     def create(self, request):
