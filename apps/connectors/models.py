@@ -113,6 +113,9 @@ class SsoSettings(models.Model):
     session_lifetime_seconds = models.PositiveIntegerField(default=8 * 3600)
     relay_state_urls = models.JSONField(default=list, blank=True)
     default_relay_state = models.CharField(max_length=1024, blank=True)
+    # The SAML tracer records this connector's messages until then (apps/saml_idp/tracer.py). Kept on
+    # the row the SSO path already loads, so that a sign-in with capture off costs no extra query.
+    trace_until = models.DateTimeField(null=True, blank=True, editable=False)
 
     def __str__(self) -> str:
         return f"SSO of {self.connector_id}"

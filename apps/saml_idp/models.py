@@ -1,5 +1,6 @@
 import uuid
 
+from django.conf import settings
 from django.db import models
 
 from apps.connectors.models import Connector
@@ -87,3 +88,52 @@ class SeenRequestId(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+class TraceKind(models.TextChoices):
+    AUTHN_REQUEST = "authn_request", "AuthnRequest received"
+    LOGOUT_REQUEST = "logout_request", "LogoutRequest received"
+    RESPONSE = "response", "Response sent"
+
+
+class TraceOutcome(models.TextChoices):
+    ACCEPTED = "accepted", "Accepted"
+    REFUSED = "refused", "Refused"
+    SENT = "sent", "Sent"
+
+
+class SamlTraceRecord(models.Model):
+    """One SAML message captured by the tracer while a connector's capture was on.
+
+    Responses carry personal data: records are few per connector, and deleted after
+    SAML_IDP_TRACE_RETENTION_SECONDS (apps/saml_idp/tracer.py).
+    """
+
+    connector = models.ForeignKey(Connector, on_delete=models.CASCADE, related_name="saml_trace_records")
+    created = models.DateTimeField(auto_now_add=True, db_index=True)
+    kind = models.CharField(max_length=16, choices=TraceKind.choices)
+    outcome = models.CharField(max_length=16, choices=TraceOutcome.choices)
+    binding = models.CharField(max_length=128, blank=True)
+    message_id = models.CharField(max_length=256, blank=True)
+    relay_state = models.TextField(blank=True)
+    # Pretty-printed XML as received or sent; empty when it could not be decoded (see `error`).
+    xml = models.TextField(blank=True)
+    client_ip = models.GenericIPAddressField(null=True, blank=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    user_label = models.CharField(max_length=255, blank=True)
+    # Why the portal refused the message (SamlRequestError reason and text), if it did.
+    error_reason = models.CharField(max_length=64, blank=True)
+    error = models.TextField(blank=True)
+    # [{"level": "bad"|"warn"|"info", "code": ..., "text": ...}], in plain words.
+    problems = models.JSONField(default=list)
+    # What the page shows beside the XML: issuer, ACS URL, NameID, attributes, algorithms...
+    summary = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+        indexes = [models.Index(fields=["connector", "-created"], name="saml_idp_trace_connector_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} for {self.connector_id} at {self.created:%Y-%m-%d %H:%M:%S} ({self.outcome})"
