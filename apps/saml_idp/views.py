@@ -25,7 +25,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from apps.audit.middleware import client_ip
 from apps.connectors.models import Connector
-from apps.saml_idp import bindings, endpoints, metadata, replay, selectors, services
+from apps.saml_idp import bindings, endpoints, metadata, replay, selectors, services, tracer
 from apps.saml_idp.constants import BINDING_POST, BINDING_REDIRECT, STATUS_NO_PASSIVE, STATUS_RESPONDER
 from apps.saml_idp.errors import SamlRequestError
 from apps.saml_idp.keys import LoadedKey
@@ -72,6 +72,37 @@ def _refuse(
 def _post_form(action: str, fields: dict[str, str]) -> HttpResponse:
     response = HttpResponse(bindings.auto_post_form(action, fields), content_type="text/html; charset=utf-8")
     return _no_store(response)
+
+
+def _trace_request(
+    request: HttpRequest,
+    connector: Connector,
+    key: LoadedKey,
+    incoming: IncomingMessage,
+    kind: str,
+    error: SamlRequestError | None = None,
+) -> None:
+    # The SAML tracer (console): with capture off this is one datetime comparison, no query.
+    if tracer.capturing(connector):
+        tracer.record_request(
+            connector, key, incoming, kind=kind, client_ip=client_ip(request), user=request.user, error=error
+        )
+
+
+def _send(
+    request: HttpRequest, connector: Connector, issued: services.IssuedResponse, in_response_to: str = ""
+) -> HttpResponse:
+    """The Response to the SP's ACS (HTTP-POST binding), recorded when the tracer captures."""
+    if tracer.capturing(connector):
+        tracer.record_response(
+            connector,
+            saml_response=issued.saml_response,
+            relay_state=issued.relay_state,
+            in_response_to=in_response_to,
+            client_ip=client_ip(request),
+            user=request.user,
+        )
+    return _post_form(issued.acs_url, issued.form_fields())
 
 
 def _sso_connector(request: HttpRequest, slug: str) -> tuple[Connector | None, HttpResponse | None]:
@@ -159,7 +190,7 @@ def _answer(
                 sub_status=STATUS_NO_PASSIVE,
             )
             issued = services.sso_error_response(connector=connector, user=request.user, request=info, error=error)
-            return _post_form(issued.acs_url, issued.form_fields())
+            return _send(request, connector, issued, info.id)
         next_url = request.get_full_path() if nonce else _continue_url(connector, info, received)
         return redirect_to_login(next_url, settings.LOGIN_URL)
     if nonce is not None and not replay.remember_once(
@@ -183,9 +214,13 @@ def _answer(
             issued = services.sso_error_response(
                 connector=connector, user=request.user, request=info, error=error, audited=True
             )
-            return _post_form(issued.acs_url, issued.form_fields())
+            return _send(request, connector, issued, info.id)
+        if tracer.capturing(connector):
+            tracer.record_refused_response(
+                connector, error=error, in_response_to=info.id, client_ip=client_ip(request), user=request.user
+            )
         return _error_page(request, error, connector)
-    return _post_form(issued.acs_url, issued.form_fields())
+    return _send(request, connector, issued, info.id)
 
 
 # --- SSO ----------------------------------------------------------------------------------------
@@ -203,7 +238,9 @@ def sso(request: HttpRequest, slug: str) -> HttpResponse:
     try:
         info = parse_authn_request(connector, key, incoming)
     except SamlRequestError as error:
+        _trace_request(request, connector, key, incoming, "authn_request", error)
         return _refuse(request, error, connector, binding=incoming.binding)
+    _trace_request(request, connector, key, incoming, "authn_request")
     received = time.time()
     if request.method == "POST":
         # The session cookie (SameSite=Lax) did not come with this cross-site POST.
@@ -255,7 +292,7 @@ def launch(request: HttpRequest, slug: str) -> HttpResponse:
         )
     except SamlRequestError as error:
         return _error_page(request, error, connector)
-    return _post_form(issued.acs_url, issued.form_fields())
+    return _send(request, connector, issued)
 
 
 # --- SLO ----------------------------------------------------------------------------------------
@@ -274,12 +311,13 @@ def slo(request: HttpRequest, slug: str) -> HttpResponse:
     if request.method == "GET" and "t" in request.GET:
         return _slo_finish(request, connector)
     incoming = _incoming(request)
+    key = services.connector_key(connector)
     try:
-        info = parse_logout_request(
-            connector, services.connector_key(connector), incoming, expected_destination=endpoints.slo_url(connector)
-        )
+        info = parse_logout_request(connector, key, incoming, expected_destination=endpoints.slo_url(connector))
     except SamlRequestError as error:
+        _trace_request(request, connector, key, incoming, "logout_request", error)
         return _refuse_slo(request, error, connector)
+    _trace_request(request, connector, key, incoming, "logout_request")
     token = signing.dumps(
         {
             "c": str(connector.pk),

@@ -62,4 +62,9 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(seconds=30),
         "options": {"expires": 30},
     },
+    "saml-trace-expire": {
+        "task": "saml_idp.trace_expire",
+        "schedule": timedelta(minutes=10),
+        "options": {"expires": 600},
+    },
 }

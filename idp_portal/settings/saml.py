@@ -23,6 +23,12 @@ SAML_IDP_PENDING_REQUEST_SECONDS = env_int("SAML_IDP_PENDING_REQUEST_SECONDS", 9
 SAML_IDP_KEY_SIZE = env_int("SAML_IDP_KEY_SIZE", 2048)
 SAML_IDP_KEY_VALIDITY_DAYS = env_int("SAML_IDP_KEY_VALIDITY_DAYS", 3650)
 
+# The console's SAML tracer (apps/saml_idp/tracer.py): captured messages hold personal data, so a
+# capture runs for a bounded time, keeps few messages per connector and deletes them soon.
+SAML_IDP_TRACE_MAX_MINUTES = env_int("SAML_IDP_TRACE_MAX_MINUTES", 30)
+SAML_IDP_TRACE_KEEP = env_int("SAML_IDP_TRACE_KEEP", 50)
+SAML_IDP_TRACE_RETENTION_SECONDS = env_int("SAML_IDP_TRACE_RETENTION_SECONDS", 24 * 3600)
+
 # Only pysaml2's default crypto backend (the benchmark's baseline) and the tests' second
 # signature check run this program; the portal itself signs in-process.
 SAML_IDP_XMLSEC1_BINARY = env_str("SAML_IDP_XMLSEC1_BINARY", shutil.which("xmlsec1") or "/usr/bin/xmlsec1")
