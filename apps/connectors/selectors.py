@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from apps.connectors.models import Assignment, AttributeMapping, Connector
-from apps.directory.models import Membership, User
+from apps.directory.models import Group, Membership, User
 
 
 def connector_list(
@@ -81,3 +81,30 @@ def mapping_list(connector: Connector, kind: str | None = None) -> QuerySet[Attr
     if kind:
         mappings = mappings.filter(kind=kind)
     return mappings.order_by("kind", "position", "id")
+
+
+def assignable_search(connector: Connector, query: str, *, limit: int = 10) -> tuple[list, list]:
+    """Users and groups matching `query`, each flagged `assigned` when already assigned directly."""
+    query = (query or "").strip()
+    if not query:
+        return [], []
+    assigned_users = set(
+        Assignment.objects.filter(connector=connector, user__isnull=False).values_list("user_id", flat=True)
+    )
+    assigned_groups = set(
+        Assignment.objects.filter(connector=connector, group__isnull=False).values_list("group_id", flat=True)
+    )
+    users = list(
+        User.objects.filter(
+            Q(username__icontains=query)
+            | Q(email__icontains=query)
+            | Q(first_name__icontains=query)
+            | Q(last_name__icontains=query)
+        ).order_by("username")[:limit]
+    )
+    groups = list(Group.objects.filter(name__icontains=query).order_by("name")[:limit])
+    for user in users:
+        user.assigned = user.pk in assigned_users
+    for group in groups:
+        group.assigned = group.pk in assigned_groups
+    return users, groups

@@ -1,3 +1,659 @@
-"""Console pages: connectors (in progress)."""
+"""Console pages: the connector list, the catalog, the creation wizard and each connector's tabs.
 
-urlpatterns: list = []
+Creating a connector walks the seed's flow as steps (General info → SSO → Identity Management →
+Attribute mapping → Assignments → Activate); afterwards each step is a tab of the connector's
+page. The same view serves a step and its tab: `?wizard=1` shows the steps and moves on to the
+next one after saving. Every change goes through apps.connectors.services with the acting admin.
+"""
+
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.db.models import Count, Q
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, render
+from django.urls import NoReverseMatch, path, reverse
+from django.utils import timezone
+
+from apps.audit.services import audit_record
+from apps.common.errors import ApplicationError
+from apps.connectors import idp_urls, selectors, services
+from apps.connectors.catalog import SEED_SCIM_GROUP_MAPPINGS, SEED_SCIM_USER_MAPPINGS, get_template, load_catalog
+from apps.connectors.checks import connector_checks
+from apps.connectors.models import Assignment, Connector, ConnectorKind, MappingKind
+from apps.console.decorators import console_view
+from apps.console.forms import connectors as forms
+from apps.console.permissions import Capability, has_capability
+from apps.directory.models import Group, User
+from apps.provisioning import selectors as provisioning_selectors
+from apps.provisioning.probe import probe_connection
+
+# --- Steps and tabs -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Step:
+    key: str
+    label: str
+    url_name: str
+
+
+GENERAL = Step("general", "General info", "console:connector_general")
+SSO = Step("sso", "SSO", "console:connector_sso")
+IDENTITY = Step("identity", "Identity Management", "console:connector_identity")
+MAPPINGS = Step("mappings", "Attribute mapping", "console:connector_mappings")
+ASSIGNMENTS = Step("assignments", "Assignments", "console:connector_assignments")
+ACTIVATE = Step("activate", "Activate", "console:connector_activate")
+
+
+def steps_for(connector: Connector) -> list[Step]:
+    """The wizard's steps for this kind: bookmarks and SCIM-only apps skip what does not apply."""
+    steps = [GENERAL]
+    if connector.has_sso:
+        steps.append(SSO)
+    if connector.has_provisioning:
+        steps.append(IDENTITY)
+    if connector.has_sso or connector.has_provisioning:
+        steps.append(MAPPINGS)
+    return [*steps, ASSIGNMENTS, ACTIVATE]
+
+
+def _optional_url(name: str, slug: str) -> str:
+    try:
+        return reverse(name, args=[slug])
+    except NoReverseMatch:  # a page another module has not wired in yet
+        return ""
+
+
+def connector_tabs(connector: Connector) -> list[dict]:
+    tabs = [{"key": "overview", "label": "Overview", "url": reverse("console:connector_detail", args=[connector.slug])}]
+    for step in steps_for(connector):
+        label = "Activation" if step is ACTIVATE else step.label
+        tabs.append({"key": step.key, "label": label, "url": reverse(step.url_name, args=[connector.slug])})
+    if connector.has_provisioning:
+        url = reverse("console:connector_provisioning", args=[connector.slug])
+        tabs.append({"key": "provisioning", "label": "Provisioning", "url": url})
+    if connector.has_sso:
+        url = _optional_url("console:connector_tracer", connector.slug)
+        if url:
+            tabs.append({"key": "tracer", "label": "SAML tracer", "url": url})
+    return tabs
+
+
+def in_wizard(request: HttpRequest) -> bool:
+    return request.GET.get("wizard") == "1"
+
+
+def layout_context(request: HttpRequest, connector: Connector, tab: str) -> dict:
+    """What the connector layout needs: the tabs, or in the wizard the steps with where we are."""
+    context = {"nav": "connectors", "connector": connector, "tab": tab, "wizard": in_wizard(request)}
+    context["can_manage"] = has_capability(request.user, Capability.MANAGE_CONNECTORS)
+    if context["wizard"]:
+        steps = steps_for(connector)
+        keys = [step.key for step in steps]
+        current = keys.index(tab) if tab in keys else 0
+        context["steps"] = [
+            {
+                "label": step.label,
+                "url": f"{reverse(step.url_name, args=[connector.slug])}?wizard=1",
+                "state": "done" if position < current else ("current" if position == current else ""),
+            }
+            for position, step in enumerate(steps)
+        ]
+        if current + 1 < len(steps):
+            following = steps[current + 1]
+            context["next_step"] = {
+                "label": following.label,
+                "url": f"{reverse(following.url_name, args=[connector.slug])}?wizard=1",
+            }
+    else:
+        context["tabs"] = connector_tabs(connector)
+    return context
+
+
+def after_save(request: HttpRequest, connector: Connector, step: Step) -> HttpResponse:
+    """Back to the tab, or in the wizard on to the next step."""
+    if in_wizard(request):
+        steps = steps_for(connector)
+        position = steps.index(step)
+        if position + 1 < len(steps):
+            return HttpResponseRedirect(f"{reverse(steps[position + 1].url_name, args=[connector.slug])}?wizard=1")
+    return HttpResponseRedirect(reverse(step.url_name, args=[connector.slug]))
+
+
+def connector_or_404(slug: str) -> Connector:
+    connector = selectors.connector_get_by_slug(slug)
+    if connector is None:
+        raise Http404("No such connector.")
+    return connector
+
+
+def require_manage(request: HttpRequest) -> None:
+    """Pages are readable with VIEW_CONNECTORS; every change needs MANAGE_CONNECTORS."""
+    if not has_capability(request.user, Capability.MANAGE_CONNECTORS):
+        raise PermissionDenied("Your role may look at connectors but not change them.")
+
+
+def _service_error_message(error: Exception) -> str:
+    if isinstance(error, ValidationError):
+        return " ".join(error.messages)
+    return getattr(error, "message", str(error))
+
+
+# --- List and catalog ---------------------------------------------------------------------------
+
+
+@console_view(Capability.VIEW_CONNECTORS)
+def connector_list(request: HttpRequest) -> HttpResponse:
+    form = forms.ConnectorSearchForm(request.GET)
+    search = form.cleaned_data["q"].strip() if form.is_valid() else ""
+    connectors = selectors.connector_list(search=search or None).annotate(
+        assignment_count=Count("assignments", distinct=True)
+    )
+    page = Paginator(connectors, settings.CONSOLE_PAGE_SIZE).get_page(request.GET.get("page"))
+    health = provisioning_selectors.health_by_connector([connector.pk for connector in page.object_list])
+    rows = [{"connector": connector, "health": health[connector.pk]} for connector in page.object_list]
+    context = {"nav": "connectors", "form": form, "page_obj": page, "rows": rows, "search": search}
+    return render(request, "console/connectors/list.html", context)
+
+
+def _catalog_matches(query: str) -> list:
+    templates = list(load_catalog().values())
+    query = query.strip().lower()
+    if not query:
+        return templates
+    return [
+        template
+        for template in templates
+        if query in template.name.lower() or query in template.description.lower() or query in template.slug
+    ]
+
+
+@console_view(Capability.VIEW_CONNECTORS)
+def connector_catalog(request: HttpRequest) -> HttpResponse:
+    form = forms.CatalogSearchForm(request.GET)
+    query = form.cleaned_data["q"] if form.is_valid() else ""
+    kinds = dict(ConnectorKind.choices)
+    cards = [{"template": template, "kind_label": kinds[template.kind]} for template in _catalog_matches(query)]
+    context = {"nav": "connectors", "form": form, "cards": cards, "query": query}
+    if request.htmx:
+        return render(request, "console/connectors/_catalog_cards.html", context)
+    return render(request, "console/connectors/catalog.html", context)
+
+
+@console_view(Capability.MANAGE_CONNECTORS)
+def connector_create(request: HttpRequest, template: str) -> HttpResponse:
+    """Step 1 of the wizard: general info; the connector exists from here on."""
+    spec = get_template(template)
+    if spec is None:
+        raise Http404("No such catalog template.")
+    bookmark = spec.kind == ConnectorKind.BOOKMARK
+    initial = {"name": spec.name, "description": spec.description, "logo": spec.logo}
+    form = forms.GeneralForm(request.POST or None, initial=initial, bookmark=bookmark)
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                connector = services.connector_create(actor=request.user, template=spec.slug, **form.service_kwargs())
+            except ValidationError as error:
+                forms.apply_service_errors(form, error)
+            else:
+                messages.success(request, f"{connector.name} was created. Continue with its settings.")
+                steps = steps_for(connector)
+                return HttpResponseRedirect(f"{reverse(steps[1].url_name, args=[connector.slug])}?wizard=1")
+        status = 400
+    step_labels = [GENERAL.label]
+    if spec.kind in (ConnectorKind.SAML, ConnectorKind.SAML_SCIM):
+        step_labels.append(SSO.label)
+    if spec.kind in (ConnectorKind.SCIM, ConnectorKind.SAML_SCIM):
+        step_labels.append(IDENTITY.label)
+    if not bookmark:
+        step_labels.append(MAPPINGS.label)
+    step_labels += [ASSIGNMENTS.label, ACTIVATE.label]
+    context = {"nav": "connectors", "form": form, "spec": spec, "step_labels": step_labels}
+    return render(request, "console/connectors/create.html", context, status=status)
+
+
+# --- The connector's page -----------------------------------------------------------------------
+
+
+@console_view(Capability.VIEW_CONNECTORS)
+def connector_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    connector = connector_or_404(slug)
+    context = layout_context(request, connector, "overview")
+    context["checks"] = connector_checks(connector)
+    context["assignment_counts"] = connector.assignments.aggregate(
+        users=Count("id", filter=Q(user__isnull=False)), groups=Count("id", filter=Q(group__isnull=False))
+    )
+    context["users_in_scope"] = selectors.users_in_scope(connector).count()
+    if connector.has_provisioning:
+        context["counts"] = provisioning_selectors.status_counts(connector)
+    context["template"] = get_template(connector.template)
+    context["metadata_url"] = idp_urls.idp_metadata_url(connector.slug)
+    return render(request, "console/connectors/detail.html", context)
+
+
+@console_view(Capability.VIEW_CONNECTORS)
+def connector_general(request: HttpRequest, slug: str) -> HttpResponse:
+    connector = connector_or_404(slug)
+    bookmark = connector.kind == ConnectorKind.BOOKMARK
+    initial = {"name": connector.name, "description": connector.description, "logo": connector.logo}
+    initial["bookmark_url"] = connector.bookmark_url
+    form = forms.GeneralForm(request.POST or None, initial=initial, bookmark=bookmark)
+    status = 200
+    if request.method == "POST":
+        require_manage(request)
+        if form.is_valid():
+            try:
+                services.connector_update(actor=request.user, connector=connector, **form.service_kwargs())
+            except ValidationError as error:
+                forms.apply_service_errors(form, error)
+            else:
+                messages.success(request, "General info saved.")
+                return after_save(request, connector, GENERAL)
+        status = 400
+    context = {**layout_context(request, connector, "general"), "form": form}
+    return render(request, "console/connectors/general.html", context, status=status)
+
+
+# --- SSO ----------------------------------------------------------------------------------------
+
+
+def _acs_initial(sso) -> list[dict]:
+    return [
+        {"url": row.get("url", ""), "binding": row.get("binding") or forms.BINDING_POST, "index": row.get("index")}
+        for row in sso.acs_urls
+    ]
+
+
+def _sso_context(request: HttpRequest, connector: Connector, form, acs_formset, metadata_form) -> dict:
+    from apps.saml_idp.keys import published_keys
+    from apps.saml_idp.selectors import metadata_fetch_list, next_key_pickup
+
+    context = layout_context(request, connector, "sso")
+    context.update(
+        form=form,
+        acs_formset=acs_formset,
+        metadata_form=metadata_form,
+        keys=published_keys(connector),
+        metadata_url=idp_urls.idp_metadata_url(connector.slug),
+        slo_url=idp_urls.idp_slo_url(connector.slug),
+        fetches=metadata_fetch_list(connector, limit=20),
+        pickup=next_key_pickup(connector),
+        sha1=connector.sso.signature_algorithm == "rsa-sha1" or connector.sso.allow_sha1,
+    )
+    return context
+
+
+@console_view(Capability.VIEW_CONNECTORS)
+def connector_sso(request: HttpRequest, slug: str) -> HttpResponse:
+    connector = connector_or_404(slug)
+    if not connector.has_sso:
+        raise Http404("This connector has no single sign-on.")
+    sso = connector.sso
+    metadata_form = forms.SpMetadataForm()
+    status = 200
+    if request.method == "POST":
+        require_manage(request)
+        form = forms.SsoForm(request.POST)
+        acs_formset = forms.AcsFormSet(request.POST, prefix="acs")
+        if request.POST.get("action") == "add_acs":
+            rows = [
+                {key: request.POST.get(f"acs-{n}-{key}", "") for key in ("url", "binding", "index")}
+                for n in range(min(int(request.POST.get("acs-TOTAL_FORMS") or 0), 19))
+                if not request.POST.get(f"acs-{n}-DELETE")
+            ]
+            acs_formset = forms.AcsFormSet(prefix="acs", initial=[*rows, {"binding": forms.BINDING_POST}])
+            form.is_valid()  # show what was typed, with its errors
+        elif form.is_valid() and acs_formset.is_valid():
+            changes = {**form.service_changes(), "acs_urls": forms.acs_rows(acs_formset)}
+            try:
+                services.connector_update(actor=request.user, connector=connector, sso=changes)
+            except ValidationError as error:
+                for name, texts in error.message_dict.items():
+                    if name == "sso.acs_urls":
+                        acs_formset._non_form_errors = acs_formset.error_class(texts)
+                    else:
+                        forms.apply_service_errors(form, ValidationError({name: texts}), prefix="sso.")
+            except ApplicationError as error:
+                form.add_error(None, error.message)
+            else:
+                messages.success(request, "SSO settings saved.")
+                return after_save(request, connector, SSO)
+            status = 400
+        else:
+            status = 400
+    else:
+        form = forms.SsoForm(initial=forms.SsoForm.initial_from(sso))
+        acs_formset = forms.AcsFormSet(prefix="acs", initial=_acs_initial(sso) or [{"binding": forms.BINDING_POST}])
+    context = _sso_context(request, connector, form, acs_formset, metadata_form)
+    return render(request, "console/connectors/sso.html", context, status=status)
+
+
+@console_view(Capability.MANAGE_CONNECTORS)
+def connector_sp_metadata(request: HttpRequest, slug: str) -> HttpResponse:
+    """Import the SP's metadata from an upload or a URL (fetched through the SSRF-guarded client)."""
+    connector = connector_or_404(slug)
+    if not connector.has_sso:
+        raise Http404("This connector has no single sign-on.")
+    if request.method != "POST":
+        return HttpResponseRedirect(reverse("console:connector_sso", args=[slug]))
+    metadata_form = forms.SpMetadataForm(request.POST, request.FILES)
+    if metadata_form.is_valid():
+        upload, url = metadata_form.cleaned_data["file"], metadata_form.cleaned_data["url"]
+        try:
+            if upload is not None:
+                services.connector_import_sp_metadata(actor=request.user, connector=connector, xml=upload.read())
+            else:
+                services.connector_import_sp_metadata(actor=request.user, connector=connector, url=url)
+        except ValidationError as error:
+            for name, texts in error.message_dict.items():
+                field = "url" if name == "url" else ("file" if upload is not None else "url")
+                for text in texts:
+                    metadata_form.add_error(field, text)
+        except ApplicationError as error:
+            metadata_form.add_error(None, error.message)
+        else:
+            messages.success(request, "The SP metadata was imported: check the settings below.")
+            target = reverse("console:connector_sso", args=[slug])
+            return HttpResponseRedirect(f"{target}?wizard=1" if in_wizard(request) else target)
+    connector = connector_or_404(slug)
+    sso = connector.sso
+    form = forms.SsoForm(initial=forms.SsoForm.initial_from(sso))
+    acs_formset = forms.AcsFormSet(prefix="acs", initial=_acs_initial(sso) or [{"binding": forms.BINDING_POST}])
+    context = _sso_context(request, connector, form, acs_formset, metadata_form)
+    return render(request, "console/connectors/sso.html", context, status=400)
+
+
+# --- Identity Management ------------------------------------------------------------------------
+
+
+@console_view(Capability.VIEW_CONNECTORS)
+def connector_identity(request: HttpRequest, slug: str) -> HttpResponse:
+    connector = connector_or_404(slug)
+    if not connector.has_provisioning:
+        raise Http404("This connector has no Identity Management.")
+    provisioning = connector.provisioning
+    form = forms.IdentityForm(
+        request.POST or None, initial=forms.IdentityForm.initial_from(provisioning), token_is_set=provisioning.token_set
+    )
+    status = 200
+    if request.method == "POST":
+        require_manage(request)
+        if form.is_valid():
+            try:
+                services.connector_update(actor=request.user, connector=connector, provisioning=form.service_changes())
+            except ValidationError as error:
+                forms.apply_service_errors(form, error, prefix="provisioning.")
+            except ApplicationError as error:
+                form.add_error(None, error.message)
+            else:
+                messages.success(request, "Identity Management settings saved.")
+                return after_save(request, connector, IDENTITY)
+        status = 400
+    context = {**layout_context(request, connector, "identity"), "form": form, "provisioning": provisioning}
+    return render(request, "console/connectors/identity.html", context, status=status)
+
+
+@console_view(Capability.MANAGE_CONNECTORS)
+def connector_test_connection(request: HttpRequest, slug: str) -> HttpResponse:
+    """ "Test connection": probe the URL and token being typed (else the stored ones), read-only."""
+    connector = connector_or_404(slug)
+    if not connector.has_provisioning:
+        raise Http404("This connector has no Identity Management.")
+    if request.method != "POST":
+        return HttpResponseRedirect(reverse("console:connector_identity", args=[slug]))
+    probe_form = forms.ProbeForm(request.POST)
+    probe_form.is_valid()
+    data = probe_form.cleaned_data if hasattr(probe_form, "cleaned_data") else {}
+    report = probe_connection(
+        connector,
+        base_url=(data.get("base_url") or "").strip() or None,
+        token=(data.get("token") or "").strip() or None,
+    )
+    audit_record(actor=request.user, action="provisioning.test_connection", target=connector, after={"ok": report.ok})
+    context = {"report": report, "tested_at": timezone.now()}
+    if request.htmx:
+        return render(request, "console/connectors/_probe_result.html", context)
+    provisioning = connector.provisioning
+    initial = forms.IdentityForm.initial_from(provisioning)
+    form = forms.IdentityForm(initial=initial, token_is_set=provisioning.token_set)
+    context.update(layout_context(request, connector, "identity"), form=form, provisioning=provisioning)
+    return render(request, "console/connectors/identity.html", context)
+
+
+# --- Attribute mapping --------------------------------------------------------------------------
+
+
+def _mapping_kinds(connector: Connector) -> list[str]:
+    kinds = []
+    if connector.has_provisioning:
+        kinds += [MappingKind.SCIM_USER, MappingKind.SCIM_GROUP]
+    if connector.has_sso:
+        kinds.append(MappingKind.SAML)
+    return kinds
+
+
+def template_default_rows(connector: Connector, kind: str) -> list[dict]:
+    """The catalog template's rows for `kind`; the seed's SCIM attributes when it has none."""
+    spec = get_template(connector.template)
+    rows = [
+        {"source": row.source, "target": row.target, "name_format": row.name_format}
+        for row in (spec.mappings if spec else ())
+        if row.kind == kind
+    ]
+    if not rows and kind == MappingKind.SCIM_USER:
+        rows = [{"source": s, "target": t, "name_format": ""} for s, t in SEED_SCIM_USER_MAPPINGS]
+    if not rows and kind == MappingKind.SCIM_GROUP:
+        rows = [{"source": s, "target": t, "name_format": ""} for s, t in SEED_SCIM_GROUP_MAPPINGS]
+    return rows
+
+
+def _mapping_table(connector: Connector, kind: str, formset=None) -> dict:
+    title, properties = forms.MAPPING_TABLES[kind]
+    if formset is None:
+        initial = forms.mapping_initial(selectors.mapping_list(connector, kind))
+        formset = forms.MappingFormSet(prefix=kind, initial=initial)
+    return {"kind": kind, "title": title, "properties": properties, "formset": formset, "saml": kind == "saml"}
+
+
+def _put_mapping_errors(formset, error: ValidationError, origins: list[int]) -> None:
+    other = []
+    for name, texts in error.message_dict.items():
+        parts = name.split(".")
+        if len(parts) == 3 and parts[0] == "rows" and parts[1].isdigit() and int(parts[1]) < len(origins):
+            row_form = formset.forms[origins[int(parts[1])]]
+            field = parts[2] if parts[2] in row_form.fields else None
+            for text in texts:
+                row_form.add_error(field, text)
+        else:
+            other.extend(texts)
+    if other:
+        formset._non_form_errors = formset.error_class(other)
+
+
+@console_view(Capability.VIEW_CONNECTORS)
+def connector_mappings(request: HttpRequest, slug: str) -> HttpResponse:
+    connector = connector_or_404(slug)
+    kinds = _mapping_kinds(connector)
+    if not kinds:
+        raise Http404("A bookmark sends no attributes.")
+    posted_kind, posted_formset, status = None, None, 200
+    if request.method == "POST":
+        require_manage(request)
+        posted_kind = request.POST.get("kind")
+        if posted_kind not in kinds:
+            raise Http404("No such mapping table.")
+        action = request.POST.get("action", "save")
+        formset = forms.MappingFormSet(request.POST, prefix=posted_kind)
+        if action == "reset":
+            try:
+                services.mappings_replace(
+                    actor=request.user,
+                    connector=connector,
+                    kind=posted_kind,
+                    rows=template_default_rows(connector, posted_kind),
+                )
+            except ValidationError as error:
+                messages.error(request, _service_error_message(error))
+            else:
+                messages.success(request, f"{forms.MAPPING_TABLES[posted_kind][0]} were reset to the defaults.")
+            return HttpResponseRedirect(request.get_full_path())
+        if action == "add":
+            rows = [
+                {key: request.POST.get(f"{posted_kind}-{n}-{key}", "") for key in ("source", "target", "name_format")}
+                for n in range(min(int(request.POST.get(f"{posted_kind}-TOTAL_FORMS") or 0), 199))
+                if not request.POST.get(f"{posted_kind}-{n}-DELETE")
+            ]
+            posted_formset = forms.MappingFormSet(prefix=posted_kind, initial=[*rows, {}])
+        elif formset.is_valid():
+            rows, origins = forms.mapping_rows(formset)
+            try:
+                services.mappings_replace(actor=request.user, connector=connector, kind=posted_kind, rows=rows)
+            except ValidationError as error:
+                _put_mapping_errors(formset, error, origins)
+                posted_formset, status = formset, 400
+            else:
+                messages.success(request, f"{forms.MAPPING_TABLES[posted_kind][0]} saved.")
+                return (
+                    after_save(request, connector, MAPPINGS)
+                    if in_wizard(request)
+                    else HttpResponseRedirect(request.get_full_path())
+                )
+        else:
+            posted_formset, status = formset, 400
+    tables = [_mapping_table(connector, kind, posted_formset if kind == posted_kind else None) for kind in kinds]
+    context = {**layout_context(request, connector, "mappings"), "tables": tables}
+    return render(request, "console/connectors/mappings.html", context, status=status)
+
+
+# --- Assignments --------------------------------------------------------------------------------
+
+
+@console_view(Capability.VIEW_CONNECTORS)
+def connector_assignments(request: HttpRequest, slug: str) -> HttpResponse:
+    connector = connector_or_404(slug)
+    search_form = forms.AssignmentSearchForm(request.GET)
+    query = search_form.cleaned_data["q"] if search_form.is_valid() else ""
+    found_users, found_groups = selectors.assignable_search(connector, query)
+    search_context = {"connector": connector, "query": query, "found_users": found_users, "found_groups": found_groups}
+    search_context["can_manage"] = has_capability(request.user, Capability.MANAGE_CONNECTORS)
+    search_context["wizard"] = in_wizard(request)
+    if request.htmx and request.method == "GET":
+        return render(request, "console/connectors/_assignment_search.html", search_context)
+    status = 200
+    if request.method == "POST":
+        require_manage(request)
+        add_form = forms.AssignmentAddForm(request.POST)
+        if add_form.is_valid():
+            user = get_object_or_404(User, pk=add_form.cleaned_data["user"]) if add_form.cleaned_data["user"] else None
+            group = (
+                get_object_or_404(Group, pk=add_form.cleaned_data["group"]) if add_form.cleaned_data["group"] else None
+            )
+            try:
+                services.assignment_create(actor=request.user, connector=connector, user=user, group=group)
+            except ValidationError as error:
+                messages.error(request, _service_error_message(error))
+                status = 400
+            else:
+                messages.success(request, f"{user.username if user else group.name} is now assigned.")
+                return HttpResponseRedirect(request.get_full_path())
+        else:
+            messages.error(request, "Choose a user or a group to assign.")
+            status = 400
+    assignments = selectors.assignment_list(connector).order_by("group__name", "user__username", "id")
+    page = Paginator(assignments, settings.CONSOLE_PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {
+        **layout_context(request, connector, "assignments"),
+        **search_context,
+        "search_form": search_form,
+        "page_obj": page,
+        "assignments": page.object_list,
+        "users_in_scope": selectors.users_in_scope(connector).count(),
+    }
+    return render(request, "console/connectors/assignments.html", context, status=status)
+
+
+@console_view(Capability.MANAGE_CONNECTORS)
+def connector_assignment_remove(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    connector = connector_or_404(slug)
+    assignment = get_object_or_404(Assignment.objects.select_related("user", "group"), pk=pk, connector=connector)
+    target = reverse("console:connector_assignments", args=[slug])
+    if request.method != "POST":
+        return HttpResponseRedirect(target)
+    name = assignment.user.username if assignment.user else assignment.group.name
+    services.assignment_delete(actor=request.user, assignment=assignment)
+    messages.success(request, f"{name} is no longer assigned; whoever lost access is deprovisioned from the app.")
+    return HttpResponseRedirect(f"{target}?wizard=1" if in_wizard(request) else target)
+
+
+# --- Activation and deletion --------------------------------------------------------------------
+
+
+@console_view(Capability.VIEW_CONNECTORS)
+def connector_activate(request: HttpRequest, slug: str) -> HttpResponse:
+    connector = connector_or_404(slug)
+    checks = connector_checks(connector)
+    blocking = [check for check in checks if check.blocks_activation]
+    status = 200
+    if request.method == "POST":
+        require_manage(request)
+        enable = request.POST.get("action") == "activate"
+        if enable and blocking:
+            messages.error(request, "Fix the problems marked below before activating the connector.")
+            status = 400
+        else:
+            try:
+                services.connector_update(actor=request.user, connector=connector, enabled=enable)
+            except (ValidationError, ApplicationError) as error:
+                messages.error(request, _service_error_message(error))
+                status = 400
+            else:
+                if enable:
+                    messages.success(request, f"{connector.name} is active: assigned users can use it.")
+                else:
+                    messages.success(request, f"{connector.name} is deactivated: nobody can sign in to it.")
+                return HttpResponseRedirect(reverse("console:connector_detail", args=[slug]))
+    context = {**layout_context(request, connector, "activate"), "checks": checks, "blocking": blocking}
+    return render(request, "console/connectors/activate.html", context, status=status)
+
+
+@console_view(Capability.MANAGE_CONNECTORS)
+def connector_delete(request: HttpRequest, slug: str) -> HttpResponse:
+    """GET says exactly what goes; POST deletes."""
+    connector = connector_or_404(slug)
+    if request.method == "POST":
+        name = connector.name
+        services.connector_delete(actor=request.user, connector=connector)
+        messages.success(request, f"{name} was deleted.")
+        return HttpResponseRedirect(reverse("console:connector_list"))
+    linked = connector.remote_objects.exclude(remote_id="").count() if connector.has_provisioning else 0
+    context = {
+        "nav": "connectors",
+        "connector": connector,
+        "assignment_count": connector.assignments.count(),
+        "linked_count": linked,
+        "mapping_count": connector.mappings.count(),
+    }
+    return render(request, "console/connectors/delete.html", context)
+
+
+urlpatterns = [
+    path("", connector_list, name="connector_list"),
+    path("catalog/", connector_catalog, name="connector_catalog"),
+    path("new/<slug:template>/", connector_create, name="connector_create"),
+    path("<slug:slug>/", connector_detail, name="connector_detail"),
+    path("<slug:slug>/general/", connector_general, name="connector_general"),
+    path("<slug:slug>/sso/", connector_sso, name="connector_sso"),
+    path("<slug:slug>/sso/metadata/", connector_sp_metadata, name="connector_sp_metadata"),
+    path("<slug:slug>/identity/", connector_identity, name="connector_identity"),
+    path("<slug:slug>/identity/test/", connector_test_connection, name="connector_test_connection"),
+    path("<slug:slug>/mappings/", connector_mappings, name="connector_mappings"),
+    path("<slug:slug>/assignments/", connector_assignments, name="connector_assignments"),
+    path("<slug:slug>/assignments/<int:pk>/remove/", connector_assignment_remove, name="connector_assignment_remove"),
+    path("<slug:slug>/activate/", connector_activate, name="connector_activate"),
+    path("<slug:slug>/delete/", connector_delete, name="connector_delete"),
+]

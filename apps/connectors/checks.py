@@ -1,0 +1,215 @@
+"""Consistency checks on a connector: settings that each pass validation but together go wrong.
+
+Each check returns warnings in plain words, shown on the connector's overview and before it is
+activated. Reads only: a check never generates a key or changes a row.
+"""
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db.models import Q
+from django.utils import timezone
+
+from apps.connectors.models import Connector, MappingKind, NameIdProperty, SignatureAlgorithm
+from apps.connectors.selectors import users_in_scope
+
+KEY_EXPIRY_WARNING_DAYS = 60
+
+# Which mapping source gives the same value as each NameID source property.
+_NAMEID_SOURCES = {
+    NameIdProperty.USERNAME: "username",
+    NameIdProperty.EMAIL: "email",
+    NameIdProperty.ID: "id",
+    NameIdProperty.EMPLOYEE_ID: "employee_id",
+}
+
+
+class Level:
+    ERROR = "error"  # sign-in or provisioning cannot work: activation waits until it is fixed
+    WARNING = "warning"  # works, but will hurt someone later
+    INFO = "info"
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    code: str
+    level: str
+    message: str
+    tab: str = ""  # the connector tab where it is fixed
+
+    @property
+    def blocks_activation(self) -> bool:
+        return self.level == Level.ERROR
+
+
+def _nameid_vs_scim(connector: Connector) -> list[CheckResult]:
+    if not (connector.has_sso and connector.has_provisioning):
+        return []
+    sso = connector.sso
+    nameid_source = _NAMEID_SOURCES.get(sso.nameid_property)
+    sources = {
+        mapping.target.strip().lower(): mapping.source.strip()
+        for mapping in connector.mappings.filter(kind=MappingKind.SCIM_USER).filter(
+            Q(target__iexact="userName") | Q(target__iexact="externalId")
+        )
+    }
+    user_name, external_id = sources.get("username"), sources.get("externalid")
+    if nameid_source is None or user_name is None or nameid_source in (user_name, external_id):
+        return []
+    nameid_label = NameIdProperty(sso.nameid_property).label.lower()
+    return [
+        CheckResult(
+            "nameid_scim_mismatch",
+            Level.WARNING,
+            f"Sign-in identifies people by their {nameid_label} (SAML NameID), but provisioning creates their "
+            f"account with userName = {user_name}"
+            + (f" and externalId = {external_id}" if external_id else "")
+            + ". The app cannot tell that the two are the same person: when a value changes, it may create a "
+            "second account. Use the same property for the NameID and for userName (or externalId).",
+            "sso",
+        )
+    ]
+
+
+def _signing_key_expiry(connector: Connector) -> list[CheckResult]:
+    if not connector.has_sso:
+        return []
+    from apps.saml_idp.models import ConnectorSigningKey, KeyScope, KeyStatus, SigningKey
+
+    override = ConnectorSigningKey.objects.filter(connector_id=connector.pk).values("key_id")
+    keys = {
+        key.scope: key
+        for key in SigningKey.objects.filter(
+            Q(scope=KeyScope.PORTAL, status=KeyStatus.ACTIVE) | Q(scope=KeyScope.CONNECTOR, pk__in=override)
+        ).only("scope", "not_after")
+    }
+    key = keys.get(KeyScope.CONNECTOR) or keys.get(KeyScope.PORTAL)
+    if key is None:
+        return []  # the portal generates its first key when it is first needed
+    whose = "This connector's own signing key" if key.scope == KeyScope.CONNECTOR else "The portal's signing key"
+    left = key.not_after - timezone.now()
+    if left <= timedelta(0):
+        return [
+            CheckResult(
+                "signing_key_expired",
+                Level.ERROR,
+                f"{whose} expired on {key.not_after:%Y-%m-%d}: apps that check certificate dates refuse sign-ins. "
+                "Rotate the key.",
+                "sso",
+            )
+        ]
+    if left <= timedelta(days=KEY_EXPIRY_WARNING_DAYS):
+        return [
+            CheckResult(
+                "signing_key_expiring",
+                Level.WARNING,
+                f"{whose} expires on {key.not_after:%Y-%m-%d} ({left.days} days from now). Create the next key, "
+                "let the app pick it up from the metadata, then rotate.",
+                "sso",
+            )
+        ]
+    return []
+
+
+def _sso_settings(connector: Connector) -> list[CheckResult]:
+    if not connector.has_sso:
+        return []
+    sso = connector.sso
+    results = []
+    if not sso.sp_entity_id or not sso.acs_urls:
+        missing = " and ".join(
+            name for name, value in (("SP entity ID", sso.sp_entity_id), ("ACS URL", sso.acs_urls)) if not value
+        )
+        results.append(
+            CheckResult(
+                "sso_incomplete",
+                Level.ERROR,
+                f"Single sign-on has no {missing} yet: upload the app's SP metadata or fill them in.",
+                "sso",
+            )
+        )
+    if sso.signature_algorithm == SignatureAlgorithm.RSA_SHA1 or sso.allow_sha1:
+        results.append(
+            CheckResult(
+                "sha1_allowed",
+                Level.WARNING,
+                "SHA-1 signatures are allowed for this app. SHA-1 is broken: use RSA-SHA256 unless the app accepts "
+                "nothing else.",
+                "sso",
+            )
+        )
+    return results
+
+
+def _assignments(connector: Connector) -> list[CheckResult]:
+    if not users_in_scope(connector).exists():
+        what = "sign in to" if connector.has_sso else ("be provisioned to" if connector.has_provisioning else "see")
+        return [
+            CheckResult(
+                "no_users_assigned",
+                Level.WARNING,
+                f"No user is assigned (directly or through a group), so nobody can {what} this app.",
+                "assignments",
+            )
+        ]
+    return []
+
+
+def _provisioning(connector: Connector) -> list[CheckResult]:
+    if not connector.has_provisioning:
+        return []
+    provisioning = connector.provisioning
+    if not provisioning.enabled:
+        return [
+            CheckResult(
+                "im_off",
+                Level.INFO,
+                "Identity Management is off: users are not created, updated or deactivated in the app.",
+                "identity",
+            )
+        ]
+    results = []
+    if not provisioning.base_url:
+        results.append(CheckResult("im_no_url", Level.ERROR, "Identity Management has no SCIM base URL.", "identity"))
+    if not provisioning.token_set:
+        results.append(
+            CheckResult(
+                "im_no_token",
+                Level.ERROR,
+                "Identity Management is on but no bearer token is set: every request would be refused.",
+                "identity",
+            )
+        )
+    if not provisioning.operations:
+        results.append(
+            CheckResult(
+                "im_no_operations",
+                Level.WARNING,
+                "Identity Management is on but every operation is off: nothing is sent to the app.",
+                "identity",
+            )
+        )
+    if provisioning.paused:
+        reason = f" ({provisioning.paused_reason})" if provisioning.paused_reason else ""
+        results.append(
+            CheckResult(
+                "im_paused",
+                Level.WARNING,
+                f"Provisioning is paused{reason}: changes wait until it is resumed.",
+                "provisioning",
+            )
+        )
+    return results
+
+
+def connector_checks(connector: Connector) -> list[CheckResult]:
+    """Every warning for the connector, errors first."""
+    results = [
+        *_sso_settings(connector),
+        *_nameid_vs_scim(connector),
+        *_signing_key_expiry(connector),
+        *_provisioning(connector),
+        *_assignments(connector),
+    ]
+    order = {Level.ERROR: 0, Level.WARNING: 1, Level.INFO: 2}
+    return sorted(results, key=lambda result: order[result.level])
