@@ -7,7 +7,12 @@ class PortalConfig(AppConfig):
 
     def ready(self) -> None:
         from axes.signals import user_locked_out
+        from django.core.signals import request_finished, request_started
 
+        from apps.portal import policy
         from apps.portal.signals import audit_lockout
 
         user_locked_out.connect(audit_lockout, dispatch_uid="portal.audit_lockout")
+        # The sign-in policy is read at most once per request (apps.portal.policy).
+        request_started.connect(policy.request_started, dispatch_uid="portal.policy_request_started")
+        request_finished.connect(policy.request_finished, dispatch_uid="portal.policy_request_finished")

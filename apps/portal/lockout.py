@@ -34,11 +34,6 @@ def lockout_response(
     request: HttpRequest, original_response: HttpResponse | None, credentials: Any = None
 ) -> HttpResponse:
     """The page a locked-out client gets instead of the sign-in form (HTTP 429)."""
-    from django.conf import settings
+    from apps.portal.policy import lockout_cooloff_text
 
-    return render(
-        request,
-        "portal/locked.html",
-        {"cooloff_hours": settings.AXES_COOLOFF_TIME},
-        status=429,
-    )
+    return render(request, "portal/locked.html", {"cooloff": lockout_cooloff_text()}, status=429)

@@ -29,6 +29,7 @@ from django.contrib.auth import logout
 from django.http import HttpRequest, HttpResponse
 
 from apps.portal import services
+from apps.portal.policy import sign_in_policy
 
 _AUTO_POST_HANDLER = "document.forms[0].submit()"
 _INLINE_SCRIPT = re.compile(rb"<script>(.*?)</script>", re.DOTALL)
@@ -99,8 +100,8 @@ class SecurityHeadersMiddleware:
 
 
 class SessionIdleTimeoutMiddleware:
-    """Sign out a portal session idle for PORTAL_SESSION_IDLE_SECONDS, or signed in longer ago
-    than SESSION_COOKIE_AGE.
+    """Sign out a portal session idle for longer than the sign-in policy's idle timeout, or signed
+    in longer ago than its session lifetime (defaults: PORTAL_SESSION_IDLE_SECONDS, SESSION_COOKIE_AGE).
 
     Django renews a session cookie's expiry whenever the session is saved, so the cookie alone
     would let an active session live for ever; the sign-in time stored in the session bounds it.
@@ -118,10 +119,8 @@ class SessionIdleTimeoutMiddleware:
             now = int(time.time())
             last_seen = session[services.LAST_SEEN_KEY]
             signed_in_at = session.get(services.SIGNED_IN_AT_KEY, now)
-            if (
-                now - last_seen > settings.PORTAL_SESSION_IDLE_SECONDS
-                or now - signed_in_at > settings.SESSION_COOKIE_AGE
-            ):
+            policy = sign_in_policy()
+            if now - last_seen > policy.session_idle_seconds or now - signed_in_at > policy.session_lifetime_seconds:
                 services.forget_session(session.session_key or "")
                 logout(request)
             elif now - last_seen >= self._RESOLUTION_SECONDS:

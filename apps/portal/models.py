@@ -44,3 +44,31 @@ class WebAuthnCredential(Device):
 
     def verify_token(self, token: object) -> bool:
         return False
+
+
+class SignInPolicy(models.Model):
+    """The password and session policy, edited at runtime in the console's Settings.
+
+    One row at most (id 1). Until an admin saves it, the policy is the deployment's settings
+    (`apps.portal.selectors.sign_in_policy` reads either). Durations are in seconds.
+    """
+
+    SINGLETON_ID = 1
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=SINGLETON_ID, editable=False)
+    password_min_length = models.PositiveSmallIntegerField()
+    mfa_required = models.BooleanField(help_text="Everyone needs a second factor, not only staff.")
+    session_idle_seconds = models.PositiveIntegerField()
+    session_lifetime_seconds = models.PositiveIntegerField(help_text="From sign-in, however active the session.")
+    lockout_failure_limit = models.PositiveSmallIntegerField()
+    # 0 keeps a lockout until an admin lifts it.
+    lockout_cooloff_seconds = models.PositiveIntegerField()
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "sign-in policy"
+        verbose_name_plural = "sign-in policy"
+        constraints = [models.CheckConstraint(condition=models.Q(id=1), name="portal_signinpolicy_singleton")]
+
+    def __str__(self) -> str:
+        return "sign-in policy"

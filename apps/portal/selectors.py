@@ -3,7 +3,6 @@
 import datetime
 from dataclasses import dataclass
 
-from django.conf import settings
 from django.db.models import Q
 from django.templatetags.static import static
 from django.urls import reverse
@@ -15,6 +14,7 @@ from apps.connectors.models import Connector, ConnectorKind
 from apps.connectors.selectors import connectors_for_user
 from apps.directory.models import User
 from apps.portal.models import PortalSession, WebAuthnCredential
+from apps.portal.policy import sign_in_policy
 
 # Above this many tiles the launchpad shows its search box.
 SEARCH_THRESHOLD = 8
@@ -86,6 +86,6 @@ def mfa_summary(user: User) -> MfaSummary:
 
 
 def user_sessions(user: User) -> list[PortalSession]:
-    """The user's portal sessions that can still be alive (younger than SESSION_COOKIE_AGE)."""
-    oldest = timezone.now() - datetime.timedelta(seconds=settings.SESSION_COOKIE_AGE)
+    """The user's portal sessions that can still be alive (younger than the policy's session lifetime)."""
+    oldest = timezone.now() - datetime.timedelta(seconds=sign_in_policy().session_lifetime_seconds)
     return list(PortalSession.objects.filter(user=user, created__gte=oldest).order_by("-created")[:50])

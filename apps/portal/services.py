@@ -14,11 +14,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from axes.handlers.proxy import AxesProxyHandler
+from axes.helpers import get_failure_limit
 from axes.utils import reset as axes_reset
 from django.conf import settings
 from django.contrib.auth import authenticate, login, logout, password_validation
 from django.contrib.auth.signals import user_login_failed
 from django.contrib.sessions.backends.base import SessionBase
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import HttpRequest
 from django.urls import reverse
@@ -35,12 +37,13 @@ from apps.directory.models import User
 from apps.portal import passkeys
 from apps.portal.backends import REFUSAL_ATTRIBUTE
 from apps.portal.lockout import attempted_username
-from apps.portal.models import PortalSession, WebAuthnCredential
+from apps.portal.models import PortalSession, SignInPolicy, WebAuthnCredential
+from apps.portal.policy import POLICY_FIELDS, SignInPolicyValues, forget_policy, policy_defaults, sign_in_policy
 
 PENDING_KEY = "portal_pending_sign_in"
 # When this session last did something; the idle timeout reads it (apps.portal.middleware).
 LAST_SEEN_KEY = "portal_last_seen"
-# When this session was signed in; bounds its whole life to SESSION_COOKIE_AGE.
+# When this session was signed in; bounds its whole life to the policy's session lifetime.
 SIGNED_IN_AT_KEY = "portal_signed_in_at"
 # How this session was signed in ("password", "password+totp", "saml:<slug>+totp", ...).
 METHOD_KEY = "portal_sign_in_method"
@@ -159,7 +162,7 @@ def user_has_second_factor(user: User) -> bool:
 
 
 def _mfa_required(user: User) -> bool:
-    return settings.PORTAL_MFA_REQUIRED
+    return sign_in_policy().mfa_required
 
 
 def first_factor_passed(request: HttpRequest, user: User, *, backend: str, method: str, next_url: str) -> str:
@@ -208,7 +211,7 @@ def pending_sign_in_cancel(request: HttpRequest) -> None:
 
 
 def _oldest_live_session() -> datetime.datetime:
-    return timezone.now() - datetime.timedelta(seconds=settings.SESSION_COOKIE_AGE)
+    return timezone.now() - datetime.timedelta(seconds=sign_in_policy().session_lifetime_seconds)
 
 
 def complete_sign_in(request: HttpRequest, user: User, *, backend: str, method: str, device: Any | None = None) -> None:
@@ -219,6 +222,9 @@ def complete_sign_in(request: HttpRequest, user: User, *, backend: str, method: 
         otp_login(request, device)
     request.session[METHOD_KEY] = method
     request.session[LAST_SEEN_KEY] = request.session[SIGNED_IN_AT_KEY] = int(time.time())
+    # The cookie lives as long as the policy's lifetime (not SESSION_COOKIE_AGE, its default);
+    # SessionIdleTimeoutMiddleware ends the session at that age from sign-in whatever the cookie says.
+    request.session.set_expiry(sign_in_policy().session_lifetime_seconds)
     if not request.session.session_key:
         request.session.save()
     with transaction.atomic():
@@ -541,7 +547,7 @@ def record_lockout(*, request: HttpRequest | None, username: str | None, ip_addr
             action="portal.lockout",
             target=user,
             target_label="" if user else (username or ip_address or "")[:150],
-            after={"username": username, "ip": ip_address, "limit": settings.AXES_FAILURE_LIMIT},
+            after={"username": username, "ip": ip_address, "limit": get_failure_limit(request, {"username": username})},
             actor_label="axes",
         )
 
@@ -580,3 +586,62 @@ def confirm_identity(request: HttpRequest, *, secret: str) -> None:
     request.session[REAUTH_AT_KEY] = int(time.time())
     with transaction.atomic():
         audit_record(actor=user, action="portal.reauth.success", target=user)
+
+
+# --- The sign-in policy (console Settings) ---------------------------------------------------
+
+# What an admin may set: wide enough for any sane deployment, narrow enough that a slip of the
+# keyboard cannot switch protection off (a 1-character password, a lockout after 1000 tries).
+POLICY_LIMITS: dict[str, tuple[int, int]] = {
+    "password_min_length": (8, 128),
+    "session_idle_seconds": (5 * 60, 7 * 24 * 3600),
+    "session_lifetime_seconds": (15 * 60, 30 * 24 * 3600),
+    "lockout_failure_limit": (3, 100),
+    "lockout_cooloff_seconds": (0, 30 * 24 * 3600),
+}
+
+
+def _validate_policy(values: SignInPolicyValues) -> None:
+    errors: dict[str, list[str]] = {}
+    for name, (low, high) in POLICY_LIMITS.items():
+        value = getattr(values, name)
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            errors[name] = [f"Choose a value between {low} and {high}."]
+    if 0 < values.lockout_cooloff_seconds < 60:
+        errors.setdefault("lockout_cooloff_seconds", ["A cool-off lasts one minute at least (0: until unlocked)."])
+    if not errors.keys() & {"session_idle_seconds", "session_lifetime_seconds"} and (
+        values.session_idle_seconds > values.session_lifetime_seconds
+    ):
+        errors["session_idle_seconds"] = ["The idle timeout cannot be longer than the session lifetime."]
+    if errors:
+        raise ValidationError(errors)
+
+
+def sign_in_policy_update(*, actor: User | None, **changes: Any) -> SignInPolicyValues:
+    """Change the password and session policy; it applies from the next request on, everywhere.
+
+    Sessions already open are measured against the new idle timeout and lifetime at their next
+    request; passwords already set are not checked again.
+    """
+    unknown = set(changes) - set(POLICY_FIELDS)
+    if unknown:
+        raise ApplicationError(f"Unknown policy fields: {', '.join(sorted(unknown))}.", code="unknown_field")
+    with transaction.atomic():
+        row = SignInPolicy.objects.select_for_update().filter(pk=SignInPolicy.SINGLETON_ID).first()
+        before = (
+            SignInPolicyValues(**{name: getattr(row, name) for name in POLICY_FIELDS}) if row else policy_defaults()
+        )
+        after = SignInPolicyValues(**{**before.as_dict(), **changes})
+        _validate_policy(after)
+        SignInPolicy.objects.update_or_create(pk=SignInPolicy.SINGLETON_ID, defaults=after.as_dict())
+        changed = [name for name in POLICY_FIELDS if getattr(before, name) != getattr(after, name)]
+        if changed:
+            audit_record(
+                actor=actor,
+                action="portal.policy.update",
+                target_label="sign-in policy",
+                before={name: getattr(before, name) for name in changed},
+                after={name: getattr(after, name) for name in changed},
+            )
+    forget_policy()
+    return after

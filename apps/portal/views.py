@@ -25,6 +25,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from apps.portal import passkeys, selectors, services, slo
 from apps.portal.forms import CodeForm, PortalPasswordResetForm, SignInForm
 from apps.portal.middleware import allow_frames_and_forms
+from apps.portal.policy import sign_in_policy
 from apps.saml_idp.session import AUTH_TIME_KEY
 from apps.saml_sp.models import UpstreamIdentityProvider
 from apps.saml_sp.selectors import enabled_upstreams, enforced_upstream
@@ -277,7 +278,7 @@ def profile(request: HttpRequest) -> HttpResponse:
         "mfa": selectors.mfa_summary(request.user),
         "sessions": selectors.user_sessions(request.user),
         "current_session": request.session.session_key,
-        "mfa_required": settings.PORTAL_MFA_REQUIRED or request.user.is_staff,
+        "mfa_required": sign_in_policy().mfa_required or request.user.is_staff,
     }
     return render(request, "portal/profile.html", context)
 

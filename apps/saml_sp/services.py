@@ -172,6 +172,15 @@ def upstream_update(*, actor: Actor, upstream: UpstreamIdentityProvider, **chang
     return upstream
 
 
+@transaction.atomic
+def upstream_delete(*, actor: Actor, upstream: UpstreamIdentityProvider) -> None:
+    """Remove an upstream IdP: its sign-in button and SP URLs go; accounts it created stay."""
+    snapshot = _snapshot(upstream)
+    label = str(upstream)
+    audit_record(actor=actor, action="saml_sp.upstream.delete", target=upstream, target_label=label, before=snapshot)
+    upstream.delete()
+
+
 def upstream_refresh_metadata(*, actor: Actor, upstream: UpstreamIdentityProvider) -> UpstreamIdentityProvider:
     if not upstream.metadata_url:
         raise ValidationError({"metadata_url": ["This IdP's metadata was given as XML; there is nothing to fetch."]})

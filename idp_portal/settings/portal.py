@@ -3,6 +3,10 @@
 from idp_portal.settings.base import SESSION_COOKIE_SECURE
 from idp_portal.settings.env import env_bool, env_int, env_str
 
+# The sign-in policy (minimum password length, MFA for everyone, session lifetimes, lockout) is
+# edited at runtime in the console's Settings (apps.portal.models.SignInPolicy); the values here
+# are its defaults until an admin saves it.
+
 # --- Second factor --------------------------------------------------------------------------
 # Everyone must have a second factor (those without one enrol right after their password).
 # Staff always need one before any staff page (apps.portal.decorators.staff_mfa_required).
@@ -27,7 +31,9 @@ PASSWORD_RESET_TIMEOUT = env_int("PASSWORD_RESET_TIMEOUT", 3600)
 # --- Brute-force protection (django-axes) ---------------------------------------------------
 AXES_ENABLED = env_bool("AXES_ENABLED", True)
 AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
-AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
+PORTAL_LOCKOUT_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
+# Read from the sign-in policy on each attempt, so a change in the console applies at once.
+AXES_FAILURE_LIMIT = "apps.portal.policy.lockout_failure_limit"
 # Either parameter alone locks: many passwords against one account from anywhere, or many
 # accounts tried from one address.
 AXES_LOCKOUT_PARAMETERS = [["username"], ["ip_address"]]
@@ -38,8 +44,8 @@ AXES_CLIENT_IP_CALLABLE = "apps.audit.middleware.client_ip"
 AXES_USERNAME_CALLABLE = "apps.portal.lockout.attempted_username"
 AXES_LOCKOUT_CALLABLE = "apps.portal.lockout.lockout_response"
 # Hours until a lockout lifts by itself; 0 keeps it until an admin unlocks.
-_axes_cooloff_hours = env_int("AXES_COOLOFF_HOURS", 1)
-AXES_COOLOFF_TIME = _axes_cooloff_hours or None
+PORTAL_LOCKOUT_COOLOFF_SECONDS = env_int("AXES_COOLOFF_HOURS", 1) * 3600
+AXES_COOLOFF_TIME = "apps.portal.policy.lockout_cool_off"
 AXES_RESET_ON_SUCCESS = True
 AXES_ENABLE_ADMIN = False
 # Never write what was typed in the password field to the attempt log.

@@ -1,3 +1,118 @@
-"""Console pages: settings (in progress)."""
+"""Settings (super-admins): delegated login to upstream IdPs, and the password and session policy.
 
-urlpatterns: list = []
+Every page here is sensitive: the password or a code again when the sign-in is older than
+CONSOLE_REAUTH_SECONDS, because these settings decide how everyone else signs in.
+"""
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, render
+from django.urls import path, reverse
+
+from apps.common.errors import ApplicationError
+from apps.console.decorators import console_view
+from apps.console.forms.settings import SignInPolicyForm, UpstreamForm
+from apps.console.permissions import Capability
+from apps.portal.policy import policy_is_saved, sign_in_policy
+from apps.portal.services import sign_in_policy_update
+from apps.saml_sp import services as upstreams
+from apps.saml_sp.conf import sp_urls
+from apps.saml_sp.models import UpstreamIdentityProvider
+
+# Service field -> form field, where they differ.
+_UPSTREAM_FORM_FIELDS = {"metadata_xml": "metadata_file"}
+
+
+def _add_errors(form, error: ApplicationError | ValidationError, field_for) -> None:
+    if isinstance(error, ApplicationError):
+        form.add_error(None, error.message)
+        return
+    for field, messages_ in getattr(error, "message_dict", {"__all__": error.messages}).items():
+        target = field_for(field)
+        form.add_error(target if target in form.fields else None, messages_)
+
+
+def _upstream_rows() -> list[dict]:
+    return [{"upstream": upstream, "urls": sp_urls(upstream)} for upstream in UpstreamIdentityProvider.objects.all()]
+
+
+@console_view(Capability.MANAGE_SETTINGS, sensitive=True)
+def settings_overview(request: HttpRequest) -> HttpResponse:
+    """The overview; a POST saves the password and session policy."""
+    policy = sign_in_policy()
+    form = SignInPolicyForm(request.POST or None, initial=SignInPolicyForm.initial_from(policy))
+    if request.method == "POST" and form.is_valid():
+        try:
+            sign_in_policy_update(actor=request.user, **form.policy_changes())
+        except (ApplicationError, ValidationError) as error:
+            _add_errors(form, error, SignInPolicyForm.form_field_for)
+        else:
+            messages.success(request, "Password and session policy saved. It applies from the next request on.")
+            return HttpResponseRedirect(reverse("console:settings"))
+    context = {
+        "nav": "settings",
+        "policy_form": form,
+        "policy_is_default": not policy_is_saved(),
+        "upstreams": _upstream_rows(),
+    }
+    return render(request, "console/settings/overview.html", context, status=400 if form.errors else 200)
+
+
+@console_view(Capability.MANAGE_SETTINGS, sensitive=True)
+def upstream_create(request: HttpRequest) -> HttpResponse:
+    form = UpstreamForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        changes = form.changes()
+        try:
+            upstream = upstreams.upstream_create(actor=request.user, **changes)
+        except (ApplicationError, ValidationError) as error:
+            _add_errors(form, error, lambda field: _UPSTREAM_FORM_FIELDS.get(field, field))
+        else:
+            messages.success(
+                request,
+                f"{upstream.name} added. Give it the SP metadata URL below so that it trusts the portal.",
+            )
+            return HttpResponseRedirect(reverse("console:settings_upstream_edit", args=[upstream.pk]))
+    context = {"nav": "settings", "form": form, "upstream": None}
+    return render(request, "console/settings/upstream_form.html", context, status=400 if form.errors else 200)
+
+
+@console_view(Capability.MANAGE_SETTINGS, sensitive=True)
+def upstream_edit(request: HttpRequest, pk) -> HttpResponse:
+    upstream = get_object_or_404(UpstreamIdentityProvider, pk=pk)
+    form = UpstreamForm(request.POST or None, request.FILES or None, upstream=upstream)
+    if request.method == "POST" and form.is_valid():
+        changes = form.changes()
+        try:
+            if changes:
+                upstreams.upstream_update(actor=request.user, upstream=upstream, **changes)
+        except (ApplicationError, ValidationError) as error:
+            # The row was changed in memory before validation failed: show the stored state.
+            upstream.refresh_from_db()
+            _add_errors(form, error, lambda field: _UPSTREAM_FORM_FIELDS.get(field, field))
+        else:
+            messages.success(request, f"{upstream.name} saved." if changes else "Nothing changed.")
+            return HttpResponseRedirect(reverse("console:settings_upstream_edit", args=[upstream.pk]))
+    context = {"nav": "settings", "form": form, "upstream": upstream, "urls": sp_urls(upstream)}
+    return render(request, "console/settings/upstream_form.html", context, status=400 if form.errors else 200)
+
+
+@console_view(Capability.MANAGE_SETTINGS, sensitive=True)
+def upstream_delete(request: HttpRequest, pk) -> HttpResponse:
+    upstream = get_object_or_404(UpstreamIdentityProvider, pk=pk)
+    if request.method == "POST":
+        name = upstream.name
+        upstreams.upstream_delete(actor=request.user, upstream=upstream)
+        messages.success(request, f"{name} removed: its sign-in button and SP URLs no longer work.")
+        return HttpResponseRedirect(reverse("console:settings"))
+    context = {"nav": "settings", "upstream": upstream, "urls": sp_urls(upstream)}
+    return render(request, "console/settings/upstream_delete.html", context)
+
+
+urlpatterns = [
+    path("", settings_overview, name="settings"),
+    path("upstreams/new/", upstream_create, name="settings_upstream_create"),
+    path("upstreams/<uuid:pk>/", upstream_edit, name="settings_upstream_edit"),
+    path("upstreams/<uuid:pk>/delete/", upstream_delete, name="settings_upstream_delete"),
+]

@@ -1,0 +1,132 @@
+"""The sign-in policy as the code that enforces it reads it: password length, MFA for everyone,
+session lifetimes and lockout, editable at runtime (console Settings, `SignInPolicy`).
+
+Read once per request at most: the value is kept for the rest of the request that first needs
+it (a context variable reset when each request starts and ends), never in a per-process cache
+that other workers would not see invalidated. Outside a request (Celery, management commands)
+every read goes to the database. Until an admin saves the policy, it is the deployment's
+settings, read at the time of the call.
+"""
+
+from contextvars import ContextVar
+from dataclasses import asdict, dataclass, fields
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest
+
+from apps.portal.models import SignInPolicy
+
+# A lockout that only an admin lifts (cool-off 0) is, to django-axes, one that lasts a century:
+# its callable setting has no value for "for ever".
+_UNTIL_UNLOCKED = timedelta(days=36500)
+
+
+@dataclass(frozen=True)
+class SignInPolicyValues:
+    password_min_length: int
+    mfa_required: bool
+    session_idle_seconds: int
+    session_lifetime_seconds: int
+    lockout_failure_limit: int
+    lockout_cooloff_seconds: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+POLICY_FIELDS = tuple(field.name for field in fields(SignInPolicyValues))
+
+
+def policy_defaults() -> SignInPolicyValues:
+    """The policy the deployment's settings describe (used until an admin saves one)."""
+    return SignInPolicyValues(
+        password_min_length=settings.PASSWORD_MIN_LENGTH,
+        mfa_required=settings.PORTAL_MFA_REQUIRED,
+        session_idle_seconds=settings.PORTAL_SESSION_IDLE_SECONDS,
+        session_lifetime_seconds=settings.SESSION_COOKIE_AGE,
+        lockout_failure_limit=settings.PORTAL_LOCKOUT_FAILURE_LIMIT,
+        lockout_cooloff_seconds=settings.PORTAL_LOCKOUT_COOLOFF_SECONDS,
+    )
+
+
+_in_request: ContextVar[bool] = ContextVar("sign_in_policy_in_request", default=False)
+_memo: ContextVar[SignInPolicyValues | None] = ContextVar("sign_in_policy_memo", default=None)
+
+
+def request_started(**kwargs: Any) -> None:
+    """`request_started` receiver: a new request reads the policy afresh (once)."""
+    _in_request.set(True)
+    _memo.set(None)
+
+
+def request_finished(**kwargs: Any) -> None:
+    _in_request.set(False)
+    _memo.set(None)
+
+
+def forget_policy() -> None:
+    """After a change: the rest of this request reads the new policy."""
+    _memo.set(None)
+
+
+def sign_in_policy() -> SignInPolicyValues:
+    """The policy in force: the saved row, or the settings' defaults when there is none."""
+    memo = _memo.get()
+    if memo is not None:
+        return memo
+    row = SignInPolicy.objects.filter(pk=SignInPolicy.SINGLETON_ID).values(*POLICY_FIELDS).first()
+    values = SignInPolicyValues(**row) if row else policy_defaults()
+    if _in_request.get():
+        _memo.set(values)
+    return values
+
+
+def policy_is_saved() -> bool:
+    """Has an admin saved the policy (or is it still the settings' defaults)?"""
+    return SignInPolicy.objects.filter(pk=SignInPolicy.SINGLETON_ID).exists()
+
+
+# --- django-axes callables (AXES_FAILURE_LIMIT, AXES_COOLOFF_TIME) ----------------------------
+
+
+def lockout_failure_limit(request: HttpRequest | None = None, credentials: Any = None) -> int:
+    return sign_in_policy().lockout_failure_limit
+
+
+def lockout_cool_off(request: HttpRequest | None = None) -> timedelta:
+    seconds = sign_in_policy().lockout_cooloff_seconds
+    return timedelta(seconds=seconds) if seconds else _UNTIL_UNLOCKED
+
+
+def lockout_cooloff_text() -> str:
+    """How long a lockout lasts, in words ("1 hour", "30 minutes"); empty when only an admin lifts it."""
+    seconds = sign_in_policy().lockout_cooloff_seconds
+    if not seconds:
+        return ""
+    if seconds % 3600 == 0:
+        hours = seconds // 3600
+        return f"{hours} hour{'s' if hours != 1 else ''}"
+    minutes = max(1, round(seconds / 60))
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
+
+
+# --- Password validation (AUTH_PASSWORD_VALIDATORS) ------------------------------------------
+
+
+class PolicyMinimumLengthValidator:
+    """Django's minimum-length check, with the length taken from the sign-in policy at each call."""
+
+    def validate(self, password: str, user: Any = None) -> None:
+        min_length = sign_in_policy().password_min_length
+        if len(password) < min_length:
+            raise ValidationError(
+                f"This password is too short. It must contain at least {min_length} characters.",
+                code="password_too_short",
+                params={"min_length": min_length},
+            )
+
+    def get_help_text(self) -> str:
+        return f"Your password must contain at least {sign_in_policy().password_min_length} characters."
