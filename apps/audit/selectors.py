@@ -1,6 +1,7 @@
 from datetime import datetime
+from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from apps.audit.models import AuditEvent
 
@@ -35,3 +36,19 @@ def audit_event_list(
     if target_label:
         events = events.filter(target_label__icontains=target_label)
     return events
+
+
+SIGN_IN_ACTION_PREFIXES = ("portal.login.", "portal.mfa.")
+SIGN_IN_ACTIONS = ("portal.lockout",)
+
+
+def user_sign_in_events(user: Any, *, limit: int = 10) -> QuerySet[AuditEvent]:
+    """The user's latest sign-ins, failures, lockouts and second-factor events (the target index serves it)."""
+    actions = Q(action__in=SIGN_IN_ACTIONS)
+    for prefix in SIGN_IN_ACTION_PREFIXES:
+        actions |= Q(action__startswith=prefix)
+    return (
+        AuditEvent.objects.filter(target_type=user._meta.label_lower, target_id=str(user.pk))
+        .filter(actions)
+        .order_by("-created", "-id")[:limit]
+    )

@@ -91,6 +91,8 @@ class User(AbstractBaseUser, TimeStampedModel):
         indexes = [
             models.Index(fields=["employee_id"], name="directory_user_employee_idx"),
             models.Index(fields=["last_name", "first_name"], name="directory_user_name_idx"),
+            # Every list (console, API, SCIM) pages in username order: the index serves the sort.
+            models.Index(fields=["username"], name="directory_user_username_idx"),
         ]
 
     def __str__(self) -> str:
@@ -155,3 +157,45 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} in {self.group_id}"
+
+
+class ImportStatus(models.TextChoices):
+    PENDING = "pending", "Waiting to start"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class GroupImportJob(models.Model):
+    """A bulk add of members from a CSV file: the parsed rows, and the progress the page polls."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    group = models.ForeignKey(Group, on_delete=models.CASCADE, related_name="import_jobs")
+    created_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    filename = models.CharField(max_length=255, blank=True)
+    status = models.CharField(max_length=16, choices=ImportStatus.choices, default=ImportStatus.PENDING)
+    # [[line number, username or email], ...] as read from the file, before any lookup.
+    rows = models.JSONField(default=list)
+    total_rows = models.PositiveIntegerField(default=0)
+    processed_rows = models.PositiveIntegerField(default=0)
+    added_count = models.PositiveIntegerField(default=0)
+    already_member_count = models.PositiveIntegerField(default=0)
+    # [[line number, value], ...] of rows that name no user in the directory.
+    unknown_rows = models.JSONField(default=list)
+    error = models.TextField(blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self) -> str:
+        return f"import into {self.group_id} ({self.status}, {self.processed_rows}/{self.total_rows})"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (ImportStatus.DONE, ImportStatus.FAILED)
+
+    @property
+    def percent(self) -> int:
+        return 100 if not self.total_rows else min(100, self.processed_rows * 100 // self.total_rows)

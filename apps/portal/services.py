@@ -645,3 +645,62 @@ def sign_in_policy_update(*, actor: User | None, **changes: Any) -> SignInPolicy
             )
     forget_policy()
     return after
+
+
+# --- Admin help for someone who cannot sign in -------------------------------------------------
+
+
+def mfa_reset(*, actor: Any | None, user: User) -> dict[str, int]:
+    """Remove every second factor of `user` (authenticator app, recovery codes, passkeys).
+
+    They are asked to enrol again at their next sign-in when policy or their role requires a
+    factor. Returns how many of each were removed; audited with the acting admin.
+    """
+    with transaction.atomic():
+        removed = {
+            "totp": TOTPDevice.objects.filter(user=user).delete()[1].get(TOTPDevice._meta.label, 0),
+            "recovery_codes": StaticToken.objects.filter(device__user=user).count(),
+            "passkeys": WebAuthnCredential.objects.filter(user=user).delete()[1].get(WebAuthnCredential._meta.label, 0),
+        }
+        StaticDevice.objects.filter(user=user).delete()
+        audit_record(actor=actor, action="portal.mfa.reset", target=user, after=removed)
+    return removed
+
+
+class PasswordResetUnavailable(ApplicationError):
+    pass
+
+
+def password_reset_send(*, actor: Any | None, user: User) -> None:
+    """Email `user` the portal's own password-reset link (the same token, templates and expiry)."""
+    from django.contrib.auth.tokens import default_token_generator
+    from django.utils.encoding import force_bytes
+    from django.utils.http import urlsafe_base64_encode
+
+    from apps.portal.forms import PortalPasswordResetForm
+
+    if not user.email:
+        raise PasswordResetUnavailable("This user has no email address: set a temporary password instead.")
+    if not user.is_active:
+        raise PasswordResetUnavailable("This account is not active: reactivate it first.")
+    scheme, _, host = settings.PORTAL_BASE_URL.partition("://")
+    context = {
+        "email": user.email,
+        "domain": host,
+        "site_name": host,
+        "uid": urlsafe_base64_encode(force_bytes(user.pk)),
+        "user": user,
+        "token": default_token_generator.make_token(user),
+        "protocol": scheme,
+        "portal_base_url": settings.PORTAL_BASE_URL,
+        "timeout_minutes": settings.PASSWORD_RESET_TIMEOUT // 60,
+    }
+    PortalPasswordResetForm().send_mail(
+        "portal/email/password_reset_subject.txt",
+        "portal/email/password_reset.txt",
+        context,
+        settings.DEFAULT_FROM_EMAIL,
+        user.email,
+    )
+    with transaction.atomic():
+        audit_record(actor=actor, action="portal.password_reset.sent", target=user, after={"email": user.email})

@@ -1,3 +1,277 @@
-"""Console pages: users (in progress)."""
+"""Users: search and filter the directory, change one person, and see why they can use which app."""
 
-urlpatterns: list = []
+from django.conf import settings
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import path
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from apps.audit.selectors import user_sign_in_events
+from apps.common.errors import ApplicationError
+from apps.connectors.models import Connector
+from apps.connectors.selectors import user_access_paths, user_deprovision_plan, user_remote_objects, users_in_scope
+from apps.console.decorators import console_view
+from apps.console.forms.users import (
+    RoleForm,
+    TemporaryPasswordForm,
+    UserCreateForm,
+    UserFilterForm,
+    UserForm,
+    add_service_errors,
+)
+from apps.console.permissions import Capability, can_manage_user
+from apps.directory import selectors as directory_selectors
+from apps.directory import services as directory
+from apps.directory.models import Group, User
+from apps.portal import selectors as portal_selectors
+from apps.portal import services as portal
+
+PROFILE_FIELDS = tuple(UserForm.base_fields)
+
+
+def _managed_user(request: HttpRequest, pk) -> User:
+    """The user `pk`, if the signed-in admin may change them (help desk may not change staff)."""
+    account = get_object_or_404(User, pk=pk)
+    if not can_manage_user(request.user, account):
+        raise PermissionDenied("Your role may not change this account.")
+    return account
+
+
+def _detail(account: User) -> HttpResponse:
+    return redirect("console:user_detail", pk=account.pk)
+
+
+@console_view(Capability.VIEW_DIRECTORY)
+@require_GET
+def user_list(request: HttpRequest) -> HttpResponse:
+    groups = list(Group.objects.order_by("name").values_list("id", "name"))
+    connectors = list(Connector.objects.order_by("name").values_list("slug", "name"))
+    form = UserFilterForm(request.GET, groups=groups, connectors=connectors)
+    data = form.cleaned_data if form.is_valid() else {}
+    users = directory_selectors.user_list(
+        status=data.get("status") or None, group=data.get("group") or None, search=data.get("q") or None
+    )
+    if data.get("connector"):
+        connector = Connector.objects.get(slug=data["connector"])
+        users = users.filter(pk__in=users_in_scope(connector).values("pk"))
+    page = Paginator(users, settings.CONSOLE_PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {
+        "nav": "users",
+        "form": form,
+        "page_obj": page,
+        "users": page.object_list,
+        "filtered": any(data.get(name) for name in ("q", "status", "group", "connector")),
+    }
+    return render(request, "console/users/list.html", context, status=400 if form.errors else 200)
+
+
+@console_view(Capability.MANAGE_DIRECTORY)
+@require_http_methods(["GET", "POST"])
+def user_create(request: HttpRequest) -> HttpResponse:
+    form = UserCreateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            account = directory.user_create(
+                actor=request.user,
+                **{name: data[name] for name in PROFILE_FIELDS},
+                status=data["status"],
+                password=data["password"] or None,
+            )
+        except (ValidationError, ApplicationError) as error:
+            add_service_errors(form, error)
+        else:
+            messages.success(request, f"{account.username} was created.")
+            if data["send_reset"] and not data["password"]:
+                _send_reset(request, account)
+            return _detail(account)
+    status = 400 if form.errors else 200
+    return render(request, "console/users/form.html", {"nav": "users", "form": form, "creating": True}, status=status)
+
+
+@console_view(Capability.VIEW_DIRECTORY)
+@require_GET
+def user_detail(request: HttpRequest, pk) -> HttpResponse:
+    account = get_object_or_404(User, pk=pk)
+    context = {
+        "nav": "users",
+        "account": account,
+        "groups": list(account.groups.order_by("name")),
+        "access_paths": user_access_paths(account),
+        "remote_objects": list(user_remote_objects(account)),
+        "sign_ins": list(user_sign_in_events(account)),
+        "mfa": portal_selectors.mfa_summary(account),
+        "can_manage": can_manage_user(request.user, account),
+    }
+    return render(request, "console/users/detail.html", context)
+
+
+@console_view(Capability.MANAGE_DIRECTORY)
+@require_http_methods(["GET", "POST"])
+def user_edit(request: HttpRequest, pk) -> HttpResponse:
+    account = _managed_user(request, pk)
+    initial = {name: getattr(account, name) for name in PROFILE_FIELDS}
+    form = UserForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        changes = {name: value for name, value in form.cleaned_data.items() if value != initial[name]}
+        try:
+            if changes:
+                directory.user_update(actor=request.user, user=account, **changes)
+        except (ValidationError, ApplicationError) as error:
+            add_service_errors(form, error)
+        else:
+            messages.success(request, f"{account.username} was saved." if changes else "Nothing changed.")
+            return _detail(account)
+    context = {"nav": "users", "form": form, "account": account, "creating": False}
+    return render(request, "console/users/form.html", context, status=400 if form.errors else 200)
+
+
+def _set_status(request: HttpRequest, pk, service, done: str) -> HttpResponse:
+    account = _managed_user(request, pk)
+    try:
+        service(actor=request.user, user=account)
+    except ApplicationError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, f"{account.username} {done}.")
+    return _detail(account)
+
+
+@console_view(Capability.MANAGE_DIRECTORY)
+@require_POST
+def user_suspend(request: HttpRequest, pk) -> HttpResponse:
+    return _set_status(request, pk, directory.user_suspend, "is suspended and can no longer sign in")
+
+
+@console_view(Capability.MANAGE_DIRECTORY)
+@require_POST
+def user_reactivate(request: HttpRequest, pk) -> HttpResponse:
+    return _set_status(request, pk, directory.user_reactivate, "is active again")
+
+
+@console_view(Capability.MANAGE_DIRECTORY)
+@require_http_methods(["GET", "POST"])
+def user_delete(request: HttpRequest, pk) -> HttpResponse:
+    """GET names what will be deprovisioned where; POST deletes."""
+    account = _managed_user(request, pk)
+    if account.pk == request.user.pk:
+        messages.error(request, "You cannot delete your own account.")
+        return _detail(account)
+    if request.method == "POST":
+        try:
+            directory.user_delete(actor=request.user, user=account)
+        except ApplicationError as error:
+            messages.error(request, error.message)
+            return _detail(account)
+        messages.success(request, f"{account.username} was deleted.")
+        return redirect("console:user_list")
+    context = {
+        "nav": "users",
+        "account": account,
+        "plan": user_deprovision_plan(account),
+        "access_paths": user_access_paths(account),
+        "group_count": account.memberships.count(),
+    }
+    return render(request, "console/users/delete.html", context)
+
+
+def _send_reset(request: HttpRequest, account: User) -> bool:
+    try:
+        portal.password_reset_send(actor=request.user, user=account)
+    except ApplicationError as error:
+        messages.error(request, error.message)
+        return False
+    messages.success(request, f"A password reset link was emailed to {account.email}.")
+    return True
+
+
+@console_view(Capability.MANAGE_DIRECTORY)
+@require_http_methods(["GET", "POST"])
+def user_password(request: HttpRequest, pk) -> HttpResponse:
+    """Email the portal's reset link, or set a temporary password (the policy applies)."""
+    account = _managed_user(request, pk)
+    action = request.POST.get("action")
+    form = TemporaryPasswordForm(request.POST if action == "set" else None)
+    if action == "email":
+        _send_reset(request, account)
+        return _detail(account)
+    if action == "set" and form.is_valid():
+        try:
+            directory.user_set_password(actor=request.user, user=account, password=form.cleaned_data["password1"])
+        except ValidationError as error:
+            for message in error.message_dict.get("password", error.messages):
+                form.add_error("password1", message)
+        else:
+            messages.success(request, f"{account.username} has a temporary password now.")
+            return _detail(account)
+    context = {"nav": "users", "account": account, "form": form}
+    return render(request, "console/users/password.html", context, status=400 if form.errors else 200)
+
+
+@console_view(Capability.MANAGE_DIRECTORY)
+@require_POST
+def user_mfa_reset(request: HttpRequest, pk) -> HttpResponse:
+    account = _managed_user(request, pk)
+    removed = portal.mfa_reset(actor=request.user, user=account)
+    if any(removed.values()):
+        messages.success(
+            request,
+            f"Second factors of {account.username} removed: {removed['totp']} authenticator app(s), "
+            f"{removed['recovery_codes']} recovery code(s), {removed['passkeys']} passkey(s). "
+            "They set up a new one at their next sign-in.",
+        )
+    else:
+        messages.info(request, f"{account.username} had no second factor to remove.")
+    return _detail(account)
+
+
+@console_view(Capability.MANAGE_DIRECTORY)
+@require_POST
+def user_unlock(request: HttpRequest, pk) -> HttpResponse:
+    account = _managed_user(request, pk)
+    removed = portal.portal_unlock(actor=request.user, user=account)
+    if removed:
+        messages.success(request, f"{account.username} may sign in again ({removed} failed attempt(s) cleared).")
+    else:
+        messages.info(request, f"{account.username} was not locked out.")
+    return _detail(account)
+
+
+@console_view(Capability.MANAGE_ROLES, sensitive=True)
+@require_http_methods(["GET", "POST"])
+def user_role(request: HttpRequest, pk) -> HttpResponse:
+    account = _managed_user(request, pk)
+    form = RoleForm(request.POST or None, initial={"role": account.console_role})
+    if request.method == "POST" and form.is_valid():
+        try:
+            directory.user_set_admin_role(actor=request.user, user=account, role=form.cleaned_data["role"])
+        except (ValidationError, ApplicationError) as error:
+            if isinstance(error, ApplicationError):
+                form.add_error("role", error.message)
+            else:
+                add_service_errors(form, error)
+        else:
+            role = account.console_role
+            label = dict(RoleForm.base_fields["role"].choices).get(role, "")
+            messages.success(request, f"{account.username} is now: {label or 'no console access'}.")
+            return _detail(account)
+    context = {"nav": "users", "account": account, "form": form}
+    return render(request, "console/users/role.html", context, status=400 if form.errors else 200)
+
+
+urlpatterns = [
+    path("", user_list, name="user_list"),
+    path("new/", user_create, name="user_create"),
+    path("<uuid:pk>/", user_detail, name="user_detail"),
+    path("<uuid:pk>/edit/", user_edit, name="user_edit"),
+    path("<uuid:pk>/delete/", user_delete, name="user_delete"),
+    path("<uuid:pk>/suspend/", user_suspend, name="user_suspend"),
+    path("<uuid:pk>/reactivate/", user_reactivate, name="user_reactivate"),
+    path("<uuid:pk>/password/", user_password, name="user_password"),
+    path("<uuid:pk>/mfa/reset/", user_mfa_reset, name="user_mfa_reset"),
+    path("<uuid:pk>/unlock/", user_unlock, name="user_unlock"),
+    path("<uuid:pk>/role/", user_role, name="user_role"),
+]

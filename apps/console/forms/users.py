@@ -1,0 +1,123 @@
+from django import forms
+from django.core.exceptions import ValidationError
+
+from apps.directory.models import (
+    DISPLAY_NAME_MAX_LENGTH,
+    EMPLOYEE_ID_MAX_LENGTH,
+    NAME_MAX_LENGTH,
+    USERNAME_MAX_LENGTH,
+    AdminRole,
+    UserStatus,
+)
+
+STATUS_FILTER_CHOICES = [("", "Any status"), *UserStatus.choices]
+SEARCH_MAX_LENGTH = 150
+
+
+class UserFilterForm(forms.Form):
+    q = forms.CharField(
+        label="Search",
+        required=False,
+        max_length=SEARCH_MAX_LENGTH,
+        help_text="Username, email, name or employee ID.",
+        widget=forms.TextInput(attrs={"type": "search"}),
+    )
+    status = forms.ChoiceField(
+        label="Status",
+        required=False,
+        choices=STATUS_FILTER_CHOICES,
+        widget=forms.Select(attrs={"data-autosubmit": ""}),
+    )
+    group = forms.ChoiceField(label="Group", required=False, widget=forms.Select(attrs={"data-autosubmit": ""}))
+    connector = forms.ChoiceField(label="Connector", required=False, widget=forms.Select(attrs={"data-autosubmit": ""}))
+
+    def __init__(self, *args, groups=(), connectors=(), **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["group"].choices = [("", "Any group"), *((str(pk), name) for pk, name in groups)]
+        self.fields["connector"].choices = [("", "Any connector"), *connectors]
+
+
+class UserForm(forms.Form):
+    """The profile fields an admin edits; the names match `directory.services.user_update`."""
+
+    username = forms.CharField(
+        label="Username", max_length=USERNAME_MAX_LENGTH, widget=forms.TextInput(attrs={"autocomplete": "off"})
+    )
+    email = forms.EmailField(label="Email", required=False, max_length=254)
+    first_name = forms.CharField(label="First name", required=False, max_length=NAME_MAX_LENGTH)
+    last_name = forms.CharField(label="Last name", required=False, max_length=NAME_MAX_LENGTH)
+    display_name = forms.CharField(
+        label="Display name",
+        required=False,
+        max_length=DISPLAY_NAME_MAX_LENGTH,
+        help_text="Leave empty to use the first and last name.",
+    )
+    employee_id = forms.CharField(label="Employee ID", required=False, max_length=EMPLOYEE_ID_MAX_LENGTH)
+    external_id = forms.CharField(
+        label="External ID",
+        required=False,
+        max_length=255,
+        help_text="The id an HR system or upstream directory knows this person by.",
+    )
+
+
+class UserCreateForm(UserForm):
+    status = forms.ChoiceField(
+        label="Status",
+        choices=[(UserStatus.ACTIVE, "Active"), (UserStatus.STAGED, "Staged (may not sign in yet)")],
+        initial=UserStatus.ACTIVE,
+    )
+    password = forms.CharField(
+        label="Initial password",
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        help_text="Optional; the password policy applies. Without one, the person chooses a password by email.",
+    )
+    send_reset = forms.BooleanField(label="Email a link to choose a password", required=False, initial=True)
+
+
+class TemporaryPasswordForm(forms.Form):
+    password1 = forms.CharField(
+        label="Temporary password",
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        help_text="The password policy applies. Tell the person over a channel you trust.",
+    )
+    password2 = forms.CharField(
+        label="Temporary password again",
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+    )
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        if cleaned.get("password1") and cleaned.get("password2") and cleaned["password1"] != cleaned["password2"]:
+            self.add_error("password2", ValidationError("The two passwords differ.", code="password_mismatch"))
+        return cleaned
+
+
+ROLE_CHOICES = [("", "No console access"), *reversed(AdminRole.choices)]
+
+
+class RoleForm(forms.Form):
+    role = forms.ChoiceField(
+        label="Console role",
+        choices=ROLE_CHOICES,
+        required=False,
+        widget=forms.RadioSelect,
+        help_text="Read-only sees everything; help desk manages users and groups; admins manage connectors too; "
+        "super-admins also manage settings and roles.",
+    )
+
+
+def add_service_errors(form: forms.Form, error: Exception) -> None:
+    """Show a service's ValidationError or ApplicationError on the form: on its field when it names one."""
+    if isinstance(error, ValidationError) and hasattr(error, "error_dict"):
+        for field, errors in error.error_dict.items():
+            target = field if field in form.fields else None
+            for item in errors:
+                form.add_error(target, item.messages[0] if hasattr(item, "messages") else str(item))
+        return
+    message = getattr(error, "message", None) or "; ".join(getattr(error, "messages", [str(error)]))
+    form.add_error(None, message)
