@@ -1,0 +1,258 @@
+"""A connector's Provisioning tab: state per object, the delivery log, preview, sync, retry, pause, holds."""
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from apps.audit.models import AuditEvent
+from apps.connectors import services as connector_services
+from apps.directory import services as directory
+from apps.provisioning import services as provisioning_services
+from apps.provisioning.models import DeprovisionHold, HoldStatus, ObjectType, RemoteObject, SyncStatus
+from tests.factories import GroupFactory, UserFactory
+from tests.provisioning.downstream import FaultyScimServer
+from tests.provisioning.helpers import assign, make_connector, pending, sync
+
+
+@pytest.fixture
+def app() -> Iterator[FaultyScimServer]:
+    """The strict SCIM app of tests/provisioning, on loopback, with programmable faults."""
+    server = FaultyScimServer().start()
+    yield server
+    server.close()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_scim_clients():
+    from apps.provisioning import client
+
+    yield
+    with client._clients_lock:
+        for cached in client._clients.values():
+            cached.close()
+        client._clients.clear()
+
+
+def _team(connector, size: int, name: str = "Team"):
+    users = [
+        UserFactory(username=f"{name.lower()}{i:02d}", email=f"{name.lower()}{i:02d}@example.com") for i in range(size)
+    ]
+    group = GroupFactory(name=name, members=users)
+    assign(connector, group=group)
+    return group, users
+
+
+def _tab(client, connector, query: str = ""):
+    response = client.get(f"/console/connectors/{connector.slug}/provisioning/{query}")
+    assert response.status_code == 200
+    return response
+
+
+def test_counts_are_polled_while_anything_is_pending_and_polling_stops_when_synced(db, admin_client, app):
+    connector = make_connector(app)
+    _team(connector, 3)
+
+    page = _tab(admin_client, connector).content.decode()
+    assert 'hx-trigger="every 2s"' in page
+    counts_url = f"/console/connectors/{connector.slug}/provisioning/counts/"
+    assert f'hx-get="{counts_url}"' in page
+    partial = admin_client.get(counts_url, HTTP_HX_REQUEST="true").content.decode()
+    assert "Sync in progress" in partial and "<html" not in partial
+
+    sync(connector)
+
+    partial = admin_client.get(counts_url, HTTP_HX_REQUEST="true")
+    assert "every 2s" not in partial.content.decode()
+    states = {state["status"]: state["count"] for state in partial.context["states"]}
+    assert states["synced"] == 4  # three users and the group
+    assert states["pending"] == 0
+
+
+def test_failures_are_filterable_and_explained_in_plain_words(db, admin_client, app):
+    connector = make_connector(app)
+    app.fail(400, times=1, method="POST", path="/Users", detail="emails[0].value is not a valid address")
+    assign(connector, user=UserFactory(username="alice"))
+    assign(connector, user=UserFactory(username="carol"))
+    sync(connector)
+    assert RemoteObject.objects.filter(connector=connector, status=SyncStatus.FAILED).count() == 1
+
+    failed = _tab(admin_client, connector, "?status=failed")
+    rows = failed.context["rows"]
+    assert [row["object"].status for row in rows] == ["failed"]
+    html = failed.content.decode()
+    assert "The app answered HTTP 400" in html and "not a valid address" in html
+    assert "refused the data it was sent" in html
+
+    groups_only = _tab(admin_client, connector, "?object_type=group")
+    assert list(groups_only.context["rows"]) == []
+    assert "Nothing in this state" in groups_only.content.decode()
+
+    log = _tab(admin_client, connector).content.decode()
+    assert "POST" in log and "/Users" in log and ">400<" in log and ">201<" in log
+
+
+def test_objects_and_deliveries_are_paginated_with_a_fixed_number_of_queries(
+    db, admin_client, app, settings, django_assert_max_num_queries
+):
+    settings.CONSOLE_PAGE_SIZE = 4
+    connector = make_connector(app)
+    _team(connector, 5, "Small")
+    sync(connector)
+    _tab(admin_client, connector)
+    with django_assert_max_num_queries(30) as few:
+        first = _tab(admin_client, connector)
+    assert len(first.context["rows"]) == 4
+    assert first.context["page_obj"].paginator.num_pages == 2
+
+    _team(connector, 30, "Large")
+    sync(connector, timeout=60)
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        last = _tab(admin_client, connector, "?page=10&dpage=2")
+    assert last.context["page_obj"].number == 10
+    assert last.context["deliveries"].number == 2
+    assert len(last.context["rows"]) == 37 - 9 * 4  # 35 users and 2 groups
+
+
+def test_preview_shows_each_change_with_its_attributes_before_anything_is_sent(db, admin_client, app):
+    connector = make_connector(app)
+    _, (ann, ben, _) = _team(connector, 3, "Crew")
+    sync(connector)
+    directory.user_update(actor=None, user=ann, first_name="Annabel")
+    directory.user_suspend(actor=None, user=ben)
+    newcomer = UserFactory(username="newcomer", first_name="Nia")
+    assign(connector, user=newcomer)
+    app.reset_log()
+
+    response = admin_client.get(f"/console/connectors/{connector.slug}/provisioning/preview/")
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    summary = response.context["summary"]
+    assert summary["creates"] == 1 and summary["updates"] == 1 and summary["deactivations"] == 1
+    assert "newcomer" in html and "name.givenName" in html and "Nia" in html
+    assert "Annabel" in html and ann.username in html
+    assert ben.username in html and "Deactivate" in html
+    assert "Sync now" in html
+    assert app.count() == 0  # nothing was sent
+
+
+def test_preview_says_when_the_app_is_up_to_date(db, admin_client, app):
+    connector = make_connector(app)
+    _team(connector, 2)
+    sync(connector)
+    html = admin_client.get(f"/console/connectors/{connector.slug}/provisioning/preview/").content.decode()
+    assert "a sync would send nothing" in html
+
+
+def test_sync_retry_pause_and_resume_are_audited(db, admin, admin_client, app):
+    connector = make_connector(app)
+    _team(connector, 2)
+    base = f"/console/connectors/{connector.slug}/provisioning"
+
+    assert admin_client.post(f"{base}/sync/").status_code == 302
+    assert pending(connector) > 0
+    sync(connector)
+    app.fail(400, times=1, method="PUT")
+    RemoteObject.objects.filter(connector=connector, object_type=ObjectType.USER).update(
+        status=SyncStatus.FAILED, last_error="The app answered HTTP 400"
+    )
+
+    assert admin_client.post(f"{base}/retry/").status_code == 302
+    assert pending(connector) >= 2
+
+    assert admin_client.post(f"{base}/pause/").status_code == 302
+    connector.provisioning.refresh_from_db()
+    assert connector.provisioning.paused
+    assert "Provisioning is paused" in _tab(admin_client, connector).content.decode()
+
+    assert admin_client.post(f"{base}/resume/").status_code == 302
+    connector.provisioning.refresh_from_db()
+    assert not connector.provisioning.paused
+
+    actions = list(AuditEvent.objects.filter(actor=admin, target_id=str(connector.pk)).values_list("action", flat=True))
+    assert {"provisioning.sync", "provisioning.retry", "provisioning.pause", "provisioning.resume"} <= set(actions)
+
+
+def test_sync_of_a_disabled_connector_says_nothing_was_queued(db, admin_client, app):
+    connector = make_connector(app)
+    connector_services.connector_update(actor=None, connector=connector, enabled=False)
+    response = admin_client.post(f"/console/connectors/{connector.slug}/provisioning/sync/", follow=True)
+    assert "Nothing was queued" in response.content.decode()
+
+
+def _hold(connector, count: int = 3) -> DeprovisionHold:
+    remotes = [
+        RemoteObject.objects.create(
+            connector=connector,
+            object_type=ObjectType.USER,
+            object_id=uuid.uuid4(),
+            remote_id=f"r-{i}",
+            label=f"leaver{i}",
+            status=SyncStatus.SYNCED,
+        )
+        for i in range(count)
+    ]
+    return provisioning_services.hold_open(connector=connector, remotes=remotes, threshold=2)
+
+
+@pytest.mark.parametrize(("decision", "status"), [("approve", HoldStatus.APPROVED), ("cancel", HoldStatus.CANCELLED)])
+def test_a_held_batch_is_listed_with_its_users_and_decided_by_an_admin(db, admin, admin_client, app, decision, status):
+    connector = make_connector(app)
+    hold = _hold(connector)
+
+    html = _tab(admin_client, connector).content.decode()
+    assert "Deprovisioning waiting for approval" in html
+    assert "leaver0" in html and "leaver2" in html
+    assert "Approve: deprovision them" in html and "Cancel: keep them in the app" in html
+
+    # Resuming is refused while the batch waits.
+    resumed = admin_client.post(f"/console/connectors/{connector.slug}/provisioning/resume/", follow=True)
+    assert "waiting for approval" in resumed.content.decode()
+
+    url = f"/console/connectors/{connector.slug}/provisioning/holds/{hold.pk}/{decision}/"
+    assert admin_client.post(url).status_code == 302
+    hold.refresh_from_db()
+    assert hold.status == status and hold.decided_by == admin
+    assert AuditEvent.objects.filter(actor=admin, action=f"provisioning.hold.{decision}").exists()
+    connector.provisioning.refresh_from_db()
+    assert not connector.provisioning.paused
+    assert "Deprovisioning waiting for approval" not in _tab(admin_client, connector).content.decode()
+
+    assert admin_client.get(url).status_code == 302  # GET never decides
+    assert (
+        admin_client.post(f"/console/connectors/{connector.slug}/provisioning/holds/{hold.pk}/delete/").status_code
+        == 404
+    )
+
+
+def test_read_only_sees_the_tab_without_its_buttons_and_may_not_act(db, readonly_client, app):
+    connector = make_connector(app)
+    hold = _hold(connector)
+    base = f"/console/connectors/{connector.slug}/provisioning"
+
+    html = _tab(readonly_client, connector).content.decode()
+    assert "Preview changes" in html
+    assert "Sync now" not in html and "Approve: deprovision them" not in html
+    assert readonly_client.get(f"{base}/preview/").status_code == 200
+    assert readonly_client.get(f"{base}/counts/").status_code == 200
+    for action in ("sync/", "retry/", "pause/", "resume/", f"holds/{hold.pk}/approve/", f"holds/{hold.pk}/cancel/"):
+        assert readonly_client.post(f"{base}/{action}").status_code == 403, action
+    hold.refresh_from_db()
+    assert hold.status == HoldStatus.PENDING
+
+
+def test_help_desk_gets_403_on_the_provisioning_pages(db, helpdesk_client, app):
+    connector = make_connector(app)
+    base = f"/console/connectors/{connector.slug}/provisioning"
+    for url in (f"{base}/", f"{base}/counts/", f"{base}/preview/"):
+        assert helpdesk_client.get(url).status_code == 403, url
+    assert helpdesk_client.post(f"{base}/sync/").status_code == 403
+
+
+def test_a_connector_without_identity_management_has_no_provisioning_tab(db, admin_client):
+    connector = connector_services.connector_create(actor=None, template="generic-saml", name="Plain SAML")
+    assert admin_client.get(f"/console/connectors/{connector.slug}/provisioning/").status_code == 404
+    assert "Provisioning" not in [
+        tab["label"] for tab in admin_client.get(f"/console/connectors/{connector.slug}/").context["tabs"]
+    ]
