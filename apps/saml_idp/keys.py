@@ -18,14 +18,14 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Max, Q, QuerySet
 from django.utils import timezone
 
 from apps.audit.services import Actor, audit_record
 from apps.common.crypto import decrypt_secret, encrypt_secret
 from apps.common.errors import ApplicationError
 from apps.common.pki import certificate_base64, certificate_info
-from apps.connectors.models import Connector
+from apps.connectors.models import Connector, ConnectorKind
 from apps.saml_idp.models import ConnectorSigningKey, KeyScope, KeyStatus, SigningKey
 from apps.saml_idp.signing import load_private_key
 
@@ -259,6 +259,37 @@ def portal_next_key() -> SigningKey | None:
     return SigningKey.objects.filter(scope=KeyScope.PORTAL, status=KeyStatus.NEXT).first()
 
 
+def connector_key_overrides() -> QuerySet[ConnectorSigningKey]:
+    """Connectors that sign with their own key, with that key (deferred private half)."""
+    return (
+        ConnectorSigningKey.objects.select_related("connector", "key")
+        .defer("key__private_key_ciphertext")
+        .order_by("connector__name")
+    )
+
+
+def metadata_pickup(next_key: SigningKey | None) -> QuerySet[Connector]:
+    """SAML connectors that sign with the portal's keys, each with `last_fetch` (its latest metadata
+    download) and `fetched_since_next` (the latest one since `next_key` was published), in one query.
+
+    Metadata lists the next key from its creation on, so an app that fetched since then trusts it.
+    """
+    connectors = (
+        Connector.objects.filter(kind__in=[ConnectorKind.SAML, ConnectorKind.SAML_SCIM])
+        .exclude(pk__in=ConnectorSigningKey.objects.values("connector_id"))
+        .annotate(last_fetch=Max("saml_metadata_fetches__created"))
+        .order_by("name")
+    )
+    if next_key is not None:
+        connectors = connectors.annotate(
+            fetched_since_next=Max(
+                "saml_metadata_fetches__created",
+                filter=Q(saml_metadata_fetches__created__gte=next_key.created),
+            )
+        )
+    return connectors
+
+
 # --- Keys loaded for signing --------------------------------------------------------------------
 
 
@@ -293,11 +324,20 @@ def loaded_key(signing_key: SigningKey) -> LoadedKey:
     return loaded
 
 
+_NOT_READ = object()
+
+
 def loaded_key_for(connector: Connector) -> LoadedKey:
-    """The loaded key that signs for `connector` now: one cheap read when this process has it."""
+    """The loaded key that signs for `connector` now: one cheap read when this process has it.
+
+    A connector from `selectors.sso_connector` carries that read already (`signing_key_id`, read
+    in the same query as the connector in this request), so it costs no query at all.
+    """
     from apps.saml_idp.selectors import signing_key_choice
 
-    key_id = signing_key_choice(connector.pk)
+    key_id = getattr(connector, "signing_key_id", _NOT_READ)
+    if key_id is _NOT_READ:
+        key_id = signing_key_choice(connector.pk)
     if key_id is not None and key_id in _loaded:
         return _loaded[key_id]
     return loaded_key(SigningKey.objects.get(pk=key_id) if key_id is not None else ensure_active_key())
