@@ -9,7 +9,7 @@ from apps.connectors.attributes import render_source
 from apps.connectors.models import Connector
 from apps.directory.models import User, UserStatus
 from apps.saml_idp.constants import NAMEID_FORMATS
-from apps.saml_idp.selectors import saml_mapping_rows, user_group_names
+from apps.saml_idp.selectors import SignInFacts, saml_mapping_rows, user_group_names
 
 # Characters XML 1.0 cannot carry at all; a value holding one would make the response unparseable.
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
@@ -71,10 +71,16 @@ def name_id_value(connector: Connector, user: User) -> str:
     return xml_text(value)
 
 
-def subject_for(connector: Connector, user: User) -> Subject:
-    """NameID and attributes for `user` at `connector`. Empty values are left out, as SPs expect."""
-    mappings = saml_mapping_rows(connector.pk)
-    groups = user_group_names(user.pk) if any(source == "groups" for source, _, _ in mappings) else None
+def subject_for(connector: Connector, user: User, facts: SignInFacts | None = None) -> Subject:
+    """NameID and attributes for `user` at `connector`. Empty values are left out, as SPs expect.
+
+    `facts` (`selectors.sign_in_facts`), when given, supply the mappings and groups without a query.
+    """
+    if facts is not None:
+        mappings, groups = facts.mappings, facts.groups
+    else:
+        mappings = saml_mapping_rows(connector.pk)
+        groups = user_group_names(user.pk) if any(source == "groups" for source, _, _ in mappings) else None
     properties = user_properties(user, groups)
     attributes = []
     for source, target, name_format in mappings:

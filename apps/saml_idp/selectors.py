@@ -4,42 +4,87 @@ The SSO path runs a handful of small reads per sign-in. Through the ORM each cos
 query compilation here; as plain SQL 0.03-0.1 ms (bench/saml_sso.py), which is the difference
 between ~150 and ~300 responses per second on two cores. Those reads are written out below, with
 parameters always bound; tests/saml_idp check them against their ORM equivalents.
+
+On PostgreSQL each statement is also a round trip that costs the server about as much CPU as the
+client: the path reads in two statements what it needs (`sso_connector`: the connector, its SSO
+settings and the key that signs for it; `sign_in_facts`: the assignment, the mappings and the
+user's groups), always fresh from the database, so every worker sees a change at once.
 """
 
 import uuid
+import weakref
+from dataclasses import dataclass
+from functools import cache
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import Model
 
 from apps.connectors.models import Connector, ConnectorKind, SsoSettings
 from apps.directory.models import User
 from apps.saml_idp.keys import connector_override_key, portal_next_key
 from apps.saml_idp.models import MetadataFetch
 
+# The key that signs for a connector: its own (an override), else the portal's active key.
+_CHOSEN_KEY_SQL = (
+    "COALESCE((SELECT o.key_id FROM saml_idp_connectorsigningkey o WHERE o.connector_id = c.id), "
+    "(SELECT p.id FROM saml_idp_signingkey p WHERE p.scope = 'portal' AND p.status = 'active'))"
+)
+
+
+@cache
+def _sso_connector_sql() -> str:
+    # Every concrete column of both models, so that a field added to either is loaded too.
+    columns = [f"c.{connection.ops.quote_name(field.column)}" for field in Connector._meta.concrete_fields]
+    columns += [f"s.{connection.ops.quote_name(field.column)}" for field in SsoSettings._meta.concrete_fields]
+    # Only column names from the models' metadata, quoted, go into the text; values are bound.
+    return (
+        f"SELECT {', '.join(columns)}, {_CHOSEN_KEY_SQL} "  # noqa: S608
+        "FROM connectors_connector c JOIN connectors_ssosettings s ON s.connector_id = c.id "
+        "WHERE c.slug = %s AND c.kind IN (%s, %s)"
+    )
+
+
+# Per database connection (each thread has its own), the ORM's converters of each column.
+_column_converters: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _converters(db: BaseDatabaseWrapper, model: type[Model]) -> list[list]:
+    per_model = _column_converters.setdefault(db, {})
+    if model not in per_model:
+        columns = [field.get_col(model._meta.db_table) for field in model._meta.concrete_fields]
+        per_model[model] = [
+            (column, db.ops.get_db_converters(column) + column.get_db_converters(db)) for column in columns
+        ]
+    return per_model[model]
+
+
+def _instance(db: BaseDatabaseWrapper, model: type[Model], values: tuple) -> Model:
+    """A model instance from its concrete columns, converted as the ORM would convert them."""
+    converted = []
+    for (column, converters), value in zip(_converters(db, model), values, strict=True):
+        for converter in converters:
+            value = converter(value, column, db)
+        converted.append(value)
+    return model.from_db(db.alias, [field.attname for field in model._meta.concrete_fields], converted)
+
 
 def sso_connector(slug: str) -> Connector | None:
-    """The connector at /saml/idp/<slug>/ with its SSO settings, if it is a SAML app."""
-    connector = next(
-        iter(
-            Connector.objects.raw(
-                "SELECT * FROM connectors_connector WHERE slug = %s AND kind IN (%s, %s)",
-                [slug, ConnectorKind.SAML.value, ConnectorKind.SAML_SCIM.value],
-            )
-        ),
-        None,
-    )
-    if connector is None:
+    """The connector at /saml/idp/<slug>/ with its SSO settings, if it is a SAML app (one query).
+
+    The connector comes annotated with `signing_key_id`, the id of the key that signs for it now
+    (None when no key exists yet), which `keys.loaded_key_for` uses instead of asking again.
+    """
+    db = connections[DEFAULT_DB_ALIAS]
+    with db.cursor() as cursor:
+        cursor.execute(_sso_connector_sql(), [slug, ConnectorKind.SAML.value, ConnectorKind.SAML_SCIM.value])
+        row = cursor.fetchone()
+    if row is None:
         return None
-    sso = next(
-        iter(
-            SsoSettings.objects.raw(
-                "SELECT * FROM connectors_ssosettings WHERE connector_id = %s", [_uuid_param(connector.pk)]
-            )
-        ),
-        None,
-    )
-    if sso is None:
-        return None
-    connector.sso = sso  # fills the reverse one-to-one cache: connector.sso costs no further query
+    connector_width = len(Connector._meta.concrete_fields)
+    connector = _instance(db, Connector, row[:connector_width])
+    connector.sso = _instance(db, SsoSettings, row[connector_width:-1])  # fills the reverse one-to-one cache
+    connector.signing_key_id = _as_uuid(row[-1]) if row[-1] is not None else None
     return connector
 
 
@@ -83,6 +128,49 @@ def user_group_names(user_id: uuid.UUID) -> list[str]:
             [_uuid_param(user_id)],
         )
         return sorted(row[0] for row in cursor.fetchall())
+
+
+@dataclass(frozen=True)
+class SignInFacts:
+    """What a sign-in needs to know about a user at a connector, read in one round trip."""
+
+    assigned: bool
+    # (source, target, name_format) of the connector's SAML mappings, in their order.
+    mappings: list[tuple[str, str, str]]
+    # The user's group names (sorted), or None when no mapping sends groups.
+    groups: list[str] | None
+
+
+# One statement in three parts, told apart by the first column: 0 whether the user is assigned
+# (always one row), 1 the SAML mappings in order, 2 the user's groups if a mapping sends them.
+_SIGN_IN_FACTS_SQL = (
+    "SELECT 0, 0, 0, CASE WHEN EXISTS (SELECT 1 FROM connectors_assignment a "
+    "LEFT JOIN directory_membership m ON m.group_id = a.group_id AND m.user_id = %(user)s "
+    "WHERE a.connector_id = %(connector)s AND (a.user_id = %(user)s OR m.user_id IS NOT NULL)) "
+    "THEN 'assigned' ELSE '' END, '', '' "
+    "UNION ALL "
+    "SELECT 1, position, id, source, target, name_format FROM connectors_attributemapping "
+    "WHERE connector_id = %(connector)s AND kind = 'saml' "
+    "UNION ALL "
+    "SELECT 2, 0, 0, g.name, '', '' FROM directory_group g JOIN directory_membership m ON m.group_id = g.id "
+    "WHERE m.user_id = %(user)s AND EXISTS (SELECT 1 FROM connectors_attributemapping "
+    "WHERE connector_id = %(connector)s AND kind = 'saml' AND source = 'groups') "
+    "ORDER BY 1, 2, 3"
+)
+
+
+def sign_in_facts(connector_id: uuid.UUID, user_id: uuid.UUID) -> SignInFacts:
+    """`user_assigned`, `saml_mapping_rows` and `user_group_names` (when needed) in one query."""
+    with connection.cursor() as cursor:
+        cursor.execute(_SIGN_IN_FACTS_SQL, {"user": _uuid_param(user_id), "connector": _uuid_param(connector_id)})
+        rows = cursor.fetchall()
+    mappings = [(source, target, name_format) for part, _, _, source, target, name_format in rows if part == 1]
+    groups = sorted(name for part, _, _, name, _, _ in rows if part == 2)
+    return SignInFacts(
+        assigned=rows[0][3] == "assigned",
+        mappings=mappings,
+        groups=groups if any(source == "groups" for source, _, _ in mappings) else None,
+    )
 
 
 def signing_key_choice(connector_id: uuid.UUID) -> uuid.UUID | None:

@@ -28,7 +28,7 @@ from apps.saml_idp.keys import LoadedKey, loaded_key_for
 from apps.saml_idp.models import MetadataFetch, SigningKey
 from apps.saml_idp.requests import AuthnRequestInfo, LogoutRequestInfo, check_relay_state
 from apps.saml_idp.responses import Session, build_authn_response, build_error_response
-from apps.saml_idp.selectors import user_assigned
+from apps.saml_idp.selectors import SignInFacts, sign_in_facts, user_assigned
 
 FETCH_DEDUP_WINDOW = datetime.timedelta(minutes=1)
 
@@ -66,8 +66,11 @@ def sso_record_refusal(
     )
 
 
-def check_sign_in_allowed(connector: Connector, user: User) -> None:
-    """The connector is on, the user active and assigned to it; raises SamlRequestError."""
+def check_sign_in_allowed(connector: Connector, user: User, facts: SignInFacts | None = None) -> None:
+    """The connector is on, the user active and assigned to it; raises SamlRequestError.
+
+    `facts`, when the caller has read them already (`selectors.sign_in_facts`), answer the assignment.
+    """
     if not connector.enabled:
         raise SamlRequestError(
             "connector_disabled",
@@ -84,7 +87,7 @@ def check_sign_in_allowed(connector: Connector, user: User) -> None:
             sub_status=STATUS_REQUEST_DENIED,
             http_status=403,
         )
-    if not user_assigned(connector.pk, user.pk):
+    if not (facts.assigned if facts is not None else user_assigned(connector.pk, user.pk)):
         raise SamlRequestError(
             "not_assigned",
             f"You are not assigned to {connector.name}; ask your administrator for access.",
@@ -122,14 +125,15 @@ def sso_issue(
 ) -> IssuedResponse:
     """A signed Response for `user`: to the requested ACS (SP-initiated), or the default one
     without InResponseTo (IdP-initiated, `request` None). Refusals raise SamlRequestError, audited."""
+    facts = sign_in_facts(connector.pk, user.pk)
     try:
-        check_sign_in_allowed(connector, user)
+        check_sign_in_allowed(connector, user, facts)
         acs_url = request.acs_url if request else default_acs_url(connector)
     except SamlRequestError as error:
         sso_record_refusal(connector=connector, user=user, error=error, details=_request_details(request))
         raise
     key = key or connector_key(connector)
-    subject = subject_for(connector, user)
+    subject = subject_for(connector, user, facts)
     xml = build_authn_response(
         connector,
         subject,

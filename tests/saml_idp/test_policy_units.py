@@ -3,11 +3,14 @@ the replay cache, RelayState rules, and why the portal's own policy is needed on
 
 import base64
 import datetime
+import hashlib
 import re
+import uuid
 import zlib
 from urllib.parse import quote
 
 import pytest
+import redis
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 from saml2 import BINDING_HTTP_REDIRECT
@@ -79,13 +82,43 @@ def test_auto_post_form_escapes_everything():
     assert 'action="https://sp/acs?a=1&amp;b=&quot;2&quot;"' in html
 
 
-def test_replay_cache_window(connector):
+def test_replay_cache_window(connector, settings):
+    settings.REDIS_URL = ""  # the database keeps the ids
     assert replay.remember_once(purpose="t", scope="c", message_id="id1", ttl_seconds=3600)
     assert not replay.remember_once(purpose="t", scope="c", message_id="id1", ttl_seconds=3600)
     assert replay.remember_once(purpose="t", scope="other", message_id="id1", ttl_seconds=3600)
     SeenRequestId.objects.update(expires=timezone.now() - datetime.timedelta(seconds=1))
     assert replay.remember_once(purpose="t", scope="c", message_id="id1", ttl_seconds=3600)
     assert not replay.remember_once(purpose="t", scope="c", message_id="id1", ttl_seconds=3600)
+
+
+def test_replay_cache_in_redis_is_shared_and_expires(settings):
+    """With REDIS_URL set the ids live in Redis only (no database write on the sign-in path)."""
+    if not settings.REDIS_URL:
+        pytest.skip("REDIS_URL is not set")
+    message_id = f"_{uuid.uuid4().hex}"
+    assert replay.remember_once(purpose="t", scope="c", message_id=message_id, ttl_seconds=60)
+    assert not replay.remember_once(purpose="t", scope="c", message_id=message_id, ttl_seconds=60)
+    assert replay.remember_once(purpose="t", scope="other", message_id=message_id, ttl_seconds=60)
+    assert not SeenRequestId.objects.exists()
+    # Another process (another web worker) sees the same sighting.
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    key = replay._REDIS_PREFIX + hashlib.sha256(f"t\0c\0{message_id}".encode()).hexdigest()
+    assert 0 < client.ttl(key) <= 60
+    client.delete(key)  # as Redis does when the TTL runs out
+    assert replay.remember_once(purpose="t", scope="c", message_id=message_id, ttl_seconds=60)
+
+
+def test_replay_cache_falls_back_to_the_database_while_redis_is_down(settings, monkeypatch, caplog):
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there: refused at once
+    monkeypatch.setattr(replay, "_redis_down_until", 0.0)
+    message_id = f"_{uuid.uuid4().hex}"
+    assert replay.remember_once(purpose="t", scope="c", message_id=message_id, ttl_seconds=60)
+    assert "Redis unavailable" in caplog.text
+    assert SeenRequestId.objects.count() == 1
+    # Still refused while Redis stays away (the database answers without trying Redis again).
+    assert not replay.remember_once(purpose="t", scope="c", message_id=message_id, ttl_seconds=60)
+    assert replay._redis_down_until > 0
 
 
 def test_launch_relay_state_rules(connector):
@@ -171,3 +204,51 @@ def test_hot_path_reads_agree_with_the_orm(connector, user):
     assert selectors.sso_connector("no-such-slug") is None
     scim_only = connector_services.connector_create(actor=None, template="generic-scim", name="SCIM only")
     assert selectors.sso_connector(scim_only.slug) is None
+    for person in (user, outsider, direct, grouped):
+        facts = selectors.sign_in_facts(connector.pk, person.pk)
+        assert facts.assigned == user_is_assigned(connector, person)
+        assert facts.mappings == orm_rows
+        assert facts.groups == selectors.user_group_names(person.pk)
+
+
+def test_sso_connector_loads_every_field_in_one_query(connector, django_assert_num_queries):
+    """One statement reads the connector, its SSO settings (every column, whatever is added later)
+    and the key that signs for it; the ORM reads the same values."""
+    from apps.connectors.models import Connector, SsoSettings
+    from apps.saml_idp import keys, selectors
+
+    connector_services.connector_update(
+        actor=None,
+        connector=connector,
+        sso={"relay_state_urls": ["https://sp.example.com/app/"], "default_relay_state": "/home"},
+    )
+    portal_key = keys.ensure_active_key()
+    with django_assert_num_queries(1):
+        found = selectors.sso_connector(connector.slug)
+        assert found.sso.connector_id == connector.pk
+    orm_connector = Connector.objects.get(pk=connector.pk)
+    orm_sso = SsoSettings.objects.get(connector=connector)
+    for model, loaded, expected in ((Connector, found, orm_connector), (SsoSettings, found.sso, orm_sso)):
+        for field in model._meta.concrete_fields:
+            assert getattr(loaded, field.attname) == getattr(expected, field.attname), field.name
+    assert found.signing_key_id == portal_key.pk
+    keys.loaded_key_for(found)  # this process decrypts the key once
+    with django_assert_num_queries(0):
+        assert keys.loaded_key_for(found).id == portal_key.pk
+    own = keys.connector_signing_key_set(actor=None, connector=connector)
+    assert selectors.sso_connector(connector.slug).signing_key_id == own.pk
+    keys.connector_signing_key_clear(actor=None, connector=connector)
+    assert selectors.sso_connector(connector.slug).signing_key_id == portal_key.pk
+
+
+def test_sign_in_facts_skip_groups_unless_a_mapping_sends_them(connector, user):
+    from apps.saml_idp import selectors
+
+    assert selectors.sign_in_facts(connector.pk, user.pk).groups == ["Engineering"]
+    connector_services.mappings_replace(
+        actor=None, connector=connector, kind="saml", rows=[{"source": "email", "target": "mail", "name_format": ""}]
+    )
+    facts = selectors.sign_in_facts(connector.pk, user.pk)
+    assert facts == selectors.SignInFacts(assigned=True, mappings=[("email", "mail", "")], groups=None)
+    connector_services.mappings_replace(actor=None, connector=connector, kind="saml", rows=[])
+    assert selectors.sign_in_facts(connector.pk, user.pk) == selectors.SignInFacts(True, [], None)

@@ -7,6 +7,8 @@ import datetime
 from urllib.parse import quote
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 from onelogin.saml2.constants import OneLogin_Saml2_Constants
@@ -518,6 +520,30 @@ def test_every_sso_is_audited(signed_in, connector, sp_factory):
     signed_in.get(url)  # replay
     actions = list(AuditEvent.objects.filter(action__startswith="saml.sso").values_list("action", flat=True))
     assert sorted(actions) == ["saml.sso.refused", "saml.sso.success"]
+
+
+def _sso_statements(captured: CaptureQueriesContext) -> list[str]:
+    # Loading the session and the user is Django's work, the same on every page: not counted.
+    return [
+        query["sql"]
+        for query in captured.captured_queries
+        if not any(table in query["sql"] for table in ("django_session", '"directory_user"'))
+    ]
+
+
+def test_sso_path_statement_budget(signed_in, connector, sp_factory, settings):
+    """The SSO path's own work on the database: the connector with its settings and key, the
+    replay sighting (none with Redis), the assignment with mappings and groups, the audit row."""
+    sp = sp_factory(connector)
+    auto_post(signed_in.get(sp.redirect_login()[0]))  # the portal key is generated on first use
+    url, request_id = sp.redirect_login()
+    with CaptureQueriesContext(connection) as captured:
+        _, fields = auto_post(signed_in.get(url))
+    assert sp.acs(fields["SAMLResponse"], request_id=request_id).ok
+    assert len(_sso_statements(captured)) == (3 if settings.REDIS_URL else 4), _sso_statements(captured)
+    with CaptureQueriesContext(connection) as captured:
+        auto_post(signed_in.get(f"/saml/idp/{connector.slug}/launch"))
+    assert len(_sso_statements(captured)) == 3, _sso_statements(captured)
 
 
 def test_second_connector_cannot_use_the_first_ones_request(signed_in, connector, sp_factory):
