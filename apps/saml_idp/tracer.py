@@ -69,6 +69,7 @@ _UNSPECIFIED_FORMATS = {NAMEID_FORMATS["unspecified"], ""}
 _MAX_RELAY_STATE_STORED = 2048
 
 BAD, WARN, INFO = "bad", "warn", "info"
+_LEVEL_ORDER = {BAD: 0, WARN: 1, INFO: 2}
 
 
 # --- Capture on and off -------------------------------------------------------------------------
@@ -133,6 +134,8 @@ def trace_records(connector: Connector) -> list[SamlTraceRecord]:
 
 
 def _store(connector: Connector, **fields: Any) -> SamlTraceRecord:
+    # Problems first, then warnings, then notes (a stable sort keeps the order of the checks).
+    fields["problems"] = sorted(fields.get("problems", []), key=lambda problem: _LEVEL_ORDER[problem["level"]])
     record = SamlTraceRecord.objects.create(connector=connector, **fields)
     keep = list(
         SamlTraceRecord.objects.filter(connector=connector)
