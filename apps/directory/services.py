@@ -93,8 +93,30 @@ def _clean_text(values: dict[str, Any], fields: Iterable[str]) -> dict[str, Any]
     return cleaned
 
 
+def _user_clashes(user: User, unique: Iterable[str]) -> dict[str, list]:
+    """Errors for those of the `unique` fields (username, email) another user already has."""
+    errors: dict[str, list] = {}
+    others = User.objects.exclude(pk=user.pk)
+    if (
+        "username" in unique
+        and user.username
+        and (others.alias(username_lower=Lower("username")).filter(username_lower=user.username.lower()).exists())
+    ):
+        errors["username"] = [ValidationError("A user with this username already exists.", code="unique")]
+    if (
+        user.email
+        and "email" in unique
+        # `.exclude(email="")` repeats the partial unique index's condition, so the index serves it.
+        and others.exclude(email="").alias(email_lower=Lower("email")).filter(email_lower=user.email.lower()).exists()
+    ):
+        errors["email"] = [ValidationError("A user with this email already exists.", code="unique")]
+    return errors
+
+
 def _validate_user(user: User, unique: Iterable[str] = ("username", "email")) -> None:
-    """Field validation, and uniqueness of the `unique` fields (those that may have changed)."""
+    """Field validation. Uniqueness is the unique constraints' (see _save_user): the `unique` fields
+    (those that may have changed) are only looked up here when the user is refused anyway, so that
+    one answer names every problem."""
     errors: dict[str, list] = {}
     try:
         user.full_clean(exclude=["password", "last_login"], validate_unique=False, validate_constraints=False)
@@ -102,23 +124,9 @@ def _validate_user(user: User, unique: Iterable[str] = ("username", "email")) ->
         errors.update(exc.error_dict)
     if not user.username and "username" not in errors:
         errors["username"] = [ValidationError("This field is required.", code="required")]
-    others = User.objects.exclude(pk=user.pk)
-    if (
-        "username" in unique
-        and "username" not in errors
-        and (others.alias(username_lower=Lower("username")).filter(username_lower=user.username.lower()).exists())
-    ):
-        errors["username"] = [ValidationError("A user with this username already exists.", code="unique")]
-    if (
-        user.email
-        and "email" in unique
-        and "email" not in errors
-        # `.exclude(email="")` repeats the partial unique index's condition, so the index serves it.
-        and others.exclude(email="").alias(email_lower=Lower("email")).filter(email_lower=user.email.lower()).exists()
-    ):
-        errors["email"] = [ValidationError("A user with this email already exists.", code="unique")]
     if errors:
-        raise ValidationError(errors)
+        clashes = _user_clashes(user, [field for field in unique if field not in errors])
+        raise ValidationError({**errors, **clashes})
 
 
 def _validate_password(password: str, user: User) -> None:
@@ -126,6 +134,35 @@ def _validate_password(password: str, user: User) -> None:
         password_validation.validate_password(password, user)
     except ValidationError as exc:
         raise ValidationError({"password": exc.error_list}) from exc
+
+
+def _refused_user_error(user: User, exc: IntegrityError, unique: Iterable[str]) -> ValidationError | None:
+    """What to report when a constraint refused `user`: every field that clashes, as a pre-check
+    would say (None if it was no clash on a username or email).
+
+    Looking clashes up only after a refusal keeps two queries off every write that succeeds; the
+    caller runs this outside the refused transaction (or savepoint), which can run no more queries.
+    """
+    clashes = _user_clashes(user, unique)
+    if clashes:
+        return ValidationError(clashes)
+    message = str(exc).lower()
+    for constraint_part, field in _USER_UNIQUE_FIELDS.items():
+        if constraint_part in message:  # the other user is gone already: name the constraint's field
+            return field_error(field, f"This {field} is already taken.", code="unique")
+    return None
+
+
+def _save_user(user: User, *, unique: Iterable[str], update_fields: list[str] | None = None) -> None:
+    """Save in a savepoint; a refusal by a unique constraint is reported on every clashing field."""
+    try:
+        with transaction.atomic():
+            user.save(update_fields=update_fields)
+    except IntegrityError as exc:
+        error = _refused_user_error(user, exc, unique)
+        if error is not None:
+            raise error from exc
+        raise
 
 
 def _save_unique(instance: User | Group, *, fields: dict[str, str]) -> None:
@@ -158,7 +195,6 @@ def _guard_last_superadmin(user: User) -> None:
 # --- Users ------------------------------------------------------------------------------------
 
 
-@transaction.atomic
 def user_create(
     *,
     actor: Actor,
@@ -175,6 +211,7 @@ def user_create(
     is_superuser: bool = False,
     validate_password: bool = True,
 ) -> User:
+    """Validate, then insert, audit and record for the connectors in one transaction."""
     values = _clean_text(
         {
             "username": username,
@@ -197,19 +234,32 @@ def user_create(
         user.set_password(password)
     else:
         user.set_unusable_password()
-    _save_unique(user, fields=_USER_UNIQUE_FIELDS)
-    audit_record(actor=actor, action="user.create", target=user, after=user_snapshot(user))
-    provisioning.record_user_change([user.pk], "user.create")
+    try:
+        with transaction.atomic():
+            user.save()
+            audit_record(actor=actor, action="user.create", target=user, after=user_snapshot(user))
+            provisioning.record_user_change([user.pk], "user.create")
+    except IntegrityError as exc:
+        # Rolled back: the clashes can be looked up now, with no savepoint around the insert.
+        error = _refused_user_error(user, exc, _USER_UNIQUE_FIELDS)
+        if error is not None:
+            raise error from exc
+        raise
     return user
 
 
 @transaction.atomic
-def user_update(*, actor: Actor, user: User, **changes: Any) -> User:
-    """Change profile fields and roles. Status changes go through user_suspend/user_reactivate."""
+def user_update(*, actor: Actor, user: User, locked: bool = False, **changes: Any) -> User:
+    """Change profile fields and roles. Status changes go through user_suspend/user_reactivate.
+
+    `locked`: the caller read `user` with select_for_update() in its current transaction, so it is
+    not read again (and is changed in place).
+    """
     unknown = set(changes) - set(USER_EDITABLE_FIELDS)
     if unknown:
         raise ApplicationError(f"Cannot update {', '.join(sorted(unknown))} here.", code="not_editable")
-    user = User.objects.select_for_update().get(pk=user.pk)
+    if not locked:
+        user = User.objects.select_for_update().get(pk=user.pk)
     before = user_snapshot(user)
     values = _clean_text(changes, _USER_TEXT_FIELDS)
 
@@ -225,17 +275,18 @@ def user_update(*, actor: Actor, user: User, **changes: Any) -> User:
 
     if before["is_superuser"] and not user.is_superuser:
         _guard_last_superadmin(User(pk=user.pk, is_superuser=True, status=before["status"]))
-    # Uniqueness is checked (and a lost race caught) only for the unique fields that changed.
+    # Only a username or email that changed can clash (the constraints decide; see _save_user).
     unique = [field for field in _USER_UNIQUE_FIELDS if getattr(user, field) != before[field]]
     _validate_user(user, unique)
     after = user_snapshot(user)
     if after == before:
         return user
-    if unique:
-        _save_unique(user, fields=_USER_UNIQUE_FIELDS)
-    else:
-        user.save()
     changed = {key for key in after if after[key] != before[key]}
+    update_fields = [name for name in USER_EDITABLE_FIELDS if name in changed] + ["updated"]
+    if unique:
+        _save_user(user, unique=unique, update_fields=update_fields)
+    else:
+        user.save(update_fields=update_fields)
     audit_record(
         actor=actor,
         action="user.update",

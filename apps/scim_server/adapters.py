@@ -395,12 +395,15 @@ def user_create_from(fields: UserFields, *, actor: SystemActor, scope_group: Gro
     return user
 
 
-def user_apply(user: User, fields: UserFields, *, actor: SystemActor) -> User:
-    """Write what differs between `user` and `fields` through the directory services."""
+def user_apply(user: User, fields: UserFields, *, actor: SystemActor, locked: bool = False) -> User:
+    """Write what differs between `user` and `fields` through the directory services.
+
+    `locked`: `user` was read with select_for_update() in the caller's transaction.
+    """
     changes = {name: value for name, value in fields.profile.items() if getattr(user, name) != value}
     steps = []
     if changes:
-        steps.append(lambda user: services.user_update(actor=actor, user=user, **changes))
+        steps.append(lambda user: services.user_update(actor=actor, user=user, locked=locked, **changes))
     is_active = user.status == UserStatus.ACTIVE
     if fields.active is True and not is_active:
         steps.append(lambda user: services.user_reactivate(actor=actor, user=user))

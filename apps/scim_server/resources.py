@@ -28,6 +28,7 @@ from apps.scim_server import filters
 from apps.scim_server.adapters import (
     ScimGroupAdapter,
     ScimUserAdapter,
+    UserFields,
     group_apply,
     group_create_from,
     group_resource_schema,
@@ -291,7 +292,10 @@ def _validation_error(exc: ValidationError) -> ScimError:
 
 
 def run_write(token: ScimToken, operation: str, target: Any, write: Callable[[], Any]) -> Any:
-    """Run a write, turning domain errors into SCIM errors; break-glass refusals are audited."""
+    """Run a write, turning domain errors into SCIM errors; break-glass refusals are audited.
+
+    `target` is the object written, or a callable giving it (when `write` loads it itself).
+    """
     try:
         return write()
     except LastSuperAdminError as exc:
@@ -299,7 +303,7 @@ def run_write(token: ScimToken, operation: str, target: Any, write: Callable[[],
             audit_record(
                 actor=actor_for(token),
                 action="scim.refused",
-                target=target,
+                target=target() if callable(target) else target,
                 after={"operation": operation, "reason": exc.code, "detail": exc.message},
             )
         raise ScimError(403, f"Refused: {exc.message}") from None
@@ -407,11 +411,14 @@ def users_for(token: ScimToken) -> QuerySet:
     return users
 
 
-def _get_user(token: ScimToken, user_id: str, *, with_groups: bool = True) -> User:
+def _get_user(token: ScimToken, user_id: str, *, with_groups: bool = True, for_update: bool = False) -> User:
     users = users_for(token)
     if with_groups:
         users = _with_groups(users)
-    user = users.filter(pk=_uuid_or_404(user_id)).first()
+    if for_update:
+        users = users.select_for_update()
+    # Unordered and sliced (first() would sort by pk): one row at most.
+    user = next(iter(users.filter(pk=_uuid_or_404(user_id)).order_by()[:1]), None)
     if user is None:
         raise not_found(f"User {str(user_id)[:60]} not found.")
     return user
@@ -512,32 +519,54 @@ def user_create(token: ScimToken, request: HttpRequest | None, body: Any) -> Sci
     return _result(adapter, document, 201)
 
 
+def _user_write(
+    token: ScimToken,
+    request: HttpRequest | None,
+    user_id: str,
+    if_match: str | None,
+    operation: str,
+    read_fields: Callable[[dict], UserFields],
+) -> ScimResult:
+    """PUT and PATCH: one transaction reads the user (with its groups) under a row lock, checks
+    If-Match against that very version and writes; the services do not read the user again."""
+    require_write(token)
+    loaded: list[User] = []
+
+    def write() -> tuple[User, list | None]:
+        with transaction.atomic():
+            user = _get_user(token, user_id, for_update=True)
+            loaded.append(user)
+            adapter = get_user_adapter()(user, request=request)
+            check_if_match(if_match, adapter.version)
+            fields = read_fields(adapter.to_dict(with_groups=False))
+            groups = _annotated_groups(user)  # a user's write does not change its groups
+            return user_apply(user, fields, actor=actor_for(token), locked=True), groups
+
+    user, groups = run_write(token, operation, lambda: loaded[0] if loaded else None, write)
+    return _result(*_render_user(user, request, _NO_SELECTION, groups))
+
+
 def user_replace(
     token: ScimToken, request: HttpRequest | None, user_id: str, body: Any, if_match: str | None = None
 ) -> ScimResult:
-    require_write(token)
-    user = _get_user(token, user_id)
-    adapter = get_user_adapter()(user, request=request)
-    check_if_match(if_match, adapter.version)
-    fields = read_user_document(body, mode="replace", current=adapter.to_dict(with_groups=False))
-    groups = _annotated_groups(user)  # a user's write does not change its groups
-    user = run_write(token, "replace", user, lambda: user_apply(user, fields, actor=actor_for(token)))
-    return _result(*_render_user(user, request, _NO_SELECTION, groups))
+    return _user_write(
+        token,
+        request,
+        user_id,
+        if_match,
+        "replace",
+        lambda current: read_user_document(body, mode="replace", current=current),
+    )
 
 
 def user_patch(
     token: ScimToken, request: HttpRequest | None, user_id: str, body: Any, if_match: str | None = None
 ) -> ScimResult:
-    require_write(token)
-    user = _get_user(token, user_id)
-    adapter = get_user_adapter()(user, request=request)
-    check_if_match(if_match, adapter.version)
-    current = adapter.to_dict(with_groups=False)
-    changed = apply_patch(current, body, user_resource_schema(), writable_password=password_writable())
-    fields = read_user_document(changed, mode="patch", current=current)
-    groups = _annotated_groups(user)  # a user's write does not change its groups
-    user = run_write(token, "patch", user, lambda: user_apply(user, fields, actor=actor_for(token)))
-    return _result(*_render_user(user, request, _NO_SELECTION, groups))
+    def read_fields(current: dict) -> UserFields:
+        changed = apply_patch(current, body, user_resource_schema(), writable_password=password_writable())
+        return read_user_document(changed, mode="patch", current=current)
+
+    return _user_write(token, request, user_id, if_match, "patch", read_fields)
 
 
 def user_delete(token: ScimToken, request: HttpRequest | None, user_id: str, if_match: str | None = None) -> ScimResult:

@@ -56,7 +56,9 @@ def scim_token_authenticate(*, secret: str, ip: str | None) -> ScimToken | None:
 
     Looked up on every request (no cache), so a revoked token fails at once.
     """
-    token = ScimToken.objects.filter(secret_hash=hash_secret(secret), revoked_at__isnull=True).order_by().first()
+    # Unordered and sliced (first() would sort by pk): the hash is unique.
+    live = ScimToken.objects.filter(secret_hash=hash_secret(secret), revoked_at__isnull=True).order_by()
+    token = next(iter(live[:1]), None)
     if token is None:
         return None
     now = timezone.now()
