@@ -137,6 +137,29 @@ def require_manage(request: HttpRequest) -> None:
         raise PermissionDenied("Your role may look at connectors but not change them.")
 
 
+_CHECK_TABS = {
+    "sso": SSO.url_name,
+    "identity": IDENTITY.url_name,
+    "assignments": ASSIGNMENTS.url_name,
+    "mappings": MAPPINGS.url_name,
+    "provisioning": "console:connector_provisioning",
+}
+
+
+def checks_with_links(connector: Connector) -> list[dict]:
+    """The consistency checks, each with the tab where it is fixed."""
+    return [
+        {
+            "code": check.code,
+            "level": check.level,
+            "message": check.message,
+            "blocks_activation": check.blocks_activation,
+            "fix_url": reverse(_CHECK_TABS[check.tab], args=[connector.slug]) if check.tab in _CHECK_TABS else "",
+        }
+        for check in connector_checks(connector)
+    ]
+
+
 def _service_error_message(error: Exception) -> str:
     if isinstance(error, ValidationError):
         return " ".join(error.messages)
@@ -224,7 +247,7 @@ def connector_create(request: HttpRequest, template: str) -> HttpResponse:
 def connector_detail(request: HttpRequest, slug: str) -> HttpResponse:
     connector = connector_or_404(slug)
     context = layout_context(request, connector, "overview")
-    context["checks"] = connector_checks(connector)
+    context["checks"] = checks_with_links(connector)
     context["assignment_counts"] = connector.assignments.aggregate(
         users=Count("id", filter=Q(user__isnull=False)), groups=Count("id", filter=Q(group__isnull=False))
     )
@@ -377,9 +400,10 @@ def connector_identity(request: HttpRequest, slug: str) -> HttpResponse:
     if not connector.has_provisioning:
         raise Http404("This connector has no Identity Management.")
     provisioning = connector.provisioning
-    form = forms.IdentityForm(
-        request.POST or None, initial=forms.IdentityForm.initial_from(provisioning), token_is_set=provisioning.token_set
-    )
+    initial = forms.IdentityForm.initial_from(provisioning)
+    if in_wizard(request) and not provisioning.base_url:
+        initial["enabled"] = True  # setting the app up now: the URL and token typed below are meant to be used
+    form = forms.IdentityForm(request.POST or None, initial=initial, token_is_set=provisioning.token_set)
     status = 200
     if request.method == "POST":
         require_manage(request)
@@ -596,8 +620,8 @@ def connector_assignment_remove(request: HttpRequest, slug: str, pk: int) -> Htt
 @console_view(Capability.VIEW_CONNECTORS)
 def connector_activate(request: HttpRequest, slug: str) -> HttpResponse:
     connector = connector_or_404(slug)
-    checks = connector_checks(connector)
-    blocking = [check for check in checks if check.blocks_activation]
+    checks = checks_with_links(connector)
+    blocking = [check for check in checks if check["blocks_activation"]]
     status = 200
     if request.method == "POST":
         require_manage(request)

@@ -38,7 +38,16 @@ def _counts_context(connector: Connector) -> dict:
     states = [
         {"status": status, "label": label, "count": counts.get(status, 0)} for status, label in SyncStatus.choices
     ]
-    return {"connector": connector, "counts": counts, "states": states, "pending": pending}
+    total = sum(state["count"] for state in states)
+    done = total - counts.get(SyncStatus.PENDING, 0)
+    return {
+        "connector": connector,
+        "counts": counts,
+        "states": states,
+        "pending": pending,
+        "total": total,
+        "done": done,
+    }
 
 
 @console_view(Capability.VIEW_CONNECTORS)
@@ -81,22 +90,40 @@ def connector_provisioning_counts(request: HttpRequest, slug: str) -> HttpRespon
     return render(request, "console/connectors/_provisioning_counts.html", _counts_context(connector))
 
 
+def _shown(value: object) -> object:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value
+
+
 def flatten(resource: dict, prefix: str = "") -> list[tuple[str, object]]:
     """A SCIM resource as (path, value) pairs a person can read: name.givenName, emails[work].value."""
     pairs: list[tuple[str, object]] = []
     for name, value in resource.items():
         if name == "schemas":
             continue
-        path = f"{prefix}{name}"
+        leaf = f"{prefix}{name}"
         if isinstance(value, dict):
-            pairs.extend(flatten(value, f"{path}."))
+            pairs.extend(flatten(value, f"{leaf}."))
         elif isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
             for position, item in enumerate(value):
                 label = item.get("type") or str(position)
-                pairs.extend(flatten({k: v for k, v in item.items() if k != "type"}, f"{path}[{label}]."))
+                pairs.extend(flatten({k: v for k, v in item.items() if k != "type"}, f"{leaf}[{label}]."))
         else:
-            pairs.append((path, value))
+            pairs.append((leaf, _shown(value)))
     return pairs
+
+
+def attribute_changes(changed: dict) -> list[tuple[str, object, object]]:
+    """(path, before, after) for each leaf that differs, from the diff's {attribute: {from, to}}."""
+    rows = []
+    for name, change in changed.items():
+        before = dict(flatten({name: change["from"]})) if change.get("from") is not None else {}
+        after = dict(flatten({name: change["to"]})) if change.get("to") is not None else {}
+        for leaf in dict.fromkeys([*after, *before]):
+            if before.get(leaf) != after.get(leaf):
+                rows.append((leaf, before.get(leaf), after.get(leaf)))
+    return rows
 
 
 def _usernames(ids: set[str]) -> dict[str, str]:
@@ -121,11 +148,15 @@ def connector_preview(request: HttpRequest, slug: str) -> HttpResponse:
         for change in preview.membership_changes
     ]
     creates = [{"userName": entry["userName"], "attributes": flatten(entry["resource"])} for entry in preview.creates]
+    updates = [
+        {"userName": entry["userName"], "changes": attribute_changes(entry["changed"])} for entry in preview.updates
+    ]
     summary = preview.as_dict()["summary"]
     context = {
         **layout_context(request, connector, "provisioning"),
         "preview": preview,
         "creates": creates,
+        "updates": updates,
         "membership_changes": membership_changes,
         "summary": summary,
         "nothing": not any(count for name, count in summary.items() if name != "errors"),
