@@ -14,8 +14,9 @@ PASSWORD_HASHERS = [
 ]
 
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # A file, not :memory:, so that a real Celery worker process can open the test database.
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
+    # A file, not :memory:, so that a real Celery worker process can open the test database;
+    # one per test process, so that two pytest runs on one checkout never share (and corrupt) it.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-db-{os.getpid()}.sqlite3")}
 
 OUTBOUND_ALLOW_LOOPBACK = True
 
