@@ -669,3 +669,63 @@ def test_connector_list_costs_a_fixed_number_of_queries(admin_client, django_ass
     assert response.status_code == 200
     assert len(response.context["rows"]) == 32
     assert len(many.captured_queries) == len(few.captured_queries)
+
+
+def test_garbage_input_gives_form_errors_never_a_500(admin_client):
+    connector = _create()
+    base = f"/console/connectors/{connector.slug}"
+    garbage = {
+        "acs-TOTAL_FORMS": "many",
+        "scim_user-TOTAL_FORMS": "-5",
+        "action": "add",
+        "kind": "scim_user",
+        "name": "x" * 500,
+        "sign": "nobody",
+        "assertion_lifetime_seconds": "soon",
+        "rate_limit_per_second": "-1",
+        "operations": ["fly"],
+        "user": "not-a-uuid",
+        "base_url": "\x00",
+    }
+    for url in (
+        "/console/connectors/new/twingate/",
+        f"{base}/general/",
+        f"{base}/sso/",
+        f"{base}/sso/metadata/",
+        f"{base}/identity/",
+        f"{base}/identity/test/",
+        f"{base}/mappings/",
+        f"{base}/assignments/",
+        f"{base}/activate/",
+    ):
+        for data in (garbage, {**garbage, "action": "save"}, {}):
+            response = admin_client.post(url, data)
+            assert response.status_code < 500, (url, data.get("action"))
+    assert admin_client.post(f"{base}/mappings/", {"kind": "bogus"}).status_code == 404
+    assert admin_client.get("/console/connectors/no-such-app/").status_code == 404
+    assert admin_client.get("/console/connectors/new/no-such-template/").status_code == 404
+
+
+def test_catalog_back_button_gets_the_whole_page(admin_client):
+    response = admin_client.get(
+        "/console/connectors/catalog/?q=slack", HTTP_HX_REQUEST="true", HTTP_HX_HISTORY_RESTORE_REQUEST="true"
+    )
+    html = response.content.decode()
+    assert "<html" in html and "Add Slack" in html and "Add Twingate" not in html
+
+
+def test_assignment_list_costs_a_fixed_number_of_queries(admin_client, django_assert_max_num_queries):
+    connector = _create()
+    url = f"/console/connectors/{connector.slug}/assignments/"
+    for _ in range(2):
+        connector_services.assignment_create(actor=None, connector=connector, user=UserFactory())
+    admin_client.get(url)
+    with django_assert_max_num_queries(40) as few:
+        admin_client.get(url)
+    for position in range(20):
+        connector_services.assignment_create(actor=None, connector=connector, user=UserFactory())
+        if position % 4 == 0:
+            connector_services.assignment_create(actor=None, connector=connector, group=GroupFactory())
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        response = admin_client.get(url)
+    assert len(response.context["assignments"]) == 27

@@ -160,6 +160,14 @@ def checks_with_links(connector: Connector) -> list[dict]:
     ]
 
 
+def _form_count(request: HttpRequest, prefix: str, limit: int) -> int:
+    """TOTAL_FORMS of a posted formset, bounded: the rows to keep when a row is added."""
+    try:
+        return max(0, min(int(request.POST.get(f"{prefix}-TOTAL_FORMS") or 0), limit))
+    except ValueError:
+        return 0
+
+
 def _service_error_message(error: Exception) -> str:
     if isinstance(error, ValidationError):
         return " ".join(error.messages)
@@ -202,7 +210,7 @@ def connector_catalog(request: HttpRequest) -> HttpResponse:
     kinds = dict(ConnectorKind.choices)
     cards = [{"template": template, "kind_label": kinds[template.kind]} for template in _catalog_matches(query)]
     context = {"nav": "connectors", "form": form, "cards": cards, "query": query}
-    if request.htmx:
+    if request.htmx and not request.htmx.history_restore_request:
         return render(request, "console/connectors/_catalog_cards.html", context)
     return render(request, "console/connectors/catalog.html", context)
 
@@ -326,7 +334,7 @@ def connector_sso(request: HttpRequest, slug: str) -> HttpResponse:
         if request.POST.get("action") == "add_acs":
             rows = [
                 {key: request.POST.get(f"acs-{n}-{key}", "") for key in ("url", "binding", "index")}
-                for n in range(min(int(request.POST.get("acs-TOTAL_FORMS") or 0), 19))
+                for n in range(_form_count(request, "acs", 19))
                 if not request.POST.get(f"acs-{n}-DELETE")
             ]
             acs_formset = forms.AcsFormSet(prefix="acs", initial=[*rows, {"binding": forms.BINDING_POST}])
@@ -529,7 +537,7 @@ def connector_mappings(request: HttpRequest, slug: str) -> HttpResponse:
         if action == "add":
             rows = [
                 {key: request.POST.get(f"{posted_kind}-{n}-{key}", "") for key in ("source", "target", "name_format")}
-                for n in range(min(int(request.POST.get(f"{posted_kind}-TOTAL_FORMS") or 0), 199))
+                for n in range(_form_count(request, posted_kind, 199))
                 if not request.POST.get(f"{posted_kind}-{n}-DELETE")
             ]
             posted_formset = forms.MappingFormSet(prefix=posted_kind, initial=[*rows, {}])
