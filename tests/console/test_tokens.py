@@ -141,6 +141,14 @@ def test_creating_a_token_needs_a_recent_sign_in(db, admin):
     assert stale.post("/console/tokens/scim/new/", {"name": "HR", "scope": "read_write"}).status_code == 201
 
 
+def test_creating_an_api_token_needs_a_recent_sign_in(db, admin):
+    stale = console_client(admin, signed_in_seconds_ago=16 * 60)
+    response = stale.post("/console/tokens/api/new/", {"name": "ci", "user": admin.pk, "lifetime": "30"})
+    assert response.status_code == 302
+    assert response["Location"].startswith("/console/confirm/")
+    assert not ApiToken.objects.exists()
+
+
 def test_csrf_is_required(db, admin):
     client = console_client(admin)
     client.handler.enforce_csrf_checks = True
@@ -172,6 +180,11 @@ def test_access_per_role(db, super_admin, role, read, write):
     expected_write = 201 if write else 403
     assert client.post("/console/tokens/scim/new/", {"name": "x", "scope": "read_write"}).status_code == expected_write
     assert client.post(f"/console/tokens/scim/{token.pk}/revoke/").status_code == (302 if write else 403)
+    api_new = client.post("/console/tokens/api/new/", {"name": "x", "user": user.pk, "lifetime": "30"})
+    assert api_new.status_code == expected_write
+    assert ApiToken.objects.filter(user=user, name="x").exists() == write
+    if not write:
+        assert client.post(f"/console/tokens/api/{api_token.pk}/revoke/").status_code == 403
     token.refresh_from_db()
     assert (token.revoked_at is not None) == write
     if read == 200:
