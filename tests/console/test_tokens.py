@@ -262,3 +262,16 @@ def test_non_staff_are_not_offered(db, admin_client):
 def test_expired_api_token_shows_as_expired(db, admin, admin_client):
     api_token_create(actor=admin, user=admin, name="old", expires_at=timezone.now() - timedelta(days=1))
     assert "Expired" in admin_client.get("/console/tokens/api/").content.decode()
+
+
+def test_live_tokens_are_listed_before_revoked_ones(db, admin, admin_client):
+    from apps.scim_server.services import scim_token_revoke
+
+    old, _ = scim_token_create(actor=admin, name="old feed")
+    scim_token_create(actor=admin, name="live feed")
+    newer_revoked, _ = scim_token_create(actor=admin, name="newer revoked")
+    scim_token_revoke(actor=admin, token=old)
+    scim_token_revoke(actor=admin, token=newer_revoked)
+    names = [token.name for token in admin_client.get("/console/tokens/scim/").context["page_obj"]]
+    assert names[0] == "live feed"
+    assert set(names[1:]) == {"old feed", "newer revoked"}

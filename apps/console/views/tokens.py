@@ -9,6 +9,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
+from django.db.models import F
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import path, reverse
@@ -29,6 +30,10 @@ def scim_base_url() -> str:
     return f"{settings.PORTAL_BASE_URL}{reverse('scim_server:root')}".rstrip("/")
 
 
+# Live tokens first (PostgreSQL would otherwise sort the NULL revoked_at last), newest first.
+_LIVE_FIRST = (F("revoked_at").desc(nulls_first=True), "-created", "-id")
+
+
 def _page(request: HttpRequest, queryset):
     return Paginator(queryset, settings.CONSOLE_PAGE_SIZE).get_page(request.GET.get("page"))
 
@@ -46,7 +51,7 @@ def _add_service_error(form, error: ApplicationError | ValidationError) -> None:
 
 @console_view(Capability.VIEW_CONNECTORS)
 def scim_token_list(request: HttpRequest) -> HttpResponse:
-    tokens = ScimToken.objects.select_related("scope_group").order_by("revoked_at", "-created", "-id")
+    tokens = ScimToken.objects.select_related("scope_group").order_by(*_LIVE_FIRST)
     context = {"nav": "scim_tokens", "page_obj": _page(request, tokens), "scim_base_url": scim_base_url()}
     return render(request, "console/tokens/scim_list.html", context)
 
@@ -108,7 +113,7 @@ def _check_may_manage_token_of(actor, owner) -> None:
 
 @console_view(Capability.VIEW_CONNECTORS)
 def api_token_list(request: HttpRequest) -> HttpResponse:
-    tokens = ApiToken.objects.select_related("user").order_by("revoked_at", "-created", "-id")
+    tokens = ApiToken.objects.select_related("user").order_by(*_LIVE_FIRST)
     context = {"nav": "api_tokens", "page_obj": _page(request, tokens), "now": timezone.now()}
     return render(request, "console/tokens/api_list.html", context)
 
