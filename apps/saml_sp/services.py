@@ -6,7 +6,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -131,7 +131,6 @@ def _load_metadata(upstream: UpstreamIdentityProvider, *, fetch: bool) -> None:
     upstream.entity_id = parse_idp_metadata(upstream.metadata_xml).entity_id
 
 
-@transaction.atomic
 def upstream_create(*, actor: Actor, name: str, slug: str = "", **fields: Any) -> UpstreamIdentityProvider:
     unknown = set(fields) - set(UPSTREAM_FIELDS)
     if unknown:
@@ -140,13 +139,18 @@ def upstream_create(*, actor: Actor, name: str, slug: str = "", **fields: Any) -
     if UpstreamIdentityProvider.objects.filter(slug=upstream.slug).exists():
         raise ValidationError({"slug": ["An upstream IdP with this slug exists."]})
     _validate(upstream)
+    # Fetched before the transaction opens: a slow IdP must not hold the database's write lock
+    # (SQLite takes it at BEGIN) for the length of an HTTP request.
     _load_metadata(upstream, fetch=not upstream.metadata_xml)
-    upstream.save()
-    audit_record(actor=actor, action="saml_sp.upstream.create", target=upstream, after=_snapshot(upstream))
+    try:
+        with transaction.atomic():
+            upstream.save()
+            audit_record(actor=actor, action="saml_sp.upstream.create", target=upstream, after=_snapshot(upstream))
+    except IntegrityError as exc:  # the same slug saved meanwhile
+        raise ValidationError({"slug": ["An upstream IdP with this slug exists."]}) from exc
     return upstream
 
 
-@transaction.atomic
 def upstream_update(*, actor: Actor, upstream: UpstreamIdentityProvider, **changes: Any) -> UpstreamIdentityProvider:
     unknown = set(changes) - set(UPSTREAM_FIELDS) - {"refresh"}
     if unknown or "slug" in changes:
@@ -158,17 +162,19 @@ def upstream_update(*, actor: Actor, upstream: UpstreamIdentityProvider, **chang
     for name, value in changes.items():
         setattr(upstream, name, value)
     _validate(upstream)
+    # Outside the transaction, as in upstream_create.
     _load_metadata(upstream, fetch=refresh or ("metadata_url" in changes and "metadata_xml" not in changes))
-    upstream.save()
     after = _snapshot(upstream)
     changed = {key for key in after if after[key] != before[key]} | ({"metadata"} if refresh else set())
-    audit_record(
-        actor=actor,
-        action="saml_sp.upstream.update",
-        target=upstream,
-        before={key: before.get(key) for key in changed},
-        after={key: after.get(key) for key in changed},
-    )
+    with transaction.atomic():
+        upstream.save()
+        audit_record(
+            actor=actor,
+            action="saml_sp.upstream.update",
+            target=upstream,
+            before={key: before.get(key) for key in changed},
+            after={key: after.get(key) for key in changed},
+        )
     return upstream
 
 
