@@ -49,6 +49,10 @@ def console_view(capability: Capability, *, sensitive: bool = False) -> Callable
                 return reauth_redirect(request)
             return view(request, *args, **kwargs)
 
-        return never_cache(staff_mfa_required(guarded))
+        wrapped = never_cache(staff_mfa_required(guarded))
+        # Lets a test walk the URLconf and prove that no console view was left unguarded.
+        wrapped.console_capability = capability
+        wrapped.console_sensitive = sensitive
+        return wrapped
 
     return decorate
