@@ -80,10 +80,29 @@ def outbound_client(**kwargs) -> httpx.Client:
     return httpx.Client(**kwargs)
 
 
+def pinned_request(checked: CheckedURL) -> tuple[httpx.URL, dict[str, str], dict[str, str]]:
+    """The URL, headers and extensions that reach the address the check approved.
+
+    Connecting by name would resolve it again, and a name that answered with a public address
+    for the check can answer with 169.254.169.254 a moment later (DNS rebinding). So connect
+    to the checked address, send the name as Host, and verify TLS against the name (SNI).
+    """
+    original = httpx.URL(checked.url)
+    if not checked.addresses:
+        return original, {}, {}
+    address = checked.addresses[0].split("%")[0]
+    headers = {"Host": original.netloc.decode("ascii")}
+    extensions = {"sni_hostname": checked.host} if original.scheme == "https" else {}
+    return original.copy_with(host=address), headers, extensions
+
+
 def fetch_limited(url: str, *, max_bytes: int, accept: str = "*/*") -> bytes:
     """GET a checked URL, refusing redirects elsewhere and bodies over `max_bytes`."""
-    check_outbound_url(url)
-    with outbound_client() as client, client.stream("GET", url, headers={"Accept": accept}) as response:
+    target, headers, extensions = pinned_request(check_outbound_url(url))
+    with (
+        outbound_client() as client,
+        client.stream("GET", target, headers={"Accept": accept, **headers}, extensions=extensions) as response,
+    ):
         if response.is_redirect:
             raise OutboundURLError(f"The URL redirects ({response.status_code}); give the final URL instead.")
         if response.status_code != 200:
