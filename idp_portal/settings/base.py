@@ -185,6 +185,9 @@ SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
+# Sessions live in the database only (ending one takes effect in every worker at once); this
+# engine reads them with a plain statement instead of an ORM query (apps/common/sessions.py).
+SESSION_ENGINE = "apps.common.sessions"
 # The default absolute session lifetime of the sign-in policy (apps.portal.models.SignInPolicy).
 SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 8 * 3600)
 PASSWORD_MIN_LENGTH = env_int("PASSWORD_MIN_LENGTH", 12)
