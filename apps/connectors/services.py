@@ -338,6 +338,14 @@ def _apply_connector_fields(connector: Connector, changes: dict, errors: _Errors
         errors.add("bookmark_url", "A bookmark needs the app's sign-in URL.")
 
 
+# Path segments the console uses beside connector slugs (/console/connectors/catalog/, /new/...).
+RESERVED_SLUGS = frozenset({"catalog", "new"})
+
+
+def _slug_taken(slug: str) -> bool:
+    return slug in RESERVED_SLUGS or Connector.objects.filter(slug=slug).exists()
+
+
 def _unique_slug(requested: str | None, name: str, errors: _Errors) -> str:
     if requested:
         slug = slugify(requested)
@@ -345,12 +353,14 @@ def _unique_slug(requested: str | None, name: str, errors: _Errors) -> str:
             errors.add("slug", "Use lowercase letters, digits and hyphens only.")
         elif len(slug) > 64:
             errors.add("slug", "At most 64 characters.")
+        elif slug in RESERVED_SLUGS:
+            errors.add("slug", f"{slug!r} is reserved; choose another slug.")
         elif Connector.objects.filter(slug=slug).exists():
             errors.add("slug", "A connector with this slug already exists.")
         return slug
     base = (slugify(name) or "app")[:56]
     slug, counter = base, 2
-    while Connector.objects.filter(slug=slug).exists():
+    while _slug_taken(slug):
         slug, counter = f"{base}-{counter}", counter + 1
     return slug
 

@@ -355,6 +355,14 @@ def test_explicit_slug_must_be_unique(actor):
     assert Connector.objects.count() == 1
 
 
+def test_console_path_words_are_not_slugs(actor):
+    # /console/connectors/catalog/ is the catalog page, not a connector called "Catalog".
+    assert _create(actor, name="Catalog").slug == "catalog-2"
+    assert _create(actor, name="New").slug == "new-2"
+    errors = _refused(services.connector_create, actor=actor, template="twingate", slug="catalog")
+    assert errors == {"slug": ["'catalog' is reserved; choose another slug."]}
+
+
 @pytest.mark.parametrize("slug", ["TG", "tg prod", "tg/prod", "tg_prod!", "-"])
 def test_explicit_slug_must_be_a_slug(actor, slug):
     errors = _refused(services.connector_create, actor=actor, template="twingate", slug=slug)
