@@ -7,7 +7,7 @@ from django.contrib import messages
 from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
-from django.urls import NoReverseMatch, path, reverse
+from django.urls import path, reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
@@ -16,7 +16,8 @@ from apps.connectors.models import Connector
 from apps.connectors.selectors import connector_get_by_slug
 from apps.console.decorators import console_view
 from apps.console.forms.tracer import AssertionPreviewForm, TraceStartForm
-from apps.console.permissions import Capability
+from apps.console.permissions import Capability, has_capability
+from apps.console.views.connectors import connector_tabs
 from apps.directory.models import User
 from apps.directory.selectors import user_get_by_email, user_get_by_username, user_list
 from apps.saml_idp import tracer
@@ -32,24 +33,6 @@ def _connector(slug: str) -> Connector:
     if connector is None or not connector.has_sso:
         raise Http404("No connector with SAML sign-in at this address.")
     return connector
-
-
-def _tabs(connector: Connector) -> list[dict]:
-    """The connector's tabs; a page whose module is not wired in yet is left out."""
-    tabs = [("Overview", "console:connector_detail", True)]
-    tabs.append(("Provisioning", "console:connector_provisioning", connector.has_provisioning))
-    tabs.append(("SAML tracer", "console:connector_tracer", True))
-    links = []
-    for label, name, shown in tabs:
-        if not shown:
-            continue
-        try:
-            links.append(
-                {"label": label, "url": reverse(name, args=[connector.slug]), "current": name.endswith("tracer")}
-            )
-        except NoReverseMatch:
-            continue
-    return links
 
 
 @dataclass(frozen=True)
@@ -129,7 +112,10 @@ def _preview_context(connector: Connector, request: HttpRequest) -> dict:
 def _page(request: HttpRequest, connector: Connector, *, start_form: TraceStartForm | None = None, status: int = 200):
     context = {
         "nav": "connectors",
-        "tabs": _tabs(connector),
+        "connector": connector,
+        "tabs": connector_tabs(connector),
+        "tab": "tracer",
+        "can_manage": has_capability(request.user, Capability.MANAGE_CONNECTORS),
         "start_form": start_form or TraceStartForm(),
         **_capture_context(connector),
         **_preview_context(connector, request),
