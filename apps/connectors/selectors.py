@@ -285,3 +285,15 @@ def assignable_search(connector: Connector, query: str, *, limit: int = 10) -> t
     for group in groups:
         group.assigned = group.pk in assigned_groups
     return users, groups
+
+
+def users_in_scope_q(connector: Connector) -> Q:
+    """The condition of `users_in_scope` as two indexed IN-lists, to filter a large user list.
+
+    Same users as `users_in_scope`, whose per-row EXISTS pair makes a database test every user of
+    the directory (860 ms at 100,000 users on SQLite, bench/console_user_list.py); this form reads
+    the connector's assignments and the assigned groups' memberships once.
+    """
+    direct = Assignment.objects.filter(connector=connector, user__isnull=False).values("user_id")
+    through_group = Membership.objects.filter(group__connector_assignments__connector=connector).values("user_id")
+    return Q(pk__in=direct) | Q(pk__in=through_group)

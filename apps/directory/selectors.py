@@ -77,3 +77,32 @@ def group_members(group: Group) -> QuerySet[User]:
 
 def group_exists(identity: str) -> bool:
     return Group.objects.filter(group_identity_q(identity)).exists()
+
+
+def user_search_q(search: str) -> Q:
+    """Part of the username, email, first or last name, or the whole employee ID."""
+    return (
+        Q(username__icontains=search)
+        | Q(email__icontains=search)
+        | Q(first_name__icontains=search)
+        | Q(last_name__icontains=search)
+        | Q(employee_id=search)
+    )
+
+
+def user_directory_list(
+    *, search: str | None = None, status: str | None = None, group_id: str | None = None
+) -> QuerySet[User]:
+    """The console's user list in username order (the username index serves the order and the paging).
+
+    The group filter is an IN-list over the membership index rather than a join, so the database
+    reads the group's members once instead of probing every user.
+    """
+    users = User.objects.all()
+    if status:
+        users = users.filter(status=status)
+    if group_id:
+        users = users.filter(pk__in=Membership.objects.filter(group_id=group_id).values("user_id"))
+    if search:
+        users = users.filter(user_search_q(search))
+    return users.order_by("username")

@@ -126,6 +126,34 @@ def test_list_query_count_does_not_grow_with_rows(db, admin_client, django_asser
     assert len(page_two.context["users"]) == 20
 
 
+def test_search_reads_at_most_the_cap_and_says_so(db, admin_client, monkeypatch, django_assert_max_num_queries):
+    from apps.console.views import users as users_view
+
+    for n in range(12):
+        UserFactory(username=f"capped{n:02}")
+    monkeypatch.setattr(users_view, "SEARCH_RESULT_CAP", 10)
+    with django_assert_max_num_queries(_queries_for_list(admin_client, "/console/users/?q=capped00")):
+        response = admin_client.get("/console/users/?q=capped")
+    assert [user.username for user in response.context["users"]] == [f"capped{n:02}" for n in range(10)]
+    assert response.context["capped"]
+    assert "More than 10 users match" in response.content.decode()
+
+
+def test_connector_filter_matches_users_in_scope(db):
+    from apps.connectors.selectors import users_in_scope, users_in_scope_q
+    from apps.directory.selectors import user_directory_list
+
+    people = [UserFactory(username=f"s{n}") for n in range(8)]
+    connector = make_connector("Scope")
+    assign(connector, group=GroupFactory(name="In", members=people[:3]))
+    assign(connector, group=GroupFactory(name="Also in", members=people[2:5]))
+    assign(connector, user=people[6])
+    GroupFactory(name="Out", members=people[5:])
+    expected = list(users_in_scope(connector).values_list("username", flat=True))
+    filtered = user_directory_list().filter(users_in_scope_q(connector))
+    assert list(filtered.values_list("username", flat=True)) == expected == ["s0", "s1", "s2", "s3", "s4", "s6"]
+
+
 # --- Permissions ------------------------------------------------------------------------------
 
 

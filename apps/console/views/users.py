@@ -3,7 +3,8 @@
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.paginator import Paginator
+from django.core.paginator import Page, Paginator
+from django.db.models import Prefetch, QuerySet, prefetch_related_objects
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
@@ -12,7 +13,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from apps.audit.selectors import user_sign_in_events
 from apps.common.errors import ApplicationError
 from apps.connectors.models import Connector
-from apps.connectors.selectors import user_access_paths, user_deprovision_plan, user_remote_objects, users_in_scope
+from apps.connectors.selectors import user_access_paths, user_deprovision_plan, user_remote_objects, users_in_scope_q
 from apps.console.decorators import console_view
 from apps.console.forms.users import (
     RoleForm,
@@ -44,6 +45,39 @@ def _detail(account: User) -> HttpResponse:
     return redirect("console:user_detail", pk=account.pk)
 
 
+# A search reads matching ids in username order up to this many (one scan that stops early),
+# instead of counting every match and then reading the page: two full scans for a rare name.
+SEARCH_RESULT_CAP = 1000
+
+
+def filtered_users(*, search: str = "", status: str = "", group: str = "", connector: str = "") -> QuerySet[User]:
+    """The list's users: `group` is a group id, `connector` a slug (its users in scope, by any path)."""
+    users = directory_selectors.user_directory_list(
+        search=search or None, status=status or None, group_id=group or None
+    )
+    if connector:
+        users = users.filter(users_in_scope_q(Connector.objects.get(slug=connector)))
+    return users
+
+
+def user_page(users: QuerySet[User], *, searching: bool, number) -> tuple[Page, bool]:
+    """One page of `users` with their groups, in a fixed number of queries; and whether a search hit the cap."""
+    capped = False
+    if searching:
+        ids = list(users.values_list("pk", flat=True)[: SEARCH_RESULT_CAP + 1])
+        capped = len(ids) > SEARCH_RESULT_CAP
+        page = Paginator(ids[:SEARCH_RESULT_CAP], settings.CONSOLE_PAGE_SIZE).get_page(number)
+        by_id = User.objects.in_bulk(page.object_list) if page.object_list else {}
+        page.object_list = [by_id[pk] for pk in page.object_list if pk in by_id]
+    else:
+        page = Paginator(users, settings.CONSOLE_PAGE_SIZE).get_page(number)
+        page.object_list = list(page.object_list)
+    prefetch_related_objects(
+        page.object_list, Prefetch("groups", queryset=Group.objects.only("id", "name").order_by("name"))
+    )
+    return page, capped
+
+
 @console_view(Capability.VIEW_DIRECTORY)
 @require_GET
 def user_list(request: HttpRequest) -> HttpResponse:
@@ -51,18 +85,20 @@ def user_list(request: HttpRequest) -> HttpResponse:
     connectors = list(Connector.objects.order_by("name").values_list("slug", "name"))
     form = UserFilterForm(request.GET, groups=groups, connectors=connectors)
     data = form.cleaned_data if form.is_valid() else {}
-    users = directory_selectors.user_list(
-        status=data.get("status") or None, group=data.get("group") or None, search=data.get("q") or None
+    users = filtered_users(
+        search=data.get("q", ""),
+        status=data.get("status", ""),
+        group=data.get("group", ""),
+        connector=data.get("connector", ""),
     )
-    if data.get("connector"):
-        connector = Connector.objects.get(slug=data["connector"])
-        users = users.filter(pk__in=users_in_scope(connector).values("pk"))
-    page = Paginator(users, settings.CONSOLE_PAGE_SIZE).get_page(request.GET.get("page"))
+    page, capped = user_page(users, searching=bool(data.get("q")), number=request.GET.get("page"))
     context = {
         "nav": "users",
         "form": form,
         "page_obj": page,
         "users": page.object_list,
+        "capped": capped,
+        "cap": SEARCH_RESULT_CAP,
         "filtered": any(data.get(name) for name in ("q", "status", "group", "connector")),
     }
     return render(request, "console/users/list.html", context, status=400 if form.errors else 200)
