@@ -248,18 +248,23 @@ def user_create(
     return user
 
 
-@transaction.atomic
 def user_update(*, actor: Actor, user: User, locked: bool = False, **changes: Any) -> User:
     """Change profile fields and roles. Status changes go through user_suspend/user_reactivate.
 
-    `locked`: the caller read `user` with select_for_update() in its current transaction, so it is
-    not read again (and is changed in place).
+    `locked`: the caller read `user` with select_for_update() in the transaction it is in, and rolls
+    that transaction back if this raises. `user` is then not read again (it is changed in place)
+    and no savepoint is taken.
     """
     unknown = set(changes) - set(USER_EDITABLE_FIELDS)
     if unknown:
         raise ApplicationError(f"Cannot update {', '.join(sorted(unknown))} here.", code="not_editable")
-    if not locked:
-        user = User.objects.select_for_update().get(pk=user.pk)
+    with transaction.atomic(savepoint=not locked):
+        if not locked:
+            user = User.objects.select_for_update().get(pk=user.pk)
+        return _update_locked_user(actor=actor, user=user, changes=changes)
+
+
+def _update_locked_user(*, actor: Actor, user: User, changes: dict[str, Any]) -> User:
     before = user_snapshot(user)
     values = _clean_text(changes, _USER_TEXT_FIELDS)
 
@@ -331,8 +336,14 @@ def user_set_password(*, actor: Actor, user: User, password: str) -> User:
     return user
 
 
-def _user_set_status(*, actor: Actor, user: User, status: str, action: str) -> User:
-    user = User.objects.select_for_update().get(pk=user.pk)
+def _user_set_status(*, actor: Actor, user: User, status: str, action: str, locked: bool = False) -> User:
+    with transaction.atomic(savepoint=not locked):
+        if not locked:
+            user = User.objects.select_for_update().get(pk=user.pk)
+        return _set_locked_user_status(actor=actor, user=user, status=status, action=action)
+
+
+def _set_locked_user_status(*, actor: Actor, user: User, status: str, action: str) -> User:
     if user.status == status:
         return user
     if status != UserStatus.ACTIVE:
@@ -345,17 +356,16 @@ def _user_set_status(*, actor: Actor, user: User, status: str, action: str) -> U
     return user
 
 
-@transaction.atomic
-def user_suspend(*, actor: Actor, user: User) -> User:
-    return _user_set_status(actor=actor, user=user, status=UserStatus.SUSPENDED, action="user.suspend")
+def user_suspend(*, actor: Actor, user: User, locked: bool = False) -> User:
+    """`locked`: as for user_update."""
+    return _user_set_status(actor=actor, user=user, status=UserStatus.SUSPENDED, action="user.suspend", locked=locked)
 
 
-@transaction.atomic
-def user_reactivate(*, actor: Actor, user: User) -> User:
-    return _user_set_status(actor=actor, user=user, status=UserStatus.ACTIVE, action="user.reactivate")
+def user_reactivate(*, actor: Actor, user: User, locked: bool = False) -> User:
+    """`locked`: as for user_update."""
+    return _user_set_status(actor=actor, user=user, status=UserStatus.ACTIVE, action="user.reactivate", locked=locked)
 
 
-@transaction.atomic
 def user_stage(*, actor: Actor, user: User) -> User:
     return _user_set_status(actor=actor, user=user, status=UserStatus.STAGED, action="user.stage")
 

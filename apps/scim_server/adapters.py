@@ -398,7 +398,8 @@ def user_create_from(fields: UserFields, *, actor: SystemActor, scope_group: Gro
 def user_apply(user: User, fields: UserFields, *, actor: SystemActor, locked: bool = False) -> User:
     """Write what differs between `user` and `fields` through the directory services.
 
-    `locked`: `user` was read with select_for_update() in the caller's transaction.
+    `locked`: `user` was read with select_for_update() in the caller's transaction, which the
+    caller rolls back if this raises (the services then neither read it again nor take a savepoint).
     """
     changes = {name: value for name, value in fields.profile.items() if getattr(user, name) != value}
     steps = []
@@ -406,14 +407,14 @@ def user_apply(user: User, fields: UserFields, *, actor: SystemActor, locked: bo
         steps.append(lambda user: services.user_update(actor=actor, user=user, locked=locked, **changes))
     is_active = user.status == UserStatus.ACTIVE
     if fields.active is True and not is_active:
-        steps.append(lambda user: services.user_reactivate(actor=actor, user=user))
+        steps.append(lambda user: services.user_reactivate(actor=actor, user=user, locked=locked))
     elif fields.active is False and is_active:
-        steps.append(lambda user: services.user_suspend(actor=actor, user=user))
+        steps.append(lambda user: services.user_suspend(actor=actor, user=user, locked=locked))
     if fields.password:
         steps.append(lambda user: services.user_set_password(actor=actor, user=user, password=fields.password))
     if len(steps) == 1:
-        return steps[0](user)  # the service is its own transaction
-    with transaction.atomic():
+        return steps[0](user)  # the service is its own transaction (or runs in the caller's)
+    with transaction.atomic(savepoint=not locked):
         for step in steps:
             user = step(user)
     return user
