@@ -90,7 +90,8 @@ def error_for_status(status: int, payload: Any, headers: dict[str, str]) -> Scim
         if status == 503 and headers.get("retry-after"):
             return RateLimitedError(message, retry_after=parse_retry_after(headers["retry-after"]), status=status)
         return error
-    if status == 409:
+    # RFC 7644 3.3 asks for 409 with scimType "uniqueness"; some apps send the scimType with a 400.
+    if status == 409 or (status == 400 and isinstance(payload, dict) and payload.get("scimType") == "uniqueness"):
         return ConflictError(message, status=status, detail=detail)
     if status == 404:
         return RemoteNotFoundError(message, status=status, detail=detail)

@@ -12,12 +12,15 @@ import os
 import random
 import socket
 import time
+import uuid
+import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
@@ -56,7 +59,6 @@ from apps.provisioning.ratelimit import wait_for_slot
 
 logger = logging.getLogger(__name__)
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
-BATCH_SIZE = 100
 
 
 class Deferred(Exception):
@@ -72,6 +74,8 @@ class BatchResult:
     next_retry_in: float | None = None
     more: bool = False
     held: bool = False
+    # Nothing can be sent now (paused, held, disabled, unusable settings): do not ask again at once.
+    blocked: bool = False
 
 
 # --- Claiming ---------------------------------------------------------------------------------
@@ -81,10 +85,25 @@ def _lease_seconds() -> int:
     return settings.PROVISIONING_LEASE_SECONDS
 
 
-def _pending_objects(connector: Connector):
+def _pending_object_ids(connector: Connector) -> list:
+    """Directory ids with unprocessed events, fetched as a list.
+
+    A list, not an `object_id IN (subquery)`: without fresh statistics PostgreSQL joins that
+    subquery with nested loops, which grows with the square of the directory. The partial index
+    on pending events keeps this read small.
+    """
+    return list(
+        OutboxEvent.objects.filter(connector=connector, processed_at__isnull=True)
+        .values_list("object_id", flat=True)
+        .distinct()
+    )
+
+
+def _pending_objects(connector: Connector, pending_ids: list | None = None):
     """RemoteObjects with unprocessed events, due now, not leased: users first (groups need their ids)."""
     now = timezone.now()
-    pending_ids = OutboxEvent.objects.filter(connector=connector, processed_at__isnull=True).values("object_id")
+    if pending_ids is None:
+        pending_ids = _pending_object_ids(connector)
     return (
         RemoteObject.objects.filter(connector=connector, object_id__in=pending_ids)
         .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
@@ -93,26 +112,106 @@ def _pending_objects(connector: Connector):
     )
 
 
-def claim_batch(connector: Connector, limit: int = BATCH_SIZE) -> list[RemoteObject]:
-    """Lease up to `limit` due objects for this worker; a conditional UPDATE makes claims exclusive."""
+def has_due_work(connector_id: Any) -> bool:
+    """Whether a worker could claim something of this connector now (it is active and not paused)."""
+    connector = Connector.objects.select_related("provisioning").filter(pk=connector_id).first()
+    if connector is None or not connector.has_provisioning:
+        return False
+    provisioning = connector.provisioning
+    if not (connector.enabled and provisioning.enabled) or provisioning.paused:
+        return False
+    pending_ids = _pending_object_ids(connector)
+    return bool(pending_ids) and _pending_objects(connector, pending_ids).exists()
+
+
+def claim_batch(connector: Connector, limit: int | None = None, pending_ids: list | None = None) -> list[RemoteObject]:
+    """Lease up to `limit` due objects for this worker.
+
+    One conditional UPDATE stamps a token of this claim on rows whose lease is free, so claims
+    stay exclusive; on PostgreSQL the candidates are locked with SKIP LOCKED, so two workers
+    claiming at once take different objects instead of colliding on the same ones.
+    """
+    limit = limit or settings.PROVISIONING_BATCH_SIZE
+    if pending_ids is None:
+        pending_ids = _pending_object_ids(connector)
+    if not pending_ids:
+        return []
     now = timezone.now()
-    claimed = []
-    for candidate in _pending_objects(connector)[: limit * 2]:
-        updated = (
-            RemoteObject.objects.filter(pk=candidate.pk)
-            .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
-            .update(lease_owner=WORKER_ID, lease_expires_at=now + timedelta(seconds=_lease_seconds()))
+    token = f"{WORKER_ID}:{uuid.uuid4().hex[:8]}"
+    free = Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)
+    with transaction.atomic():
+        candidates = _pending_objects(connector, pending_ids)
+        if connection.features.has_select_for_update_skip_locked:
+            candidates = candidates.select_for_update(skip_locked=True, of=("self",))
+        ids = list(candidates.values_list("pk", flat=True)[:limit])
+        if not ids:
+            return []
+        RemoteObject.objects.filter(pk__in=ids).filter(free).update(
+            lease_owner=token, lease_expires_at=now + timedelta(seconds=_lease_seconds())
         )
-        if updated:
-            candidate.lease_owner = WORKER_ID
-            claimed.append(candidate)
-        if len(claimed) >= limit:
-            break
-    return claimed
+    return list(RemoteObject.objects.filter(pk__in=ids, lease_owner=token).order_by("-object_type", "updated"))
 
 
 def release(remote: RemoteObject) -> None:
-    RemoteObject.objects.filter(pk=remote.pk, lease_owner=WORKER_ID).update(lease_owner="", lease_expires_at=None)
+    RemoteObject.objects.filter(pk=remote.pk, lease_owner=remote.lease_owner).update(
+        lease_owner="", lease_expires_at=None
+    )
+
+
+# --- Creates and the count of the app's users ----------------------------------------------------
+
+# PostgreSQL advisory locks (class, connector): each user create holds the shared lock from its POST
+# until its link is stored; counting the app's users against the links takes the exclusive lock, so
+# no create of another worker is half done (in the app, not yet linked) while it counts.
+_CREATES_LOCK_CLASS = 7644
+_COUNT_LOCK_WAIT_SECONDS = 0.5
+
+
+def _creates_lock_key(connector: Connector) -> int:
+    return zlib.crc32(str(connector.pk).encode()) - 2**31
+
+
+def _advisory_locks() -> bool:
+    return connection.vendor == "postgresql"
+
+
+@contextlib.contextmanager
+def _user_create(connector: Connector) -> Iterator[None]:
+    if not _advisory_locks():
+        yield
+        return
+    key = _creates_lock_key(connector)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock_shared(%s, %s)", [_CREATES_LOCK_CLASS, key])
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock_shared(%s, %s)", [_CREATES_LOCK_CLASS, key])
+
+
+@contextlib.contextmanager
+def _user_creates_paused(connector: Connector) -> Iterator[bool]:
+    """Hold off other workers' user creates on this connector; yields False if that took too long."""
+    if not _advisory_locks():
+        yield True
+        return
+    key = _creates_lock_key(connector)
+    deadline = time.monotonic() + _COUNT_LOCK_WAIT_SECONDS
+    with connection.cursor() as cursor:
+        while True:
+            cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [_CREATES_LOCK_CLASS, key])
+            if cursor.fetchone()[0]:
+                break
+            if time.monotonic() > deadline:
+                yield False
+                return
+            time.sleep(0.005)
+    try:
+        yield True
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [_CREATES_LOCK_CLASS, key])
 
 
 # --- Context for one connector ----------------------------------------------------------------
@@ -133,6 +232,18 @@ class ConnectorRun:
         rate = self.settings.rate_limit_per_second
         self.client.before_request = (lambda: wait_for_slot(str(connector.pk), rate)) if rate else None
         self.approved_deprovisions = self._approved_deprovisions()
+        # Written with the batch's outcomes (one transaction), not one row per request.
+        self.deliveries: list[Delivery] = []
+        # Users whose provisioning changed, by reason: their groups on this connector are re-sent.
+        self.dirty_members: dict[str, set] = {}
+        # Loaded once per batch by `preload`.
+        self.users: dict[str, User] = {}
+        self.in_scope: set[str] = set()
+        self.group_names: dict[str, list[str]] = {}
+        self._unlinked_remote_users: bool | None = None
+
+    def app_has_unlinked_users(self) -> None:
+        self._unlinked_remote_users = True
 
     def _client(self) -> ScimClient:
         # Checked on every batch, resolving the name again: a URL saved while a setting allowed it, or
@@ -149,17 +260,73 @@ class ConnectorRun:
 
     def _record(self, record: ResponseRecord) -> None:
         remote = self.current_object
-        Delivery.objects.create(
-            connector=self.connector,
-            object_type=remote.object_type if remote else "",
-            object_id=remote.object_id if remote else None,
-            method=record.method,
-            path=record.path[:1000],
-            request_body=record.body,
-            status_code=record.status,
-            duration_ms=round(record.duration_ms, 2),
-            error=record.error[:2000],
+        self.deliveries.append(
+            Delivery(
+                connector=self.connector,
+                object_type=remote.object_type if remote else "",
+                object_id=remote.object_id if remote else None,
+                method=record.method,
+                path=record.path[:1000],
+                request_body=record.body,
+                status_code=record.status,
+                duration_ms=round(record.duration_ms, 2),
+                error=record.error[:2000],
+                created=timezone.now(),
+            )
         )
+
+    def preload(self, claimed: list[RemoteObject]) -> None:
+        """The claimed users, whether each is in scope, and their group names: three queries a batch."""
+        ids = [remote.object_id for remote in claimed if remote.object_type == ObjectType.USER]
+        self.users = {str(pk): user for pk, user in User.objects.in_bulk(ids).items()} if ids else {}
+        self.in_scope = (
+            {str(pk) for pk in users_in_scope(self.connector).filter(pk__in=ids).values_list("pk", flat=True)}
+            if ids
+            else set()
+        )
+        self.group_names = {}
+        if self.in_scope:
+            for user_id, name in Membership.objects.filter(user_id__in=self.in_scope).values_list(
+                "user_id", "group__name"
+            ):
+                self.group_names.setdefault(str(user_id), []).append(name)
+
+    def app_may_hold_unlinked_users(self) -> bool:
+        """Whether the app holds users that no directory user of this connector is linked to.
+
+        Asked once per batch, before its first create: `GET /Users?count=1` against the users this
+        connector has linked. When every user the app has is one of ours, a lookup by userName or
+        externalId cannot find anything, so users are created straight away (a 409 still leads to
+        the lookup). When the app holds others (existing accounts, a create whose answer was lost),
+        each create is preceded by the lookups, which also covers apps that do not answer 409 for a
+        duplicate userName. An app that cannot say how many users it has gets the lookups.
+        """
+        if self._unlinked_remote_users is None:
+            linked = RemoteObject.objects.filter(connector=self.connector, object_type=ObjectType.USER).exclude(
+                remote_id=""
+            )
+            if self.settings.deprovision == Deprovision.DELETE:
+                linked = linked.exclude(status=SyncStatus.DEPROVISIONED)
+            with _user_creates_paused(self.connector) as paused:
+                if not paused:
+                    # Another worker's create could land between the two counts and pass for a
+                    # user we do not know: look up first, which is always safe.
+                    self._unlinked_remote_users = True
+                    return True
+                # Counted before asking the app: every user linked by then is in the app's total,
+                # so a total no larger than this count leaves no room for a user we do not know.
+                linked_before = linked.count()
+                try:
+                    total = int(self.client.list_page("Users", start_index=1, count=1)["totalResults"])
+                except ScimError as exc:
+                    if exc.retryable:
+                        raise  # a 429, a 5xx or a timeout: the object waits like any other request
+                    self._unlinked_remote_users = True
+                except (KeyError, TypeError, ValueError):
+                    self._unlinked_remote_users = True
+                else:
+                    self._unlinked_remote_users = total > linked_before
+        return self._unlinked_remote_users
 
     def _approved_deprovisions(self) -> dict[str, Any]:
         """Object id -> when an admin approved deprovisioning it (the latest approval)."""
@@ -172,10 +339,6 @@ class ConnectorRun:
 
 
 # --- Users ------------------------------------------------------------------------------------
-
-
-def _user_group_names(user: User) -> list[str]:
-    return list(Group.objects.filter(memberships__user=user).values_list("name", flat=True))
 
 
 def _find_remote_user(run: ConnectorRun, resource: dict) -> dict | None:
@@ -196,21 +359,65 @@ def _find_remote_user(run: ConnectorRun, resource: dict) -> dict | None:
 def _mark_groups_dirty_for_member(run: ConnectorRun, user_id: Any, reason: str) -> None:
     """A member became (un)provisioned: the connector's groups that include it must be re-sent.
 
-    Groups a user left, or was deleted from, were recorded by the directory change itself.
+    Collected for the batch and recorded with its outcomes (`_flush`). Groups a user left, or was
+    deleted from, were recorded by the directory change itself.
     """
-    group_ids = set(
-        Membership.objects.filter(user_id=user_id, group__connector_assignments__connector=run.connector).values_list(
-            "group_id", flat=True
-        )
-    )
-    if group_ids:
-        from apps.provisioning.services import record_events
+    run.dirty_members.setdefault(reason, set()).add(str(user_id))
 
-        record_events(run.connector, ObjectType.GROUP, group_ids, reason)
+
+def _record_dirty_groups(run: ConnectorRun) -> None:
+    from apps.provisioning.services import record_events
+
+    for reason, user_ids in run.dirty_members.items():
+        group_ids = set(
+            Membership.objects.filter(
+                user_id__in=user_ids, group__connector_assignments__connector=run.connector
+            ).values_list("group_id", flat=True)
+        )
+        if group_ids:
+            record_events(run.connector, ObjectType.GROUP, group_ids, reason)
+    run.dirty_members = {}
+
+
+def _create_user(run: ConnectorRun, remote: RemoteObject, resource: dict) -> dict | None:
+    """Create the user in the app, or find the one it already has; returns the existing one, if any.
+
+    Looks up first only when the app may hold users this connector has not linked (see
+    `ConnectorRun.app_may_hold_unlinked_users`); otherwise a 409 (or a uniqueness error) is what
+    leads to the lookup, which saves two requests per user on the usual path.
+    """
+    if run.app_may_hold_unlinked_users():
+        existing = _find_remote_user(run, resource)
+        if existing is not None:
+            return existing
+    conflict: ConflictError | None = None
+    with _user_create(run.connector):
+        try:
+            created = run.client.create("Users", resource)
+        except ConflictError as exc:
+            created, conflict = None, exc
+        except ScimError as exc:
+            if exc.retryable:
+                run.app_has_unlinked_users()  # the create may have happened: the next ones look up first
+            raise
+        if created is not None:
+            remote.remote_id = str(created.get("id", ""))
+            if not remote.remote_id:
+                raise ScimError("The app created the user but returned no id.")
+            # Stored at once (see `_user_create`); also, a worker killed before the batch's outcomes
+            # are written leaves no unlinked user behind.
+            RemoteObject.objects.filter(pk=remote.pk).update(remote_id=remote.remote_id)
+            return None
+    # 409: the user exists already (made by someone else, or by a create whose answer was lost).
+    existing = _find_remote_user(run, resource)
+    if existing is None:
+        raise conflict
+    return existing
 
 
 def _sync_user(run: ConnectorRun, remote: RemoteObject, user: User) -> None:
-    resource = mapping.build_user_resource(mapping.user_properties(user, _user_group_names(user)), run.user_mappings)
+    properties = mapping.user_properties(user, run.group_names.get(str(user.pk), []))
+    resource = mapping.build_user_resource(properties, run.user_mappings)
     digest = mapping.resource_hash(resource)
     remote.label = user.username
     if not remote.remote_id or (
@@ -219,22 +426,11 @@ def _sync_user(run: ConnectorRun, remote: RemoteObject, user: User) -> None:
         if ProvisioningOperation.CREATE_USERS not in run.operations:
             _finish(remote, SyncStatus.SKIPPED, "Creating users is turned off for this connector.")
             return
-        existing = _find_remote_user(run, resource)
+        existing = _create_user(run, remote, resource)
         if existing is None:
-            try:
-                created = run.client.create("Users", resource)
-            except ConflictError:
-                # The create may have succeeded with its answer lost: link what is there.
-                existing = _find_remote_user(run, resource)
-                if existing is None:
-                    raise
-            else:
-                remote.remote_id = str(created.get("id", ""))
-                if not remote.remote_id:
-                    raise ScimError("The app created the user but returned no id.")
-                _sent(remote, resource, digest)
-                _mark_groups_dirty_for_member(run, user.pk, "member.provisioned")
-                return
+            _sent(remote, resource, digest)
+            _mark_groups_dirty_for_member(run, user.pk, "member.provisioned")
+            return
         remote.remote_id = str(existing["id"])
         # What the app holds of the attributes we manage: the update below sends only their difference,
         # never a removal of id, meta or attributes the connector does not map.
@@ -297,8 +493,8 @@ def _deprovision_user(run: ConnectorRun, remote: RemoteObject, *, deleted: bool)
 
 
 def reconcile_user(run: ConnectorRun, remote: RemoteObject) -> None:
-    user = User.objects.filter(pk=remote.object_id).first()
-    in_scope = user is not None and users_in_scope(run.connector).filter(pk=user.pk).exists()
+    user = run.users.get(str(remote.object_id))
+    in_scope = user is not None and str(user.pk) in run.in_scope
     if in_scope:
         if remote.status == SyncStatus.DEPROVISIONED and run.settings.deprovision == Deprovision.DELETE:
             remote.remote_id = ""
@@ -432,29 +628,61 @@ def backoff_seconds(attempts: int) -> float:
     return random.uniform(base, min(cap, base * (2 ** min(attempts, 20))))
 
 
-def _save_outcome(remote: RemoteObject, high_water: int | None) -> None:
-    fields = [
-        "label", "remote_id", "status", "last_sent", "last_sent_hash", "remote_members", "last_error",
-        "attempts", "next_attempt_at", "last_synced_at", "lease_owner", "lease_expires_at", "updated",
-    ]  # fmt: skip
-    remote.lease_owner, remote.lease_expires_at = "", None
+_OUTCOME_FIELDS = [
+    "label", "remote_id", "status", "last_sent", "last_sent_hash", "remote_members", "last_error",
+    "attempts", "next_attempt_at", "last_synced_at", "lease_owner", "lease_expires_at", "updated",
+]  # fmt: skip
+# Outcomes are written together, at most this long after the first of them.
+FLUSH_SECONDS = 1.0
+
+
+@dataclass
+class Outcome:
+    remote: RemoteObject
+    # The pending events this outcome settles (None: they stay pending, as for a retry).
+    event_ids: list[int] | None
+
+
+def _flush(run: ConnectorRun, outcomes: list[Outcome]) -> None:
+    """Write a run of outcomes in one transaction: the objects, their settled events, the delivery
+    log, and the groups to re-send for members that were provisioned or deprovisioned.
+
+    Until then the objects stay leased, so no other worker sends them meanwhile; if this worker is
+    killed first, the leases expire and the events, still pending, are delivered again.
+    """
+    if not outcomes and not run.deliveries and not run.dirty_members:
+        return
     with transaction.atomic():
-        remote.save(update_fields=fields)
-        if high_water is not None:
-            OutboxEvent.objects.filter(
-                connector_id=remote.connector_id,
-                object_type=remote.object_type,
-                object_id=remote.object_id,
-                processed_at__isnull=True,
-                id__lte=high_water,
-            ).update(processed_at=timezone.now())
+        for outcome in outcomes:
+            remote = outcome.remote
+            remote.lease_owner, remote.lease_expires_at = "", None
+            remote.save(update_fields=_OUTCOME_FIELDS)
+        settled = [event_id for outcome in outcomes for event_id in outcome.event_ids or ()]
+        if settled:
+            OutboxEvent.objects.filter(id__in=settled, processed_at__isnull=True).update(processed_at=timezone.now())
+        if run.deliveries:
+            Delivery.objects.bulk_create(run.deliveries, batch_size=500)
+            run.deliveries = []
+        if run.dirty_members:
+            _record_dirty_groups(run)
+    outcomes.clear()
 
 
-def process_object(run: ConnectorRun, remote: RemoteObject) -> str:
-    """Reconcile one claimed object; returns "synced", "failed", "retry" or "rate_limited"."""
-    high_water = OutboxEvent.objects.filter(
-        connector=run.connector, object_type=remote.object_type, object_id=remote.object_id, processed_at__isnull=True
-    ).aggregate(top=Max("id"))["top"]
+def _pending_event_ids(connector: Connector, claimed: list[RemoteObject]) -> dict[tuple[str, str], list[int]]:
+    """The unprocessed events of the claimed objects, read before their state is loaded: an event
+    committed later stays pending and is delivered by the next pass."""
+    events: dict[tuple[str, str], list[int]] = {}
+    rows = OutboxEvent.objects.filter(
+        connector=connector, processed_at__isnull=True, object_id__in=[remote.object_id for remote in claimed]
+    ).values_list("object_type", "object_id", "id")
+    for object_type, object_id, event_id in rows:
+        events.setdefault((object_type, str(object_id)), []).append(event_id)
+    return events
+
+
+def process_object(run: ConnectorRun, remote: RemoteObject, event_ids: list[int]) -> tuple[str, Outcome]:
+    """Reconcile one claimed object; returns "synced", "failed", "retry" or "rate_limited", and the
+    outcome to write."""
     run.current_object = remote
     try:
         if remote.object_type == ObjectType.USER:
@@ -463,8 +691,7 @@ def process_object(run: ConnectorRun, remote: RemoteObject) -> str:
             reconcile_group(run, remote)
     except mapping.MappingFailure as exc:
         _fail(remote, f"Mapping error: {exc}")
-        _save_outcome(remote, high_water)
-        return "failed"
+        return "failed", Outcome(remote, event_ids)
     except ScimError as exc:
         if exc.retryable and remote.attempts + 1 < settings.PROVISIONING_MAX_ATTEMPTS:
             delay = backoff_seconds(remote.attempts)
@@ -474,16 +701,14 @@ def process_object(run: ConnectorRun, remote: RemoteObject) -> str:
             remote.status = SyncStatus.PENDING  # the app is behind the directory until the retry succeeds
             remote.last_error = exc.message
             remote.next_attempt_at = timezone.now() + timedelta(seconds=delay)
-            _save_outcome(remote, None)  # events stay pending: the retry sends the then-current state
-            return "rate_limited" if isinstance(exc, RateLimitedError) else "retry"
+            # The events stay pending: the retry sends the then-current state.
+            return ("rate_limited" if isinstance(exc, RateLimitedError) else "retry"), Outcome(remote, None)
         reason = exc.message if not exc.retryable else f"Gave up after {remote.attempts + 1} attempts: {exc.message}"
         _fail(remote, reason)
-        _save_outcome(remote, high_water)
-        return "failed"
+        return "failed", Outcome(remote, event_ids)
     finally:
         run.current_object = None
-    _save_outcome(remote, high_water)
-    return "synced"
+    return "synced", Outcome(remote, event_ids)
 
 
 def _fail(remote: RemoteObject, reason: str) -> None:
@@ -495,21 +720,20 @@ def _fail(remote: RemoteObject, reason: str) -> None:
 
 def _defer_pending(connector: Connector, until: Any) -> None:
     """Move every due object of the connector to `until` (a 429 applies to the whole app)."""
-    RemoteObject.objects.filter(connector=connector).filter(
+    RemoteObject.objects.filter(connector=connector, object_id__in=_pending_object_ids(connector)).filter(
         Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lt=until)
-    ).filter(
-        object_id__in=OutboxEvent.objects.filter(connector=connector, processed_at__isnull=True).values("object_id")
     ).update(next_attempt_at=until)
 
 
 # --- The circuit breaker --------------------------------------------------------------------------
 
 
-def pending_deprovisions(connector: Connector) -> list[RemoteObject]:
+def pending_deprovisions(connector: Connector, pending_ids: list | None = None) -> list[RemoteObject]:
     """Linked users with pending changes who would be deactivated or deleted now."""
-    pending_ids = OutboxEvent.objects.filter(
-        connector=connector, object_type=ObjectType.USER, processed_at__isnull=True
-    ).values("object_id")
+    if pending_ids is None:
+        pending_ids = _pending_object_ids(connector)
+    if not pending_ids:
+        return []
     linked = list(
         RemoteObject.objects.filter(connector=connector, object_type=ObjectType.USER, object_id__in=pending_ids)
         .exclude(remote_id="")
@@ -561,13 +785,20 @@ def _covered_by_approval(remotes: list[RemoteObject], approved: dict[str, Any]) 
     }
 
 
-def check_circuit_breaker(connector: Connector, approved: dict[str, Any]) -> DeprovisionHold | None:
+def check_circuit_breaker(
+    connector: Connector, approved: dict[str, Any], pending_ids: list | None = None
+) -> DeprovisionHold | None:
     """Pause the connector and open a hold when too many users would lose access at once."""
-    if DeprovisionHold.objects.filter(connector=connector, status=HoldStatus.PENDING).exists():
-        return DeprovisionHold.objects.filter(connector=connector, status=HoldStatus.PENDING).first()
-    candidates = pending_deprovisions(connector)
+    hold = DeprovisionHold.objects.filter(connector=connector, status=HoldStatus.PENDING).first()
+    if hold is not None:
+        return hold
+    candidates = pending_deprovisions(connector, pending_ids)
+    if not candidates:
+        return None
     covered = _covered_by_approval(candidates, approved)
     losing = [remote for remote in candidates if str(remote.object_id) not in covered]
+    if not losing:
+        return None
     threshold = deprovision_threshold(connector)
     if len(losing) <= threshold:
         return None
@@ -579,52 +810,88 @@ def check_circuit_breaker(connector: Connector, approved: dict[str, Any]) -> Dep
 # --- One pass over a connector ------------------------------------------------------------------
 
 
-def process_batch(connector_id: Any, *, deadline: float, limit: int = BATCH_SIZE) -> BatchResult:
+def process_batch(connector_id: Any, *, deadline: float, limit: int | None = None) -> BatchResult:
+    limit = limit or settings.PROVISIONING_BATCH_SIZE
     result = BatchResult()
     connector = Connector.objects.select_related("provisioning").filter(pk=connector_id).first()
     if connector is None or not connector.has_provisioning:
+        result.blocked = True
         return result
     provisioning = connector.provisioning
     if not (connector.enabled and provisioning.enabled) or provisioning.paused:
+        result.blocked = True
         return result
     try:
         run = ConnectorRun(connector)
     except ScimError as exc:
         logger.warning("connector %s cannot be provisioned: %s", connector.slug, exc.message)
+        result.blocked = True
         return result
-    if check_circuit_breaker(connector, run.approved_deprovisions) is not None:
-        result.held = True
+    pending_ids = _pending_object_ids(connector)
+    if not pending_ids:
         return result
-    claimed = claim_batch(connector, limit)
+    if check_circuit_breaker(connector, run.approved_deprovisions, pending_ids) is not None:
+        result.held = result.blocked = True
+        return result
+    claimed = claim_batch(connector, limit, pending_ids)
     result.claimed = len(claimed)
     result.more = len(claimed) >= limit
+    if not claimed:
+        return result
+    events = _pending_event_ids(connector, claimed)
+    run.preload(claimed)
+    outcomes: list[Outcome] = []
+    first_unwritten = time.monotonic()
     backing_off = False
-    for remote in claimed:
-        if backing_off or time.monotonic() > deadline:
-            # The app asked us to slow down: the rest of the batch waits instead of collecting 429s.
-            release(remote)
-            result.more = result.more or not backing_off
-            continue
-        outcome = process_object(run, remote)
-        if outcome == "synced":
-            result.synced += 1
-        elif outcome == "failed":
-            result.failed += 1
-        else:
-            result.retrying += 1
-            delay = (remote.next_attempt_at - timezone.now()).total_seconds()
-            result.next_retry_in = delay if result.next_retry_in is None else min(result.next_retry_in, delay)
-            if outcome == "rate_limited":
-                backing_off = True
-                _defer_pending(connector, remote.next_attempt_at)
+    try:
+        for remote in claimed:
+            if backing_off or time.monotonic() > deadline:
+                # The app asked us to slow down: the rest of the batch waits instead of collecting 429s.
+                release(remote)
+                result.more = result.more or not backing_off
+                continue
+            if remote.object_type == ObjectType.GROUP and outcomes:
+                _flush(run, outcomes)  # a group's members are the users synced before it
+            if not outcomes:
+                first_unwritten = time.monotonic()
+            outcome, written = process_object(run, remote, events.get((remote.object_type, str(remote.object_id)), []))
+            outcomes.append(written)
+            if outcome == "synced":
+                result.synced += 1
+            elif outcome == "failed":
+                result.failed += 1
+            else:
+                result.retrying += 1
+                delay = (remote.next_attempt_at - timezone.now()).total_seconds()
+                result.next_retry_in = delay if result.next_retry_in is None else min(result.next_retry_in, delay)
+                if outcome == "rate_limited":
+                    backing_off = True
+                    _flush(run, outcomes)
+                    _defer_pending(connector, remote.next_attempt_at)
+            if time.monotonic() - first_unwritten >= FLUSH_SECONDS:
+                _flush(run, outcomes)
+    finally:
+        _flush(run, outcomes)
     return result
 
 
-def process_connector(connector_id: Any, *, budget_seconds: float | None = None) -> BatchResult:
-    """Work through the connector's pending objects for at most `budget_seconds`."""
+def process_connector(
+    connector_id: Any,
+    *,
+    budget_seconds: float | None = None,
+    on_full_batch: Callable[[], None] | None = None,
+    wait_for_changes: Callable[[float], bool] | None = None,
+) -> BatchResult:
+    """Work through the connector's pending objects for at most `budget_seconds`.
+
+    `on_full_batch` is called once, when a batch comes back full (there is more work than one
+    worker should do alone). `wait_for_changes(seconds)` lets the task stay a little once the work
+    is done, and go on when it says a change arrived: a burst of changes is handled by one task.
+    """
     budget = budget_seconds if budget_seconds is not None else settings.PROVISIONING_TASK_BUDGET_SECONDS
     deadline = time.monotonic() + budget
     total = BatchResult()
+    asked_for_help = False
     while True:
         batch = process_batch(connector_id, deadline=deadline)
         total.claimed += batch.claimed
@@ -632,16 +899,24 @@ def process_connector(connector_id: Any, *, budget_seconds: float | None = None)
         total.failed += batch.failed
         total.retrying += batch.retrying
         total.held = total.held or batch.held
+        total.blocked = batch.blocked
         if batch.next_retry_in is not None:
             total.next_retry_in = (
                 batch.next_retry_in if total.next_retry_in is None else min(total.next_retry_in, batch.next_retry_in)
             )
-        if batch.claimed == 0 or batch.held:
+        if batch.more and not asked_for_help and on_full_batch is not None:
+            asked_for_help = True
+            on_full_batch()
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            total.more = batch.claimed > 0 or batch.more
+            return total
+        if batch.claimed == 0 or batch.blocked:
             total.more = False
-            return total
-        if time.monotonic() > deadline:
-            total.more = True
-            return total
+            if batch.blocked or wait_for_changes is None:
+                return total
+            if not wait_for_changes(remaining):
+                return total
 
 
 # --- Full reconcile: users the app has that the directory does not manage ------------------------

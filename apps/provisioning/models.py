@@ -30,6 +30,13 @@ class OutboxEvent(models.Model):
         indexes = [
             models.Index(fields=["connector", "processed_at", "id"], name="prov_outbox_pending_idx"),
             models.Index(fields=["connector", "object_type", "object_id"], name="prov_outbox_object_idx"),
+            # The engine reads the pending events of a connector many times a second; once processed,
+            # events only make the full index larger.
+            models.Index(
+                fields=["connector", "object_type", "object_id"],
+                condition=models.Q(processed_at__isnull=True),
+                name="prov_outbox_unprocessed_idx",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -48,11 +48,23 @@ def _redis():
     return shared_redis()
 
 
+def _kick_key(connector_id: Any, slot: int = 0) -> str:
+    return f"idp:prov:kick:{connector_id}" + (f":{slot}" if slot else "")
+
+
+def _wake_key(connector_id: Any) -> str:
+    return f"idp:prov:wake:{connector_id}"
+
+
 def kick(connector_id: Any, *, countdown: float | None = None) -> None:
     """Ask a worker to process the connector after this transaction commits.
 
-    With Redis, a short-lived flag makes a burst of changes enqueue one task, not one each; the
-    outbox stays the source of truth, so a lost task only delays work until the periodic sweep.
+    With Redis, a flag held from the enqueue until the task ends makes a burst of changes enqueue
+    one task, not one each: while the flag is up, a change only wakes the running task (see
+    `wait_for_changes`). The task clears the flag when it ends and kicks again if work is left, so
+    a change that arrives as it ends is not stranded; the flag also expires on its own
+    (PROVISIONING_KICK_TTL, at least the task's time budget) if its worker dies. The outbox stays
+    the source of truth: a lost task only delays work until the periodic sweep.
     """
 
     def enqueue() -> None:
@@ -61,25 +73,88 @@ def kick(connector_id: Any, *, countdown: float | None = None) -> None:
         client = _redis()
         if countdown is None and client is not None:
             try:
-                if not client.set(f"idp:prov:kick:{connector_id}", "1", nx=True, ex=settings.PROVISIONING_KICK_TTL):
+                if not client.set(_kick_key(connector_id), "1", nx=True, ex=settings.PROVISIONING_KICK_TTL):
+                    with client.pipeline() as pipe:
+                        pipe.rpush(_wake_key(connector_id), "1")
+                        pipe.expire(_wake_key(connector_id), settings.PROVISIONING_KICK_TTL)
+                        pipe.execute()
                     return
             except Exception:  # noqa: BLE001 - Redis down: the sweep will pick the work up
                 return
         try:
-            process_connector.apply_async(args=[str(connector_id)], countdown=countdown, retry=False)
+            process_connector.apply_async(
+                args=[str(connector_id)], kwargs={"slot": None} if countdown is not None else None,
+                countdown=countdown, retry=False,
+            )  # fmt: skip
         except Exception as exc:  # noqa: BLE001 - a broker outage must not fail the directory change
             logger.warning("could not enqueue provisioning of %s (%s); the sweep will retry", connector_id, exc)
 
     transaction.on_commit(enqueue)
 
 
-def clear_kick_flag(connector_id: Any) -> None:
+def start_helpers(connector_id: Any) -> int:
+    """More work than one task should do alone: enqueue helper tasks, up to
+    PROVISIONING_TASKS_PER_CONNECTOR in all, each holding a flag of its own. Returns how many."""
+    from apps.provisioning.tasks import process_connector
+
     client = _redis()
-    if client is not None:
+    if client is None:
+        return 0
+    started = 0
+    for slot in range(1, settings.PROVISIONING_TASKS_PER_CONNECTOR):
         try:
-            client.delete(f"idp:prov:kick:{connector_id}")
-        except Exception:  # noqa: BLE001 - only an optimisation
+            if not client.set(_kick_key(connector_id, slot), "1", nx=True, ex=settings.PROVISIONING_KICK_TTL):
+                continue
+            process_connector.apply_async(args=[str(connector_id)], kwargs={"slot": slot}, retry=False)
+        except Exception as exc:  # noqa: BLE001 - helpers only speed things up
+            logger.debug("could not start a helper for %s: %s", connector_id, exc)
+            break
+        started += 1
+    return started
+
+
+def task_started(connector_id: Any, slot: int | None) -> None:
+    """A task holds its flag from now for PROVISIONING_KICK_TTL, as this worker is configured."""
+    client = _redis()
+    if client is None or slot is None:
+        return
+    try:
+        client.set(_kick_key(connector_id, slot), "1", ex=settings.PROVISIONING_KICK_TTL)
+        if slot == 0:
+            client.delete(_wake_key(connector_id))  # the task reads the outbox anyway
+    except Exception:  # noqa: BLE001 - only an optimisation
+        logger.debug("could not refresh the kick flag of %s", connector_id)
+
+
+def task_finished(connector_id: Any, slot: int | None) -> None:
+    """Clear the task's flag, before the task looks for work left (see `kick`)."""
+    client = _redis()
+    if client is not None and slot is not None:
+        try:
+            client.delete(_kick_key(connector_id, slot))
+        except Exception:  # noqa: BLE001 - the flag expires on its own
             logger.debug("could not clear the kick flag of %s", connector_id)
+
+
+def wait_for_changes(connector_id: Any, seconds: float) -> bool:
+    """Wait up to PROVISIONING_LINGER_SECONDS (and `seconds`) for a change to this connector.
+
+    Only with Redis, and only while no other task waits in the queue: a lingering task holds a
+    worker, which must not delay other connectors.
+    """
+    client = _redis()
+    linger = min(settings.PROVISIONING_LINGER_SECONDS, seconds)
+    if client is None or linger <= 0:
+        return False
+    try:
+        if client.llen(settings.CELERY_TASK_DEFAULT_QUEUE):
+            return False
+        woke = client.blpop([_wake_key(connector_id)], timeout=linger)
+        if woke is not None:
+            client.delete(_wake_key(connector_id))  # the next pass reads every pending change
+        return woke is not None
+    except Exception:  # noqa: BLE001 - Redis gone: end the task, the sweep carries on
+        return False
 
 
 # --- Recording changes ------------------------------------------------------------------------
@@ -317,15 +392,16 @@ def sweep() -> int:
     """Re-enqueue connectors whose work is still pending (a lost task, a parked retry, a dead worker)."""
     now = timezone.now()
     RemoteObject.objects.filter(lease_expires_at__lt=now).update(lease_owner="", lease_expires_at=None)
-    due = (
-        RemoteObject.objects.filter(
-            Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now),
-            object_id__in=OutboxEvent.objects.filter(processed_at__isnull=True).values("object_id"),
-        )
-        .values_list("connector_id", flat=True)
-        .distinct()
-    )
-    connector_ids = set(due)
+    connector_ids = set()
+    pending = OutboxEvent.objects.filter(processed_at__isnull=True)
+    for connector_id in set(pending.values_list("connector_id", flat=True).distinct()):
+        object_ids = list(pending.filter(connector_id=connector_id).values_list("object_id", flat=True).distinct())
+        if (
+            RemoteObject.objects.filter(connector_id=connector_id, object_id__in=object_ids)
+            .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+            .exists()
+        ):
+            connector_ids.add(connector_id)
     for connector_id in connector_ids:
         with transaction.atomic():
             kick(connector_id)

@@ -4,6 +4,7 @@ import logging
 
 from celery import shared_task
 from django.conf import settings
+from django.db import close_old_connections, connection
 
 from apps.provisioning import engine, services
 
@@ -11,10 +12,21 @@ logger = logging.getLogger(__name__)
 
 
 @shared_task(name="provisioning.process_connector", ignore_result=True)
-def process_connector(connector_id: str) -> None:
-    services.clear_kick_flag(connector_id)
-    result = engine.process_connector(connector_id)
-    if result.more:
+def process_connector(connector_id: str, slot: int | None = 0) -> None:
+    """Slot 0 is the connector's main task (the one `kick` enqueues), 1.. its helpers, None a
+    delayed retry that holds no flag."""
+    if not connection.in_atomic_block:
+        close_old_connections()  # the connection is kept between tasks (CELERY_DB_REUSE_MAX)
+    services.task_started(connector_id, slot)
+    try:
+        result = engine.process_connector(
+            connector_id,
+            on_full_batch=lambda: services.start_helpers(connector_id),
+            wait_for_changes=(lambda seconds: services.wait_for_changes(connector_id, seconds)) if slot == 0 else None,
+        )
+    finally:
+        services.task_finished(connector_id, slot)
+    if not result.blocked and engine.has_due_work(connector_id):
         services.kick(connector_id)
     if result.next_retry_in is not None and result.next_retry_in < settings.PROVISIONING_MAX_COUNTDOWN_SECONDS:
         # Short waits ride on a countdown; anything longer stays parked in the database for the sweep,

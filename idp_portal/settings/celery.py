@@ -36,6 +36,10 @@ CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 55)
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 60)
+# Celery's Django fixup closes the database connection around every task unless this is set:
+# reopening it costs more than a small task itself. Connections are still checked before each task
+# (`close_old_connections`) and renewed every CELERY_DB_REUSE_MAX tasks.
+CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000)
 CELERY_BEAT_SCHEDULE_FILENAME = env_str("CELERY_BEAT_SCHEDULE_FILENAME", str(VAR_DIR / "celerybeat-schedule"))
 # Outbound provisioning: see apps/provisioning/engine.py.
 PROVISIONING_LEASE_SECONDS = env_int("PROVISIONING_LEASE_SECONDS", 120)
@@ -43,7 +47,15 @@ PROVISIONING_TASK_BUDGET_SECONDS = env_int("PROVISIONING_TASK_BUDGET_SECONDS", 4
 PROVISIONING_MAX_ATTEMPTS = env_int("PROVISIONING_MAX_ATTEMPTS", 12)
 PROVISIONING_RETRY_BASE_SECONDS = float(env_int("PROVISIONING_RETRY_BASE_MS", 1000)) / 1000
 PROVISIONING_RETRY_MAX_SECONDS = env_int("PROVISIONING_RETRY_MAX_SECONDS", 600)
-PROVISIONING_KICK_TTL = env_int("PROVISIONING_KICK_TTL", 30)
+# A connector's task holds a flag in Redis while it is queued or running (one task per burst of
+# changes); it expires by itself if the worker dies, so it must outlast the task's budget.
+PROVISIONING_KICK_TTL = max(env_int("PROVISIONING_KICK_TTL", 60), PROVISIONING_TASK_BUDGET_SECONDS)
+# Once done, a task waits this long for another change before it ends (Redis only, queue empty).
+PROVISIONING_LINGER_SECONDS = float(env_int("PROVISIONING_LINGER_MS", 1500)) / 1000
+# Tasks working on one connector at once when it has a large backlog (the main task and helpers).
+PROVISIONING_TASKS_PER_CONNECTOR = env_int("PROVISIONING_TASKS_PER_CONNECTOR", 2)
+# Objects claimed at once; a full batch is what makes a task ask for helpers.
+PROVISIONING_BATCH_SIZE = env_int("PROVISIONING_BATCH_SIZE", 100)
 PROVISIONING_SWEEP_SECONDS = env_int("PROVISIONING_SWEEP_SECONDS", 15)
 # Retries due sooner than this ride on a Celery countdown; later ones wait in the database.
 PROVISIONING_MAX_COUNTDOWN_SECONDS = min(

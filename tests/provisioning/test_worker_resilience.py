@@ -199,7 +199,13 @@ def test_rate_limit_is_shared_by_workers(downstream, provisioning_workers, priva
     # the second it left, by the app in the second it arrived): two processes, two more.
     downstream.limit_rate(limit + 2)
     with this_process_on_redis(private_redis.url, settings):
-        provisioning_workers.start(redis_url=private_redis.url, concurrency=2, PROVISIONING_TASK_BUDGET_SECONDS="2")
+        # Small batches: a full one makes the connector's task start a helper, so two processes send.
+        provisioning_workers.start(
+            redis_url=private_redis.url,
+            concurrency=2,
+            PROVISIONING_TASK_BUDGET_SECONDS="2",
+            PROVISIONING_BATCH_SIZE="1",
+        )
         first, second = _users("ra", 6), _users("rb", 6)
         with transaction.atomic():
             for user in first:
