@@ -581,6 +581,6 @@ def group_apply(
                 )
             if to_add or to_remove:
                 # Membership rows do not touch the group; its lastModified and version must move.
-                Group.objects.filter(pk=group.pk).update(updated=timezone.now())
-                group.refresh_from_db(fields=["updated"])
+                group.updated = timezone.now()
+                Group.objects.filter(pk=group.pk).update(updated=group.updated)
     return group

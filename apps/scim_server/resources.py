@@ -671,9 +671,8 @@ def group_create(token: ScimToken, request: HttpRequest | None, body: Any) -> Sc
         None,
         lambda: group_create_from(fields, actor=actor_for(token), users_queryset=users_for(token)),
     )
-    result = group_get(token, request, str(group.pk))
-    result.status = 201
-    return result
+    adapter, document = _render_group(group, request, _NO_SELECTION)  # the members come from the database
+    return _result(adapter, document, 201)
 
 
 def _group_write(token: ScimToken, request, group_id: str, body: Any, if_match: str | None, *, patch: bool):
@@ -687,7 +686,7 @@ def _group_write(token: ScimToken, request, group_id: str, body: Any, if_match: 
         fields = read_group_document(document, mode="patch", current=current)
     else:
         fields = read_group_document(body, mode="replace", current=current)
-    run_write(
+    group = run_write(
         token,
         "patch" if patch else "replace",
         group,
@@ -695,7 +694,8 @@ def _group_write(token: ScimToken, request, group_id: str, body: Any, if_match: 
             group, fields, actor=actor_for(token), users_queryset=users_for(token), current_members=adapter.members()
         ),
     )
-    return group_get(token, request, str(group.pk))
+    # group_apply returns the group as written; its members are read again, after the commit.
+    return _result(*_render_group(group, request, _NO_SELECTION))
 
 
 def group_replace(
