@@ -1,10 +1,16 @@
 """SAML SSO benchmark: signed Response build time against the raw RSA cost, pysaml2's default backend
 as the baseline, and end-to-end SSO responses per second through gunicorn (2 workers).
 
-Self-contained: it makes its own database (PostgreSQL `idp_portal_bench` when 127.0.0.1:5432
+Self-contained: it makes its own database (PostgreSQL `idp_saml_sso_bench` when 127.0.0.1:5432
 answers or BENCH_DATABASE_URL says so, else SQLite in a temporary folder), keys, connector and
-user. Run: `.venv/bin/python bench/saml_sso.py` (about two minutes). Needs Debian's `xmlsec1` for
+user, who signs in through the portal's login page. Like docker-compose, the portal gets a Redis
+(BENCH_REDIS_URL, default db 9 of 127.0.0.1:6379 when it answers; empty: none) for the replay
+cache. Run: `.venv/bin/python bench/saml_sso.py` (about two minutes). Needs Debian's `xmlsec1` for
 the baseline and `wrk` for the HTTP figure (each part is skipped with a note when missing).
+
+On a shared machine the responses per second depend on what else runs; the figures that do not
+are printed too: statements and CPU per response, measured one request at a time in-process, and
+the CPU other processes took during each HTTP run.
 """
 
 import base64
@@ -28,12 +34,16 @@ sys.path.insert(0, str(ROOT))
 BUILD_RUNS = int(os.environ.get("BENCH_BUILD_RUNS", "1000"))
 BASELINE_RUNS = int(os.environ.get("BENCH_BASELINE_RUNS", "30"))
 HTTP_SECONDS = int(os.environ.get("BENCH_HTTP_SECONDS", "10"))
-# gthread keeps connections alive (sync closes each one); its threads only overlap database waits.
+# As the Dockerfile runs it: gthread (keeps connections alive; sync closes each one), 2 workers
+# with 4 threads (they only overlap database waits), an access log line per request.
 WORKER_CLASS = os.environ.get("BENCH_WORKER_CLASS", "gthread")
-THREADS = os.environ.get("BENCH_THREADS", "2")
+THREADS = os.environ.get("BENCH_THREADS", "4")
 HTTP_ONLY = bool(os.environ.get("BENCH_HTTP_ONLY"))
+IN_PROCESS_RUNS = int(os.environ.get("BENCH_IN_PROCESS_RUNS", "500"))
 SP_ENTITY_ID = "https://sp.bench.example/metadata"
 ACS_URL = "https://sp.bench.example/acs"
+# Not idp_portal_bench*: other benchmarks drop and create databases under that prefix.
+BENCH_DATABASE = "idp_saml_sso_bench"
 
 
 def _free_port() -> int:
@@ -42,12 +52,23 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _postgres_up() -> bool:
+def _port_open(port: int) -> bool:
     try:
-        socket.create_connection(("127.0.0.1", 5432), 1).close()
+        socket.create_connection(("127.0.0.1", port), 1).close()
         return True
     except OSError:
         return False
+
+
+def _postgres_up() -> bool:
+    return _port_open(5432)
+
+
+def _redis_url() -> str:
+    url = os.environ.get("BENCH_REDIS_URL")
+    if url is not None:
+        return url
+    return "redis://127.0.0.1:6379/9" if _port_open(6379) else ""
 
 
 def _prepare_environment(workdir: Path, port: int) -> dict[str, str]:
@@ -56,9 +77,9 @@ def _prepare_environment(workdir: Path, port: int) -> dict[str, str]:
         import psycopg
 
         with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as connection:
-            connection.execute("DROP DATABASE IF EXISTS idp_portal_bench WITH (FORCE)")
-            connection.execute("CREATE DATABASE idp_portal_bench")
-        database_url = "postgres://postgres@127.0.0.1:5432/idp_portal_bench"
+            connection.execute(f"DROP DATABASE IF EXISTS {BENCH_DATABASE} WITH (FORCE)")
+            connection.execute(f"CREATE DATABASE {BENCH_DATABASE}")
+        database_url = f"postgres://postgres@127.0.0.1:5432/{BENCH_DATABASE}"
     if database_url is None:
         database_url = f"sqlite:///{workdir / 'bench.sqlite3'}"
     env = {
@@ -72,7 +93,7 @@ def _prepare_environment(workdir: Path, port: int) -> dict[str, str]:
         "SESSION_COOKIE_SECURE": "false",
         "CSRF_COOKIE_SECURE": "false",
         "LOG_LEVEL": "WARNING",
-        "REDIS_URL": "",
+        "REDIS_URL": _redis_url(),
     }
     os.environ.update(env)
     return env
@@ -103,6 +124,7 @@ def _time(function, runs: int) -> tuple[float, float, float]:
 def _setup_data():
     from django.core.management import call_command
     from django.test import Client
+    from django.urls import reverse
 
     from apps.connectors import services as connector_services
     from apps.directory import services as directory_services
@@ -137,8 +159,13 @@ def _setup_data():
         ],
     )
     connector_services.assignment_create(actor=None, connector=connector, group=group)
-    client = Client()
-    client.force_login(user)
+    # A real sign-in (the portal's session bookkeeping included), not force_login.
+    client = Client(HTTP_HOST="127.0.0.1")
+    response = client.post(
+        reverse("portal:login"), {"username": "bench.user", "password": "bench-Pass-12345", "next": "/"}
+    )
+    if response.status_code != 302 or "sessionid" not in client.cookies:
+        raise SystemExit(f"bench user could not sign in: HTTP {response.status_code}")
     return connector, user, client.cookies["sessionid"].value
 
 
@@ -301,6 +328,73 @@ def _database_cpu_seconds(pids: list[int]) -> float:
     return sum(_cpu_seconds(pid) for pid in pids)
 
 
+def _machine_busy_seconds() -> float:
+    """CPU seconds all processes of the machine have used (from /proc/stat, Linux)."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(value) for value in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def _sso_statements(captured) -> list[str]:
+    return [query["sql"] for query in captured.captured_queries]
+
+
+def measure_in_process(connector, cookie: str) -> dict:
+    """One request at a time through Django's full stack (middleware included, no HTTP server):
+    statements and CPU per response, which other processes on the machine hardly change."""
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    client = Client(HTTP_HOST="127.0.0.1")
+    client.cookies["sessionid"] = cookie
+    flows = {
+        "sp-initiated": _authn_request_paths(connector, IN_PROCESS_RUNS + 51),
+        "idp-initiated": [f"/saml/idp/{connector.slug}/launch?RelayState=%2Fbench"] * (IN_PROCESS_RUNS + 51),
+    }
+    database_pids = []
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            database_pids = [cursor.fetchone()[0]]
+    results = {}
+    for label, paths in flows.items():
+        for path in paths[:50]:
+            response = client.get(path)
+            if response.status_code != 200 or b"SAMLResponse" not in response.content:
+                return {"error": f"{label}: HTTP {response.status_code} {response.content[:200]!r}"}
+        with CaptureQueriesContext(connection) as captured:
+            client.get(paths[50])
+        statements = _sso_statements(captured)
+        wall, cpu = [], []
+        database_before = _database_cpu_seconds(database_pids)
+        for path in paths[51:]:
+            start, start_cpu = time.perf_counter(), time.process_time()
+            client.get(path)
+            cpu.append(time.process_time() - start_cpu)
+            wall.append(time.perf_counter() - start)
+        database_cpu = _database_cpu_seconds(database_pids) - database_before
+        results[label] = {
+            "statements": len(statements),
+            "writes": sum(1 for sql in statements if _written_table(sql)),
+            "written": sorted({_written_table(sql) for sql in statements} - {""}),
+            # The median: a request that shared its core with another process costs more CPU time.
+            "cpu_ms": statistics.median(cpu) * 1000,
+            "database_cpu_ms": 1000 * database_cpu / len(wall),
+            "p50_ms": statistics.median(wall) * 1000,
+        }
+    return results
+
+
+def _written_table(sql: str) -> str:
+    words = sql.replace('"', " ").split()
+    if words[0].upper() == "INSERT":
+        return words[2]
+    if words[0].upper() in ("UPDATE", "DELETE"):
+        return words[1] if words[0].upper() == "UPDATE" else words[2]
+    return ""
+
+
 def measure_http(connector, cookie: str, env: dict, port: int, workdir: Path) -> dict:
     if shutil.which("wrk") is None:
         return {"skipped": "wrk is not installed (apt-get install wrk)"}
@@ -313,6 +407,7 @@ def measure_http(connector, cookie: str, env: dict, port: int, workdir: Path) ->
             sys.executable, "-m", "gunicorn", "idp_portal.wsgi:application",
             "--bind", f"127.0.0.1:{port}", "--workers", "2", "--worker-class", WORKER_CLASS, "--threads", THREADS,
             "--backlog", "2048", "--log-level", "warning", "--keep-alive", "5",
+            "--access-logfile", str(workdir / "access.log"),
         ],
         cwd=ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
@@ -345,12 +440,15 @@ def measure_http(connector, cookie: str, env: dict, port: int, workdir: Path) ->
             database_cpu_before = _database_cpu_seconds(database_pids)
             server_cpu_before = _cpu_seconds(gunicorn.pid)
             client_cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            machine_before, bench_before = _machine_busy_seconds(), time.process_time()
             completed = subprocess.run(
                 ["wrk", f"-t{threads}", "-c8", f"-d{seconds}s", "--timeout", "5s", "-s", str(script), base],
                 env={**os.environ, "BENCH_PATHS": str(paths_file), "BENCH_THREADS": str(threads),
                      "BENCH_COOKIE": f"sessionid={cookie}"},
                 capture_output=True, text=True, check=False,
             )  # fmt: skip
+            machine_busy = _machine_busy_seconds() - machine_before
+            bench_cpu = time.process_time() - bench_before
             server_cpu = _cpu_seconds(gunicorn.pid) - server_cpu_before
             database_cpu = _database_cpu_seconds(database_pids) - database_cpu_before
             client_usage = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -373,6 +471,8 @@ def measure_http(connector, cookie: str, env: dict, port: int, workdir: Path) ->
                 "server_cpu_ms": 1000 * server_cpu / max(requests, 1),
                 "client_cpu_ms": 1000 * client_cpu / max(requests, 1),
                 "database_cpu_ms": 1000 * database_cpu / max(requests, 1),
+                # Cores' worth of CPU that processes other than this run's took meanwhile.
+                "others_cores": max(0.0, machine_busy - server_cpu - database_cpu - client_cpu - bench_cpu) / duration,
             }
         results.pop("warm-up", None)
         return results
@@ -418,14 +518,31 @@ def main() -> None:
 
     try:
         connector, user, cookie = _setup_data()
-        print(f"database: {connection.vendor}; {os.cpu_count()} cores; Python {sys.version.split()[0]}")
+        print(
+            f"database: {connection.vendor}; replay cache: {'Redis' if env['REDIS_URL'] else 'database'}; "
+            f"{os.cpu_count()} cores; Python {sys.version.split()[0]}; load average "
+            f"{' '.join(Path('/proc/loadavg').read_text().split()[:3])}"
+        )
         if not HTTP_ONLY:
             _print_build_and_baseline(connector, user, workdir)
 
+        in_process = measure_in_process(connector, cookie)
+        print(f"\nPer response, one request at a time in-process (full middleware, no HTTP), {IN_PROCESS_RUNS} runs:")
+        for label, figures in in_process.items():
+            if isinstance(figures, str):
+                print(f"  {label}: {figures}")
+                continue
+            print(
+                f"  {label:15} {figures['statements']} SQL statements ({figures['writes']} writes: "
+                f"{', '.join(figures['written'])})\n"
+                f"  {'':15} CPU {figures['cpu_ms']:.2f} ms (Django) + {figures['database_cpu_ms']:.2f} ms (database)"
+                f"  p50 {figures['p50_ms']:.2f} ms"
+            )
+
         http = measure_http(connector, cookie, env, port, workdir)
         print(
-            f"\nEnd-to-end SSO through gunicorn (2 {WORKER_CLASS} workers) + wrk (2 threads, 8 connections), "
-            f"{HTTP_SECONDS} s:"
+            f"\nEnd-to-end SSO through gunicorn (2 {WORKER_CLASS} workers x {THREADS} threads) + wrk (2 threads, "
+            f"8 connections), {HTTP_SECONDS} s:"
         )
         for label, figures in http.items():
             if isinstance(figures, str) or "error" in figures:
@@ -441,6 +558,7 @@ def main() -> None:
                 f"{figures['database_cpu_ms']:.2f} ms + wrk {figures['client_cpu_ms']:.2f} ms "
                 f"-> {2000 / per_response:7.1f} responses/s if 2 cores ran only this"
             )
+            print(f"  {'':55} other processes took {figures['others_cores']:.2f} of the 2 cores meanwhile")
     finally:
         from django.db import connections
 

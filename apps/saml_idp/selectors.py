@@ -145,8 +145,8 @@ class SignInFacts:
 # (always one row), 1 the SAML mappings in order, 2 the user's groups if a mapping sends them.
 _SIGN_IN_FACTS_SQL = (
     "SELECT 0, 0, 0, CASE WHEN EXISTS (SELECT 1 FROM connectors_assignment a "
-    "LEFT JOIN directory_membership m ON m.group_id = a.group_id AND m.user_id = %(user)s "
-    "WHERE a.connector_id = %(connector)s AND (a.user_id = %(user)s OR m.user_id IS NOT NULL)) "
+    "WHERE a.connector_id = %(connector)s AND (a.user_id = %(user)s "
+    "OR a.group_id IN (SELECT m.group_id FROM directory_membership m WHERE m.user_id = %(user)s))) "
     "THEN 'assigned' ELSE '' END, '', '' "
     "UNION ALL "
     "SELECT 1, position, id, source, target, name_format FROM connectors_attributemapping "
