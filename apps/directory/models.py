@@ -180,8 +180,9 @@ class GroupImportJob(models.Model):
     processed_rows = models.PositiveIntegerField(default=0)
     added_count = models.PositiveIntegerField(default=0)
     already_member_count = models.PositiveIntegerField(default=0)
-    # [[line number, value], ...] of rows that name no user in the directory.
+    # [[line number, value], ...] of the first rows that name no user (UNKNOWN_ROWS_KEPT), and how many.
     unknown_rows = models.JSONField(default=list)
+    unknown_count = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
     created = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)

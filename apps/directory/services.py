@@ -521,6 +521,8 @@ def group_set_members(*, actor: Actor, group: Group, users: Iterable[User]) -> N
 
 GROUP_IMPORT_MAX_ROWS = 100_000
 GROUP_IMPORT_BATCH_SIZE = 500
+# Unknown rows listed on the page (a wrong file could make every row unknown); all are counted.
+GROUP_IMPORT_UNKNOWN_KEPT = 1000
 _IDENTITY_COLUMNS = ("username", "email")
 
 
@@ -628,8 +630,13 @@ def group_import_process(job_id: Any, *, budget_seconds: float = 40.0) -> bool:
             job.processed_rows += len(batch)
             job.added_count += len(added)
             job.already_member_count += len(users) - len(added)
-            job.unknown_rows = job.unknown_rows + unknown
-            job.save(update_fields=["processed_rows", "added_count", "already_member_count", "unknown_rows"])
+            job.unknown_count += len(unknown)
+            room = GROUP_IMPORT_UNKNOWN_KEPT - len(job.unknown_rows)
+            if unknown and room > 0:
+                job.unknown_rows = job.unknown_rows + unknown[:room]
+            job.save(
+                update_fields=["processed_rows", "added_count", "already_member_count", "unknown_rows", "unknown_count"]
+            )
         if job.processed_rows < job.total_rows and time.monotonic() > deadline:
             return True
     with transaction.atomic():
@@ -645,7 +652,7 @@ def group_import_process(job_id: Any, *, budget_seconds: float = 40.0) -> bool:
                 "rows": job.total_rows,
                 "added": job.added_count,
                 "already_members": job.already_member_count,
-                "unknown": len(job.unknown_rows),
+                "unknown": job.unknown_count,
             },
         )
     return False

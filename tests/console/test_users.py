@@ -121,9 +121,17 @@ def test_list_query_count_does_not_grow_with_rows(db, admin_client, django_asser
     with django_assert_max_num_queries(few):
         response = admin_client.get("/console/users/?status=active&q=many")
     assert len(response.context["users"]) == 50
-    assert response.context["page_obj"].paginator.count == 70
+    # A search is never counted in full: it reads one row past the page to know there is a next one.
+    assert response.context["page_obj"].paginator.count is None and response.context["page_obj"].has_next()
+    assert "Page 1" in response.content.decode() and "Next" in response.content.decode()
     page_two = admin_client.get("/console/users/?q=many&page=2")
-    assert len(page_two.context["users"]) == 20
+    assert len(page_two.context["users"]) == 20 and not page_two.context["page_obj"].has_next()
+    assert page_two.context["page_obj"].paginator.count == 70
+    past_the_end = admin_client.get("/console/users/?q=many&page=7")
+    assert past_the_end.context["page_obj"].number == 2
+    assert admin_client.get("/console/users/?q=many&page=x").context["page_obj"].number == 1
+    plain = admin_client.get("/console/users/?status=active")
+    assert plain.context["page_obj"].paginator.count == 5 + 70 + 1  # and the admin
 
 
 def test_search_reads_at_most_the_cap_and_says_so(db, admin_client, monkeypatch, django_assert_max_num_queries):
@@ -264,9 +272,9 @@ def test_create_shows_duplicates_on_their_fields_and_writes_nothing(db, admin_cl
 def test_create_applies_the_password_policy(db, admin_client):
     response = admin_client.post("/console/users/new/", {"username": "weak", "status": "active", "password": "abc"})
     assert response.status_code == 400
-    assert response.context["form"].errors
+    assert "too short" in response.context["form"].errors["password"][0]
     assert not User.objects.filter(username="weak").exists()
-    assert "abc" not in response.content.decode().split("<main", 1)[1].replace('"abc"', "")
+    assert 'value="abc"' not in response.content.decode()
 
 
 def test_edit_saves_changes_and_shows_field_errors(db, admin, admin_client):

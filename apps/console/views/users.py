@@ -1,5 +1,7 @@
 """Users: search and filter the directory, change one person, and see why they can use which app."""
 
+from dataclasses import dataclass
+
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -45,9 +47,38 @@ def _detail(account: User) -> HttpResponse:
     return redirect("console:user_detail", pk=account.pk)
 
 
-# A search reads matching ids in username order up to this many (one scan that stops early),
-# instead of counting every match and then reading the page: two full scans for a rare name.
+# A search is a scan (substring of four columns): it reads matching ids in username order only as
+# far as the page asked for (plus one, to know there is a next page), never counting every match,
+# and pages at most this deep.
 SEARCH_RESULT_CAP = 1000
+
+
+@dataclass(frozen=True)
+class SearchPaginator:
+    count: int | None  # None: not counted (more matches than were read)
+    num_pages: int | None
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    """A page of search results read without a COUNT; `console/_pagination.html` shows it as "Page N"."""
+
+    object_list: list
+    number: int
+    paginator: SearchPaginator
+    more: bool
+
+    def has_next(self) -> bool:
+        return self.more
+
+    def has_previous(self) -> bool:
+        return self.number > 1
+
+    def next_page_number(self) -> int:
+        return self.number + 1
+
+    def previous_page_number(self) -> int:
+        return self.number - 1
 
 
 def filtered_users(*, search: str = "", status: str = "", group: str = "", connector: str = "") -> QuerySet[User]:
@@ -60,15 +91,33 @@ def filtered_users(*, search: str = "", status: str = "", group: str = "", conne
     return users
 
 
-def user_page(users: QuerySet[User], *, searching: bool, number) -> tuple[Page, bool]:
+def _search_page(users: QuerySet[User], number: str | None) -> tuple[SearchPage, bool]:
+    size = settings.CONSOLE_PAGE_SIZE
+    last_page = max(1, -(-SEARCH_RESULT_CAP // size))
+    try:
+        number = min(max(int(number or 1), 1), last_page)
+    except ValueError:
+        number = 1
+    end = min(number * size, SEARCH_RESULT_CAP)
+    ids = list(users.values_list("pk", flat=True)[: end + 1])
+    counted = len(ids) <= end  # the scan ended before the page did: this is every match
+    if counted and number > 1 and len(ids) <= (number - 1) * size:
+        number = max(1, -(-len(ids) // size))  # past the end, like Paginator.get_page
+    rows = ids[(number - 1) * size : end]
+    by_id = User.objects.in_bulk(rows) if rows else {}
+    paginator = SearchPaginator(
+        count=len(ids) if counted else None, num_pages=max(1, -(-len(ids) // size)) if counted else None
+    )
+    capped = not counted and end >= SEARCH_RESULT_CAP
+    page = SearchPage([by_id[pk] for pk in rows if pk in by_id], number, paginator, more=not counted and not capped)
+    return page, capped
+
+
+def user_page(users: QuerySet[User], *, searching: bool, number: str | None) -> tuple[Page | SearchPage, bool]:
     """One page of `users` with their groups, in a fixed number of queries; and whether a search hit the cap."""
     capped = False
     if searching:
-        ids = list(users.values_list("pk", flat=True)[: SEARCH_RESULT_CAP + 1])
-        capped = len(ids) > SEARCH_RESULT_CAP
-        page = Paginator(ids[:SEARCH_RESULT_CAP], settings.CONSOLE_PAGE_SIZE).get_page(number)
-        by_id = User.objects.in_bulk(page.object_list) if page.object_list else {}
-        page.object_list = [by_id[pk] for pk in page.object_list if pk in by_id]
+        page, capped = _search_page(users, number)
     else:
         page = Paginator(users, settings.CONSOLE_PAGE_SIZE).get_page(number)
         page.object_list = list(page.object_list)
