@@ -31,6 +31,7 @@ from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from apps.audit.middleware import client_ip
+from apps.audit.models import AuditEvent
 from apps.audit.services import audit_record
 from apps.common.errors import ApplicationError
 from apps.directory.models import User
@@ -497,6 +498,33 @@ def forget_session(session_key: str) -> None:
 
 
 @transaction.atomic
+def password_reset_allowed(*, user: User | None, ip: str | None) -> bool:
+    """At most PASSWORD_RESET_MAX_PER_ACCOUNT emails per account and PASSWORD_RESET_MAX_PER_IP
+    requests per client address in PASSWORD_RESET_WINDOW_SECONDS, counted from the audit trail
+    (shared by every web process, unlike a per-process cache), so the form cannot flood a mailbox."""
+    since = timezone.now() - datetime.timedelta(seconds=settings.PASSWORD_RESET_WINDOW_SECONDS)
+    attempts = AuditEvent.objects.filter(
+        action__in=("portal.password_reset.request", "portal.password_reset.throttled"), created__gte=since
+    )
+    if user is not None:
+        sent = attempts.filter(
+            action="portal.password_reset.request", target_type=user._meta.label_lower, target_id=str(user.pk)
+        )
+        if sent.count() >= settings.PASSWORD_RESET_MAX_PER_ACCOUNT:
+            return False
+    return not (ip and attempts.filter(ip=ip).count() >= settings.PASSWORD_RESET_MAX_PER_IP)
+
+
+def password_reset_throttled(*, email: str, user: User | None) -> None:
+    audit_record(
+        actor=user,
+        action="portal.password_reset.throttled",
+        target=user,
+        target_label="" if user else "unknown email",
+        actor_label=user.username if user else "anonymous",
+    )
+
+
 def password_reset_requested(*, email: str, user: User | None) -> None:
     audit_record(
         actor=user,

@@ -22,6 +22,7 @@ from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 
+from apps.audit.middleware import client_ip
 from apps.portal import passkeys, selectors, services, slo
 from apps.portal.forms import CodeForm, PortalPasswordResetForm, SignInForm
 from apps.portal.middleware import allow_frames_and_forms
@@ -345,7 +346,12 @@ class PasswordResetView(auth_views.PasswordResetView):
     def form_valid(self, form: PortalPasswordResetForm) -> HttpResponse:
         email = form.cleaned_data["email"]
         users = list(form.get_users(email))
-        services.password_reset_requested(email=email, user=users[0] if users else None)
+        user = users[0] if users else None
+        # Throttled or not, the answer is the same page: it must not tell which emails exist.
+        if not services.password_reset_allowed(user=user, ip=client_ip(self.request)):
+            services.password_reset_throttled(email=email, user=user)
+            return HttpResponseRedirect(self.get_success_url())
+        services.password_reset_requested(email=email, user=user)
         base = settings.PORTAL_BASE_URL
         scheme, _, host = base.partition("://")
         form.save(

@@ -27,6 +27,10 @@ OTP_STATIC_THROTTLE_FACTOR = 1
 # SESSION_COOKIE_AGE (settings.base) is the absolute lifetime; this is the idle one.
 PORTAL_SESSION_IDLE_SECONDS = env_int("PORTAL_SESSION_IDLE_SECONDS", 2 * 3600)
 PASSWORD_RESET_TIMEOUT = env_int("PASSWORD_RESET_TIMEOUT", 3600)
+# Reset emails: per account and per client address, within a sliding window.
+PASSWORD_RESET_WINDOW_SECONDS = env_int("PASSWORD_RESET_WINDOW_SECONDS", 3600)
+PASSWORD_RESET_MAX_PER_ACCOUNT = env_int("PASSWORD_RESET_MAX_PER_ACCOUNT", 3)
+PASSWORD_RESET_MAX_PER_IP = env_int("PASSWORD_RESET_MAX_PER_IP", 20)
 
 # --- Brute-force protection (django-axes) ---------------------------------------------------
 AXES_ENABLED = env_bool("AXES_ENABLED", True)

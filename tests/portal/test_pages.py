@@ -248,6 +248,23 @@ def test_password_reset_by_email(client, jane, settings):
     assert PASSWORD not in str(list(AuditEvent.objects.values_list("after", flat=True)))
 
 
+def test_password_reset_emails_are_rate_limited_per_account_and_address(client, jane, settings):
+    settings.PASSWORD_RESET_MAX_PER_ACCOUNT = 2
+    settings.PASSWORD_RESET_MAX_PER_IP = 4
+    for _ in range(4):
+        assert client.post("/password-reset/", {"email": "jane.doe@example.com"})["Location"] == "/password-reset/sent/"
+    assert len(mail.outbox) == 2
+    assert AuditEvent.objects.filter(action="portal.password_reset.throttled").count() == 2
+    # From the same address, the next request (any email) is refused too, with the same answer.
+    UserFactory(username="bob", email="bob@example.com")
+    assert client.post("/password-reset/", {"email": "bob@example.com"})["Location"] == "/password-reset/sent/"
+    assert len(mail.outbox) == 2
+    # Another address may still ask for bob.
+    other = Client(REMOTE_ADDR="198.51.100.7")
+    assert other.post("/password-reset/", {"email": "bob@example.com"})["Location"] == "/password-reset/sent/"
+    assert len(mail.outbox) == 3
+
+
 def test_new_users_without_a_password_can_choose_one(client, db):
     UserFactory(username="new.hire", email="new.hire@example.com", password=None)
     client.post("/password-reset/", {"email": "new.hire@example.com"})
