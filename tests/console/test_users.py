@@ -528,3 +528,14 @@ def test_detail_has_a_fixed_number_of_queries(db, admin_client, django_assert_ma
 def test_pages_carry_no_inline_script_or_style(db, admin_client, path):
     html = admin_client.get(path).content.decode()
     assert "<script>" not in html and 'style="' not in html and " onclick=" not in html
+
+
+def test_postgresql_has_trigram_indexes_for_the_search(db):
+    if connection.vendor != "postgresql":
+        pytest.skip("trigram indexes exist on PostgreSQL only")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexname FROM pg_indexes WHERE tablename = 'directory_user' AND indexname LIKE '%%_trgm'"
+        )
+        names = {row[0] for row in cursor.fetchall()}
+    assert names == {f"directory_user_{column}_trgm" for column in ("username", "email", "first_name", "last_name")}
