@@ -9,9 +9,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from apps.audit.models import AuditEvent
+from apps.directory import services
 from apps.directory.models import User, UserStatus
-from tests.factories import UserFactory
-from tests.scim_server.conftest import assert_scim_error, user_body
+from tests.factories import GroupFactory, UserFactory
+from tests.scim_server.conftest import assert_scim_error, make_scim_client, user_body
 
 pytestmark = pytest.mark.django_db
 
@@ -98,3 +99,17 @@ def test_patch_to_a_taken_username_is_409_and_changes_nothing(scim):
     user.refresh_from_db()
     assert (user.username, user.updated) == before
     assert AuditEvent.objects.count() == events
+
+
+def test_the_locked_read_keeps_a_group_scoped_tokens_limits(db):
+    group = GroupFactory(name="Scoped writers")
+    inside, outside = UserFactory(username="in.scope"), UserFactory(username="out.of.scope")
+    services.group_add_members(actor=None, group=group, users=[inside])
+    client = make_scim_client("scoped", scope_group=group)
+    rename = {"op": "replace", "path": "displayName", "value": "Renamed"}
+    patched = client.patch_ops(f"Users/{inside.pk}", rename)
+    assert patched.status_code == 200 and patched.json()["groups"][0]["value"] == str(group.pk)
+    assert_scim_error(client.patch_ops(f"Users/{outside.pk}", rename), 404)
+    assert_scim_error(client.put(f"Users/{outside.pk}", user_body("out.of.scope")), 404)
+    outside.refresh_from_db()
+    assert outside.display_name != "Renamed"
