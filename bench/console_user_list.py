@@ -13,8 +13,9 @@ ANALYZE, as autovacuum or a maintenance job would.
 
 Each page is fetched through Django's test client as a signed-in admin (session, second factor,
 template and all), so a figure is what the server spends on the request. Printed for the first
-page, a search (a last name: about 1% of users), a status filter, a group filter, a connector
-filter and the last page: the median time, the query count, and the ratio to the baseline, a plain
+page, a search (a last name: about 1% of users), a search that finds one user (every row must be
+looked at, unless an index serves it), a status filter, a group filter, a connector filter and the
+last page: the median time, the query count, and the ratio to the baseline, a plain
 `User.objects.order_by("username")[:50]` fetch timed in the same process. Also the part of each
 request that is database work (count, page, groups of the page), timed on its own. A search is not
 counted (it reads one row past its page), so its matches show as "not counted". It prints and
@@ -240,6 +241,7 @@ class _Child:
         pages = {
             "first page": ({}, 1),
             "search": ({"q": search}, 1),
+            "search, one user": ({"q": "user042424"}, 1),
             "status filter": ({"status": "suspended"}, 1),
             "group filter": ({"group": self.group_id}, 1),
             "connector filter": ({"connector": self.connector_slug}, 1),
