@@ -318,15 +318,20 @@ def test_suspend_and_reactivate_are_audited(db, admin, admin_client):
     assert admin_client.get(f"/console/users/{person.pk}/suspend/").status_code == 405
 
 
-def test_the_last_super_admin_cannot_be_suspended(db, super_admin, super_client):
-    response = super_client.post(f"/console/users/{super_admin.pk}/suspend/", follow=True)
-    assert "last active super-admin" in response.content.decode()
-    super_admin.refresh_from_db()
-    assert super_admin.status == UserStatus.ACTIVE
+def test_a_super_admin_suspends_another_super_admin(db, super_admin, super_client):
+    # The last-super-admin rule cannot be reached here (only a super-admin may change one, and nobody
+    # suspends themselves); it is shown on the role page, where demoting oneself is allowed.
     other = make_staff(AdminRole.SUPER_ADMIN, "second.super")
-    super_client.post(f"/console/users/{other.pk}/suspend/")
+    assert super_client.post(f"/console/users/{other.pk}/suspend/").status_code == 302
     other.refresh_from_db()
     assert other.status == UserStatus.SUSPENDED
+
+
+def test_nobody_suspends_their_own_account(db, admin, admin_client):
+    response = admin_client.post(f"/console/users/{admin.pk}/suspend/", follow=True)
+    assert "cannot suspend your own account" in response.content.decode()
+    admin.refresh_from_db()
+    assert admin.status == UserStatus.ACTIVE
 
 
 def test_delete_confirmation_names_what_is_deprovisioned_where(db, admin, admin_client):

@@ -228,6 +228,9 @@ def _set_status(request: HttpRequest, pk, service, done: str) -> HttpResponse:
 @console_view(Capability.MANAGE_DIRECTORY)
 @require_POST
 def user_suspend(request: HttpRequest, pk) -> HttpResponse:
+    if str(pk) == str(request.user.pk):
+        messages.error(request, "You cannot suspend your own account.")
+        return redirect("console:user_detail", pk=pk)
     return _set_status(request, pk, directory.user_suspend, "is suspended and can no longer sign in")
 
 
