@@ -2,9 +2,10 @@
 
 Every request with a session cookie loads the session. Django's store does it with an ORM query
 whose compilation costs about 0.2 ms of CPU here, several times the query itself; this store runs
-the same SELECT written out. Everything else (writes, key rotation, deletion, expiry,
-`clearsessions`) is Django's own, and the database stays the only place a session lives, so
-ending a session (sign-out, "sign out everywhere") takes effect at once in every worker.
+the same SELECT written out (a prepared statement on PostgreSQL). Everything else (writes, key
+rotation, deletion, expiry, `clearsessions`) is Django's own, and the database stays the only
+place a session lives, so ending a session (sign-out, "sign out everywhere") takes effect at once
+in every worker.
 """
 
 from typing import Any
@@ -13,13 +14,16 @@ from django.contrib.sessions.backends.db import SessionStore as DatabaseSessionS
 from django.db import connections, router
 from django.utils import timezone
 
+from apps.common.db import hot_path_cursor
+
 
 class SessionStore(DatabaseSessionStore):
     def load(self) -> dict[str, Any]:
         if self.session_key is None:
             return {}
-        connection = connections[router.db_for_read(self.model)]
-        with connection.cursor() as cursor:
+        using = router.db_for_read(self.model)
+        connection = connections[using]
+        with hot_path_cursor(using) as cursor:
             # The table name comes from the model (quoted); the key and the time are bound.
             cursor.execute(
                 f"SELECT session_data FROM {connection.ops.quote_name(self.model._meta.db_table)} "  # noqa: S608

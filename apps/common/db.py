@@ -1,0 +1,29 @@
+"""A cursor for the few statements every sign-in runs, planned once per database connection.
+
+On PostgreSQL, planning a join or a UNION costs the server several times more CPU than running
+it (0.1-0.2 ms against 0.02-0.06 ms here). Django binds parameters on the client, so PostgreSQL
+plans every statement afresh; this cursor binds them on the server instead, and psycopg prepares a
+statement once the connection has run it `prepare_threshold` times (DATABASES OPTIONS, settings
+DB_PREPARE_THRESHOLD), after which it only executes. Django's own queries are unchanged.
+
+It is still Django's cursor wrapper: errors are Django's, and the statements show in
+`connection.queries` and in tests that count queries. On other databases it is the usual cursor.
+"""
+
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.backends.utils import CursorWrapper
+
+
+def hot_path_cursor(using: str = DEFAULT_DB_ALIAS) -> CursorWrapper:
+    """Use as `with hot_path_cursor() as cursor:`; write statements with %s or %(name)s placeholders."""
+    connection = connections[using]
+    if connection.vendor != "postgresql":
+        return connection.cursor()
+    from django.db.backends.postgresql.base import ServerBindingCursor
+
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+    connection.validate_thread_sharing()
+    with connection.wrap_database_errors:
+        cursor = ServerBindingCursor(connection.connection)
+    return connection.make_debug_cursor(cursor) if connection.queries_logged else connection.make_cursor(cursor)
