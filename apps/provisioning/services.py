@@ -392,15 +392,21 @@ def sweep() -> int:
     """Re-enqueue connectors whose work is still pending (a lost task, a parked retry, a dead worker)."""
     now = timezone.now()
     RemoteObject.objects.filter(lease_expires_at__lt=now).update(lease_owner="", lease_expires_at=None)
+    from apps.provisioning.engine import hash_joins
+
     connector_ids = set()
     pending = OutboxEvent.objects.filter(processed_at__isnull=True)
     for connector_id in set(pending.values_list("connector_id", flat=True).distinct()):
-        object_ids = list(pending.filter(connector_id=connector_id).values_list("object_id", flat=True).distinct())
-        if (
-            RemoteObject.objects.filter(connector_id=connector_id, object_id__in=object_ids)
-            .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-            .exists()
-        ):
+        with hash_joins():
+            due = (
+                RemoteObject.objects.filter(
+                    connector_id=connector_id,
+                    object_id__in=pending.filter(connector_id=connector_id).values("object_id"),
+                )
+                .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+                .exists()
+            )
+        if due:
             connector_ids.add(connector_id)
     for connector_id in connector_ids:
         with transaction.atomic():
