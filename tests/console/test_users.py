@@ -16,7 +16,7 @@ from apps.connectors import services as connector_services
 from apps.console.views.users import PROFILE_FIELDS
 from apps.directory import services as directory
 from apps.directory.models import AdminRole, User, UserStatus
-from apps.portal.models import WebAuthnCredential
+from apps.portal.models import PortalSession, WebAuthnCredential
 from apps.provisioning.models import ObjectType, RemoteObject, SyncStatus
 from tests.console.conftest import PASSWORD, console_client, make_staff
 from tests.factories import GroupFactory, UserFactory
@@ -398,11 +398,16 @@ def test_temporary_password_follows_the_policy(db, admin, admin_client):
     assert "differ" in differ.context["form"].errors["password2"][0]
     person.refresh_from_db()
     assert person.check_password(PASSWORD)
+    their_session = Client()
+    their_session.post("/login/", {"username": "temp", "password": PASSWORD})
+    assert PortalSession.objects.filter(user=person).count() == 1
     done = admin_client.post(url, {"action": "set", "password1": NEW_PASSWORD, "password2": NEW_PASSWORD})
     assert done.status_code == 302
     person.refresh_from_db()
     assert person.check_password(NEW_PASSWORD)
     assert last_event("user.set_password").actor == admin
+    assert not PortalSession.objects.filter(user=person).exists()
+    assert last_event("portal.logout_everywhere").actor == admin
     html = admin_client.get(done["Location"]).content.decode()
     assert NEW_PASSWORD not in html
 

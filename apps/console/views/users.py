@@ -293,7 +293,13 @@ def user_password(request: HttpRequest, pk) -> HttpResponse:
             for message in error.message_dict.get("password", error.messages):
                 form.add_error("password1", message)
         else:
-            messages.success(request, f"{account.username} has a temporary password now.")
+            # Whoever knew the old password (or holds a session opened with it) is out now.
+            ended = portal.sign_out_everywhere(actor=request.user, user=account)
+            messages.success(
+                request,
+                f"{account.username} has a temporary password now"
+                + (f"; {ended} open session{'s' if ended != 1 else ''} ended." if ended else "."),
+            )
             return _detail(account)
     context = {"nav": "users", "account": account, "form": form}
     return render(request, "console/users/password.html", context, status=400 if form.errors else 200)
