@@ -336,7 +336,7 @@ def _machine_busy_seconds() -> float:
 
 
 def _sso_statements(captured) -> list[str]:
-    return [query["sql"] for query in captured.captured_queries]
+    return [query["sql"] or "" for query in captured.captured_queries]
 
 
 def measure_in_process(connector, cookie: str) -> dict:

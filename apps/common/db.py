@@ -10,8 +10,17 @@ It is still Django's cursor wrapper: errors are Django's, and the statements sho
 `connection.queries` and in tests that count queries. On other databases it is the usual cursor.
 """
 
+from typing import Any
+
 from django.db import DEFAULT_DB_ALIAS, connections
-from django.db.backends.utils import CursorWrapper
+from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
+
+
+class _DebugWrapper(CursorDebugWrapper):
+    def execute(self, sql: str, params: Any = None) -> Any:
+        # A prepared statement leaves psycopg no query text for Django to log: log the statement.
+        with self.debug_sql(sql, params):
+            return super(CursorDebugWrapper, self).execute(sql, params)
 
 
 def hot_path_cursor(using: str = DEFAULT_DB_ALIAS) -> CursorWrapper:
@@ -26,4 +35,4 @@ def hot_path_cursor(using: str = DEFAULT_DB_ALIAS) -> CursorWrapper:
     connection.validate_thread_sharing()
     with connection.wrap_database_errors:
         cursor = ServerBindingCursor(connection.connection)
-    return connection.make_debug_cursor(cursor) if connection.queries_logged else connection.make_cursor(cursor)
+    return _DebugWrapper(cursor, connection) if connection.queries_logged else connection.make_cursor(cursor)
