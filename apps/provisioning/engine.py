@@ -693,7 +693,7 @@ def _flush(run: ConnectorRun, outcomes: list[Outcome]) -> None:
         outcome.remote.lease_owner, outcome.remote.lease_expires_at, outcome.remote.updated = "", None, now
     with transaction.atomic():
         if outcomes:
-            RemoteObject.objects.bulk_update([outcome.remote for outcome in outcomes], _OUTCOME_FIELDS, batch_size=100)
+            _save_outcomes([outcome.remote for outcome in outcomes])
         settled = [event_id for outcome in outcomes for event_id in outcome.event_ids or ()]
         if settled:
             OutboxEvent.objects.filter(id__in=settled, processed_at__isnull=True).update(processed_at=now)
@@ -703,6 +703,24 @@ def _flush(run: ConnectorRun, outcomes: list[Outcome]) -> None:
         if run.dirty_members:
             _record_dirty_groups(run)
     outcomes.clear()
+
+
+def _save_outcomes(remotes: list[RemoteObject]) -> None:
+    """One UPDATE per object, sent as one executemany (a pipeline on psycopg 3).
+
+    Not `bulk_update`: building its CASE WHEN expressions took more of the worker's CPU than all
+    the HTTP requests of the sync (9.6 of 17 CPU seconds for 1,000 users, profiled).
+    """
+    fields = [RemoteObject._meta.get_field(name) for name in _OUTCOME_FIELDS]
+    quote = connection.ops.quote_name
+    table, assignments = quote(RemoteObject._meta.db_table), ", ".join(f"{quote(f.column)} = %s" for f in fields)
+    sql = f"UPDATE {table} SET {assignments} WHERE {quote('id')} = %s"  # noqa: S608 - names from the model
+    rows = [
+        [field.get_db_prep_save(getattr(remote, field.attname), connection) for field in fields] + [remote.pk]
+        for remote in remotes
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
 
 
 def _pending_event_ids(connector: Connector, claimed: list[RemoteObject]) -> dict[tuple[str, str], list[int]]:
