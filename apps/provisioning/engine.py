@@ -178,6 +178,7 @@ def release(remote: RemoteObject) -> None:
 # no create of another worker is half done (in the app, not yet linked) while it counts.
 _CREATES_LOCK_CLASS = 7644
 _COUNT_LOCK_WAIT_SECONDS = 2.0
+CREATES_LOCK_SECONDS = 0.25
 
 
 def _creates_lock_key(connector: Connector) -> int:
@@ -188,29 +189,32 @@ def _advisory_locks() -> bool:
     return connection.vendor == "postgresql"
 
 
-class _UserCreate:
-    """One user create: the shared lock from before the POST until the link is stored."""
+class CreatesLock:
+    """The shared lock a worker holds while its user creates are not linked yet.
+
+    Taken before the first POST of a stretch of creates and released by `_flush`, after the
+    outcomes (with the new remote ids) are committed, at most CREATES_LOCK_SECONDS later: one lock
+    round trip per stretch, not per user, and a count waits no longer than that.
+    """
 
     def __init__(self, connector: Connector) -> None:
         self.key = _creates_lock_key(connector)
-        self.locked = False
+        self.held_since: float | None = None
 
-    def __enter__(self) -> "_UserCreate":
-        if _advisory_locks():
+    def hold(self) -> None:
+        if self.held_since is None and _advisory_locks():
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_lock_shared(%s, %s)", [_CREATES_LOCK_CLASS, self.key])
-            self.locked = True
-        return self
+            self.held_since = time.monotonic()
 
-    def link(self, remote: RemoteObject) -> None:
-        """Store the new remote id now (committed before the lock is released)."""
-        RemoteObject.objects.filter(pk=remote.pk).update(remote_id=remote.remote_id)
+    def held_for(self) -> float:
+        return 0.0 if self.held_since is None else time.monotonic() - self.held_since
 
-    def __exit__(self, *exc_info: object) -> None:
-        if self.locked:
+    def release(self) -> None:
+        if self.held_since is not None:
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_unlock_shared(%s, %s)", [_CREATES_LOCK_CLASS, self.key])
-            self.locked = False
+            self.held_since = None
 
 
 @contextlib.contextmanager
@@ -264,6 +268,7 @@ class ConnectorRun:
         self.in_scope: set[str] = set()
         self.group_names: dict[str, list[str]] = {}
         self._unlinked_remote_users: bool | None = None
+        self.creates_lock = CreatesLock(connector)
 
     def app_has_unlinked_users(self) -> None:
         self._unlinked_remote_users = True
@@ -427,23 +432,20 @@ def _create_user(run: ConnectorRun, remote: RemoteObject, resource: dict) -> dic
         if existing is not None:
             return existing
     conflict: ConflictError | None = None
-    with _UserCreate(run.connector) as create:
-        try:
-            created = run.client.create("Users", resource)
-        except ConflictError as exc:
-            created, conflict = None, exc
-        except ScimError as exc:
-            if exc.retryable:
-                run.app_has_unlinked_users()  # the create may have happened: the next ones look up first
-            raise
-        if created is not None:
-            remote.remote_id = str(created.get("id", ""))
-            if not remote.remote_id:
-                raise ScimError("The app created the user but returned no id.")
-            # Stored at once (see `_UserCreate`); also, a worker killed before the batch's outcomes
-            # are written leaves no unlinked user behind.
-            create.link(remote)
-            return None
+    run.creates_lock.hold()
+    try:
+        created = run.client.create("Users", resource)
+    except ConflictError as exc:
+        created, conflict = None, exc
+    except ScimError as exc:
+        if exc.retryable:
+            run.app_has_unlinked_users()  # the create may have happened: the next ones look up first
+        raise
+    if created is not None:
+        remote.remote_id = str(created.get("id", ""))
+        if not remote.remote_id:
+            raise ScimError("The app created the user but returned no id.")
+        return None
     # 409: the user exists already (made by someone else, or by a create whose answer was lost).
     existing = _find_remote_user(run, resource)
     if existing is None:
@@ -684,9 +686,12 @@ def _flush(run: ConnectorRun, outcomes: list[Outcome]) -> None:
     log, and the groups to re-send for members that were provisioned or deprovisioned.
 
     Until then the objects stay leased, so no other worker sends them meanwhile; if this worker is
-    killed first, the leases expire and the events, still pending, are delivered again.
+    killed first, the leases expire and the events, still pending, are delivered again (a user it
+    created is then in the app but not linked: the app holds more users than links, so the next
+    attempt looks it up before creating). The creates lock is released once the links are committed.
     """
     if not outcomes and not run.deliveries and not run.dirty_members:
+        run.creates_lock.release()
         return
     now = timezone.now()
     for outcome in outcomes:
@@ -702,6 +707,7 @@ def _flush(run: ConnectorRun, outcomes: list[Outcome]) -> None:
             run.deliveries = []
         if run.dirty_members:
             _record_dirty_groups(run)
+    run.creates_lock.release()  # the new links are committed
     outcomes.clear()
 
 
@@ -935,7 +941,10 @@ def process_batch(connector_id: Any, *, deadline: float, limit: int | None = Non
                     backing_off = True
                     _flush(run, outcomes)
                     _defer_pending(connector, remote.next_attempt_at)
-            if time.monotonic() - first_unwritten >= FLUSH_SECONDS:
+            if (
+                time.monotonic() - first_unwritten >= FLUSH_SECONDS
+                or run.creates_lock.held_for() >= CREATES_LOCK_SECONDS
+            ):
                 _flush(run, outcomes)
     finally:
         _flush(run, outcomes)
