@@ -93,13 +93,20 @@ def hash_joins() -> Iterator[None]:
     assignment, a full sync); until (auto)ANALYZE has run, PostgreSQL estimates them at a row or
     two and joins "object_id IN (pending events)" with nested loops whose cost grows with the
     square of the backlog: 12 s per claim at 10,000 users, measured. A hash semi-join costs about
-    8 ms there whatever the statistics (and 5 ms with them).
+    8 ms there whatever the statistics (and 5 ms with them). Nested uses share the transaction.
     """
+    if getattr(connection, "_provisioning_hash_joins", False):
+        yield
+        return
     with transaction.atomic():
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute("SET LOCAL enable_nestloop = off")
-        yield
+        connection._provisioning_hash_joins = True
+        try:
+            yield
+        finally:
+            connection._provisioning_hash_joins = False
 
 
 def _pending_event_object_ids(connector: Connector, object_type: str | None = None):
@@ -152,16 +159,22 @@ def claim_batch(connector: Connector, limit: int | None = None) -> list[RemoteOb
     now = timezone.now()
     token = f"{WORKER_ID}:{uuid.uuid4().hex[:8]}"
     free = Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)
+    expires = now + timedelta(seconds=_lease_seconds())
     with hash_joins():
         candidates = _pending_objects(connector)
         if connection.features.has_select_for_update_skip_locked:
             candidates = candidates.select_for_update(skip_locked=True, of=("self",))
-        ids = list(candidates.values_list("pk", flat=True)[:limit])
-        if not ids:
+        rows = list(candidates[:limit])
+        if not rows:
             return []
-        RemoteObject.objects.filter(pk__in=ids).filter(free).update(
-            lease_owner=token, lease_expires_at=now + timedelta(seconds=_lease_seconds())
+        ids = [remote.pk for remote in rows]
+        leased = (
+            RemoteObject.objects.filter(pk__in=ids).filter(free).update(lease_owner=token, lease_expires_at=expires)
         )
+    if leased == len(rows):  # always so under SKIP LOCKED: the rows were locked for this UPDATE
+        for remote in rows:
+            remote.lease_owner, remote.lease_expires_at = token, expires
+        return rows
     return list(RemoteObject.objects.filter(pk__in=ids, lease_owner=token).order_by("-object_type", "updated"))
 
 
@@ -895,18 +908,22 @@ def process_batch(connector_id: Any, *, deadline: float, limit: int | None = Non
     if not (connector.enabled and provisioning.enabled) or provisioning.paused:
         result.blocked = True
         return result
+    if not _has_pending_events(connector):
+        return result
     try:
         run = ConnectorRun(connector)
     except ScimError as exc:
         logger.warning("connector %s cannot be provisioned: %s", connector.slug, exc.message)
         result.blocked = True
         return result
-    if not _has_pending_events(connector):
-        return result
-    if check_circuit_breaker(connector, run.approved_deprovisions, holds_loaded=True, pending_hold=run.pending_hold):
+    with hash_joins():  # one transaction for both
+        hold = check_circuit_breaker(
+            connector, run.approved_deprovisions, holds_loaded=True, pending_hold=run.pending_hold
+        )
+        claimed = [] if hold is not None else claim_batch(connector, limit)
+    if hold is not None:
         result.held = result.blocked = True
         return result
-    claimed = claim_batch(connector, limit)
     result.claimed = len(claimed)
     result.more = len(claimed) >= limit
     if not claimed:
@@ -987,7 +1004,9 @@ def process_connector(
         if remaining <= 0:
             total.more = batch.claimed > 0 or batch.more
             return total
-        if batch.claimed == 0 or batch.blocked:
+        # A batch that was not full took everything due: wait for news rather than ask again at once
+        # (changes committed meanwhile have woken the wait already).
+        if not batch.more or batch.blocked:
             total.more = False
             if batch.blocked or wait_for_changes is None:
                 return total
