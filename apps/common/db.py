@@ -10,10 +10,13 @@ It is still Django's cursor wrapper: errors are Django's, and the statements sho
 `connection.queries` and in tests that count queries. On other databases it is the usual cursor.
 """
 
+import weakref
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
+from django.db.models import Model
 
 
 class _DebugWrapper(CursorDebugWrapper):
@@ -36,3 +39,35 @@ def hot_path_cursor(using: str = DEFAULT_DB_ALIAS) -> CursorWrapper:
     with connection.wrap_database_errors:
         cursor = ServerBindingCursor(connection.connection)
     return _DebugWrapper(cursor, connection) if connection.queries_logged else connection.make_cursor(cursor)
+
+
+def model_columns(model: type[Model], alias: str, using: str = DEFAULT_DB_ALIAS) -> str:
+    """Every concrete column of `model` as `alias."column", ...`, in the order `model_from_row` reads."""
+    quote = connections[using].ops.quote_name
+    return ", ".join(f"{alias}.{quote(field.column)}" for field in model._meta.concrete_fields)
+
+
+# Per database connection (each thread has its own), the ORM's converters of each column.
+_column_converters: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _converters(connection: BaseDatabaseWrapper, model: type[Model]) -> list[tuple[Any, list]]:
+    per_model = _column_converters.setdefault(connection, {})
+    if model not in per_model:
+        columns = [field.get_col(model._meta.db_table) for field in model._meta.concrete_fields]
+        per_model[model] = [
+            (column, connection.ops.get_db_converters(column) + column.get_db_converters(connection))
+            for column in columns
+        ]
+    return per_model[model]
+
+
+def model_from_row(model: type[Model], values: tuple | list, using: str = DEFAULT_DB_ALIAS) -> Model:
+    """A model instance from the values of its `model_columns`, converted as the ORM converts them."""
+    connection = connections[using]
+    converted = []
+    for (column, converters), value in zip(_converters(connection, model), values, strict=True):
+        for converter in converters:
+            value = converter(value, column, connection)
+        converted.append(value)
+    return model.from_db(using, [field.attname for field in model._meta.concrete_fields], converted)

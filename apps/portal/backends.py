@@ -1,10 +1,13 @@
 """Password authentication by username or email, in the same time whether the account exists or not."""
 
+from functools import cache
 from typing import Any
 
 from django.contrib.auth.backends import ModelBackend
+from django.db import connection
 from django.http import HttpRequest
 
+from apps.common.db import hot_path_cursor, model_columns, model_from_row
 from apps.directory.models import User
 from apps.directory.selectors import user_get_by_email, user_get_by_username
 
@@ -38,6 +41,27 @@ class PortalBackend(ModelBackend):
             _refuse(request, "inactive", user)
             return None
         return user
+
+    def get_user(self, user_id: Any) -> User | None:
+        """The user of a signed-in session, loaded on every request: ModelBackend's answer, read
+        with one plain (on PostgreSQL prepared) statement instead of an ORM query (about 0.3 ms)."""
+        with hot_path_cursor() as cursor:
+            cursor.execute(_user_by_pk_sql(), [User._meta.pk.get_db_prep_value(user_id, connection)])
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        user = model_from_row(User, row)
+        return user if self.user_can_authenticate(user) else None
+
+
+@cache
+def _user_by_pk_sql() -> str:
+    quote = connection.ops.quote_name
+    # Only names from the model's metadata, quoted, go into the text; the id is bound.
+    return (
+        f"SELECT {model_columns(User, 'u')} FROM {quote(User._meta.db_table)} u "  # noqa: S608
+        f"WHERE u.{quote(User._meta.pk.column)} = %s"
+    )
 
 
 def _refuse(request: HttpRequest | None, reason: str, user: User | None = None) -> None:

@@ -13,15 +13,12 @@ prepared statements there (`hot_path_cursor`): planning them cost the server 0.1
 """
 
 import uuid
-import weakref
 from dataclasses import dataclass
 from functools import cache
 
-from django.db import DEFAULT_DB_ALIAS, connection, connections
-from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import Model
+from django.db import connection
 
-from apps.common.db import hot_path_cursor
+from apps.common.db import hot_path_cursor, model_columns, model_from_row
 from apps.connectors.models import Connector, ConnectorKind, SsoSettings
 from apps.directory.models import User
 from apps.saml_idp.keys import connector_override_key, portal_next_key
@@ -36,39 +33,13 @@ _CHOSEN_KEY_SQL = (
 
 @cache
 def _sso_connector_sql() -> str:
-    # Every concrete column of both models, so that a field added to either is loaded too.
-    columns = [f"c.{connection.ops.quote_name(field.column)}" for field in Connector._meta.concrete_fields]
-    columns += [f"s.{connection.ops.quote_name(field.column)}" for field in SsoSettings._meta.concrete_fields]
-    # Only column names from the models' metadata, quoted, go into the text; values are bound.
+    # Every concrete column of both models, so that a field added to either is loaded too. Only
+    # column names from the models' metadata, quoted, go into the text; values are bound.
     return (
-        f"SELECT {', '.join(columns)}, {_CHOSEN_KEY_SQL} "  # noqa: S608
+        f"SELECT {model_columns(Connector, 'c')}, {model_columns(SsoSettings, 's')}, {_CHOSEN_KEY_SQL} "  # noqa: S608
         "FROM connectors_connector c JOIN connectors_ssosettings s ON s.connector_id = c.id "
         "WHERE c.slug = %s AND c.kind IN (%s, %s)"
     )
-
-
-# Per database connection (each thread has its own), the ORM's converters of each column.
-_column_converters: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def _converters(db: BaseDatabaseWrapper, model: type[Model]) -> list[list]:
-    per_model = _column_converters.setdefault(db, {})
-    if model not in per_model:
-        columns = [field.get_col(model._meta.db_table) for field in model._meta.concrete_fields]
-        per_model[model] = [
-            (column, db.ops.get_db_converters(column) + column.get_db_converters(db)) for column in columns
-        ]
-    return per_model[model]
-
-
-def _instance(db: BaseDatabaseWrapper, model: type[Model], values: tuple) -> Model:
-    """A model instance from its concrete columns, converted as the ORM would convert them."""
-    converted = []
-    for (column, converters), value in zip(_converters(db, model), values, strict=True):
-        for converter in converters:
-            value = converter(value, column, db)
-        converted.append(value)
-    return model.from_db(db.alias, [field.attname for field in model._meta.concrete_fields], converted)
 
 
 def sso_connector(slug: str) -> Connector | None:
@@ -77,15 +48,14 @@ def sso_connector(slug: str) -> Connector | None:
     The connector comes annotated with `signing_key_id`, the id of the key that signs for it now
     (None when no key exists yet), which `keys.loaded_key_for` uses instead of asking again.
     """
-    db = connections[DEFAULT_DB_ALIAS]
     with hot_path_cursor() as cursor:
         cursor.execute(_sso_connector_sql(), [slug, ConnectorKind.SAML.value, ConnectorKind.SAML_SCIM.value])
         row = cursor.fetchone()
     if row is None:
         return None
     connector_width = len(Connector._meta.concrete_fields)
-    connector = _instance(db, Connector, row[:connector_width])
-    connector.sso = _instance(db, SsoSettings, row[connector_width:-1])  # fills the reverse one-to-one cache
+    connector = model_from_row(Connector, row[:connector_width])
+    connector.sso = model_from_row(SsoSettings, row[connector_width:-1])  # fills the reverse one-to-one cache
     connector.signing_key_id = _as_uuid(row[-1]) if row[-1] is not None else None
     return connector
 

@@ -49,3 +49,21 @@ def test_postgresql_prepares_a_statement_after_five_runs():
     for _ in range(6):
         list(connection.introspection.table_names())
     assert all("CAST($1 AS INTEGER) + CAST($2 AS INTEGER)" in statement for statement in prepared())
+
+
+def test_model_from_row_reads_what_the_orm_reads_for_the_session_user(django_assert_num_queries):
+    """PortalBackend.get_user (every signed-in request) loads the user through model_from_row."""
+    from apps.directory.models import User
+    from apps.portal.backends import PortalBackend
+    from tests.factories import UserFactory
+
+    user = UserFactory(first_name="Zoë", last_name="O'Brien <&>")
+    with django_assert_num_queries(1):
+        loaded = PortalBackend().get_user(user.pk)
+    expected = User.objects.get(pk=user.pk)
+    for field in User._meta.concrete_fields:
+        assert getattr(loaded, field.attname) == getattr(expected, field.attname), field.name
+    assert loaded.get_session_auth_hash() == expected.get_session_auth_hash()
+    assert PortalBackend().get_user(uuid.uuid4()) is None
+    User.objects.filter(pk=user.pk).update(status="suspended")
+    assert PortalBackend().get_user(user.pk) is None
