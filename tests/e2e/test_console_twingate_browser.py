@@ -21,7 +21,6 @@ from apps.provisioning.models import RemoteObject, SyncStatus
 from tests.conftest import wait_for
 from tests.factories import GroupFactory, UserFactory
 from tests.portal.browser import chromium, screenshot
-from tests.provisioning.conftest import scim_downstream, scim_downstream_session  # noqa: F401 - fixtures
 
 pytestmark = [
     pytest.mark.slow,
@@ -60,7 +59,7 @@ def test_new_admin_connects_twingate_and_users_arrive_downstream(
     console_env,
     scim_downstream,
     celery_worker_process,
-    tmp_path,  # noqa: F811 - the imported fixture
+    tmp_path,
 ):
     admin = UserFactory(username="new.admin", email="new.admin@example.com", password=PASSWORD)
     directory.user_set_admin_role(actor=None, user=admin, role=AdminRole.SUPER_ADMIN)
