@@ -191,6 +191,9 @@ def release(remote: RemoteObject) -> None:
 # no create of another worker is half done (in the app, not yet linked) while it counts.
 _CREATES_LOCK_CLASS = 7644
 _COUNT_LOCK_WAIT_SECONDS = 2.0
+# Connector id -> when this worker last found that the app holds no user the connector has not linked.
+_none_unlinked_at: dict[str, float] = {}
+NONE_UNLINKED_SECONDS = 5.0
 CREATES_LOCK_SECONDS = 0.25
 
 
@@ -285,6 +288,7 @@ class ConnectorRun:
 
     def app_has_unlinked_users(self) -> None:
         self._unlinked_remote_users = True
+        _none_unlinked_at.pop(str(self.connector.pk), None)
 
     def _client(self) -> ScimClient:
         # Checked on every batch, resolving the name again: a URL saved while a setting allowed it, or
@@ -341,7 +345,13 @@ class ConnectorRun:
         the lookup). When the app holds others (existing accounts, a create whose answer was lost),
         each create is preceded by the lookups, which also covers apps that do not answer 409 for a
         duplicate userName. An app that cannot say how many users it has gets the lookups.
+
+        A worker trusts its own finding for NONE_UNLINKED_SECONDS (its creates are all linked, and
+        a lost answer or a 409 ends the trust), so the count does not stall every batch.
         """
+        checked_at = _none_unlinked_at.get(str(self.connector.pk))
+        if self._unlinked_remote_users is None and checked_at and time.monotonic() - checked_at < NONE_UNLINKED_SECONDS:
+            self._unlinked_remote_users = False
         if self._unlinked_remote_users is None:
             linked = RemoteObject.objects.filter(connector=self.connector, object_type=ObjectType.USER).exclude(
                 remote_id=""
@@ -368,7 +378,10 @@ class ConnectorRun:
                     self._unlinked_remote_users = True
                 else:
                     self._unlinked_remote_users = total > linked_before
-                    if self._unlinked_remote_users:
+                    if not self._unlinked_remote_users:
+                        _none_unlinked_at[str(self.connector.pk)] = time.monotonic()
+                    else:
+                        _none_unlinked_at.pop(str(self.connector.pk), None)
                         logger.info(
                             "%s: the app has %s users, %s linked; looking up before creating",
                             self.connector.slug, total, linked_before,
@@ -440,7 +453,8 @@ def _create_user(run: ConnectorRun, remote: RemoteObject, resource: dict) -> dic
     `ConnectorRun.app_may_hold_unlinked_users`); otherwise a 409 (or a uniqueness error) is what
     leads to the lookup, which saves two requests per user on the usual path.
     """
-    if run.app_may_hold_unlinked_users():
+    # A retry looks up first whatever the count: its earlier attempt may have created the user.
+    if remote.attempts > 0 or run.app_may_hold_unlinked_users():
         existing = _find_remote_user(run, resource)
         if existing is not None:
             return existing
@@ -460,6 +474,7 @@ def _create_user(run: ConnectorRun, remote: RemoteObject, resource: dict) -> dic
             raise ScimError("The app created the user but returned no id.")
         return None
     # 409: the user exists already (made by someone else, or by a create whose answer was lost).
+    run.app_has_unlinked_users()
     existing = _find_remote_user(run, resource)
     if existing is None:
         raise conflict
