@@ -1,9 +1,9 @@
 """SAML SSO benchmark: signed Response build time against the raw RSA cost, pysaml2's default backend
 as the baseline, and end-to-end SSO responses per second through gunicorn (2 workers).
 
-Self-contained: it makes its own database (PostgreSQL `idp_saml_sso_bench` when 127.0.0.1:5432
-answers or BENCH_DATABASE_URL says so, else SQLite in a temporary folder), keys, connector and
-user, who signs in through the portal's login page. Like docker-compose, the portal gets a Redis
+Self-contained: it makes its own database (PostgreSQL `idp_saml_sso_bench`, dropped at the end,
+when 127.0.0.1:5432 answers or BENCH_DATABASE_URL says so, else SQLite in a temporary folder),
+keys, connector and user, who signs in through the portal's login page. Like docker-compose, the portal gets a Redis
 (BENCH_REDIS_URL, default db 9 of 127.0.0.1:6379 when it answers; empty: none) for the replay
 cache. Run: `.venv/bin/python bench/saml_sso.py` (about two minutes). Needs Debian's `xmlsec1` for
 the baseline and `wrk` for the HTTP figure (each part is skipped with a note when missing).
@@ -577,6 +577,11 @@ def main() -> None:
 
         connections.close_all()
         shutil.rmtree(workdir, ignore_errors=True)
+        if env["DATABASE_URL"].endswith(f"/{BENCH_DATABASE}"):
+            import psycopg
+
+            with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as admin:
+                admin.execute(f"DROP DATABASE IF EXISTS {BENCH_DATABASE} WITH (FORCE)")
 
 
 if __name__ == "__main__":
