@@ -2,15 +2,17 @@
 
 On PostgreSQL, planning a join or a UNION costs the server several times more CPU than running
 it (0.1-0.2 ms against 0.02-0.06 ms here). Django binds parameters on the client, so PostgreSQL
-plans every statement afresh; this cursor binds them on the server instead, and psycopg prepares a
-statement once the connection has run it `prepare_threshold` times (DATABASES OPTIONS, settings
-DB_PREPARE_THRESHOLD), after which it only executes. Django's own queries are unchanged.
+plans every statement afresh; this cursor binds them on the server instead and prepares each
+statement the first time a connection runs it, after which the server only executes it. A
+connection prepares nothing unless DATABASES OPTIONS set `prepare_threshold` (settings,
+DB_PREPARED_STATEMENTS). Django's own queries are unchanged.
 
 It is still Django's cursor wrapper: errors are Django's, and the statements show in
 `connection.queries` and in tests that count queries. On other databases it is the usual cursor.
 """
 
 import weakref
+from functools import cache
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections
@@ -26,18 +28,30 @@ class _DebugWrapper(CursorDebugWrapper):
             return super(CursorDebugWrapper, self).execute(sql, params)
 
 
+@cache
+def _preparing_cursor_class() -> type:
+    from django.db.backends.postgresql.base import ServerBindingCursor
+
+    class PreparingCursor(ServerBindingCursor):
+        # Prepared at the first run, not after psycopg has counted `prepare_threshold` runs: its count
+        # is an LRU of 100 statements shared with every other query, which a busy worker turns over
+        # between two sign-ins. A connection without prepare_threshold prepares nothing.
+        def execute(self, query: Any, params: Any = None, *, prepare: bool | None = None, binary: Any = None) -> Any:
+            return super().execute(query, params, prepare=True, binary=binary)
+
+    return PreparingCursor
+
+
 def hot_path_cursor(using: str = DEFAULT_DB_ALIAS) -> CursorWrapper:
     """Use as `with hot_path_cursor() as cursor:`; write statements with %s or %(name)s placeholders."""
     connection = connections[using]
     if connection.vendor != "postgresql":
         return connection.cursor()
-    from django.db.backends.postgresql.base import ServerBindingCursor
-
     connection.close_if_health_check_failed()
     connection.ensure_connection()
     connection.validate_thread_sharing()
     with connection.wrap_database_errors:
-        cursor = ServerBindingCursor(connection.connection)
+        cursor = _preparing_cursor_class()(connection.connection)
     return _DebugWrapper(cursor, connection) if connection.queries_logged else connection.make_cursor(cursor)
 
 

@@ -122,7 +122,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     )
 elif env_bool("DB_PREPARED_STATEMENTS", True):
     # The statements of apps.common.db.hot_path_cursor (those every sign-in runs) are planned once
-    # per connection, after 5 runs; Django's own queries bind on the client and are never prepared.
+    # per connection; Django's own queries bind on the client and are never prepared.
     # Turn off behind a pooler that does not keep prepared statements (PgBouncer in transaction
     # mode before 1.21).
     DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 5
