@@ -85,23 +85,31 @@ def _lease_seconds() -> int:
     return settings.PROVISIONING_LEASE_SECONDS
 
 
+# From this many pending events on, joins with the pending outbox are done by hashing.
+HASH_JOIN_BACKLOG = 20
+
+
 @contextlib.contextmanager
-def hash_joins() -> Iterator[None]:
-    """A transaction in which PostgreSQL joins the pending outbox by hashing, never by nested loops.
+def hash_joins(connector_id: Any) -> Iterator[None]:
+    """A transaction in which PostgreSQL joins a large pending outbox by hashing, not nested loops.
 
     The outbox and RemoteObject tables often grow from nothing in one transaction (a group
     assignment, a full sync); until (auto)ANALYZE has run, PostgreSQL estimates them at a row or
     two and joins "object_id IN (pending events)" with nested loops whose cost grows with the
     square of the backlog: 12 s per claim at 10,000 users, measured. A hash semi-join costs about
-    8 ms there whatever the statistics (and 5 ms with them). Nested uses share the transaction.
+    8 ms there whatever the statistics (and 5 ms with them). A small backlog keeps the planner's
+    choice: a hash join would read every RemoteObject of the connector to send one change.
+    Nested uses share the transaction.
     """
     if getattr(connection, "_provisioning_hash_joins", False):
         yield
         return
     with transaction.atomic():
         if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL enable_nestloop = off")
+            backlog = OutboxEvent.objects.filter(connector_id=connector_id, processed_at__isnull=True)
+            if backlog[:HASH_JOIN_BACKLOG].count() >= HASH_JOIN_BACKLOG:
+                with connection.cursor() as cursor:
+                    cursor.execute("SET LOCAL enable_nestloop = off")
         connection._provisioning_hash_joins = True
         try:
             yield
@@ -144,7 +152,7 @@ def has_due_work(connector_id: Any) -> bool:
         return False
     if not _has_pending_events(connector):
         return False
-    with hash_joins():
+    with hash_joins(connector.pk):
         return _pending_objects(connector).exists()
 
 
@@ -160,7 +168,7 @@ def claim_batch(connector: Connector, limit: int | None = None) -> list[RemoteOb
     token = f"{WORKER_ID}:{uuid.uuid4().hex[:8]}"
     free = Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)
     expires = now + timedelta(seconds=_lease_seconds())
-    with hash_joins():
+    with hash_joins(connector.pk):
         candidates = _pending_objects(connector)
         if connection.features.has_select_for_update_skip_locked:
             candidates = candidates.select_for_update(skip_locked=True, of=("self",))
@@ -809,7 +817,7 @@ def _fail(remote: RemoteObject, reason: str) -> None:
 
 def _defer_pending(connector: Connector, until: Any) -> None:
     """Move every due object of the connector to `until` (a 429 applies to the whole app)."""
-    with hash_joins():
+    with hash_joins(connector.pk):
         RemoteObject.objects.filter(connector=connector, object_id__in=_pending_event_object_ids(connector)).filter(
             Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lt=until)
         ).update(next_attempt_at=until)
@@ -820,7 +828,7 @@ def _defer_pending(connector: Connector, until: Any) -> None:
 
 def pending_deprovisions(connector: Connector) -> list[RemoteObject]:
     """Linked users with pending changes who would be deactivated or deleted now."""
-    with hash_joins():
+    with hash_joins(connector.pk):
         linked = list(
             RemoteObject.objects.filter(
                 connector=connector,
@@ -931,7 +939,7 @@ def process_batch(connector_id: Any, *, deadline: float, limit: int | None = Non
         logger.warning("connector %s cannot be provisioned: %s", connector.slug, exc.message)
         result.blocked = True
         return result
-    with hash_joins():  # one transaction for both
+    with hash_joins(connector.pk):  # one transaction for both
         hold = check_circuit_breaker(
             connector, run.approved_deprovisions, holds_loaded=True, pending_hold=run.pending_hold
         )
@@ -1064,17 +1072,19 @@ def unmanaged_remote_users(connector: Connector, client: ScimClient) -> list[dic
 
 def deprovision_remote_ids(run: ConnectorRun, remote_ids: list[str]) -> int:
     done = 0
-    for remote_id in remote_ids:
-        try:
-            if run.settings.deprovision == Deprovision.DELETE:
-                run.client.delete("Users", remote_id)
-            else:
-                run.client.patch(
-                    "Users", remote_id, mapping.patch_request([{"op": "replace", "path": "active", "value": False}])
-                )
-            done += 1
-        except RemoteNotFoundError:
-            done += 1
+    try:
+        for remote_id in remote_ids:
+            try:
+                if run.settings.deprovision == Deprovision.DELETE:
+                    run.client.delete("Users", remote_id)
+                else:
+                    operations = [{"op": "replace", "path": "active", "value": False}]
+                    run.client.patch("Users", remote_id, mapping.patch_request(operations))
+                done += 1
+            except RemoteNotFoundError:
+                done += 1
+    finally:
+        _flush(run, [])  # the delivery log
     return done
 
 
@@ -1086,7 +1096,10 @@ def reconcile_unmanaged(connector_id: Any) -> int:
     if connector.provisioning.paused or not (connector.enabled and connector.provisioning.enabled):
         return 0
     run = ConnectorRun(connector)
-    unmanaged = unmanaged_remote_users(connector, run.client)
+    try:
+        unmanaged = unmanaged_remote_users(connector, run.client)
+    finally:
+        _flush(run, [])  # the delivery log of the listing
     if not unmanaged:
         return 0
     threshold = deprovision_threshold(connector)

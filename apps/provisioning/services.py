@@ -411,7 +411,7 @@ def sweep() -> int:
     connector_ids = set()
     pending = OutboxEvent.objects.filter(processed_at__isnull=True)
     for connector_id in set(pending.values_list("connector_id", flat=True).distinct()):
-        with hash_joins():
+        with hash_joins(connector_id):
             due = (
                 RemoteObject.objects.filter(
                     connector_id=connector_id,

@@ -113,6 +113,8 @@ class ScimApp:
         self.lock = threading.RLock()
         self._base_url = base_url_getter
         self._version = 0
+        # Off: the app accepts a second user with a userName it has (no 409), as some apps do.
+        self.unique_user_names = True
 
     # --- helpers ---
 
@@ -158,7 +160,7 @@ class ScimApp:
             if not isinstance(email, dict) or not isinstance(email.get("value"), str) or "@" not in email["value"]:
                 raise ScimError(400, f"Invalid email entry {email!r}", "invalidValue")
         existing = self.user_by_name(user_name)
-        if existing is not None and existing["id"] != resource_id:
+        if existing is not None and existing["id"] != resource_id and self.unique_user_names:
             raise ScimError(409, f"userName {user_name} is already taken", "uniqueness")
         return {k: copy.deepcopy(v) for k, v in body.items() if k not in READ_ONLY}
 

@@ -290,3 +290,18 @@ def test_after_a_429_nothing_more_is_sent_to_the_app_before_retry_after(downstre
     assert downstream.count() == 1
     for user in users:
         assert 28 <= _seconds_until(remote(connector, user).next_attempt_at) <= 30.5
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "conflict"),
+    [
+        (409, {"scimType": "uniqueness"}, True),
+        (409, {}, True),
+        (400, {"scimType": "uniqueness", "detail": "userName taken"}, True),  # some apps answer so
+        (400, {"scimType": "invalidValue"}, False),
+    ],
+)
+def test_uniqueness_errors_are_conflicts(status, body, conflict):
+    from apps.provisioning.client import ConflictError, error_for_status
+
+    assert isinstance(error_for_status(status, body, {}), ConflictError) is conflict

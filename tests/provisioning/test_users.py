@@ -121,6 +121,44 @@ def test_existing_remote_user_with_the_same_username_is_linked_not_duplicated(do
     assert linked["title"] == "Director"
 
 
+def test_app_that_accepts_duplicate_usernames_gets_no_duplicate(downstream):
+    # This app would answer 201 to a second "alice": only the lookup before the create prevents it.
+    downstream.app.unique_user_names = False
+    existing = downstream.seed_user("alice", active=True)
+    connector = make_connector(downstream)
+    alice = _alice()
+    assign(connector, user=alice)
+
+    sync(connector)
+
+    assert downstream.count("POST", "/Users") == 0
+    assert len(downstream.users) == 1
+    assert remote(connector, alice).remote_id == existing["id"]
+    assert remote(connector, alice).status == SyncStatus.SYNCED
+
+
+def test_user_created_in_the_app_after_the_count_is_linked_on_409(downstream):
+    connector = make_connector(downstream)
+    bob = UserFactory(username="bob", email="bob@example.com")
+    assign(connector, user=bob)
+    sync(connector)  # the app held no user the portal had not linked: created at once
+    # Someone adds alice in the app directly, within the seconds the worker trusts its count.
+    existing = downstream.seed_user("alice", active=True)
+    alice = _alice()
+    assign(connector, user=alice)
+
+    sync(connector)
+
+    assert [(r.body["userName"], r.status) for r in downstream.calls("POST", "/Users")] == [
+        ("bob", 201),
+        ("alice", 409),
+    ]
+    assert len(downstream.users) == 2
+    assert remote(connector, alice).remote_id == existing["id"]
+    assert remote(connector, alice).status == SyncStatus.SYNCED, remote(connector, alice).last_error
+    assert downstream.user("alice")["externalId"] == "E-1001"  # then updated to the directory's values
+
+
 def test_existing_remote_user_found_by_external_id_is_linked(downstream):
     existing = downstream.seed_user("a.liddell", active=True, externalId="E-1001")
     connector = make_connector(downstream)

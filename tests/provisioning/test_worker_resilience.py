@@ -6,6 +6,7 @@ tests/provisioning/downstream.py. Every wait is a wait_for on the state the test
 """
 
 import itertools
+import re
 import time
 from collections import Counter
 
@@ -250,3 +251,26 @@ def test_bearer_token_never_in_redis_or_worker_logs(downstream, provisioning_wor
     assert "provisioning.process_connector" in log
     assert token not in log
     assert {r.authorization for r in downstream.calls()} == {f"Bearer {token}"}
+
+
+def test_a_burst_of_changes_is_handled_by_a_few_tasks(downstream, provisioning_workers, private_redis, settings):
+    """While a connector's task runs, further changes wake it instead of queueing tasks of their own."""
+    from apps.directory.models import Group
+
+    connector = make_connector(downstream)
+    group = Group.objects.create(name="Burst")
+    first = _users("burst", 1)
+    directory.group_add_members(actor=None, group=group, users=first)
+    assign(connector, group=group)
+    later = _users("late", 40)
+    with this_process_on_redis(private_redis.url, settings):
+        worker = provisioning_workers.start(redis_url=private_redis.url, PROVISIONING_TASK_BUDGET_SECONDS="30")
+        wait_until(_converged(connector, downstream, first), message="the first member to arrive")
+        for user in later:  # each its own transaction, as separate admin actions would be
+            directory.group_add_members(actor=None, group=group, users=[user])
+        wait_until(_converged(connector, downstream, first + later), timeout=60, message="the app to converge")
+
+    assert downstream.member_names("Burst") == {user.username for user in first + later}
+    received = re.findall(r"provisioning\.process_connector\[[0-9a-f-]+\] received", worker.log())
+    # One task for the first member, then about one for the burst (a task may end in a pause).
+    assert len(received) <= 4, worker.log()[-3000:]
