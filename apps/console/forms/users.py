@@ -109,15 +109,3 @@ class RoleForm(forms.Form):
         help_text="Read-only sees everything; help desk manages users and groups; admins manage connectors too; "
         "super-admins also manage settings and roles.",
     )
-
-
-def add_service_errors(form: forms.Form, error: Exception) -> None:
-    """Show a service's ValidationError or ApplicationError on the form: on its field when it names one."""
-    if isinstance(error, ValidationError) and hasattr(error, "error_dict"):
-        for field, errors in error.error_dict.items():
-            target = field if field in form.fields else None
-            for item in errors:
-                form.add_error(target, item.messages[0] if hasattr(item, "messages") else str(item))
-        return
-    message = getattr(error, "message", None) or "; ".join(getattr(error, "messages", [str(error)]))
-    form.add_error(None, message)

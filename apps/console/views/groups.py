@@ -14,8 +14,8 @@ from apps.common.errors import ApplicationError
 from apps.connectors.models import Assignment
 from apps.connectors.selectors import group_removal_impacts
 from apps.console.decorators import console_view
+from apps.console.forms import add_service_errors, save_changed_fields
 from apps.console.forms.groups import GroupFilterForm, GroupForm, MemberImportForm
-from apps.console.forms.users import add_service_errors
 from apps.console.permissions import Capability
 from apps.directory import selectors as directory_selectors
 from apps.directory import services as directory
@@ -79,14 +79,11 @@ def group_edit(request: HttpRequest, pk) -> HttpResponse:
     initial = {name: getattr(group, name) for name in GroupForm.base_fields}
     form = GroupForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
-        changes = {name: value for name, value in form.cleaned_data.items() if value != initial[name]}
-        try:
-            if changes:
-                directory.group_update(actor=request.user, group=group, **changes)
-        except (ValidationError, ApplicationError) as error:
-            add_service_errors(form, error)
-        else:
-            messages.success(request, f"Group {group.name} was saved." if changes else "Nothing changed.")
+        changed = save_changed_fields(
+            form, initial, lambda **changes: directory.group_update(actor=request.user, group=group, **changes)
+        )
+        if changed is not None:
+            messages.success(request, f"Group {group.name} was saved." if changed else "Nothing changed.")
             return _detail(group)
     context = {"nav": "groups", "form": form, "group": group, "creating": False}
     return render(request, "console/groups/form.html", context, status=400 if form.errors else 200)

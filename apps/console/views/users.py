@@ -17,13 +17,13 @@ from apps.common.errors import ApplicationError
 from apps.connectors.models import Connector
 from apps.connectors.selectors import user_access_paths, user_deprovision_plan, user_remote_objects, users_in_scope_q
 from apps.console.decorators import console_view
+from apps.console.forms import add_service_errors, save_changed_fields
 from apps.console.forms.users import (
     RoleForm,
     TemporaryPasswordForm,
     UserCreateForm,
     UserFilterForm,
     UserForm,
-    add_service_errors,
 )
 from apps.console.permissions import Capability, can_manage_user
 from apps.directory import selectors as directory_selectors
@@ -201,14 +201,11 @@ def user_edit(request: HttpRequest, pk) -> HttpResponse:
     initial = {name: getattr(account, name) for name in PROFILE_FIELDS}
     form = UserForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
-        changes = {name: value for name, value in form.cleaned_data.items() if value != initial[name]}
-        try:
-            if changes:
-                directory.user_update(actor=request.user, user=account, **changes)
-        except (ValidationError, ApplicationError) as error:
-            add_service_errors(form, error)
-        else:
-            messages.success(request, f"{account.username} was saved." if changes else "Nothing changed.")
+        changed = save_changed_fields(
+            form, initial, lambda **changes: directory.user_update(actor=request.user, user=account, **changes)
+        )
+        if changed is not None:
+            messages.success(request, f"{account.username} was saved." if changed else "Nothing changed.")
             return _detail(account)
     context = {"nav": "users", "form": form, "account": account, "creating": False}
     return render(request, "console/users/form.html", context, status=400 if form.errors else 200)
