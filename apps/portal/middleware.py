@@ -62,6 +62,16 @@ def allow_frames_and_forms(response: HttpResponse, origins: Iterable[str]) -> Ht
     return response
 
 
+_SAME_ORIGIN_FRAMING_ATTRIBUTE = "_portal_frame_ancestors_self"
+
+
+def allow_same_origin_framing(response: HttpResponse) -> HttpResponse:
+    """Let a page of this portal show this response in a frame (and nobody else)."""
+    setattr(response, _SAME_ORIGIN_FRAMING_ATTRIBUTE, True)
+    response["X-Frame-Options"] = "SAMEORIGIN"
+    return response
+
+
 def policy_for(request: HttpRequest, response: HttpResponse) -> str:
     policy = _base_policy()
     path = request.path
@@ -75,6 +85,8 @@ def policy_for(request: HttpRequest, response: HttpResponse) -> str:
         policy["script-src"] += [_sha256(body) for body in _INLINE_SCRIPT.findall(response.content)]
         policy["style-src"].append("'unsafe-inline'")
         policy["img-src"].append("data:")
+    if getattr(response, _SAME_ORIGIN_FRAMING_ATTRIBUTE, False):
+        policy["frame-ancestors"] = ["'self'"]
     extra = getattr(response, _EXTRA_ATTRIBUTE, None)
     if extra:
         policy["frame-src"] = list(extra)

@@ -31,7 +31,15 @@ from apps.saml_idp.errors import SamlRequestError
 from apps.saml_idp.keys import LoadedKey
 from apps.saml_idp.signing import XmlSignatureError, verify_redirect_signature
 
-__all__ = ["AuthnRequestInfo", "LogoutRequestInfo", "SamlRequestError", "parse_authn_request", "parse_logout_request"]
+__all__ = [
+    "AuthnRequestInfo",
+    "LogoutRequestInfo",
+    "LogoutResponseInfo",
+    "SamlRequestError",
+    "parse_authn_request",
+    "parse_logout_request",
+    "parse_logout_response",
+]
 
 _SAML_ID = re.compile(r"^[A-Za-z_][\w.-]{0,255}$")
 
@@ -68,6 +76,17 @@ class LogoutRequestInfo:
     session_indexes: tuple[str, ...]
     binding: str
     relay_state: str
+    signed: bool
+
+
+@dataclass(frozen=True)
+class LogoutResponseInfo:
+    """An app's verified answer to the LogoutRequest the portal sent it at sign-out."""
+
+    id: str
+    issuer: str
+    in_response_to: str
+    status: str
     signed: bool
 
 
@@ -306,4 +325,38 @@ def parse_logout_request(
         ttl_seconds=settings.SAML_IDP_REPLAY_WINDOW_SECONDS,
     ):
         raise _refuse("replay", "This logout request was already used.")
+    return info
+
+
+def parse_logout_response(
+    connector: Connector,
+    key: LoadedKey,
+    incoming: IncomingMessage,
+    *,
+    expected_destination: str,
+    now: datetime.datetime | None = None,
+) -> LogoutResponseInfo:
+    """The app's LogoutResponse to a front-channel LogoutRequest of the portal's sign-out."""
+    now = now or timezone.now()
+    check_relay_state(incoming.relay_state)
+    xml, root = _decode(incoming)
+    response_id, issuer = _check_common(root, connector, "LogoutResponse")
+    signed = _check_signature(root, xml, incoming, connector, key, "logout_response")
+    _check_destination(root, connector, signed, expected_destination)
+    _check_issue_instant(root, now)
+    status = root.find(f"{{{PROTOCOL_NS}}}Status/{{{PROTOCOL_NS}}}StatusCode")
+    info = LogoutResponseInfo(
+        id=response_id,
+        issuer=issuer,
+        in_response_to=root.get("InResponseTo") or "",
+        status=(status.get("Value") or "") if status is not None else "",
+        signed=signed,
+    )
+    if not replay.remember_once(
+        purpose="logout_response",
+        scope=str(connector.pk),
+        message_id=response_id,
+        ttl_seconds=settings.SAML_IDP_REPLAY_WINDOW_SECONDS,
+    ):
+        raise _refuse("replay", "This logout response was already used.")
     return info

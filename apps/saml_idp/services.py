@@ -26,7 +26,7 @@ from apps.saml_idp.constants import (
 from apps.saml_idp.errors import SamlRequestError
 from apps.saml_idp.keys import LoadedKey, loaded_key_for
 from apps.saml_idp.models import MetadataFetch, SigningKey
-from apps.saml_idp.requests import AuthnRequestInfo, LogoutRequestInfo, check_relay_state
+from apps.saml_idp.requests import AuthnRequestInfo, LogoutRequestInfo, LogoutResponseInfo, check_relay_state
 from apps.saml_idp.responses import Session, build_authn_response, build_error_response
 from apps.saml_idp.selectors import SignInFacts, sign_in_facts, user_assigned
 
@@ -235,6 +235,24 @@ def slo_record_refusal(*, connector: Connector | None, user: Any, error: SamlReq
         target_label=label,
         after={"reason": error.reason, "detail": error.message},
     )
+
+
+def slo_record_response(*, connector: Connector, user: Any, response: LogoutResponseInfo) -> bool:
+    """The app answered the portal's sign-out LogoutRequest; True when it signed the person out."""
+    succeeded = response.status == STATUS_SUCCESS
+    audit_record(
+        actor=_actor(user),
+        action="saml.slo.response",
+        target=connector,
+        after={
+            "response_id": response.id,
+            "in_response_to": response.in_response_to,
+            "status": response.status,
+            "signed": response.signed,
+            "succeeded": succeeded,
+        },
+    )
+    return succeeded
 
 
 def slo_complete(*, connector: Connector, user: Any, request: LogoutRequestInfo, name_id_matches: bool) -> LogoutAnswer:

@@ -25,6 +25,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from apps.audit.middleware import client_ip
 from apps.connectors.models import Connector
+from apps.portal.middleware import allow_same_origin_framing
 from apps.saml_idp import bindings, endpoints, metadata, replay, selectors, services, tracer
 from apps.saml_idp.constants import BINDING_POST, BINDING_REDIRECT, STATUS_NO_PASSIVE, STATUS_RESPONDER
 from apps.saml_idp.errors import SamlRequestError
@@ -35,6 +36,7 @@ from apps.saml_idp.requests import (
     LogoutRequestInfo,
     parse_authn_request,
     parse_logout_request,
+    parse_logout_response,
 )
 from apps.saml_idp.responses import Session
 from apps.saml_idp.session import AUTH_TIME_KEY
@@ -123,7 +125,7 @@ def _sso_connector(request: HttpRequest, slug: str) -> tuple[Connector | None, H
     return connector, None
 
 
-def _incoming(request: HttpRequest) -> IncomingMessage:
+def _incoming(request: HttpRequest, parameter: str = "SAMLRequest") -> IncomingMessage:
     if request.method == "POST":
         data = request.POST
         binding = BINDING_POST
@@ -132,7 +134,7 @@ def _incoming(request: HttpRequest) -> IncomingMessage:
         binding = BINDING_REDIRECT
     return IncomingMessage(
         binding=binding,
-        message=data.get("SAMLRequest", ""),
+        message=data.get(parameter, ""),
         relay_state=data.get("RelayState", ""),
         sig_alg=data.get("SigAlg", ""),
         signature=data.get("Signature", ""),
@@ -310,6 +312,8 @@ def slo(request: HttpRequest, slug: str) -> HttpResponse:
         return _refuse_slo(request, error, None, label=slug[:100])
     if request.method == "GET" and "t" in request.GET:
         return _slo_finish(request, connector)
+    if "SAMLResponse" in (request.POST if request.method == "POST" else request.GET):
+        return _slo_response(request, connector)
     incoming = _incoming(request)
     key = services.connector_key(connector)
     try:
@@ -330,6 +334,19 @@ def slo(request: HttpRequest, slug: str) -> HttpResponse:
         # As for SSO: the session cookie is only sent on the same-site GET.
         return HttpResponseRedirect(f"{reverse('saml_idp:slo', args=[slug])}?t={token}", status=303)
     return _slo_end_session(request, connector, info)
+
+
+def _slo_response(request: HttpRequest, connector: Connector) -> HttpResponse:
+    """The app's answer to the LogoutRequest the portal sent it, in a frame of the signed-out page."""
+    incoming = _incoming(request, parameter="SAMLResponse")
+    key = services.connector_key(connector)
+    try:
+        answer = parse_logout_response(connector, key, incoming, expected_destination=endpoints.slo_url(connector))
+    except SamlRequestError as error:
+        return allow_same_origin_framing(_refuse_slo(request, error, connector))
+    succeeded = services.slo_record_response(connector=connector, user=request.user, response=answer)
+    context = {"connector": connector, "succeeded": succeeded}
+    return allow_same_origin_framing(_no_store(render(request, "saml_idp/slo_done.html", context)))
 
 
 def _slo_finish(request: HttpRequest, connector: Connector) -> HttpResponse:

@@ -85,3 +85,54 @@ def test_unsigned_slo_refused_when_signing_required(signed_in, connector, sp_fac
     signed = sp_factory(connector, sign_requests=True).auth().logout(name_id="jane.doe@example.com")
     assert signed_in.get(signed).status_code == 302
     assert SESSION_KEY not in signed_in.session
+
+
+def _sp_answer_to_portal_logout(sp, connector, user) -> str:
+    """python3-saml processes the LogoutRequest the portal sends at sign-out and answers it: the URL
+    of its LogoutResponse to our SLO endpoint (HTTP-Redirect, signed by the SP)."""
+    from urllib.parse import parse_qs, urlsplit
+
+    from apps.portal.slo import logout_message
+
+    message = logout_message(connector, user, session_key="session-1")
+    query = {name: values[0] for name, values in parse_qs(urlsplit(message.url).query).items()}
+    auth = sp.auth(get=query)
+    answer = auth.process_slo(keep_local_session=True)
+    assert auth.get_errors() == [], auth.get_last_error_reason()
+    return answer
+
+
+def test_the_apps_logout_response_to_the_portals_sign_out_is_accepted(client, connector, sp_factory, user):
+    _with_slo(connector)
+    keys = sp_keys()
+    connector_services.connector_update(actor=None, connector=connector, sso={"sp_signing_cert": keys.signing_cert})
+    sp = sp_factory(connector, want_messages_signed=True)
+    sp.settings_dict["security"]["logoutResponseSigned"] = True
+    url = _sp_answer_to_portal_logout(sp, connector, user)
+    assert "SAMLResponse=" in url and "Signature=" in url
+    response = client.get(url[url.index("/saml/idp/") :])
+    assert response.status_code == 200
+    assert f"Signed out of {connector.name}" in response.content.decode()
+    # It is shown in a frame of the portal's own signed-out page, and nowhere else.
+    assert "frame-ancestors 'self'" in response["Content-Security-Policy"]
+    assert response["X-Frame-Options"] == "SAMEORIGIN"
+    event = AuditEvent.objects.get(action="saml.slo.response")
+    assert event.after["succeeded"] is True and event.after["signed"] is True
+    # The same response again is a replay.
+    again = client.get(url[url.index("/saml/idp/") :])
+    assert again.status_code in (400, 403)
+    assert AuditEvent.objects.filter(action="saml.slo.refused").count() == 1
+
+
+def test_a_tampered_logout_response_is_refused(client, connector, sp_factory, user):
+    _with_slo(connector)
+    keys = sp_keys()
+    connector_services.connector_update(actor=None, connector=connector, sso={"sp_signing_cert": keys.signing_cert})
+    sp = sp_factory(connector, want_messages_signed=True)
+    sp.settings_dict["security"]["logoutResponseSigned"] = True
+    url = _sp_answer_to_portal_logout(sp, connector, user)
+    tampered = url.replace("Signature=", "Signature=AAAA")
+    response = client.get(tampered[tampered.index("/saml/idp/") :])
+    assert response.status_code in (400, 403)
+    assert not AuditEvent.objects.filter(action="saml.slo.response").exists()
+    assert AuditEvent.objects.get(action="saml.slo.refused").after["reason"] == "bad_signature"
