@@ -161,9 +161,22 @@ def claim_batch(connector: Connector, limit: int | None = None) -> list[RemoteOb
 
     One conditional UPDATE stamps a token of this claim on rows whose lease is free, so claims
     stay exclusive; on PostgreSQL the candidates are locked with SKIP LOCKED, so two workers
-    claiming at once take different objects instead of colliding on the same ones.
+    claiming at once take different objects instead of colliding on the same ones. Without it
+    (SQLite), a claim that lost every row to another worker tries the next candidates.
     """
     limit = limit or settings.PROVISIONING_BATCH_SIZE
+    for _attempt in range(3):
+        rows, leased, ids, token = _claim_once(connector, limit)
+        if not rows:
+            return []
+        if leased == len(rows):  # always so under SKIP LOCKED: the rows were locked for this UPDATE
+            return rows
+        if leased:
+            return list(RemoteObject.objects.filter(pk__in=ids, lease_owner=token).order_by("-object_type", "updated"))
+    return []
+
+
+def _claim_once(connector: Connector, limit: int) -> tuple[list[RemoteObject], int, list, str]:
     now = timezone.now()
     token = f"{WORKER_ID}:{uuid.uuid4().hex[:8]}"
     free = Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)
@@ -174,16 +187,13 @@ def claim_batch(connector: Connector, limit: int | None = None) -> list[RemoteOb
             candidates = candidates.select_for_update(skip_locked=True, of=("self",))
         rows = list(candidates[:limit])
         if not rows:
-            return []
+            return [], 0, [], token
         ids = [remote.pk for remote in rows]
-        leased = (
-            RemoteObject.objects.filter(pk__in=ids).filter(free).update(lease_owner=token, lease_expires_at=expires)
-        )
-    if leased == len(rows):  # always so under SKIP LOCKED: the rows were locked for this UPDATE
-        for remote in rows:
-            remote.lease_owner, remote.lease_expires_at = token, expires
-        return rows
-    return list(RemoteObject.objects.filter(pk__in=ids, lease_owner=token).order_by("-object_type", "updated"))
+        leased = RemoteObject.objects.filter(pk__in=ids).filter(free)
+        leased = leased.update(lease_owner=token, lease_expires_at=expires)
+    for remote in rows:
+        remote.lease_owner, remote.lease_expires_at = token, expires
+    return rows, leased, ids, token
 
 
 def release(remote: RemoteObject) -> None:

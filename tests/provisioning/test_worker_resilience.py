@@ -207,7 +207,7 @@ def test_rate_limit_is_shared_by_workers(downstream, provisioning_workers, priva
             PROVISIONING_TASK_BUDGET_SECONDS="2",
             PROVISIONING_BATCH_SIZE="1",
         )
-        first, second = _users("ra", 6), _users("rb", 6)
+        first, second = _users("ra", 12), _users("rb", 12)
         with transaction.atomic():
             for user in first:
                 assign(connector, user=user)
