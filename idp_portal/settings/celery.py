@@ -50,8 +50,9 @@ PROVISIONING_RETRY_MAX_SECONDS = env_int("PROVISIONING_RETRY_MAX_SECONDS", 600)
 # A connector's task holds a flag in Redis while it is queued or running (one task per burst of
 # changes); it expires by itself if the worker dies, so it must outlast the task's budget.
 PROVISIONING_KICK_TTL = max(env_int("PROVISIONING_KICK_TTL", 60), PROVISIONING_TASK_BUDGET_SECONDS)
-# Once done, a task waits this long for another change before it ends (Redis only, queue empty).
-PROVISIONING_LINGER_SECONDS = float(env_int("PROVISIONING_LINGER_MS", 1500)) / 1000
+# Once done, a task waits this long for another change before it ends (Redis only, queue empty);
+# kept under the 2 s socket timeout of the Redis client it waits on.
+PROVISIONING_LINGER_SECONDS = min(float(env_int("PROVISIONING_LINGER_MS", 1500)) / 1000, 1.9)
 # Tasks working on one connector at once when it has a large backlog (the main task and helpers).
 PROVISIONING_TASKS_PER_CONNECTOR = env_int("PROVISIONING_TASKS_PER_CONNECTOR", 2)
 # Objects claimed at once; a full batch is what makes a task ask for helpers.
