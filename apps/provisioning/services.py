@@ -10,11 +10,12 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from apps.audit.services import Actor, audit_record
+from apps.common.db import hot_path_cursor
 from apps.connectors.models import Assignment, Connector, ConnectorKind, ProvisioningSettings
 from apps.connectors.selectors import users_in_scope
 from apps.directory.models import Group, Membership, User
@@ -45,7 +46,7 @@ def _active_connectors() -> list[Connector]:
     """Connectors that provision now. Every directory write asks, and most deployments have none
     or few: the question is written-out SQL (the ORM's compile of the same join cost about 0.6 ms
     of each SCIM write, bench/scim_server.py), and the rows are loaded only when there are some."""
-    with connection.cursor() as cursor:
+    with hot_path_cursor() as cursor:
         cursor.execute(_active_connector_sql(), list(_PROVISIONING_KINDS))
         ids = [row[0] for row in cursor.fetchall()]
     if not ids:
