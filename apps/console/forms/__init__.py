@@ -4,21 +4,29 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from django import forms
-from django.core.exceptions import ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 
 from apps.common.errors import ApplicationError
 
 
-def add_service_errors(form: forms.Form, error: Exception) -> None:
-    """Show a service's ValidationError or ApplicationError on the form: on its field when it names one."""
-    if isinstance(error, ValidationError) and hasattr(error, "error_dict"):
-        for field, errors in error.error_dict.items():
-            target = field if field in form.fields else None
-            for item in errors:
-                form.add_error(target, item.messages[0] if hasattr(item, "messages") else str(item))
+def add_service_errors(form: forms.Form, error: Exception, *, field_for: Callable[[str], str] | None = None) -> None:
+    """Show a service's ValidationError or ApplicationError on the form.
+
+    Each message goes on the field it names (`field_for` turns a service's field name, such as
+    "sso.acs_urls", into the form's); a message for a field the form lacks is shown above the form,
+    prefixed with that name.
+    """
+    if not (isinstance(error, ValidationError) and hasattr(error, "error_dict")):
+        texts = getattr(error, "messages", None) if isinstance(error, ValidationError) else None
+        form.add_error(None, texts or getattr(error, "message", None) or str(error))
         return
-    message = getattr(error, "message", None) or "; ".join(getattr(error, "messages", [str(error)]))
-    form.add_error(None, message)
+    for name, texts in error.message_dict.items():
+        field = field_for(name) if field_for else name
+        if field in form.fields:
+            form.add_error(field, texts)
+        else:
+            named = field and field != NON_FIELD_ERRORS
+            form.add_error(None, [f"{field}: {text}" if named else text for text in texts])
 
 
 def save_changed_fields(form: forms.Form, initial: Mapping[str, Any], update: Callable[..., Any]) -> bool | None:

@@ -29,16 +29,6 @@ _NAME_FORMAT_URNS = {
 }
 
 
-def apply_service_errors(form: forms.Form, error: ValidationError, *, prefix: str = "") -> None:
-    """Put a service's ValidationError ({"sso.acs_urls": [...]}) on the form fields it names."""
-    messages = error.message_dict if hasattr(error, "error_dict") else {None: error.messages}
-    for name, texts in messages.items():
-        field = name[len(prefix) :] if name and prefix and name.startswith(prefix) else name
-        target = field if field in form.fields else None
-        for text in texts:
-            form.add_error(target, text if target else (f"{field}: {text}" if field else text))
-
-
 class CatalogSearchForm(forms.Form):
     q = forms.CharField(label="Search the catalog", required=False, max_length=100)
 

@@ -25,6 +25,7 @@ from apps.connectors.catalog import SEED_SCIM_GROUP_MAPPINGS, SEED_SCIM_USER_MAP
 from apps.connectors.checks import connector_checks
 from apps.connectors.models import Assignment, Connector, ConnectorKind, MappingKind
 from apps.console.decorators import console_view
+from apps.console.forms import add_service_errors
 from apps.console.forms import connectors as forms
 from apps.console.permissions import Capability, has_capability
 from apps.directory.models import Group, User
@@ -168,6 +169,14 @@ def _form_count(request: HttpRequest, prefix: str, limit: int) -> int:
         return 0
 
 
+def _sso_field(name: str) -> str:
+    return name.removeprefix("sso.")
+
+
+def _provisioning_field(name: str) -> str:
+    return name.removeprefix("provisioning.")
+
+
 def _service_error_message(error: Exception) -> str:
     if isinstance(error, ValidationError):
         return " ".join(error.messages)
@@ -230,7 +239,7 @@ def connector_create(request: HttpRequest, template: str) -> HttpResponse:
             try:
                 connector = services.connector_create(actor=request.user, template=spec.slug, **form.service_kwargs())
             except ValidationError as error:
-                forms.apply_service_errors(form, error)
+                add_service_errors(form, error)
             else:
                 messages.success(request, f"{connector.name} was created. Continue with its settings.")
                 steps = steps_for(connector)
@@ -281,7 +290,7 @@ def connector_general(request: HttpRequest, slug: str) -> HttpResponse:
             try:
                 services.connector_update(actor=request.user, connector=connector, **form.service_kwargs())
             except ValidationError as error:
-                forms.apply_service_errors(form, error)
+                add_service_errors(form, error)
             else:
                 messages.success(request, "General info saved.")
                 return after_save(request, connector, GENERAL)
@@ -348,7 +357,9 @@ def connector_sso(request: HttpRequest, slug: str) -> HttpResponse:
                     if name == "sso.acs_urls":
                         acs_formset._non_form_errors = acs_formset.error_class(texts)
                     else:
-                        forms.apply_service_errors(form, ValidationError({name: texts}), prefix="sso.")
+                        add_service_errors(
+                            form, ValidationError({name: texts}), field_for=lambda field: field.removeprefix("sso.")
+                        )
             except ApplicationError as error:
                 form.add_error(None, error.message)
             else:
@@ -419,7 +430,7 @@ def connector_identity(request: HttpRequest, slug: str) -> HttpResponse:
             try:
                 services.connector_update(actor=request.user, connector=connector, provisioning=form.service_changes())
             except ValidationError as error:
-                forms.apply_service_errors(form, error, prefix="provisioning.")
+                add_service_errors(form, error, field_for=_provisioning_field)
             except ApplicationError as error:
                 form.add_error(None, error.message)
             else:

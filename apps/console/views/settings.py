@@ -12,6 +12,7 @@ from django.urls import path, reverse
 
 from apps.common.errors import ApplicationError
 from apps.console.decorators import console_view
+from apps.console.forms import add_service_errors
 from apps.console.forms.settings import SignInPolicyForm, UpstreamForm
 from apps.console.permissions import Capability
 from apps.portal.policy import policy_is_saved, sign_in_policy
@@ -22,15 +23,6 @@ from apps.saml_sp.models import UpstreamIdentityProvider
 
 # Service field -> form field, where they differ.
 _UPSTREAM_FORM_FIELDS = {"metadata_xml": "metadata_file"}
-
-
-def _add_errors(form, error: ApplicationError | ValidationError, field_for) -> None:
-    if isinstance(error, ApplicationError):
-        form.add_error(None, error.message)
-        return
-    for field, messages_ in getattr(error, "message_dict", {"__all__": error.messages}).items():
-        target = field_for(field)
-        form.add_error(target if target in form.fields else None, messages_)
 
 
 def _upstream_rows() -> list[dict]:
@@ -46,7 +38,7 @@ def settings_overview(request: HttpRequest) -> HttpResponse:
         try:
             sign_in_policy_update(actor=request.user, **form.policy_changes())
         except (ApplicationError, ValidationError) as error:
-            _add_errors(form, error, SignInPolicyForm.form_field_for)
+            add_service_errors(form, error, field_for=SignInPolicyForm.form_field_for)
         else:
             messages.success(request, "Password and session policy saved. It applies from the next request on.")
             return HttpResponseRedirect(reverse("console:settings"))
@@ -67,7 +59,7 @@ def upstream_create(request: HttpRequest) -> HttpResponse:
         try:
             upstream = upstreams.upstream_create(actor=request.user, **changes)
         except (ApplicationError, ValidationError) as error:
-            _add_errors(form, error, lambda field: _UPSTREAM_FORM_FIELDS.get(field, field))
+            add_service_errors(form, error, field_for=lambda field: _UPSTREAM_FORM_FIELDS.get(field, field))
         else:
             messages.success(
                 request,
@@ -90,7 +82,7 @@ def upstream_edit(request: HttpRequest, pk) -> HttpResponse:
         except (ApplicationError, ValidationError) as error:
             # The row was changed in memory before validation failed: show the stored state.
             upstream.refresh_from_db()
-            _add_errors(form, error, lambda field: _UPSTREAM_FORM_FIELDS.get(field, field))
+            add_service_errors(form, error, field_for=lambda field: _UPSTREAM_FORM_FIELDS.get(field, field))
         else:
             messages.success(request, f"{upstream.name} saved." if changes else "Nothing changed.")
             return HttpResponseRedirect(reverse("console:settings_upstream_edit", args=[upstream.pk]))

@@ -19,6 +19,7 @@ from apps.api.models import ApiToken
 from apps.api.services import api_token_create, api_token_revoke
 from apps.common.errors import ApplicationError
 from apps.console.decorators import console_view
+from apps.console.forms import add_service_errors
 from apps.console.forms.tokens import ApiTokenCreateForm, ScimTokenCreateForm
 from apps.console.permissions import Capability, can_manage_user
 from apps.scim_server.models import ScimToken
@@ -36,14 +37,6 @@ _LIVE_FIRST = (F("revoked_at").desc(nulls_first=True), "-created", "-id")
 
 def _page(request: HttpRequest, queryset):
     return Paginator(queryset, settings.CONSOLE_PAGE_SIZE).get_page(request.GET.get("page"))
-
-
-def _add_service_error(form, error: ApplicationError | ValidationError) -> None:
-    if isinstance(error, ApplicationError):
-        form.add_error(None, error.message)
-        return
-    for field, messages_ in getattr(error, "message_dict", {"__all__": error.messages}).items():
-        form.add_error(field if field in form.fields else None, messages_)
 
 
 # --- SCIM tokens ----------------------------------------------------------------------------
@@ -68,7 +61,7 @@ def scim_token_new(request: HttpRequest) -> HttpResponse:
                 scope_group=form.cleaned_data["scope_group"],
             )
         except (ApplicationError, ValidationError) as error:
-            _add_service_error(form, error)
+            add_service_errors(form, error)
         else:
             messages.success(request, f'SCIM token "{token.name}" created.')
             context = {
@@ -130,7 +123,7 @@ def api_token_new(request: HttpRequest) -> HttpResponse:
                 expires_at=form.expires_at(),
             )
         except (ApplicationError, ValidationError) as error:
-            _add_service_error(form, error)
+            add_service_errors(form, error)
         else:
             messages.success(request, f'API token "{token.name}" created.')
             context = {
