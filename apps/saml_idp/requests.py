@@ -283,14 +283,42 @@ def parse_authn_request(
         signed=signed,
         requested_nameid_format=(policy.get("Format") or "") if policy is not None else "",
     )
+    _refuse_replay(
+        connector,
+        "authn_request",
+        request_id,
+        "This sign-in request was already used: start the sign-in from the app again.",
+    )
+    return info
+
+
+def _refuse_replay(connector: Connector, purpose: str, message_id: str, message: str) -> None:
+    """Remember the message id (the cache last: junk never burns a real id); a second use is refused."""
     if not replay.remember_once(
-        purpose="authn_request",
+        purpose=purpose,
         scope=str(connector.pk),
-        message_id=request_id,
+        message_id=message_id,
         ttl_seconds=settings.SAML_IDP_REPLAY_WINDOW_SECONDS,
     ):
-        raise _refuse("replay", "This sign-in request was already used: start the sign-in from the app again.")
-    return info
+        raise _refuse("replay", message)
+
+
+def _verified_logout_message(
+    connector: Connector,
+    key: LoadedKey,
+    incoming: IncomingMessage,
+    tag: str,
+    expected_destination: str,
+    now: datetime.datetime,
+) -> tuple[etree._Element, str, str, bool]:
+    """A LogoutRequest or LogoutResponse decoded and checked: (root, id, issuer, signed)."""
+    xml, root = _decode(incoming)
+    message_id, issuer = _check_common(root, connector, tag)
+    message_type = "logout_request" if tag == "LogoutRequest" else "logout_response"
+    signed = _check_signature(root, xml, incoming, connector, key, message_type)
+    _check_destination(root, connector, signed, expected_destination)
+    _check_issue_instant(root, now)
+    return root, message_id, issuer, signed
 
 
 def parse_logout_request(
@@ -301,13 +329,10 @@ def parse_logout_request(
     expected_destination: str,
     now: datetime.datetime | None = None,
 ) -> LogoutRequestInfo:
-    now = now or timezone.now()
     relay_state = check_relay_state(incoming.relay_state)
-    xml, root = _decode(incoming)
-    request_id, issuer = _check_common(root, connector, "LogoutRequest")
-    signed = _check_signature(root, xml, incoming, connector, key, "logout_request")
-    _check_destination(root, connector, signed, expected_destination)
-    _check_issue_instant(root, now)
+    root, request_id, issuer, signed = _verified_logout_message(
+        connector, key, incoming, "LogoutRequest", expected_destination, now or timezone.now()
+    )
     name_id = root.find(f"{{{ASSERTION_NS}}}NameID")
     info = LogoutRequestInfo(
         id=request_id,
@@ -318,13 +343,7 @@ def parse_logout_request(
         relay_state=relay_state,
         signed=signed,
     )
-    if not replay.remember_once(
-        purpose="logout_request",
-        scope=str(connector.pk),
-        message_id=request_id,
-        ttl_seconds=settings.SAML_IDP_REPLAY_WINDOW_SECONDS,
-    ):
-        raise _refuse("replay", "This logout request was already used.")
+    _refuse_replay(connector, "logout_request", request_id, "This logout request was already used.")
     return info
 
 
@@ -337,13 +356,10 @@ def parse_logout_response(
     now: datetime.datetime | None = None,
 ) -> LogoutResponseInfo:
     """The app's LogoutResponse to a front-channel LogoutRequest of the portal's sign-out."""
-    now = now or timezone.now()
     check_relay_state(incoming.relay_state)
-    xml, root = _decode(incoming)
-    response_id, issuer = _check_common(root, connector, "LogoutResponse")
-    signed = _check_signature(root, xml, incoming, connector, key, "logout_response")
-    _check_destination(root, connector, signed, expected_destination)
-    _check_issue_instant(root, now)
+    root, response_id, issuer, signed = _verified_logout_message(
+        connector, key, incoming, "LogoutResponse", expected_destination, now or timezone.now()
+    )
     status = root.find(f"{{{PROTOCOL_NS}}}Status/{{{PROTOCOL_NS}}}StatusCode")
     info = LogoutResponseInfo(
         id=response_id,
@@ -352,11 +368,5 @@ def parse_logout_response(
         status=(status.get("Value") or "") if status is not None else "",
         signed=signed,
     )
-    if not replay.remember_once(
-        purpose="logout_response",
-        scope=str(connector.pk),
-        message_id=response_id,
-        ttl_seconds=settings.SAML_IDP_REPLAY_WINDOW_SECONDS,
-    ):
-        raise _refuse("replay", "This logout response was already used.")
+    _refuse_replay(connector, "logout_response", response_id, "This logout response was already used.")
     return info
