@@ -159,28 +159,25 @@ def _member_from_post(request: HttpRequest) -> User | None:
 @console_view(Capability.MANAGE_DIRECTORY)
 @require_POST
 def group_member_add(request: HttpRequest, pk) -> HttpResponse:
-    group = get_object_or_404(Group, pk=pk)
-    account = _member_from_post(request)
-    if account is None:
-        messages.error(request, "That user no longer exists.")
-    elif directory.group_add_members(actor=request.user, group=group, users=[account]):
-        messages.success(request, f"{account.username} was added to {group.name}.")
-    else:
-        messages.info(request, f"{account.username} was already in {group.name}.")
-    return _detail(group)
+    return _change_membership(request, pk, directory.group_add_members, "was added to", "was already in")
 
 
 @console_view(Capability.MANAGE_DIRECTORY)
 @require_POST
 def group_member_remove(request: HttpRequest, pk) -> HttpResponse:
+    return _change_membership(request, pk, directory.group_remove_members, "was removed from", "was not in")
+
+
+def _change_membership(request: HttpRequest, pk, change, done: str, unchanged: str) -> HttpResponse:
+    """Add or remove the posted user through `change` (a directory service) and say what happened."""
     group = get_object_or_404(Group, pk=pk)
     account = _member_from_post(request)
     if account is None:
         messages.error(request, "That user no longer exists.")
-    elif directory.group_remove_members(actor=request.user, group=group, users=[account]):
-        messages.success(request, f"{account.username} was removed from {group.name}.")
+    elif change(actor=request.user, group=group, users=[account]):
+        messages.success(request, f"{account.username} {done} {group.name}.")
     else:
-        messages.info(request, f"{account.username} was not in {group.name}.")
+        messages.info(request, f"{account.username} {unchanged} {group.name}.")
     return _detail(group)
 
 
