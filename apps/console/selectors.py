@@ -7,7 +7,7 @@ from django.db.models import Count, Q, QuerySet
 from apps.audit.models import AuditEvent
 from apps.connectors.models import Connector
 from apps.directory.models import Group, User, UserStatus
-from apps.provisioning.models import DeprovisionHold, HoldStatus, OutboxEvent, RemoteObject, SyncStatus
+from apps.provisioning.selectors import health_by_connector
 
 SIGN_IN_ACTIONS = ("portal.login.success", "portal.login.failure", "portal.lockout", "portal.mfa.failure")
 
@@ -40,35 +40,13 @@ def provisioning_health() -> list[ProvisioningHealth]:
     connectors = list(
         Connector.objects.filter(provisioning__enabled=True).select_related("provisioning").order_by("name")
     )
-    ids = [connector.pk for connector in connectors]
-    remote = {
-        row["connector_id"]: row
-        for row in RemoteObject.objects.filter(connector_id__in=ids)
-        .values("connector_id")
-        .annotate(
-            pending=Count("id", filter=Q(status=SyncStatus.PENDING)),
-            failed=Count("id", filter=Q(status=SyncStatus.FAILED)),
-        )
-        .order_by()
-    }
-    queued = dict(
-        OutboxEvent.objects.filter(connector_id__in=ids, processed_at__isnull=True)
-        .values_list("connector_id")
-        .annotate(n=Count("id"))
-        .order_by()
-    )
-    held = dict(
-        DeprovisionHold.objects.filter(connector_id__in=ids, status=HoldStatus.PENDING)
-        .values_list("connector_id")
-        .annotate(n=Count("id"))
-        .order_by()
-    )
+    health = health_by_connector([connector.pk for connector in connectors])
     return [
         ProvisioningHealth(
             connector=connector,
-            pending=remote.get(connector.pk, {}).get("pending", 0) + queued.get(connector.pk, 0),
-            failed=remote.get(connector.pk, {}).get("failed", 0),
-            held=held.get(connector.pk, 0),
+            pending=health[connector.pk]["pending"],
+            failed=health[connector.pk]["failed"],
+            held=health[connector.pk]["held"],
             paused=connector.provisioning.paused,
         )
         for connector in connectors
