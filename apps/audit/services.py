@@ -1,15 +1,13 @@
 """Writing the audit trail. Called inside other services' transactions, never on its own."""
 
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
-from django.db import connection, models
-from django.utils import timezone
+from django.db import models
 
 from apps.audit.context import current_request_context
 from apps.audit.models import AuditEvent
-from apps.common.db import hot_path_cursor
+from apps.common.db import insert_row
 
 SYSTEM_ACTOR_LABEL = "system"
 
@@ -35,8 +33,11 @@ def audit_record(
     before: dict | None = None,
     after: dict | None = None,
     actor_label: str = "",
-) -> AuditEvent:
-    """Record one change. `actor` is the acting user (None for the system or a token's owner-less client)."""
+) -> None:
+    """Record one change. `actor` is the acting user (None for the system or a token's owner-less client).
+
+    The row is written in the caller's transaction; nothing is read back, so inside
+    `apps.common.db.batched_statements` it travels with the statements around it."""
     context = current_request_context()
     if isinstance(actor, SystemActor):
         actor_label = actor_label or actor.label
@@ -50,7 +51,6 @@ def audit_record(
         target_id = str(target.pk)
         target_label = target_label or str(target)
     event = AuditEvent(
-        created=timezone.now(),
         actor=actor if getattr(actor, "pk", None) else None,
         actor_label=actor_label[:255],
         action=action,
@@ -62,31 +62,5 @@ def audit_record(
         request_id=context.request_id,
         ip=context.ip,
     )
-    _insert(event)
-    return event
-
-
-@cache
-def _insert_fields() -> tuple[models.Field, ...]:
-    return tuple(field for field in AuditEvent._meta.concrete_fields if not field.primary_key)
-
-
-@cache
-def _insert_sql(vendor: str) -> str:
-    quote = connection.ops.quote_name
-    columns = ", ".join(quote(field.column) for field in _insert_fields())
-    placeholders = ", ".join("%s" for _ in _insert_fields())
-    table = quote(AuditEvent._meta.db_table)
-    return f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) RETURNING {quote('id')}"  # noqa: S608
-
-
-def _insert(event: AuditEvent) -> None:
-    """Every change writes one of these: a prepared INSERT rather than the ORM's save, whose
-    compile cost about 0.3 ms of each SCIM write (bench/scim_server.py). The values are prepared
-    by the model's own fields, so they are stored exactly as the ORM would store them."""
-    values = [field.get_db_prep_save(getattr(event, field.attname), connection) for field in _insert_fields()]
-    with hot_path_cursor() as cursor:
-        cursor.execute(_insert_sql(connection.vendor), values)
-        event.pk = cursor.fetchone()[0]
-    event._state.adding = False
-    event._state.db = connection.alias
+    # A prepared INSERT, not save(): every change writes one (apps.common.db.insert_row).
+    insert_row(event)

@@ -3,7 +3,7 @@
 import csv
 import io
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.contrib.auth import password_validation
@@ -13,6 +13,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from apps.audit.services import Actor, audit_record
+from apps.common.db import batched_statements, insert_row
 from apps.common.errors import ApplicationError, field_error
 from apps.directory.models import (
     DISPLAY_NAME_MAX_LENGTH,
@@ -192,6 +193,22 @@ def _guard_last_superadmin(user: User) -> None:
         raise LastSuperAdminError()
 
 
+def _audit_and_notify(
+    *,
+    actor: Actor,
+    action: str,
+    target: User | Group,
+    notify: Callable[[], None],
+    before: dict | None = None,
+    after: dict | None = None,
+) -> None:
+    """The audit row of a change and the outbox rows of the connectors that must hear of it, in one
+    round trip with the question of which connectors provision (apps.common.db.batched_statements)."""
+    with batched_statements():
+        audit_record(actor=actor, action=action, target=target, before=before, after=after)
+        notify()
+
+
 # --- Users ------------------------------------------------------------------------------------
 
 
@@ -235,8 +252,12 @@ def user_create(
     else:
         user.set_unusable_password()
     try:
-        with transaction.atomic():
-            user.save()
+        # The INSERT travels with its audit row (nothing is read back: the id is made here), and a
+        # clash surfaces inside this block all the same.
+        with transaction.atomic(), batched_statements():
+            insert_row(user)
+            if password:
+                password_validation.password_changed(password, user)  # as User.save() would
             audit_record(actor=actor, action="user.create", target=user, after=user_snapshot(user))
             provisioning.record_user_change([user.pk], "user.create")
     except IntegrityError as exc:
@@ -288,18 +309,24 @@ def _update_locked_user(*, actor: Actor, user: User, changes: dict[str, Any]) ->
         return user
     changed = {key for key in after if after[key] != before[key]}
     update_fields = [name for name in USER_EDITABLE_FIELDS if name in changed] + ["updated"]
+    audit = {"before": {key: before[key] for key in changed}, "after": {key: after[key] for key in changed}}
     if unique:
         _save_user(user, unique=unique, update_fields=update_fields)
-    else:
-        user.save(update_fields=update_fields)
-    audit_record(
-        actor=actor,
-        action="user.update",
-        target=user,
-        before={key: before[key] for key in changed},
-        after={key: after[key] for key in changed},
-    )
-    provisioning.record_user_change([user.pk], "user.update")
+        _audit_and_notify(
+            actor=actor,
+            action="user.update",
+            target=user,
+            notify=lambda: provisioning.record_user_change([user.pk], "user.update"),
+            **audit,
+        )
+        return user
+    # No constraint can refuse this UPDATE and the row is locked, so its row count need not be read
+    # (save() would read it): it travels with the audit row and the provisioning check.
+    user.updated = timezone.now()
+    with batched_statements():
+        User.objects.filter(pk=user.pk).update(**{name: getattr(user, name) for name in update_fields})
+        audit_record(actor=actor, action="user.update", target=user, **audit)
+        provisioning.record_user_change([user.pk], "user.update")
     return user
 
 
@@ -351,8 +378,14 @@ def _set_locked_user_status(*, actor: Actor, user: User, status: str, action: st
     before_status = user.status
     user.status = status
     user.save(update_fields=["status", "updated"])
-    audit_record(actor=actor, action=action, target=user, before={"status": before_status}, after={"status": status})
-    provisioning.record_user_change([user.pk], action)
+    _audit_and_notify(
+        actor=actor,
+        action=action,
+        target=user,
+        before={"status": before_status},
+        after={"status": status},
+        notify=lambda: provisioning.record_user_change([user.pk], action),
+    )
     return user
 
 
@@ -388,8 +421,13 @@ def user_delete(*, actor: Actor, user: User) -> None:
     _guard_last_superadmin(user)
     before = user_snapshot(user)
     before["groups"] = [str(group_id) for group_id in user.memberships.values_list("group_id", flat=True)]
-    audit_record(actor=actor, action="user.delete", target=user, before=before)
-    provisioning.record_user_deletion(user)
+    _audit_and_notify(
+        actor=actor,
+        action="user.delete",
+        target=user,
+        before=before,
+        notify=lambda: provisioning.record_user_deletion(user),
+    )
     user.delete()
 
 
@@ -446,14 +484,14 @@ def group_update(*, actor: Actor, group: Group, **changes: Any) -> Group:
     _save_unique(group, fields={"name": "name"})
     action = "group.rename" if before["name"] != after["name"] else "group.update"
     changed = {key for key in after if after[key] != before[key]}
-    audit_record(
+    _audit_and_notify(
         actor=actor,
         action=action,
         target=group,
         before={key: before[key] for key in changed},
         after={key: after[key] for key in changed},
+        notify=lambda: provisioning.record_group_change(group, action),
     )
-    provisioning.record_group_change(group, action)
     return group
 
 
@@ -461,8 +499,13 @@ def group_update(*, actor: Actor, group: Group, **changes: Any) -> Group:
 def group_delete(*, actor: Actor, group: Group) -> None:
     before = group_snapshot(group)
     before["members"] = [str(user_id) for user_id in group.memberships.values_list("user_id", flat=True)]
-    audit_record(actor=actor, action="group.delete", target=group, before=before)
-    provisioning.record_group_deletion(group)
+    _audit_and_notify(
+        actor=actor,
+        action="group.delete",
+        target=group,
+        before=before,
+        notify=lambda: provisioning.record_group_deletion(group),
+    )
     group.delete()
 
 
@@ -477,13 +520,15 @@ def group_add_members(*, actor: Actor, group: Group, users: Iterable[User]) -> l
     if not added:
         return []
     Membership.objects.bulk_create([Membership(group=group, user=user) for user in added], ignore_conflicts=True)
-    audit_record(
+    _audit_and_notify(
         actor=actor,
         action="group.members.add",
         target=group,
         after={"added": [{"id": str(user.pk), "username": user.username} for user in added]},
+        notify=lambda: provisioning.record_group_change(
+            group, "group.members.add", member_ids=[user.pk for user in added]
+        ),
     )
-    provisioning.record_group_change(group, "group.members.add", member_ids=[user.pk for user in added])
     return added
 
 
@@ -498,13 +543,15 @@ def group_remove_members(*, actor: Actor, group: Group, users: Iterable[User]) -
     if not removed:
         return []
     Membership.objects.filter(group=group, user_id__in=[user.pk for user in removed]).delete()
-    audit_record(
+    _audit_and_notify(
         actor=actor,
         action="group.members.remove",
         target=group,
         before={"removed": [{"id": str(user.pk), "username": user.username} for user in removed]},
+        notify=lambda: provisioning.record_group_change(
+            group, "group.members.remove", member_ids=[user.pk for user in removed]
+        ),
     )
-    provisioning.record_group_change(group, "group.members.remove", member_ids=[user.pk for user in removed])
     return removed
 
 

@@ -126,6 +126,9 @@ elif env_bool("DB_PREPARED_STATEMENTS", True):
     # Turn off behind a pooler that does not keep prepared statements (PgBouncer in transaction
     # mode before 1.21).
     DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 5
+# apps.common.db.batched_statements sends a write, its audit row and the question to the connectors
+# in one round trip (PostgreSQL pipeline mode). Off: one round trip per statement, same results.
+DB_PIPELINE = env_bool("DB_PIPELINE", True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Authentication -------------------------------------------------------------------------
