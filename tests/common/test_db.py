@@ -1,5 +1,5 @@
-"""hot_path_cursor: Django's cursor wrapper, with server-side binding and prepared statements on
-PostgreSQL."""
+"""apps.common.db: hot_path_cursor (server-side binding and prepared statements on PostgreSQL),
+insert_row and batched_statements."""
 
 import uuid
 
@@ -67,3 +67,72 @@ def test_model_from_row_reads_what_the_orm_reads_for_the_session_user(django_ass
     assert PortalBackend().get_user(uuid.uuid4()) is None
     User.objects.filter(pk=user.pk).update(status="suspended")
     assert PortalBackend().get_user(user.pk) is None
+
+
+# --- insert_row and batched_statements ------------------------------------------------------------
+
+
+def test_insert_row_stores_what_save_stores():
+    from apps.audit.models import AuditEvent
+    from apps.common.db import insert_row
+    from apps.directory.models import User
+
+    user = User(username="inserted", email="inserted@example.com", first_name="Zoë", display_name="Zoë")
+    user.set_unusable_password()
+    insert_row(user)
+    assert not user._state.adding
+    stored = User.objects.get(pk=user.pk)
+    for field in User._meta.concrete_fields:
+        assert getattr(stored, field.attname) == getattr(user, field.attname), field.name
+    assert stored.created is not None and stored.updated is not None
+
+    # A database-made id is not read back; the row is stored with its JSON as the ORM stores it.
+    event = AuditEvent(action="test.insert", before={"a": [1, "ü"]}, after=None)
+    insert_row(event)
+    assert event.pk is None
+    row = AuditEvent.objects.get(action="test.insert")
+    assert row.before == {"a": [1, "ü"]} and row.after is None and row.created is not None
+
+
+def _second_insert_clashes() -> None:
+    from apps.common.db import batched_statements
+    from apps.directory.models import Group
+
+    with batched_statements():
+        Group.objects.bulk_create([Group(name="batched")])
+        Group.objects.bulk_create([Group(name="BATCHED")])  # the case-insensitive unique name
+        Group.objects.filter(name="nothing").count()
+
+
+@pytest.mark.parametrize("pipeline", [True, False])
+def test_batched_statements_report_an_error_inside_the_block_and_roll_back(settings, pipeline):
+    from django.db import IntegrityError, transaction
+
+    from apps.directory.models import Group
+
+    settings.DB_PIPELINE = pipeline
+    with pytest.raises(IntegrityError), transaction.atomic():
+        _second_insert_clashes()
+    assert not Group.objects.filter(name__iexact="batched").exists()
+    # The connection is usable afterwards.
+    assert Group.objects.count() == 0
+
+
+def test_batched_statements_share_one_round_trip_on_postgresql(settings):
+    """Three statements, of which only the last is read: one wait for the server, not three."""
+    if connection.vendor != "postgresql":
+        pytest.skip("pipeline mode is PostgreSQL's")
+    from apps.common.db import batched_statements
+    from apps.directory.models import Group
+
+    settings.DB_PIPELINE = True
+    connection.ensure_connection()
+    with batched_statements():
+        assert connection.connection._pipeline is not None
+        Group.objects.bulk_create([Group(name="one")])
+        Group.objects.bulk_create([Group(name="two")])
+        assert Group.objects.filter(name__in=["one", "two"]).count() == 2
+    assert connection.connection._pipeline is None
+    settings.DB_PIPELINE = False
+    with batched_statements():
+        assert connection.connection._pipeline is None
