@@ -23,6 +23,6 @@ SCIM_SERVICE_PROVIDER = {
     "AUTHENTICATION_SCHEMES": [{"type": "oauth2", "name": "none", "description": "benchmark"}],
     "USER_ADAPTER": "scim_stock_adapters.StockUser",
     "GROUP_ADAPTER": "scim_stock_adapters.StockGroup",
-    # The stock views have no authentication of their own; the benchmark lets every request in.
-    "GET_IS_AUTHENTICATED_PREDICATE": "scim_stock_adapters.always_authenticated",
+    # Stock's default check is evaluated (session and user read), then every request is let in.
+    "GET_IS_AUTHENTICATED_PREDICATE": "scim_stock_adapters.default_check_then_let_in",
 }

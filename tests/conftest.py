@@ -26,9 +26,7 @@ def _repeatable_fake_data() -> None:
 
 @pytest.fixture
 def admin_user(db):
-    return UserFactory(
-        username="root.admin", first_name="Root", last_name="Admin", is_staff=True, is_superuser=True
-    )
+    return UserFactory(username="root.admin", first_name="Root", last_name="Admin", is_staff=True, is_superuser=True)
 
 
 @pytest.fixture
