@@ -201,9 +201,13 @@ def this_process_on_redis(redis_url: str, django_settings: Any) -> Iterator[None
 
 
 def _reset_producer_pools(app) -> None:
-    if app._pool is not None:
-        with contextlib.suppress(Exception):
-            app._pool.force_close_all()
+    """Drop every pooled broker connection of this process. kombu keeps its connection and producer
+    pools in registries keyed by broker URL (`app.pool` is one of them): closing a pool without
+    clearing them left that closed pool to be handed to the next test on the same broker
+    ("Acquire on closed pool")."""
+    from kombu import pools
+
+    pools.reset()
     app._pool = None
     with contextlib.suppress(AttributeError, KeyError):
         app.__dict__["amqp"]._producer_pool = None
