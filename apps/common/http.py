@@ -2,10 +2,14 @@
 
 import ipaddress
 import socket
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
+import httpcore2
 import httpx
+import httpx2
 from django.conf import settings
 
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
@@ -58,6 +62,11 @@ def check_outbound_url(url: str, *, resolve: bool = True) -> CheckedURL:
         raise OutboundURLError("The URL has an invalid port.") from exc
     if not resolve:
         return CheckedURL(url, host, ())
+    return CheckedURL(url, host, allowed_addresses(host, port))
+
+
+def allowed_addresses(host: str, port: int) -> tuple[str, ...]:
+    """Every address `host` resolves to, if the portal may contact all of them."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
@@ -69,7 +78,39 @@ def check_outbound_url(url: str, *, resolve: bool = True) -> CheckedURL:
                 f"{host} resolves to {address}, a private, loopback or link-local address, which the portal "
                 "does not contact."
             )
-    return CheckedURL(url, host, addresses)
+    return addresses
+
+
+class _AddressCheckingBackend(httpcore2.SyncBackend):
+    """Resolves the host of every new connection itself, applies the outbound rules to the answer
+    and connects to the address it checked. TLS still verifies the certificate against the name."""
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore2.NetworkStream:
+        try:
+            address = allowed_addresses(host, port)[0].split("%")[0]
+        except OutboundURLError as exc:
+            raise httpcore2.ConnectError(str(exc)) from exc
+        return super().connect_tcp(address, port, timeout, local_address, socket_options)
+
+
+def address_checking_transport(**kwargs: Any) -> httpx2.HTTPTransport:
+    """An httpx2 transport for keep-alive clients of admin-typed URLs (the outbound SCIM client).
+
+    The URL was checked when it was saved and before each run, but a name that answered with a
+    public address then can answer with 169.254.169.254 when the pool opens its next connection
+    (DNS rebinding), and the bearer token would follow. So each connection is checked as it opens.
+    """
+    transport = httpx2.HTTPTransport(**kwargs)
+    # httpx2 takes no network backend argument; its pool does (tests/common/test_http.py checks it).
+    transport._pool._network_backend = _AddressCheckingBackend()
+    return transport
 
 
 def outbound_client(**kwargs) -> httpx.Client:

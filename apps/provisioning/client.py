@@ -17,7 +17,7 @@ from scim2_client import SCIMClientException
 from scim2_client.engines.httpx2 import SyncSCIMClient
 from scim2_models import Group, ScimProvider, User
 
-from apps.common.http import OutboundURLError, check_outbound_url
+from apps.common.http import OutboundURLError, address_checking_transport, check_outbound_url
 
 DEFAULT_TIMEOUT = httpx2.Timeout(15.0, connect=5.0)
 MAX_RETRY_AFTER_SECONDS = 24 * 3600
@@ -124,6 +124,7 @@ class ScimClient:
             timeout=timeout,
             follow_redirects=False,
             event_hooks={"response": [self._capture]},
+            transport=address_checking_transport(),
         )
         self.scim = SyncSCIMClient(
             self.http,

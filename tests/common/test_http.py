@@ -70,3 +70,71 @@ def test_fetch_connects_to_the_checked_address_not_a_second_lookup(metadata_serv
     assert body == b"<EntityDescriptor/>"
     assert lookups == ["idp.rebind.test"]
     assert seen == [f"idp.rebind.test:{port}"]
+
+
+# --- Keep-alive clients: every new connection is checked as it opens ---------------------------------
+
+
+def _rebinding_resolver(monkeypatch, host: str, answers: list[str], port: int) -> list[str]:
+    """Resolve `host` to each of `answers` in turn (the last one from then on); log every lookup."""
+    real_getaddrinfo = socket.getaddrinfo
+    lookups: list[str] = []
+
+    def resolver(name, *args, **kwargs):
+        if name == host:
+            lookups.append(name)
+            address = answers[min(len(lookups), len(answers)) - 1]
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
+        return real_getaddrinfo(name, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    return lookups
+
+
+def test_a_connection_to_a_refused_address_is_not_opened(metadata_server, settings):
+    import httpx2
+
+    from apps.common.http import address_checking_transport
+
+    port, seen = metadata_server
+    settings.OUTBOUND_ALLOW_LOOPBACK = False
+    with httpx2.Client(transport=address_checking_transport()) as client:
+        with pytest.raises(httpx2.ConnectError, match="loopback"):
+            client.get(f"http://localhost:{port}/")
+        settings.OUTBOUND_ALLOW_LOOPBACK = True
+        assert client.get(f"http://localhost:{port}/").status_code == 200
+    assert seen == [f"localhost:{port}"]
+
+
+def test_a_name_that_rebinds_between_connections_is_refused_at_the_next_one(metadata_server, settings, monkeypatch):
+    """The test server closes every connection (HTTP/1.0), so each request opens a new one."""
+    import httpx2
+
+    from apps.common.http import address_checking_transport
+
+    port, seen = metadata_server
+    settings.OUTBOUND_ALLOW_LOOPBACK = True
+    lookups = _rebinding_resolver(monkeypatch, "scim.rebind.test", ["127.0.0.1", "169.254.169.254"], port)
+    with httpx2.Client(transport=address_checking_transport(), headers={"Authorization": "Bearer s3cret"}) as client:
+        assert client.get(f"http://scim.rebind.test:{port}/Users").status_code == 200
+        with pytest.raises(httpx2.ConnectError, match=r"169\.254\.169\.254"):
+            client.get(f"http://scim.rebind.test:{port}/Users")
+    assert lookups == ["scim.rebind.test", "scim.rebind.test"]
+    assert seen == [f"scim.rebind.test:{port}"]
+
+
+def test_the_outbound_scim_client_checks_its_connections(metadata_server, settings):
+    from apps.common.http import _AddressCheckingBackend
+    from apps.provisioning.client import ScimClient, TransientScimError
+
+    port, seen = metadata_server
+    client = ScimClient(f"http://localhost:{port}/scim/v2", "token")
+    try:
+        # httpx2 has no argument for it: a release that moves the pool must fail here, not go unchecked.
+        assert isinstance(client.http._transport._pool._network_backend, _AddressCheckingBackend)
+        settings.OUTBOUND_ALLOW_LOOPBACK = False
+        with pytest.raises(TransientScimError, match="loopback"):
+            client.get("Users", "1")
+    finally:
+        client.close()
+    assert seen == []
