@@ -94,6 +94,9 @@ class TraceKind(models.TextChoices):
     AUTHN_REQUEST = "authn_request", "AuthnRequest received"
     LOGOUT_REQUEST = "logout_request", "LogoutRequest received"
     RESPONSE = "response", "Response sent"
+    LOGOUT_RESPONSE_SENT = "logout_response_sent", "LogoutResponse sent"
+    # The app's answer to a LogoutRequest the portal sent it when the user signed out of the portal.
+    LOGOUT_RESPONSE_RECEIVED = "logout_response_received", "LogoutResponse received"
 
 
 class TraceOutcome(models.TextChoices):
@@ -111,7 +114,7 @@ class SamlTraceRecord(models.Model):
 
     connector = models.ForeignKey(Connector, on_delete=models.CASCADE, related_name="saml_trace_records")
     created = models.DateTimeField(auto_now_add=True, db_index=True)
-    kind = models.CharField(max_length=16, choices=TraceKind.choices)
+    kind = models.CharField(max_length=32, choices=TraceKind.choices)
     outcome = models.CharField(max_length=16, choices=TraceOutcome.choices)
     binding = models.CharField(max_length=128, blank=True)
     message_id = models.CharField(max_length=256, blank=True)

@@ -225,6 +225,7 @@ class LogoutAnswer:
     binding: str = ""
     url: str = ""
     fields: dict | None = None
+    xml: bytes = b""  # the LogoutResponse as built (for the tracer)
 
 
 def slo_record_refusal(*, connector: Connector | None, user: Any, error: SamlRequestError, label: str = "") -> None:
@@ -290,6 +291,7 @@ def slo_complete(*, connector: Connector, user: Any, request: LogoutRequestInfo,
             binding=binding,
             url=sso.slo_url,
             fields={"SAMLResponse": bindings.encode_post_message(xml), "RelayState": request.relay_state},
+            xml=xml,
         )
     url = bindings.redirect_url(
         sso.slo_url,
@@ -299,7 +301,7 @@ def slo_complete(*, connector: Connector, user: Any, request: LogoutRequestInfo,
         key=key,
         algorithm=sso.signature_algorithm,
     )
-    return LogoutAnswer(binding=BINDING_REDIRECT, url=url)
+    return LogoutAnswer(binding=BINDING_REDIRECT, url=url, xml=xml)
 
 
 def nameid_matches(connector: Connector, user: Any, name_id: str) -> bool:

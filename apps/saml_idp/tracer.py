@@ -1,8 +1,9 @@
 """The SAML tracer: what a connector's SP sent and what the portal answered, checked in plain words.
 
 While an admin has capture on for a connector (`SsoSettings.trace_until` in the future), the SSO and
-SLO views hand every AuthnRequest and LogoutRequest they receive, and every Response they send, to
-the `record_*` functions here. With capture off the views only compare that timestamp, read with
+SLO views hand every AuthnRequest, LogoutRequest and LogoutResponse they receive, every Response
+and LogoutResponse they send, and every sign-in they refuse (user not assigned, app switched off)
+to the `record_*` functions here. With capture off the views only compare that timestamp, read with
 the row the SSO path loads anyway: no query, no parsing.
 
 Each request is checked against the connector's settings independently of the parser in
@@ -432,7 +433,7 @@ def check_request(
     kind: str,
     received: datetime.datetime | None = None,
 ) -> _Checked:
-    """Every problem of an AuthnRequest or LogoutRequest against the connector's settings."""
+    """Every problem of an AuthnRequest, LogoutRequest or LogoutResponse against the connector's settings."""
     received = received or timezone.now()
     checked = _Checked()
     decoded = _decode(incoming, checked)
@@ -440,10 +441,9 @@ def check_request(
         return checked
     xml, root = decoded
     checked.xml = pretty_xml(root)
-    expected_tag = "AuthnRequest" if kind == TraceKind.AUTHN_REQUEST else "LogoutRequest"
+    expected_tag, message_type = _RECEIVED_KINDS[kind]
     if not _check_envelope(root, connector, expected_tag, checked):
         return checked
-    message_type = "authn_request" if kind == TraceKind.AUTHN_REQUEST else "logout_request"
     signed = _check_signature_of(root, xml, incoming, connector, key, message_type, checked)
     expected_destination = connector.sso_url if kind == TraceKind.AUTHN_REQUEST else endpoints.slo_url(connector)
     _check_destination(root, expected_destination, signed, checked)
@@ -451,12 +451,49 @@ def check_request(
     if kind == TraceKind.AUTHN_REQUEST:
         _check_acs(root, connector, checked)
         _check_authn_options(root, connector, checked)
-    else:
+    elif kind == TraceKind.LOGOUT_REQUEST:
         name_id = root.find(f"{_A}NameID")
         checked.summary["name_id"] = _text(name_id)
         if name_id is None:
             checked.problems.append(_problem(BAD, "The LogoutRequest names no user (NameID missing)"))
+    else:
+        checked.summary["in_response_to"] = root.get("InResponseTo") or ""
+        status = _status_label(root)
+        checked.summary["status"] = status
+        if _status_value(root) != STATUS_SUCCESS:
+            checked.problems.append(
+                _problem(WARN, f"The app did not sign the user out: {status or 'no status'}", _status_message(root))
+            )
     return checked
+
+
+# The element and the replay-cache message type of each kind of message the portal receives.
+_RECEIVED_KINDS = {
+    TraceKind.AUTHN_REQUEST: ("AuthnRequest", "authn_request"),
+    TraceKind.LOGOUT_REQUEST: ("LogoutRequest", "logout_request"),
+    TraceKind.LOGOUT_RESPONSE_RECEIVED: ("LogoutResponse", "logout_response"),
+}
+
+
+def _status_value(root: etree._Element) -> str:
+    status = root.find(f"{_P}Status/{_P}StatusCode")
+    return (status.get("Value") or "") if status is not None else ""
+
+
+def _status_label(root: etree._Element) -> str:
+    """`Success`, or `Responder / RequestDenied`: the status code's last part, with its sub-status."""
+    status = root.find(f"{_P}Status/{_P}StatusCode")
+    if status is None:
+        return ""
+    label = (status.get("Value") or "").rsplit(":", 1)[-1]
+    sub_status = status.find(f"{_P}StatusCode")
+    if sub_status is not None:
+        label += " / " + (sub_status.get("Value") or "").rsplit(":", 1)[-1]
+    return label
+
+
+def _status_message(root: etree._Element) -> str:
+    return _text(root.find(f"{_P}Status/{_P}StatusMessage"))
 
 
 def record_request(
@@ -469,7 +506,8 @@ def record_request(
     user: Any,
     error: SamlRequestError | None = None,
 ) -> SamlTraceRecord:
-    """Record an AuthnRequest or LogoutRequest as received, with its problems and the portal's verdict."""
+    """Record an AuthnRequest, LogoutRequest or LogoutResponse as received, with its problems and the
+    portal's verdict."""
     checked = check_request(connector, key, incoming, kind=kind)
     if error is not None and error.reason == "replay":
         checked.problems.insert(0, _problem(BAD, "Replayed request", error.message))
@@ -500,15 +538,9 @@ def describe_response(root: etree._Element) -> tuple[dict, list[dict]]:
         "in_response_to": root.get("InResponseTo") or "",
     }
     problems: list[dict] = []
-    status = root.find(f"{_P}Status/{_P}StatusCode")
-    status_value = status.get("Value") if status is not None else ""
-    sub_status = status.find(f"{_P}StatusCode") if status is not None else None
-    summary["status"] = status_value.rsplit(":", 1)[-1] if status_value else ""
-    if sub_status is not None:
-        summary["status"] += " / " + (sub_status.get("Value") or "").rsplit(":", 1)[-1]
-    if status_value != STATUS_SUCCESS:
-        message = _text(root.find(f"{_P}Status/{_P}StatusMessage"))
-        problems.append(_problem(WARN, f"Error status sent: {summary['status']}", message))
+    summary["status"] = _status_label(root)
+    if _status_value(root) != STATUS_SUCCESS:
+        problems.append(_problem(WARN, f"Error status sent: {summary['status']}", _status_message(root)))
     response_signature, _ = _signature_algorithms(root.find(f"{_DS}Signature"))
     summary["response_signature"] = algorithm_label(response_signature) if response_signature else "not signed"
     if root.find(f"{_A}EncryptedAssertion") is not None:
@@ -590,7 +622,12 @@ def record_response(
 def record_refused_response(
     connector: Connector, *, error: SamlRequestError, in_response_to: str, client_ip: str | None, user: Any
 ) -> SamlTraceRecord:
-    """A verified request the portal would not answer with an assertion (user not assigned, ...)."""
+    """A sign-in the portal would not answer with an assertion (user not assigned, app switched off, ...)."""
+    title = (
+        "No response sent: the app is switched off in the portal"
+        if error.reason == "connector_disabled"
+        else "No response sent: the user was refused"
+    )
     return _store(
         connector,
         kind=TraceKind.RESPONSE,
@@ -598,8 +635,44 @@ def record_refused_response(
         client_ip=client_ip,
         error_reason=error.reason,
         error=error.message,
-        problems=[_problem(BAD, "No response sent: the user was refused", error.message)],
+        problems=[_problem(BAD, title, error.message)],
         summary={"in_response_to": in_response_to},
+        **_who(user),
+    )
+
+
+def record_logout_response_sent(
+    connector: Connector, *, xml: bytes, binding: str, relay_state: str, client_ip: str | None, user: Any
+) -> SamlTraceRecord:
+    """Record the LogoutResponse the portal sends an app that asked to sign the user out."""
+    try:
+        root = parse_untrusted_xml(xml, max_bytes=settings.SAML_IDP_MAX_MESSAGE_BYTES * 4)
+    except UnsafeXMLError as error:
+        return _store(
+            connector,
+            kind=TraceKind.LOGOUT_RESPONSE_SENT,
+            outcome=TraceOutcome.SENT,
+            binding=binding,
+            client_ip=client_ip,
+            problems=[_problem(WARN, "The sent LogoutResponse could not be shown", str(error))],
+            **_who(user),
+        )
+    summary, problems = describe_response(root)
+    if binding == BINDING_REDIRECT:
+        # HTTP-Redirect signs the query string, not the XML (services.slo_complete).
+        algorithm = SIGNATURE_ALGORITHMS.get(connector.sso.signature_algorithm, "")
+        summary["response_signature"] = f"{algorithm_label(algorithm)} in the query string (HTTP-Redirect)"
+    return _store(
+        connector,
+        kind=TraceKind.LOGOUT_RESPONSE_SENT,
+        outcome=TraceOutcome.SENT,
+        binding=binding,
+        message_id=(root.get("ID") or "")[:256],
+        relay_state=relay_state[:_MAX_RELAY_STATE_STORED],
+        xml=pretty_xml(root),
+        client_ip=client_ip,
+        problems=problems,
+        summary=summary,
         **_who(user),
     )
 

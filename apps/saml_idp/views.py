@@ -30,6 +30,7 @@ from apps.saml_idp import bindings, endpoints, metadata, replay, selectors, serv
 from apps.saml_idp.constants import BINDING_POST, BINDING_REDIRECT, STATUS_NO_PASSIVE, STATUS_RESPONDER
 from apps.saml_idp.errors import SamlRequestError
 from apps.saml_idp.keys import LoadedKey
+from apps.saml_idp.models import TraceKind
 from apps.saml_idp.requests import (
     AuthnRequestInfo,
     IncomingMessage,
@@ -121,6 +122,10 @@ def _sso_connector(request: HttpRequest, slug: str) -> tuple[Connector | None, H
             f"{connector.name} is switched off in the portal; ask your administrator.",
             http_status=403,
         )
+        if tracer.capturing(connector):
+            tracer.record_refused_response(
+                connector, error=error, in_response_to="", client_ip=client_ip(request), user=request.user
+            )
         return None, _refuse(request, error, connector)
     return connector, None
 
@@ -240,9 +245,9 @@ def sso(request: HttpRequest, slug: str) -> HttpResponse:
     try:
         info = parse_authn_request(connector, key, incoming)
     except SamlRequestError as error:
-        _trace_request(request, connector, key, incoming, "authn_request", error)
+        _trace_request(request, connector, key, incoming, TraceKind.AUTHN_REQUEST, error)
         return _refuse(request, error, connector, binding=incoming.binding)
-    _trace_request(request, connector, key, incoming, "authn_request")
+    _trace_request(request, connector, key, incoming, TraceKind.AUTHN_REQUEST)
     received = time.time()
     if request.method == "POST":
         # The session cookie (SameSite=Lax) did not come with this cross-site POST.
@@ -319,9 +324,9 @@ def slo(request: HttpRequest, slug: str) -> HttpResponse:
     try:
         info = parse_logout_request(connector, key, incoming, expected_destination=endpoints.slo_url(connector))
     except SamlRequestError as error:
-        _trace_request(request, connector, key, incoming, "logout_request", error)
+        _trace_request(request, connector, key, incoming, TraceKind.LOGOUT_REQUEST, error)
         return _refuse_slo(request, error, connector)
-    _trace_request(request, connector, key, incoming, "logout_request")
+    _trace_request(request, connector, key, incoming, TraceKind.LOGOUT_REQUEST)
     token = signing.dumps(
         {
             "c": str(connector.pk),
@@ -343,7 +348,9 @@ def _slo_response(request: HttpRequest, connector: Connector) -> HttpResponse:
     try:
         answer = parse_logout_response(connector, key, incoming, expected_destination=endpoints.slo_url(connector))
     except SamlRequestError as error:
+        _trace_request(request, connector, key, incoming, TraceKind.LOGOUT_RESPONSE_RECEIVED, error)
         return allow_same_origin_framing(_refuse_slo(request, error, connector))
+    _trace_request(request, connector, key, incoming, TraceKind.LOGOUT_RESPONSE_RECEIVED)
     succeeded = services.slo_record_response(connector=connector, user=request.user, response=answer)
     context = {"connector": connector, "succeeded": succeeded}
     return allow_same_origin_framing(_no_store(render(request, "saml_idp/slo_done.html", context)))
@@ -379,6 +386,15 @@ def _slo_end_session(request: HttpRequest, connector: Connector, info: LogoutReq
     user = request.user
     matches = services.nameid_matches(connector, user, info.name_id)
     answer = services.slo_complete(connector=connector, user=user, request=info, name_id_matches=matches)
+    if answer.binding and tracer.capturing(connector):
+        tracer.record_logout_response_sent(
+            connector,
+            xml=answer.xml,
+            binding=answer.binding,
+            relay_state=info.relay_state,
+            client_ip=client_ip(request),
+            user=user,
+        )
     logout(request)
     if answer.binding == BINDING_POST:
         return _post_form(answer.url, answer.fields)

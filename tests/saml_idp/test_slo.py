@@ -136,3 +136,92 @@ def test_a_tampered_logout_response_is_refused(client, connector, sp_factory, us
     assert response.status_code in (400, 403)
     assert not AuditEvent.objects.filter(action="saml.slo.response").exists()
     assert AuditEvent.objects.get(action="saml.slo.refused").after["reason"] == "bad_signature"
+
+
+# --- The SAML tracer sees logout messages both ways -------------------------------------------------
+
+
+def _capture(connector) -> None:
+    from apps.saml_idp import tracer
+
+    tracer.trace_start(actor=None, connector=connector, minutes=30)
+
+
+def test_tracer_records_the_logout_response_the_portal_sends(signed_in, connector, sp_factory):
+    from apps.saml_idp.models import SamlTraceRecord, TraceKind, TraceOutcome
+
+    _with_slo(connector)
+    _capture(connector)
+    sp = sp_factory(connector)
+    auth = sp.auth()
+    url = auth.logout(name_id="jane.doe@example.com", session_index="_s")
+    assert signed_in.get(url).status_code == 302
+
+    received = SamlTraceRecord.objects.get(kind=TraceKind.LOGOUT_REQUEST)
+    sent = SamlTraceRecord.objects.get(kind=TraceKind.LOGOUT_RESPONSE_SENT)
+    assert sent.outcome == TraceOutcome.SENT and sent.binding == OneLogin_Saml2_Constants.BINDING_HTTP_REDIRECT
+    assert sent.summary["in_response_to"] == auth.get_last_request_id() == received.message_id
+    assert sent.summary["status"] == "Success" and sent.summary["destination"] == SLS_URL
+    assert sent.summary["response_signature"] == "RSA-SHA256 in the query string (HTTP-Redirect)"
+    assert "LogoutResponse" in sent.xml and sent.user_label == "jane.doe"
+    assert sent.problems == []
+
+
+def test_tracer_records_a_post_logout_response_with_its_xml_signature(signed_in, connector, sp_factory):
+    import base64
+    import zlib
+    from urllib.parse import parse_qs, urlsplit
+
+    from apps.saml_idp.models import SamlTraceRecord, TraceKind
+
+    _with_slo(connector, OneLogin_Saml2_Constants.BINDING_HTTP_POST)
+    _capture(connector)
+    url = sp_factory(connector).auth().logout(name_id="jane.doe@example.com")
+    xml = zlib.decompress(base64.b64decode(parse_qs(urlsplit(url).query)["SAMLRequest"][0]), -15)
+    response = signed_in.post(
+        connector.sso_url.replace("/sso", "/slo"), {"SAMLRequest": base64.b64encode(xml).decode()}
+    )
+    auto_post(signed_in.get(response["Location"]))
+
+    sent = SamlTraceRecord.objects.get(kind=TraceKind.LOGOUT_RESPONSE_SENT)
+    assert sent.binding == OneLogin_Saml2_Constants.BINDING_HTTP_POST
+    assert sent.summary["response_signature"] == "RSA-SHA256"
+
+
+def test_tracer_records_the_apps_logout_responses_accepted_and_refused(client, connector, sp_factory, user):
+    from apps.saml_idp.models import SamlTraceRecord, TraceKind, TraceOutcome
+
+    _with_slo(connector)
+    connector_services.connector_update(
+        actor=None, connector=connector, sso={"sp_signing_cert": sp_keys().signing_cert}
+    )
+    _capture(connector)
+    sp = sp_factory(connector, want_messages_signed=True)
+    sp.settings_dict["security"]["logoutResponseSigned"] = True
+    url = _sp_answer_to_portal_logout(sp, connector, user)
+    assert client.get(url[url.index("/saml/idp/") :]).status_code == 200
+    tampered = _sp_answer_to_portal_logout(sp, connector, user).replace("Signature=", "Signature=AAAA")
+    assert client.get(tampered[tampered.index("/saml/idp/") :]).status_code in (400, 403)
+
+    accepted, refused = SamlTraceRecord.objects.filter(kind=TraceKind.LOGOUT_RESPONSE_RECEIVED).order_by("id")
+    assert accepted.outcome == TraceOutcome.ACCEPTED and accepted.summary["status"] == "Success"
+    assert accepted.summary["signature"].startswith("RSA-SHA256 in the query string")
+    assert accepted.summary["issuer"] == sp.settings_dict["sp"]["entityId"]
+    assert not [problem for problem in accepted.problems if problem["level"] == "bad"]
+    assert refused.outcome == TraceOutcome.REFUSED and refused.error_reason == "bad_signature"
+    assert any(problem["level"] == "bad" for problem in refused.problems)
+
+
+def test_tracer_records_a_sign_in_refused_because_the_app_is_switched_off(signed_in, connector, sp_factory):
+    from apps.saml_idp.models import SamlTraceRecord, TraceKind, TraceOutcome
+
+    _capture(connector)
+    connector_services.connector_update(actor=None, connector=connector, enabled=False)
+    url, _ = sp_factory(connector).redirect_login()
+    assert signed_in.get(url).status_code == 403
+
+    refused = SamlTraceRecord.objects.get(kind=TraceKind.RESPONSE)
+    assert refused.outcome == TraceOutcome.REFUSED and refused.error_reason == "connector_disabled"
+    assert [problem["title"] for problem in refused.problems] == [
+        "No response sent: the app is switched off in the portal"
+    ]
