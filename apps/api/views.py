@@ -1,5 +1,6 @@
 """Admin API v1 views: parse input, call a service or selector, render output."""
 
+from collections.abc import Iterable
 from datetime import UTC
 from uuid import UUID
 
@@ -135,6 +136,15 @@ def _require_manage(actor: User, target: User) -> None:
         raise PermissionDenied("Your role does not allow changing this administrator's account.")
 
 
+def _require_manage_all(actor: User, targets: Iterable[User]) -> None:
+    """Group membership grants apps: an administrator's groups change only as their account may."""
+    refused = sorted(target.username for target in targets if not can_manage_user(actor, target))
+    if refused:
+        raise PermissionDenied(
+            f"Your role does not allow changing the groups of these administrators: {', '.join(refused)}."
+        )
+
+
 def _uuid_or_404(value: str) -> UUID:
     try:
         return UUID(str(value))
@@ -198,6 +208,7 @@ class GroupViewSet(viewsets.GenericViewSet):
     def create(self, request):
         data = _validated(s.GroupCreateInputSerializer, request.data)
         members = _users_by_ids(data.pop("members", []), "members")
+        _require_manage_all(request.user, members)
         group = services.group_create(actor=request.user, members=members, **data)
         return Response(s.GroupOutputSerializer(self._get(str(group.pk))).data, status=status.HTTP_201_CREATED)
 
@@ -206,6 +217,12 @@ class GroupViewSet(viewsets.GenericViewSet):
         data = _validated(s.GroupUpdateInputSerializer, request.data)
         member_ids = data.pop("members", None)
         members = _users_by_ids(member_ids, "members") if member_ids is not None else None
+        if members is not None:
+            current = set(group.memberships.values_list("user_id", flat=True))
+            wanted = {member.pk for member in members}
+            changed = [member for member in members if member.pk not in current]
+            changed += User.objects.filter(pk__in=current - wanted)
+            _require_manage_all(request.user, changed)
         if data:
             group = services.group_update(actor=request.user, group=group, **data)
         if members is not None:
@@ -225,6 +242,7 @@ class GroupViewSet(viewsets.GenericViewSet):
             data = _validated(s.MemberAddInputSerializer, request.data)
             ids = ([data["user"]] if data.get("user") else []) + list(data.get("users") or [])
             users = _users_by_ids(ids, "users" if data.get("users") else "user")
+            _require_manage_all(request.user, users)
             added = services.group_add_members(actor=request.user, group=group, users=users)
             return Response(s.UserSummarySerializer(added, many=True).data, status=status.HTTP_201_CREATED)
         page = self.paginate_queryset(selectors.group_members(group))
@@ -235,6 +253,7 @@ class GroupViewSet(viewsets.GenericViewSet):
     def remove_member(self, request, pk: str, user_id: str):
         group = self._get(pk)
         user = get_object_or_404(User, pk=_uuid_or_404(user_id))
+        _require_manage(request.user, user)
         if not services.group_remove_members(actor=request.user, group=group, users=[user]):
             return Response({"detail": "That user is not a member of this group."}, status=status.HTTP_404_NOT_FOUND)
         return Response(status=status.HTTP_204_NO_CONTENT)

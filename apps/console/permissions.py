@@ -8,6 +8,7 @@ role can change without touching the views. Changes to another staff account als
 from enum import StrEnum
 
 from apps.directory.models import AdminRole, User
+from apps.directory.services import staff_account_change_allowed
 
 
 class Capability(StrEnum):
@@ -29,9 +30,6 @@ ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
     AdminRole.READONLY: frozenset({Capability.VIEW_DIRECTORY, Capability.VIEW_CONNECTORS, Capability.VIEW_AUDIT}),
 }
 
-# Higher outranks lower; a staff account can only be changed by someone of at least its rank.
-_RANK = {"": 0, AdminRole.READONLY: 1, AdminRole.HELPDESK: 2, AdminRole.ADMIN: 3, AdminRole.SUPER_ADMIN: 4}
-
 
 def capabilities_of(user: User) -> frozenset[Capability]:
     if not (user.is_authenticated and user.is_active):
@@ -44,11 +42,5 @@ def has_capability(user: User, capability: Capability | str) -> bool:
 
 
 def can_manage_user(actor: User, target: User) -> bool:
-    """May `actor` change `target` (profile, status, password, MFA, deletion)?"""
-    if not has_capability(actor, Capability.MANAGE_DIRECTORY):
-        return False
-    if not target.console_role:
-        return True
-    if actor.console_role == AdminRole.HELPDESK:
-        return False
-    return _RANK[actor.console_role] >= _RANK[target.console_role]
+    """May `actor` change `target` (profile, status, password, MFA, groups, deletion)?"""
+    return has_capability(actor, Capability.MANAGE_DIRECTORY) and staff_account_change_allowed(actor, target)

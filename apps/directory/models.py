@@ -188,6 +188,9 @@ class GroupImportJob(models.Model):
     # [[line number, value], ...] of the first rows that name no user (UNKNOWN_ROWS_KEPT), and how many.
     unknown_rows = models.JSONField(default=list)
     unknown_count = models.PositiveIntegerField(default=0)
+    # The same for rows naming administrators whose groups the job's creator may not change.
+    refused_rows = models.JSONField(default=list)
+    refused_count = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
     created = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -193,6 +193,22 @@ def _guard_last_superadmin(user: User) -> None:
         raise LastSuperAdminError()
 
 
+# Higher outranks lower. A staff account is changed (profile, password, role, groups) only by someone
+# of at least its rank, and never by a help desk, its own included: group membership grants apps.
+_ROLE_RANK = {"": 0, AdminRole.READONLY: 1, AdminRole.HELPDESK: 2, AdminRole.ADMIN: 3, AdminRole.SUPER_ADMIN: 4}
+
+
+def staff_account_change_allowed(actor: Any, target: User) -> bool:
+    """Whether `actor`'s role reaches `target` if `target` is a staff account (anyone reaches the
+    others; what the actor may do at all is the caller's check). No actor reaches none."""
+    if not target.console_role:
+        return True
+    actor_role = getattr(actor, "console_role", "")
+    if not actor_role or actor_role == AdminRole.HELPDESK:
+        return False
+    return _ROLE_RANK[actor_role] >= _ROLE_RANK[target.console_role]
+
+
 def _audit_and_notify(
     *,
     actor: Actor,
@@ -665,11 +681,13 @@ def group_import_process(job_id: Any, *, budget_seconds: float = 40.0) -> bool:
         batch = job.rows[job.processed_rows : job.processed_rows + GROUP_IMPORT_BATCH_SIZE]
         found = _users_by_identity([value for _, value in batch])
         users: dict[Any, User] = {}
-        unknown = []
+        unknown, refused = [], []
         for number, value in batch:
             user = found.get(value.lower())
             if user is None:
                 unknown.append([number, value])
+            elif not staff_account_change_allowed(job.created_by, user):
+                refused.append([number, value])
             else:
                 users[user.pk] = user
         with transaction.atomic():
@@ -678,11 +696,19 @@ def group_import_process(job_id: Any, *, budget_seconds: float = 40.0) -> bool:
             job.added_count += len(added)
             job.already_member_count += len(users) - len(added)
             job.unknown_count += len(unknown)
-            room = GROUP_IMPORT_UNKNOWN_KEPT - len(job.unknown_rows)
-            if unknown and room > 0:
-                job.unknown_rows = job.unknown_rows + unknown[:room]
+            job.unknown_rows = _kept_rows(job.unknown_rows, unknown)
+            job.refused_count += len(refused)
+            job.refused_rows = _kept_rows(job.refused_rows, refused)
             job.save(
-                update_fields=["processed_rows", "added_count", "already_member_count", "unknown_rows", "unknown_count"]
+                update_fields=[
+                    "processed_rows",
+                    "added_count",
+                    "already_member_count",
+                    "unknown_rows",
+                    "unknown_count",
+                    "refused_rows",
+                    "refused_count",
+                ]
             )
         if job.processed_rows < job.total_rows and time.monotonic() > deadline:
             return True
@@ -700,9 +726,16 @@ def group_import_process(job_id: Any, *, budget_seconds: float = 40.0) -> bool:
                 "added": job.added_count,
                 "already_members": job.already_member_count,
                 "unknown": job.unknown_count,
+                "refused_administrators": job.refused_count,
             },
         )
     return False
+
+
+def _kept_rows(kept: list, new: list) -> list:
+    """The first GROUP_IMPORT_UNKNOWN_KEPT rows of a kind, for the page (all are counted)."""
+    room = GROUP_IMPORT_UNKNOWN_KEPT - len(kept)
+    return kept + new[:room] if new and room > 0 else kept
 
 
 def group_import_fail(job_id: Any, reason: str) -> None:

@@ -71,3 +71,35 @@ def test_admin_cannot_make_a_super_admin_but_a_super_admin_can(db, root):
         boss.patch(f"/api/v1/users/{plain.pk}", {"is_superuser": True, "is_staff": True}, format="json").status_code
         == 200
     )
+
+
+def test_help_desk_cannot_change_administrators_groups(db, root):
+    from apps.directory.models import Group, Membership
+
+    client = _client_for(AdminRole.HELPDESK)
+    plain = UserFactory(username="plain")
+    group = GroupFactory(name="Payroll app")
+    members_url = f"/api/v1/groups/{group.pk}/members"
+
+    for ids in ([str(root.pk)], [str(client.user.pk)], [str(plain.pk), str(root.pk)]):
+        refused = client.post(members_url, {"users": ids}, format="json")
+        assert refused.status_code == 403 and "administrators" in refused.json()["detail"]
+    assert not Membership.objects.filter(group=group).exists()
+    assert client.post(members_url, {"users": [str(plain.pk)]}, format="json").status_code == 201
+
+    directory.group_add_members(actor=None, group=group, users=[root])
+    assert client.delete(f"{members_url}/{root.pk}").status_code == 403
+    # Replacing the member list would drop the super-admin: refused as a whole, the name unchanged too.
+    replaced = client.patch(
+        f"/api/v1/groups/{group.pk}", {"name": "Renamed", "members": [str(plain.pk)]}, format="json"
+    )
+    assert replaced.status_code == 403
+    group.refresh_from_db()
+    assert group.name == "Payroll app"
+    assert set(Membership.objects.filter(group=group).values_list("user__username", flat=True)) == {"plain", "root"}
+    # Keeping the administrator where they are is no change to their groups.
+    kept = client.patch(f"/api/v1/groups/{group.pk}", {"members": [str(root.pk)]}, format="json")
+    assert kept.status_code == 200
+
+    created = client.post("/api/v1/groups", {"name": "Back door", "members": [str(client.user.pk)]}, format="json")
+    assert created.status_code == 403 and not Group.objects.filter(name="Back door").exists()

@@ -311,3 +311,57 @@ def test_a_file_of_unknown_rows_lists_the_first_and_counts_all(db, admin, monkey
     job.refresh_from_db()
     assert job.unknown_count == 7 and [row[0] for row in job.unknown_rows] == [1, 2, 3]
     assert job.status == ImportStatus.DONE and job.added_count == 0
+
+
+# --- Administrators' groups follow the same rule as their accounts --------------------------------
+
+
+def _members(group: Group) -> set[str]:
+    return set(Membership.objects.filter(group=group).values_list("user__username", flat=True))
+
+
+def test_help_desk_cannot_add_or_remove_administrators_itself_included(db, helpdesk, helpdesk_client, admin):
+    from apps.directory.models import AdminRole
+
+    group = GroupFactory(name="Finance apps")
+    plain = UserFactory(username="plain")
+    add_url, remove_url = f"/console/groups/{group.pk}/members/add/", f"/console/groups/{group.pk}/members/remove/"
+    for account in (admin, helpdesk):
+        page = helpdesk_client.post(add_url, {"user": str(account.pk)}, follow=True).content.decode()
+        assert f"{account.username} is an administrator whose groups your role cannot change." in page
+    assert helpdesk_client.post(add_url, {"user": str(plain.pk)}).status_code == 302
+    assert _members(group) == {"plain"}
+
+    directory.group_add_members(actor=None, group=group, users=[admin])
+    helpdesk_client.post(remove_url, {"user": str(admin.pk)})
+    assert _members(group) == {"plain", admin.username}
+    assert not AuditEvent.objects.filter(action="group.members.add", actor=helpdesk, after__added__0__id=str(admin.pk))
+
+    # An admin reaches admins but not a super-admin; a super-admin reaches everyone.
+    boss = make_staff(AdminRole.SUPER_ADMIN, username="boss")
+    admin_client = console_client(admin)
+    admin_client.post(add_url, {"user": str(boss.pk)})
+    assert "boss" not in _members(group)
+    console_client(boss).post(add_url, {"user": str(helpdesk.pk)})
+    assert helpdesk.username in _members(group)
+
+
+def test_help_desk_csv_import_skips_administrators_and_lists_them(db, helpdesk, helpdesk_client, admin):
+    group = GroupFactory(name="Imported by help desk")
+    UserFactory(username="alice")
+    content = f"username\nalice\n{admin.username}\n{helpdesk.username}\n"
+    assert (
+        helpdesk_client.post(f"/console/groups/{group.pk}/members/import/", {"file": csv_upload(content)}).status_code
+        == 302
+    )
+    job = GroupImportJob.objects.get(group=group)
+    group_import_run.run(str(job.pk))
+    job.refresh_from_db()
+    assert (job.added_count, job.refused_count, job.unknown_count) == (1, 2, 0)
+    assert job.refused_rows == [[3, admin.username], [4, helpdesk.username]]
+    assert _members(group) == {"alice"}
+    status = helpdesk_client.get(
+        f"/console/groups/{group.pk}/members/import/{job.pk}/", headers={"HX-Request": "true"}
+    ).content.decode()
+    assert "2 not allowed" in status and f"Line 3: {admin.username}" in status
+    assert last_event("group.import.finish").after["refused_administrators"] == 2

@@ -16,7 +16,7 @@ from apps.connectors.selectors import group_removal_impacts
 from apps.console.decorators import console_view
 from apps.console.forms import add_service_errors, save_changed_fields
 from apps.console.forms.groups import GroupFilterForm, GroupForm, MemberImportForm
-from apps.console.permissions import Capability
+from apps.console.permissions import Capability, can_manage_user
 from apps.directory import selectors as directory_selectors
 from apps.directory import services as directory
 from apps.directory.models import Group, GroupImportJob, Membership, User
@@ -174,6 +174,9 @@ def _change_membership(request: HttpRequest, pk, change, done: str, unchanged: s
     account = _member_from_post(request)
     if account is None:
         messages.error(request, "That user no longer exists.")
+    elif not can_manage_user(request.user, account):
+        # Group membership grants apps: an administrator's groups follow the same rule as their account.
+        messages.error(request, f"{account.username} is an administrator whose groups your role cannot change.")
     elif change(actor=request.user, group=group, users=[account]):
         messages.success(request, f"{account.username} {done} {group.name}.")
     else:
