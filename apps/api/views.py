@@ -20,7 +20,7 @@ from rest_framework.response import Response
 from apps.api import serializers as s
 from apps.audit.selectors import audit_event_list
 from apps.common.errors import field_error
-from apps.console.permissions import Capability, can_manage_user, has_capability
+from apps.console.permissions import Capability, administrators_beyond_reach, can_manage_user, has_capability
 from apps.directory import selectors, services
 from apps.directory.models import Group, Membership, User
 
@@ -230,7 +230,13 @@ class GroupViewSet(viewsets.GenericViewSet):
         return Response(s.GroupOutputSerializer(self._get(pk)).data)
 
     def destroy(self, request, pk: str):
-        services.group_delete(actor=request.user, group=self._get(pk))
+        group = self._get(pk)
+        beyond_reach = administrators_beyond_reach(request.user, group)
+        if beyond_reach:
+            raise PermissionDenied(
+                "Your role does not allow deleting a group of these administrators: " + ", ".join(beyond_reach) + "."
+            )
+        services.group_delete(actor=request.user, group=group)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(methods=["get"], responses=s.UserSummarySerializer(many=True))

@@ -7,7 +7,9 @@ role can change without touching the views. Changes to another staff account als
 
 from enum import StrEnum
 
-from apps.directory.models import AdminRole, User
+from django.db.models import Q
+
+from apps.directory.models import AdminRole, Group, User
 from apps.directory.services import staff_account_change_allowed
 
 
@@ -44,3 +46,10 @@ def has_capability(user: User, capability: Capability | str) -> bool:
 def can_manage_user(actor: User, target: User) -> bool:
     """May `actor` change `target` (profile, status, password, MFA, groups, deletion)?"""
     return has_capability(actor, Capability.MANAGE_DIRECTORY) and staff_account_change_allowed(actor, target)
+
+
+def administrators_beyond_reach(actor: User, group: Group) -> list[str]:
+    """Usernames of the group's staff members whose groups `actor` may not change: deleting the
+    group would change them."""
+    staff = User.objects.filter(memberships__group=group).filter(Q(is_staff=True) | Q(is_superuser=True))
+    return sorted(member.username for member in staff if not can_manage_user(actor, member))

@@ -103,3 +103,13 @@ def test_help_desk_cannot_change_administrators_groups(db, root):
 
     created = client.post("/api/v1/groups", {"name": "Back door", "members": [str(client.user.pk)]}, format="json")
     assert created.status_code == 403 and not Group.objects.filter(name="Back door").exists()
+
+
+def test_help_desk_cannot_delete_a_group_of_administrators(db, root):
+    from apps.directory.models import Group
+
+    client = _client_for(AdminRole.HELPDESK)
+    group = GroupFactory(name="With root", members=[root])
+    assert client.delete(f"/api/v1/groups/{group.pk}").status_code == 403
+    assert Group.objects.filter(pk=group.pk).exists()
+    assert client.delete(f"/api/v1/groups/{GroupFactory(name='Plain').pk}").status_code == 204

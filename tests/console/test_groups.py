@@ -365,3 +365,18 @@ def test_help_desk_csv_import_skips_administrators_and_lists_them(db, helpdesk, 
     ).content.decode()
     assert "2 not allowed" in status and f"Line 3: {admin.username}" in status
     assert last_event("group.import.finish").after["refused_administrators"] == 2
+
+
+def test_help_desk_cannot_delete_a_group_that_holds_administrators(db, helpdesk, helpdesk_client, admin):
+    group = GroupFactory(name="Admins too", members=[UserFactory(username="plain"), admin])
+    confirm = helpdesk_client.get(f"/console/groups/{group.pk}/delete/").content.decode()
+    assert "Your role cannot delete this group" in confirm and admin.username in confirm
+    assert 'class="c-btn c-btn-danger"' not in confirm
+    helpdesk_client.post(f"/console/groups/{group.pk}/delete/")
+    assert Group.objects.filter(pk=group.pk).exists()
+
+    plain_group = GroupFactory(name="People only", members=[UserFactory(username="someone")])
+    assert helpdesk_client.post(f"/console/groups/{plain_group.pk}/delete/").status_code == 302
+    assert not Group.objects.filter(pk=plain_group.pk).exists()
+    assert console_client(admin).post(f"/console/groups/{group.pk}/delete/").status_code == 302
+    assert not Group.objects.filter(pk=group.pk).exists()

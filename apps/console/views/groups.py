@@ -16,7 +16,7 @@ from apps.connectors.selectors import group_removal_impacts
 from apps.console.decorators import console_view
 from apps.console.forms import add_service_errors, save_changed_fields
 from apps.console.forms.groups import GroupFilterForm, GroupForm, MemberImportForm
-from apps.console.permissions import Capability, can_manage_user
+from apps.console.permissions import Capability, administrators_beyond_reach, can_manage_user
 from apps.directory import selectors as directory_selectors
 from apps.directory import services as directory
 from apps.directory.models import Group, GroupImportJob, Membership, User
@@ -94,7 +94,11 @@ def group_edit(request: HttpRequest, pk) -> HttpResponse:
 def group_delete(request: HttpRequest, pk) -> HttpResponse:
     """GET names who loses which app and what each app is told; POST deletes."""
     group = get_object_or_404(Group, pk=pk)
+    beyond_reach = administrators_beyond_reach(request.user, group)
     if request.method == "POST":
+        if beyond_reach:
+            messages.error(request, f"{group.name} has administrators your role cannot remove from it.")
+            return _detail(group)
         name = group.name
         directory.group_delete(actor=request.user, group=group)
         messages.success(request, f"Group {name} was deleted.")
@@ -104,6 +108,7 @@ def group_delete(request: HttpRequest, pk) -> HttpResponse:
         "group": group,
         "member_count": group.memberships.count(),
         "impacts": group_removal_impacts(group),
+        "beyond_reach": beyond_reach,
     }
     return render(request, "console/groups/delete.html", context)
 
