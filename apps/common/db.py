@@ -1,4 +1,6 @@
-"""A cursor for the few statements every sign-in runs, planned once per database connection.
+"""The hot paths' database access: a cursor for the few statements every sign-in runs, planned
+once per database connection; `insert_row`, a prepared INSERT; `batched_statements`, several
+statements in one round trip.
 
 On PostgreSQL, planning a join or a UNION costs the server several times more CPU than running
 it (0.1-0.2 ms against 0.02-0.06 ms here). Django binds parameters on the client, so PostgreSQL
@@ -7,7 +9,7 @@ statement the first time a connection runs it, after which the server only execu
 connection prepares nothing unless DATABASES OPTIONS set `prepare_threshold` (settings,
 DB_PREPARED_STATEMENTS). Django's own queries are unchanged.
 
-It is still Django's cursor wrapper: errors are Django's, and the statements show in
+The cursor is still Django's cursor wrapper: errors are Django's, and the statements show in
 `connection.queries` and in tests that count queries. On other databases it is the usual cursor.
 """
 
@@ -127,9 +129,11 @@ def batched_statements(using: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
     A directory write is an INSERT or UPDATE, its audit INSERT and the question "which connectors
     provision?": three round trips one after the other, or one in PostgreSQL's pipeline mode.
     Inside the block, a statement's error is raised when the next result is read or when the block
-    ends, not by its own `execute`. So the block holds only statements whose failure fails the
-    whole transaction, never one caught in its own savepoint (`try: with atomic(): save()`), and
-    none whose row count is read (Django's `save()` of an existing row, `update()`, `delete()`).
+    ends, not by its own `execute`, and a row count is not known yet when `execute` returns. So the
+    block holds only statements whose failure fails the whole transaction, never one caught in its
+    own savepoint (`try: with atomic(): save()`), and none whose row count decides anything:
+    Django's `save()` of an existing row reads it (and fails on an unknown count); the count that
+    `update()` or `delete()` returns is meaningless inside, so ignore it (a locked row is there).
     On other databases, and with DB_PIPELINE off, statements run one by one as usual.
     """
     connection = connections[using]
