@@ -515,20 +515,11 @@ def password_reset_allowed(*, user: User | None, ip: str | None) -> bool:
     return not (ip and attempts.filter(ip=ip).count() >= settings.PASSWORD_RESET_MAX_PER_IP)
 
 
-def password_reset_throttled(*, email: str, user: User | None) -> None:
+def password_reset_record(*, user: User | None, throttled: bool) -> None:
+    """A reset was asked for (`user` None for an unknown email); the throttle counts these rows."""
     audit_record(
         actor=user,
-        action="portal.password_reset.throttled",
-        target=user,
-        target_label="" if user else "unknown email",
-        actor_label=user.username if user else "anonymous",
-    )
-
-
-def password_reset_requested(*, email: str, user: User | None) -> None:
-    audit_record(
-        actor=user,
-        action="portal.password_reset.request",
+        action="portal.password_reset.throttled" if throttled else "portal.password_reset.request",
         target=user,
         target_label="" if user else "unknown email",
         actor_label=user.username if user else "anonymous",

@@ -349,9 +349,9 @@ class PasswordResetView(auth_views.PasswordResetView):
         user = users[0] if users else None
         # Throttled or not, the answer is the same page: it must not tell which emails exist.
         if not services.password_reset_allowed(user=user, ip=client_ip(self.request)):
-            services.password_reset_throttled(email=email, user=user)
+            services.password_reset_record(user=user, throttled=True)
             return HttpResponseRedirect(self.get_success_url())
-        services.password_reset_requested(email=email, user=user)
+        services.password_reset_record(user=user, throttled=False)
         base = settings.PORTAL_BASE_URL
         scheme, _, host = base.partition("://")
         form.save(
