@@ -3,20 +3,14 @@
 import threading
 import time
 
-from django.conf import settings
+from apps.common.redis import redis_client
 
 _local_windows: dict[str, tuple[int, int]] = {}
 _local_lock = threading.Lock()
-_redis_client = None
 
 
 def _redis():
-    global _redis_client
-    if _redis_client is None and settings.REDIS_URL:
-        import redis
-
-        _redis_client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
-    return _redis_client
+    return redis_client(timeout=2)
 
 
 def _take_slot(key: str, per_second: int, second: int) -> bool:

@@ -11,14 +11,13 @@ SAML_IDP_REQUEST_MAX_AGE_SECONDS are refused anyway, which bounds that to a few 
 import hashlib
 import logging
 import secrets
-import threading
 import time
 from datetime import timedelta
 
-from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
+from apps.common.redis import redis_client
 from apps.saml_idp.models import SeenRequestId
 
 logger = logging.getLogger(__name__)
@@ -40,25 +39,13 @@ _UPSERT = (
     "WHERE saml_idp_seenrequestid.expires <= %s RETURNING id"
 )
 
-_redis_client = None
-_redis_url = ""
-_redis_lock = threading.Lock()
 _redis_down_until = 0.0
 
 
 def _redis():
-    """One client (with its own connection pool) per process, for the REDIS_URL of the moment."""
-    global _redis_client, _redis_url
-    url = getattr(settings, "REDIS_URL", "")
-    if not url or time.monotonic() < _redis_down_until:
+    if time.monotonic() < _redis_down_until:
         return None
-    with _redis_lock:
-        if _redis_client is None or url != _redis_url:
-            import redis
-
-            _redis_client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
-            _redis_url = url
-        return _redis_client
+    return redis_client(timeout=0.5)
 
 
 def _remember_in_redis(key: str, ttl_seconds: int) -> bool | None:

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
+from apps.common.redis import redis_client
+
 logger = logging.getLogger(__name__)
 
 WINDOW_SECONDS = 60
@@ -34,21 +36,6 @@ class _LocalCounter:
 
 
 _local = _LocalCounter()
-_redis_client = None
-_redis_lock = threading.Lock()
-
-
-def _redis():
-    global _redis_client
-    url = getattr(settings, "REDIS_URL", "")
-    if not url:
-        return None
-    with _redis_lock:
-        if _redis_client is None:
-            import redis
-
-            _redis_client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
-        return _redis_client
 
 
 def rate_limit_hit(token_key: str, *, limit: int | None = None, now: float | None = None) -> RateDecision:
@@ -60,7 +47,7 @@ def rate_limit_hit(token_key: str, *, limit: int | None = None, now: float | Non
     window = int(now // WINDOW_SECONDS)
     key = f"idp:scim:rate:{token_key}:{window}"
     count = None
-    client = _redis()
+    client = redis_client(timeout=0.5)
     if client is not None:
         try:
             with client.pipeline() as pipe:

@@ -179,8 +179,8 @@ class RedisServer:
 
 @contextlib.contextmanager
 def this_process_on_redis(redis_url: str, django_settings: Any) -> Iterator[None]:
-    """Point this process's Celery producer, kick flags and rate limiter at `redis_url`, then restore."""
-    from apps.provisioning import ratelimit
+    """Point this process's Celery producer, kick flags and rate limiter at `redis_url`, then restore
+    (their Redis clients follow REDIS_URL, apps.common.redis)."""
     from idp_portal.celery import app
 
     saved = (app.conf.broker_url, app.conf.broker_transport_options)
@@ -191,13 +191,11 @@ def this_process_on_redis(redis_url: str, django_settings: Any) -> Iterator[None
     app.conf.broker_url = redis_url
     app.conf.broker_transport_options = options
     _reset_producer_pools(app)
-    ratelimit._redis_client = None
     try:
         yield
     finally:
         app.conf.broker_url, app.conf.broker_transport_options = saved
         _reset_producer_pools(app)
-        ratelimit._redis_client = None
 
 
 def _reset_producer_pools(app) -> None:
