@@ -15,14 +15,6 @@ from apps.connectors.selectors import users_in_scope
 
 KEY_EXPIRY_WARNING_DAYS = 60
 
-# Which mapping source gives the same value as each NameID source property.
-_NAMEID_SOURCES = {
-    NameIdProperty.USERNAME: "username",
-    NameIdProperty.EMAIL: "email",
-    NameIdProperty.ID: "id",
-    NameIdProperty.EMPLOYEE_ID: "employee_id",
-}
-
 
 class Level:
     ERROR = "error"  # sign-in or provisioning cannot work: activation waits until it is fixed
@@ -46,7 +38,8 @@ def _nameid_vs_scim(connector: Connector) -> list[CheckResult]:
     if not (connector.has_sso and connector.has_provisioning):
         return []
     sso = connector.sso
-    nameid_source = _NAMEID_SOURCES.get(sso.nameid_property)
+    # Each NameID source property has the name of the mapping source that gives the same value.
+    nameid_source = sso.nameid_property if sso.nameid_property in NameIdProperty.values else None
     sources = {
         mapping.target.strip().lower(): mapping.source.strip()
         for mapping in connector.mappings.filter(kind=MappingKind.SCIM_USER).filter(
@@ -74,16 +67,10 @@ def _nameid_vs_scim(connector: Connector) -> list[CheckResult]:
 def _signing_key_expiry(connector: Connector) -> list[CheckResult]:
     if not connector.has_sso:
         return []
-    from apps.saml_idp.models import ConnectorSigningKey, KeyScope, KeyStatus, SigningKey
+    from apps.saml_idp.keys import current_signing_key
+    from apps.saml_idp.models import KeyScope
 
-    override = ConnectorSigningKey.objects.filter(connector_id=connector.pk).values("key_id")
-    keys = {
-        key.scope: key
-        for key in SigningKey.objects.filter(
-            Q(scope=KeyScope.PORTAL, status=KeyStatus.ACTIVE) | Q(scope=KeyScope.CONNECTOR, pk__in=override)
-        ).only("scope", "not_after")
-    }
-    key = keys.get(KeyScope.CONNECTOR) or keys.get(KeyScope.PORTAL)
+    key = current_signing_key(connector)
     if key is None:
         return []  # the portal generates its first key when it is first needed
     whose = "This connector's own signing key" if key.scope == KeyScope.CONNECTOR else "The portal's signing key"

@@ -43,6 +43,5 @@ def console_navigation(request: HttpRequest) -> dict:
     role = request.user.console_role if request.user.is_authenticated else ""
     return {
         "console_nav": items,
-        "console_capabilities": {str(capability) for capability in allowed},
         "console_role_label": AdminRole(role).label if role else "",
     }

@@ -497,7 +497,6 @@ def forget_session(session_key: str) -> None:
 # --- Passwords and lockouts -------------------------------------------------------------------
 
 
-@transaction.atomic
 def password_reset_allowed(*, user: User | None, ip: str | None) -> bool:
     """At most PASSWORD_RESET_MAX_PER_ACCOUNT emails per account and PASSWORD_RESET_MAX_PER_IP
     requests per client address in PASSWORD_RESET_WINDOW_SECONDS, counted from the audit trail
@@ -515,6 +514,7 @@ def password_reset_allowed(*, user: User | None, ip: str | None) -> bool:
     return not (ip and attempts.filter(ip=ip).count() >= settings.PASSWORD_RESET_MAX_PER_IP)
 
 
+@transaction.atomic
 def password_reset_record(*, user: User | None, throttled: bool) -> None:
     """A reset was asked for (`user` None for an unknown email); the throttle counts these rows."""
     audit_record(

@@ -334,7 +334,6 @@ class ConnectorRun:
                 status_code=record.status,
                 duration_ms=round(record.duration_ms, 2),
                 error=record.error[:2000],
-                created=timezone.now(),
             )
         )
 
@@ -895,23 +894,14 @@ def _covered_by_approval(remotes: list[RemoteObject], approved: dict[str, Any]) 
 
 
 def check_circuit_breaker(
-    connector: Connector,
-    approved: dict[str, Any],
-    *,
-    holds_loaded: bool = False,
-    pending_hold: DeprovisionHold | None = None,
+    connector: Connector, approved: dict[str, Any], *, pending_hold: DeprovisionHold | None
 ) -> DeprovisionHold | None:
     """Pause the connector and open a hold when too many users would lose access at once.
 
-    With `holds_loaded`, `pending_hold` is the waiting hold read for this batch just before.
+    `pending_hold` is the waiting hold, read for this batch just before.
     """
-    hold = (
-        pending_hold
-        if holds_loaded
-        else DeprovisionHold.objects.filter(connector=connector, status=HoldStatus.PENDING).first()
-    )
-    if hold is not None:
-        return hold
+    if pending_hold is not None:
+        return pending_hold
     candidates = pending_deprovisions(connector)
     if not candidates:
         return None
@@ -950,9 +940,7 @@ def process_batch(connector_id: Any, *, deadline: float, limit: int | None = Non
         result.blocked = True
         return result
     with hash_joins(connector.pk):  # one transaction for both
-        hold = check_circuit_breaker(
-            connector, run.approved_deprovisions, holds_loaded=True, pending_hold=run.pending_hold
-        )
+        hold = check_circuit_breaker(connector, run.approved_deprovisions, pending_hold=run.pending_hold)
         claimed = [] if hold is not None else claim_batch(connector, limit)
     if hold is not None:
         result.held = result.blocked = True

@@ -229,8 +229,9 @@ def connector_override_key(connector: Connector) -> SigningKey | None:
     return link.key if link else None
 
 
-def signing_key_for(connector: Connector) -> SigningKey:
-    """The key that signs this connector's responses right now (one query on the SSO path).
+def current_signing_key(connector: Connector) -> SigningKey | None:
+    """The connector's own key, else the portal's active one, in one query; None before the portal
+    has made its first key (this never makes one).
 
     The private key column is deferred: `loaded_key` reads it only when this process has not
     loaded that key yet.
@@ -242,7 +243,12 @@ def signing_key_for(connector: Connector) -> SigningKey:
         ).defer("private_key_ciphertext")
     )
     by_scope = {key.scope: key for key in candidates}
-    return by_scope.get(KeyScope.CONNECTOR) or by_scope.get(KeyScope.PORTAL) or ensure_active_key()
+    return by_scope.get(KeyScope.CONNECTOR) or by_scope.get(KeyScope.PORTAL)
+
+
+def signing_key_for(connector: Connector) -> SigningKey:
+    """The key that signs this connector's responses right now (one query on the SSO path)."""
+    return current_signing_key(connector) or ensure_active_key()
 
 
 def published_keys(connector: Connector) -> list[SigningKey]:

@@ -15,7 +15,7 @@ from django.core.paginator import Paginator
 from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
-from django.urls import NoReverseMatch, path, reverse
+from django.urls import path, reverse
 from django.utils import timezone
 
 from apps.audit.services import audit_record
@@ -62,13 +62,6 @@ def steps_for(connector: Connector) -> list[Step]:
     return [*steps, ASSIGNMENTS, ACTIVATE]
 
 
-def _optional_url(name: str, slug: str) -> str:
-    try:
-        return reverse(name, args=[slug])
-    except NoReverseMatch:  # a page another module has not wired in yet
-        return ""
-
-
 def connector_tabs(connector: Connector) -> list[dict]:
     tabs = [{"key": "overview", "label": "Overview", "url": reverse("console:connector_detail", args=[connector.slug])}]
     for step in steps_for(connector):
@@ -78,9 +71,8 @@ def connector_tabs(connector: Connector) -> list[dict]:
         url = reverse("console:connector_provisioning", args=[connector.slug])
         tabs.append({"key": "provisioning", "label": "Provisioning", "url": url})
     if connector.has_sso:
-        url = _optional_url("console:connector_tracer", connector.slug)
-        if url:
-            tabs.append({"key": "tracer", "label": "SAML tracer", "url": url})
+        url = reverse("console:connector_tracer", args=[connector.slug])
+        tabs.append({"key": "tracer", "label": "SAML tracer", "url": url})
     return tabs
 
 
@@ -167,6 +159,12 @@ def _form_count(request: HttpRequest, prefix: str, limit: int) -> int:
         return max(0, min(int(request.POST.get(f"{prefix}-TOTAL_FORMS") or 0), limit))
     except ValueError:
         return 0
+
+
+def _scope_size(connector: Connector) -> int:
+    """How many users the connector reaches: the IN-list form, not `users_in_scope`'s per-row
+    EXISTS pair, which tests every user of the directory (selectors.users_in_scope_q)."""
+    return User.objects.filter(selectors.users_in_scope_q(connector)).count()
 
 
 def _sso_field(name: str) -> str:
@@ -268,7 +266,7 @@ def connector_detail(request: HttpRequest, slug: str) -> HttpResponse:
     context["assignment_counts"] = connector.assignments.aggregate(
         users=Count("id", filter=Q(user__isnull=False)), groups=Count("id", filter=Q(group__isnull=False))
     )
-    context["users_in_scope"] = selectors.users_in_scope(connector).count()
+    context["users_in_scope"] = _scope_size(connector)
     if connector.has_provisioning:
         context["counts"] = provisioning_selectors.status_counts(connector)
     context["template"] = get_template(connector.template)
@@ -357,9 +355,7 @@ def connector_sso(request: HttpRequest, slug: str) -> HttpResponse:
                     if name == "sso.acs_urls":
                         acs_formset._non_form_errors = acs_formset.error_class(texts)
                     else:
-                        add_service_errors(
-                            form, ValidationError({name: texts}), field_for=lambda field: field.removeprefix("sso.")
-                        )
+                        add_service_errors(form, ValidationError({name: texts}), field_for=_sso_field)
             except ApplicationError as error:
                 form.add_error(None, error.message)
             else:
@@ -615,7 +611,7 @@ def connector_assignments(request: HttpRequest, slug: str) -> HttpResponse:
         "search_form": search_form,
         "page_obj": page,
         "assignments": page.object_list,
-        "users_in_scope": selectors.users_in_scope(connector).count(),
+        "users_in_scope": _scope_size(connector),
     }
     return render(request, "console/connectors/assignments.html", context, status=status)
 

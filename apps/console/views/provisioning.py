@@ -64,7 +64,7 @@ def connector_provisioning(request: HttpRequest, slug: str) -> HttpResponse:
     deliveries = Paginator(selectors.delivery_list(connector).defer("request_body"), DELIVERY_PAGE_SIZE).get_page(
         request.GET.get("dpage")
     )
-    holds = list(selectors.hold_list(connector).filter(status=HoldStatus.PENDING))
+    holds = list(selectors.pending_hold_list(connector))
     context = {
         **layout_context(request, connector, "provisioning"),
         **_counts_context(connector),
