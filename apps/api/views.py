@@ -20,7 +20,14 @@ from rest_framework.response import Response
 from apps.api import serializers as s
 from apps.audit.selectors import audit_event_list
 from apps.common.errors import field_error
-from apps.console.permissions import Capability, administrators_beyond_reach, can_manage_user, has_capability
+from apps.console.permissions import (
+    STAFF,
+    Capability,
+    administrators_beyond_reach,
+    can_manage_user,
+    has_capability,
+    usernames_beyond_reach,
+)
 from apps.directory import selectors, services
 from apps.directory.models import Group, Membership, User
 
@@ -138,7 +145,7 @@ def _require_manage(actor: User, target: User) -> None:
 
 def _require_manage_all(actor: User, targets: Iterable[User]) -> None:
     """Group membership grants apps: an administrator's groups change only as their account may."""
-    refused = sorted(target.username for target in targets if not can_manage_user(actor, target))
+    refused = usernames_beyond_reach(actor, targets)
     if refused:
         raise PermissionDenied(
             f"Your role does not allow changing the groups of these administrators: {', '.join(refused)}."
@@ -221,7 +228,7 @@ class GroupViewSet(viewsets.GenericViewSet):
             current = set(group.memberships.values_list("user_id", flat=True))
             wanted = {member.pk for member in members}
             changed = [member for member in members if member.pk not in current]
-            changed += User.objects.filter(pk__in=current - wanted)
+            changed += User.objects.filter(pk__in=current - wanted).filter(STAFF)  # others pass
             _require_manage_all(request.user, changed)
         if data:
             group = services.group_update(actor=request.user, group=group, **data)

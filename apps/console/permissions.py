@@ -5,6 +5,7 @@ role can change without touching the views. Changes to another staff account als
 `can_manage_user`: a help desk that could reset an admin's password would be an admin.
 """
 
+from collections.abc import Iterable
 from enum import StrEnum
 
 from django.db.models import Q
@@ -48,8 +49,15 @@ def can_manage_user(actor: User, target: User) -> bool:
     return has_capability(actor, Capability.MANAGE_DIRECTORY) and staff_account_change_allowed(actor, target)
 
 
+# Staff accounts: the only ones `can_manage_user` may refuse to someone who manages the directory.
+STAFF = Q(is_staff=True) | Q(is_superuser=True)
+
+
+def usernames_beyond_reach(actor: User, users: Iterable[User]) -> list[str]:
+    """Usernames of those of `users` whose account, and so whose groups, `actor` may not change."""
+    return sorted(user.username for user in users if not can_manage_user(actor, user))
+
+
 def administrators_beyond_reach(actor: User, group: Group) -> list[str]:
-    """Usernames of the group's staff members whose groups `actor` may not change: deleting the
-    group would change them."""
-    staff = User.objects.filter(memberships__group=group).filter(Q(is_staff=True) | Q(is_superuser=True))
-    return sorted(member.username for member in staff if not can_manage_user(actor, member))
+    """The group's staff members whose groups `actor` may not change: deleting the group would."""
+    return usernames_beyond_reach(actor, User.objects.filter(memberships__group=group).filter(STAFF))
