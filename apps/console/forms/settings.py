@@ -69,13 +69,6 @@ class SignInPolicyForm(forms.Form):
             initial[form_field] = getattr(policy, policy_field) // unit
         return initial
 
-    def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
-        idle, lifetime = cleaned.get("session_idle_minutes"), cleaned.get("session_lifetime_minutes")
-        if idle is not None and lifetime is not None and idle > lifetime:
-            self.add_error("session_idle_minutes", "The idle timeout cannot be longer than the session lifetime.")
-        return cleaned
-
     def policy_changes(self) -> dict[str, Any]:
         changes: dict[str, Any] = {"mfa_required": self.cleaned_data["mfa_required"]}
         for form_field, (policy_field, unit) in POLICY_FORM_FIELDS.items():
