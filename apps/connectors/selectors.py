@@ -265,25 +265,23 @@ def assignable_search(connector: Connector, query: str, *, limit: int = 10) -> t
     query = (query or "").strip()
     if not query:
         return [], []
-    assigned_users = set(
-        Assignment.objects.filter(connector=connector, user__isnull=False).values_list("user_id", flat=True)
-    )
-    assigned_groups = set(
-        Assignment.objects.filter(connector=connector, group__isnull=False).values_list("group_id", flat=True)
-    )
+    # Flagged in the same query: a connector may have thousands of assignments, a page ten matches.
+    direct = Assignment.objects.filter(connector=connector)
     users = list(
         User.objects.filter(
             Q(username__icontains=query)
             | Q(email__icontains=query)
             | Q(first_name__icontains=query)
             | Q(last_name__icontains=query)
-        ).order_by("username")[:limit]
+        )
+        .annotate(assigned=Exists(direct.filter(user=OuterRef("pk"))))
+        .order_by("username")[:limit]
     )
-    groups = list(Group.objects.filter(name__icontains=query).order_by("name")[:limit])
-    for user in users:
-        user.assigned = user.pk in assigned_users
-    for group in groups:
-        group.assigned = group.pk in assigned_groups
+    groups = list(
+        Group.objects.filter(name__icontains=query)
+        .annotate(assigned=Exists(direct.filter(group=OuterRef("pk"))))
+        .order_by("name")[:limit]
+    )
     return users, groups
 
 
