@@ -115,17 +115,25 @@ def check_relay_state(relay_state: str) -> str:
     return relay_state
 
 
-def _decode(incoming: IncomingMessage) -> tuple[bytes, etree._Element]:
+def decode_message(incoming: IncomingMessage) -> tuple[bytes, etree._Element]:
+    """The XML of a message as its binding carries it, parsed safely; refusals name their reason."""
+    xml = message_bytes(incoming)
+    return xml, parse_message_xml(xml)
+
+
+def message_bytes(incoming: IncomingMessage) -> bytes:
     if not incoming.message:
         raise _refuse("missing_request", "No SAML request was sent: start the sign-in from the app.")
     if incoming.binding == BINDING_REDIRECT:
-        xml = bindings.decode_redirect_message(incoming.message)
-    elif incoming.binding == BINDING_POST:
-        xml = bindings.decode_post_message(incoming.message)
-    else:
-        raise _refuse("unsupported_binding", "Only the HTTP-Redirect and HTTP-POST bindings are supported.")
+        return bindings.decode_redirect_message(incoming.message)
+    if incoming.binding == BINDING_POST:
+        return bindings.decode_post_message(incoming.message)
+    raise _refuse("unsupported_binding", "Only the HTTP-Redirect and HTTP-POST bindings are supported.")
+
+
+def parse_message_xml(xml: bytes) -> etree._Element:
     try:
-        return xml, parse_untrusted_xml(xml, max_bytes=settings.SAML_IDP_MAX_MESSAGE_BYTES)
+        return parse_untrusted_xml(xml, max_bytes=settings.SAML_IDP_MAX_MESSAGE_BYTES)
     except UnsafeXMLError as exc:
         reason = "dtd" if "DTD" in str(exc) else ("too_large" if "larger" in str(exc) else "malformed")
         raise _refuse(reason, f"The SAML message was refused: {exc}") from exc
@@ -263,7 +271,7 @@ def parse_authn_request(
     """Decode, verify and apply the portal's policy to an AuthnRequest for `connector`."""
     now = now or timezone.now()
     relay_state = check_relay_state(incoming.relay_state)
-    xml, root = _decode(incoming)
+    xml, root = decode_message(incoming)
     request_id, issuer = _check_common(root, connector, "AuthnRequest")
     signed = _check_signature(root, xml, incoming, connector, key, "authn_request")
     destination = _check_destination(root, connector, signed, connector.sso_url)
@@ -312,7 +320,7 @@ def _verified_logout_message(
     now: datetime.datetime,
 ) -> tuple[etree._Element, str, str, bool]:
     """A LogoutRequest or LogoutResponse decoded and checked: (root, id, issuer, signed)."""
-    xml, root = _decode(incoming)
+    xml, root = decode_message(incoming)
     message_id, issuer = _check_common(root, connector, tag)
     message_type = "logout_request" if tag == "LogoutRequest" else "logout_response"
     signed = _check_signature(root, xml, incoming, connector, key, message_type)
