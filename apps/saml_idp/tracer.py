@@ -58,6 +58,7 @@ from apps.saml_idp.keys import LoadedKey
 from apps.saml_idp.models import SamlTraceRecord, TraceKind, TraceOutcome
 from apps.saml_idp.requests import IncomingMessage, _check_signature, message_bytes, parse_message_xml
 from apps.saml_idp.responses import Session, _assertion
+from apps.saml_idp.selectors import sign_in_facts
 from apps.saml_idp.services import check_sign_in_allowed, default_acs_url
 
 _P = f"{{{PROTOCOL_NS}}}"
@@ -699,8 +700,9 @@ def assertion_preview(connector: Connector, user: User, *, now: datetime.datetim
     now = now or timezone.now()
     sso = connector.sso
     refusal = ""
+    facts = sign_in_facts(connector.pk, user.pk)  # as sso_issue: one read for the check and the subject
     try:
-        check_sign_in_allowed(connector, user)
+        check_sign_in_allowed(connector, user, facts)
     except SamlRequestError as error:
         refusal = error.message
     try:
@@ -708,7 +710,7 @@ def assertion_preview(connector: Connector, user: User, *, now: datetime.datetim
     except SamlRequestError as error:
         refusal = refusal or error.message
         acs_url = ""
-    subject = subject_for(connector, user)
+    subject = subject_for(connector, user, facts)
     session = Session(index="_preview", authn_instant=now)
     assertion = _assertion(connector, subject, session, acs_url=acs_url, in_response_to=None, now=now)
     return AssertionPreview(
