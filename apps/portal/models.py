@@ -50,7 +50,7 @@ class SignInPolicy(models.Model):
     """The password and session policy, edited at runtime in the console's Settings.
 
     One row at most (id 1). Until an admin saves it, the policy is the deployment's settings
-    (`apps.portal.selectors.sign_in_policy` reads either). Durations are in seconds.
+    (`apps.portal.policy.sign_in_policy` reads either). Durations are in seconds.
     """
 
     SINGLETON_ID = 1

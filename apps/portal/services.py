@@ -652,7 +652,11 @@ def sign_in_policy_update(*, actor: User | None, **changes: Any) -> SignInPolicy
         )
         after = SignInPolicyValues(**{**before.as_dict(), **changes})
         _validate_policy(after)
-        SignInPolicy.objects.update_or_create(pk=SignInPolicy.SINGLETON_ID, defaults=after.as_dict())
+        # The row is read and locked above: write it (or its first version) without reading it again.
+        policy = row or SignInPolicy(pk=SignInPolicy.SINGLETON_ID)
+        for name, value in after.as_dict().items():
+            setattr(policy, name, value)
+        policy.save()
         changed = [name for name in POLICY_FIELDS if getattr(before, name) != getattr(after, name)]
         if changed:
             audit_record(
@@ -678,10 +682,10 @@ def mfa_reset(*, actor: Any | None, user: User) -> dict[str, int]:
     with transaction.atomic():
         removed = {
             "totp": TOTPDevice.objects.filter(user=user).delete()[1].get(TOTPDevice._meta.label, 0),
-            "recovery_codes": StaticToken.objects.filter(device__user=user).count(),
+            # Deleting the devices deletes their codes: count those from what the delete removed.
+            "recovery_codes": StaticDevice.objects.filter(user=user).delete()[1].get(StaticToken._meta.label, 0),
             "passkeys": WebAuthnCredential.objects.filter(user=user).delete()[1].get(WebAuthnCredential._meta.label, 0),
         }
-        StaticDevice.objects.filter(user=user).delete()
         audit_record(actor=actor, action="portal.mfa.reset", target=user, after=removed)
     return removed
 

@@ -181,9 +181,7 @@ def upstream_update(*, actor: Actor, upstream: UpstreamIdentityProvider, **chang
 @transaction.atomic
 def upstream_delete(*, actor: Actor, upstream: UpstreamIdentityProvider) -> None:
     """Remove an upstream IdP: its sign-in button and SP URLs go; accounts it created stay."""
-    snapshot = _snapshot(upstream)
-    label = str(upstream)
-    audit_record(actor=actor, action="saml_sp.upstream.delete", target=upstream, target_label=label, before=snapshot)
+    audit_record(actor=actor, action="saml_sp.upstream.delete", target=upstream, before=_snapshot(upstream))
     upstream.delete()
 
 
