@@ -148,15 +148,11 @@ def sign_in_facts(connector_id: uuid.UUID, user_id: uuid.UUID) -> SignInFacts:
 def signing_key_choice(connector_id: uuid.UUID) -> uuid.UUID | None:
     """Id of the key that signs for the connector: its own, else the portal's active key."""
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT id, scope FROM saml_idp_signingkey "
-            "WHERE (scope = 'portal' AND status = 'active') "
-            "OR id IN (SELECT key_id FROM saml_idp_connectorsigningkey WHERE connector_id = %s)",
-            [_uuid_param(connector_id)],
-        )
-        by_scope = {scope: key_id for key_id, scope in cursor.fetchall()}
-    chosen = by_scope.get("connector") or by_scope.get("portal")
-    return _as_uuid(chosen) if chosen is not None else None
+        # Only the fixed text above goes into the statement; the id is bound.
+        chosen_key_sql = f"SELECT {_CHOSEN_KEY_SQL} FROM connectors_connector c WHERE c.id = %s"  # noqa: S608
+        cursor.execute(chosen_key_sql, [_uuid_param(connector_id)])
+        row = cursor.fetchone()
+    return _as_uuid(row[0]) if row and row[0] is not None else None
 
 
 def metadata_fetch_list(connector: Connector, *, limit: int = 100) -> list[dict]:
