@@ -117,10 +117,15 @@ def after_save(request: HttpRequest, connector: Connector, step: Step) -> HttpRe
     return HttpResponseRedirect(reverse(step.url_name, args=[connector.slug]))
 
 
-def connector_or_404(slug: str) -> Connector:
+def connector_or_404(slug: str, *, needs: str = "") -> Connector:
+    """The connector at `slug`; with `needs` ("sso" or "provisioning"), only one that has it."""
     connector = selectors.connector_get_by_slug(slug)
     if connector is None:
         raise Http404("No such connector.")
+    if needs == "sso" and not connector.has_sso:
+        raise Http404("This connector has no single sign-on.")
+    if needs == "provisioning" and not connector.has_provisioning:
+        raise Http404("This connector has no Identity Management.")
     return connector
 
 
@@ -328,9 +333,7 @@ def _sso_context(request: HttpRequest, connector: Connector, form, acs_formset, 
 
 @console_view(Capability.VIEW_CONNECTORS)
 def connector_sso(request: HttpRequest, slug: str) -> HttpResponse:
-    connector = connector_or_404(slug)
-    if not connector.has_sso:
-        raise Http404("This connector has no single sign-on.")
+    connector = connector_or_404(slug, needs="sso")
     sso = connector.sso
     metadata_form = forms.SpMetadataForm()
     status = 200
@@ -374,9 +377,7 @@ def connector_sso(request: HttpRequest, slug: str) -> HttpResponse:
 @console_view(Capability.MANAGE_CONNECTORS)
 def connector_sp_metadata(request: HttpRequest, slug: str) -> HttpResponse:
     """Import the SP's metadata from an upload or a URL (fetched through the SSRF-guarded client)."""
-    connector = connector_or_404(slug)
-    if not connector.has_sso:
-        raise Http404("This connector has no single sign-on.")
+    connector = connector_or_404(slug, needs="sso")
     if request.method != "POST":
         return HttpResponseRedirect(reverse("console:connector_sso", args=[slug]))
     metadata_form = forms.SpMetadataForm(request.POST, request.FILES)
@@ -411,9 +412,7 @@ def connector_sp_metadata(request: HttpRequest, slug: str) -> HttpResponse:
 
 @console_view(Capability.VIEW_CONNECTORS)
 def connector_identity(request: HttpRequest, slug: str) -> HttpResponse:
-    connector = connector_or_404(slug)
-    if not connector.has_provisioning:
-        raise Http404("This connector has no Identity Management.")
+    connector = connector_or_404(slug, needs="provisioning")
     provisioning = connector.provisioning
     initial = forms.IdentityForm.initial_from(provisioning)
     if in_wizard(request) and not provisioning.base_url:
@@ -440,9 +439,7 @@ def connector_identity(request: HttpRequest, slug: str) -> HttpResponse:
 @console_view(Capability.MANAGE_CONNECTORS)
 def connector_test_connection(request: HttpRequest, slug: str) -> HttpResponse:
     """ "Test connection": probe the URL and token being typed (else the stored ones), read-only."""
-    connector = connector_or_404(slug)
-    if not connector.has_provisioning:
-        raise Http404("This connector has no Identity Management.")
+    connector = connector_or_404(slug, needs="provisioning")
     if request.method != "POST":
         return HttpResponseRedirect(reverse("console:connector_identity", args=[slug]))
     probe_form = forms.ProbeForm(request.POST)

@@ -7,7 +7,7 @@ action goes through apps.provisioning.services with the acting admin, which audi
 from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import path, re_path, reverse
 
@@ -23,13 +23,6 @@ from apps.provisioning.diff import preview_sync
 from apps.provisioning.models import DeprovisionHold, HoldStatus, SyncStatus
 
 DELIVERY_PAGE_SIZE = 25
-
-
-def _provisioning_connector(slug: str) -> Connector:
-    connector = connector_or_404(slug)
-    if not connector.has_provisioning:
-        raise Http404("This connector has no Identity Management.")
-    return connector
 
 
 def _counts_context(connector: Connector) -> dict:
@@ -52,7 +45,7 @@ def _counts_context(connector: Connector) -> dict:
 
 @console_view(Capability.VIEW_CONNECTORS)
 def connector_provisioning(request: HttpRequest, slug: str) -> HttpResponse:
-    connector = _provisioning_connector(slug)
+    connector = connector_or_404(slug, needs="provisioning")
     filters = RemoteObjectFilterForm(request.GET)
     status = object_type = None
     if filters.is_valid():
@@ -86,7 +79,7 @@ def connector_provisioning(request: HttpRequest, slug: str) -> HttpResponse:
 @console_view(Capability.VIEW_CONNECTORS)
 def connector_provisioning_counts(request: HttpRequest, slug: str) -> HttpResponse:
     """The counts alone, polled every 2 s by htmx while anything is pending."""
-    connector = _provisioning_connector(slug)
+    connector = connector_or_404(slug, needs="provisioning")
     return render(request, "console/connectors/_provisioning_counts.html", _counts_context(connector))
 
 
@@ -135,7 +128,7 @@ def _usernames(ids: set[str]) -> dict[str, str]:
 @console_view(Capability.VIEW_CONNECTORS)
 def connector_preview(request: HttpRequest, slug: str) -> HttpResponse:
     """The dry-run diff: what a sync would send, computed without contacting the app."""
-    connector = _provisioning_connector(slug)
+    connector = connector_or_404(slug, needs="provisioning")
     preview = preview_sync(connector)
     member_ids = {member for change in preview.membership_changes for member in (*change["add"], *change["remove"])}
     names = _usernames(member_ids)
@@ -174,7 +167,7 @@ def _post_only(request: HttpRequest, slug: str) -> HttpResponse | None:
 
 @console_view(Capability.MANAGE_CONNECTORS)
 def connector_sync(request: HttpRequest, slug: str) -> HttpResponse:
-    connector = _provisioning_connector(slug)
+    connector = connector_or_404(slug, needs="provisioning")
     if (redirect := _post_only(request, slug)) is not None:
         return redirect
     count = services.connector_sync(actor=request.user, connector=connector)
@@ -189,7 +182,7 @@ def connector_sync(request: HttpRequest, slug: str) -> HttpResponse:
 
 @console_view(Capability.MANAGE_CONNECTORS)
 def connector_retry(request: HttpRequest, slug: str) -> HttpResponse:
-    connector = _provisioning_connector(slug)
+    connector = connector_or_404(slug, needs="provisioning")
     if (redirect := _post_only(request, slug)) is not None:
         return redirect
     count = services.connector_retry_failed(actor=request.user, connector=connector)
@@ -199,7 +192,7 @@ def connector_retry(request: HttpRequest, slug: str) -> HttpResponse:
 
 @console_view(Capability.MANAGE_CONNECTORS)
 def connector_pause(request: HttpRequest, slug: str) -> HttpResponse:
-    connector = _provisioning_connector(slug)
+    connector = connector_or_404(slug, needs="provisioning")
     if (redirect := _post_only(request, slug)) is not None:
         return redirect
     services.connector_pause(actor=request.user, connector=connector, reason=f"Paused by {request.user.username}")
@@ -209,7 +202,7 @@ def connector_pause(request: HttpRequest, slug: str) -> HttpResponse:
 
 @console_view(Capability.MANAGE_CONNECTORS)
 def connector_resume(request: HttpRequest, slug: str) -> HttpResponse:
-    connector = _provisioning_connector(slug)
+    connector = connector_or_404(slug, needs="provisioning")
     if (redirect := _post_only(request, slug)) is not None:
         return redirect
     try:
@@ -223,7 +216,7 @@ def connector_resume(request: HttpRequest, slug: str) -> HttpResponse:
 
 @console_view(Capability.MANAGE_CONNECTORS)
 def connector_hold_decide(request: HttpRequest, slug: str, hold_id: str, decision: str) -> HttpResponse:
-    connector = _provisioning_connector(slug)
+    connector = connector_or_404(slug, needs="provisioning")
     if (redirect := _post_only(request, slug)) is not None:
         return redirect
     hold = get_object_or_404(DeprovisionHold, pk=int(hold_id), connector=connector)

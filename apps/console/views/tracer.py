@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.contrib import messages
 from django.db.models import Q
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import path, reverse
 from django.utils import timezone
@@ -13,11 +13,10 @@ from django.views.decorators.http import require_GET, require_POST
 
 from apps.common.errors import ApplicationError
 from apps.connectors.models import Connector
-from apps.connectors.selectors import connector_get_by_slug
 from apps.console.decorators import console_view
 from apps.console.forms.tracer import AssertionPreviewForm, TraceStartForm
-from apps.console.permissions import Capability, has_capability
-from apps.console.views.connectors import connector_tabs
+from apps.console.permissions import Capability
+from apps.console.views.connectors import connector_or_404, layout_context
 from apps.directory.models import User
 from apps.directory.selectors import user_get_by_email, user_get_by_username, user_list
 from apps.saml_idp import tracer
@@ -26,13 +25,6 @@ from apps.saml_idp.models import SamlTraceRecord
 
 _BINDING_LABELS = {BINDING_REDIRECT: "HTTP-Redirect", BINDING_POST: "HTTP-POST"}
 _MAX_MATCHES = 10
-
-
-def _connector(slug: str) -> Connector:
-    connector = connector_get_by_slug(slug)
-    if connector is None or not connector.has_sso:
-        raise Http404("No connector with SAML sign-in at this address.")
-    return connector
 
 
 @dataclass(frozen=True)
@@ -111,11 +103,7 @@ def _preview_context(connector: Connector, request: HttpRequest) -> dict:
 
 def _page(request: HttpRequest, connector: Connector, *, start_form: TraceStartForm | None = None, status: int = 200):
     context = {
-        "nav": "connectors",
-        "connector": connector,
-        "tabs": connector_tabs(connector),
-        "tab": "tracer",
-        "can_manage": has_capability(request.user, Capability.MANAGE_CONNECTORS),
+        **layout_context(request, connector, "tracer"),
         "start_form": start_form or TraceStartForm(),
         **_capture_context(connector),
         **_preview_context(connector, request),
@@ -126,7 +114,7 @@ def _page(request: HttpRequest, connector: Connector, *, start_form: TraceStartF
 @console_view(Capability.VIEW_CONNECTORS)
 @require_GET
 def connector_tracer(request: HttpRequest, slug: str) -> HttpResponse:
-    connector = _connector(slug)
+    connector = connector_or_404(slug, needs="sso")
     if request.htmx and request.GET.get("part") == "records":
         # Polled every few seconds while capture is on.
         return render(request, "console/tracer/_records.html", _capture_context(connector))
@@ -137,7 +125,7 @@ def connector_tracer(request: HttpRequest, slug: str) -> HttpResponse:
 @require_GET
 def connector_tracer_preview(request: HttpRequest, slug: str) -> HttpResponse:
     """The assertion preview alone (htmx); without htmx, the whole tracer page with the preview."""
-    connector = _connector(slug)
+    connector = connector_or_404(slug, needs="sso")
     if not request.htmx:
         return HttpResponseRedirect(f"{reverse('console:connector_tracer', args=[slug])}?{request.GET.urlencode()}")
     context = {"connector": connector, **_preview_context(connector, request)}
@@ -152,7 +140,7 @@ def _back(connector: Connector) -> HttpResponse:
 @console_view(Capability.MANAGE_CONNECTORS)
 @require_POST
 def connector_tracer_start(request: HttpRequest, slug: str) -> HttpResponse:
-    connector = _connector(slug)
+    connector = connector_or_404(slug, needs="sso")
     form = TraceStartForm(request.POST)
     if not form.is_valid():
         return _page(request, connector, start_form=form, status=400)
@@ -169,7 +157,7 @@ def connector_tracer_start(request: HttpRequest, slug: str) -> HttpResponse:
 @console_view(Capability.MANAGE_CONNECTORS)
 @require_POST
 def connector_tracer_stop(request: HttpRequest, slug: str) -> HttpResponse:
-    connector = _connector(slug)
+    connector = connector_or_404(slug, needs="sso")
     tracer.trace_stop(actor=request.user, connector=connector)
     messages.success(request, "Capture stopped. The messages already recorded stay until they expire.")
     return _back(connector)
@@ -178,7 +166,7 @@ def connector_tracer_stop(request: HttpRequest, slug: str) -> HttpResponse:
 @console_view(Capability.MANAGE_CONNECTORS)
 @require_POST
 def connector_tracer_clear(request: HttpRequest, slug: str) -> HttpResponse:
-    connector = _connector(slug)
+    connector = connector_or_404(slug, needs="sso")
     deleted = tracer.trace_clear(actor=request.user, connector=connector)
     messages.success(request, f"Deleted {deleted} recorded message{'s' if deleted != 1 else ''}.")
     return _back(connector)
