@@ -89,7 +89,7 @@ def key_generate_next(request: HttpRequest) -> HttpResponse:
                 "Rotate once the apps have fetched it.",
             )
             return HttpResponseRedirect(reverse("console:key_list"))
-    context = {"nav": "keys", "form": form, "next": _portal_keys()["next"]}
+    context = {"nav": "keys", "form": form, "next": keys.portal_next_key()}
     return render(request, "console/keys/generate.html", context, status=400 if form.errors else 200)
 
 
@@ -97,7 +97,6 @@ def key_generate_next(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def key_rotate(request: HttpRequest) -> HttpResponse:
     """GET says what rotating will do (and which apps would break); POST promotes the next key."""
-    portal = _portal_keys()
     if request.method == "POST":
         active = keys.signing_key_rotate(actor=request.user)
         messages.success(
@@ -105,6 +104,7 @@ def key_rotate(request: HttpRequest) -> HttpResponse:
             f"Rotated: key {active.fingerprint_sha256[:23]}… now signs every response; the previous key is retired.",
         )
         return HttpResponseRedirect(reverse("console:key_list"))
+    portal = _portal_keys()
     have_next, lack_next = _pickup(portal["next"])
     context = {"nav": "keys", **portal, "have_next": have_next, "lack_next": lack_next}
     return render(request, "console/keys/rotate.html", context)
