@@ -84,6 +84,14 @@ def _run(token: ScimToken, request: HttpRequest | None, method: str, path: str, 
     raise invalid_value(f"Unsupported bulk method {method[:10]!r}.")
 
 
+def operation_count(body: Any) -> int:
+    """How many operations a BulkRequest carries (0 when it is malformed; run_bulk says why)."""
+    if not isinstance(body, dict):
+        return 0
+    _, operations = _get(body, "Operations")
+    return len(operations) if isinstance(operations, list) else 0
+
+
 def run_bulk(token: ScimToken, request: HttpRequest | None, body: Any) -> dict:
     if not isinstance(body, dict):
         raise invalid_syntax("A BulkRequest must be a JSON object.")

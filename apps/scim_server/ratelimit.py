@@ -27,19 +27,22 @@ class _LocalCounter:
         self._lock = threading.Lock()
         self._counts: dict[str, int] = {}
 
-    def incr(self, key: str) -> int:
+    def incr(self, key: str, amount: int = 1) -> int:
         with self._lock:
             if len(self._counts) > 10_000:
                 self._counts.clear()
-            self._counts[key] = self._counts.get(key, 0) + 1
+            self._counts[key] = self._counts.get(key, 0) + amount
             return self._counts[key]
 
 
 _local = _LocalCounter()
 
 
-def rate_limit_hit(token_key: str, *, limit: int | None = None, now: float | None = None) -> RateDecision:
-    """Count one request of a token (`token_key` names it uniquely); refuse it when the window's budget is spent."""
+def rate_limit_hit(
+    token_key: str, *, cost: int = 1, limit: int | None = None, now: float | None = None
+) -> RateDecision:
+    """Count `cost` requests of a token (`token_key` names it uniquely); refuse when the window's budget
+    is spent. A Bulk request costs one per operation: 1,000 writes are not one request."""
     limit = settings.SCIM_RATE_LIMIT_PER_MINUTE if limit is None else limit
     if limit <= 0:
         return RateDecision(True)
@@ -51,13 +54,13 @@ def rate_limit_hit(token_key: str, *, limit: int | None = None, now: float | Non
     if client is not None:
         try:
             with client.pipeline() as pipe:
-                pipe.incr(key)
+                pipe.incrby(key, cost)
                 pipe.expire(key, WINDOW_SECONDS * 2)
                 count = pipe.execute()[0]
         except Exception:  # noqa: BLE001 - a Redis outage must not take SCIM down; count locally
             logger.warning("SCIM rate limit: Redis unavailable, counting in this process")
     if count is None:
-        count = _local.incr(key)
+        count = _local.incr(key, cost)
     if count <= limit:
         return RateDecision(True)
     retry_after = max(1, int((window + 1) * WINDOW_SECONDS - now) + 1)

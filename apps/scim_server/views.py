@@ -48,7 +48,14 @@ def _check_structure(document: Any) -> None:
             stack.extend((value, depth + 1) for value in item)
 
 
+# RFC 7644 §3.1: SCIM speaks application/scim+json; plain JSON is what many clients send.
+JSON_CONTENT_TYPES = frozenset({"application/scim+json", "application/json"})
+
+
 def read_json(request: HttpRequest) -> Any:
+    if request.content_type.lower() not in JSON_CONTENT_TYPES:
+        # A form or text/plain body is what a cross-site page can send without a preflight.
+        raise ScimError(415, "Send the body as application/scim+json (or application/json).", "invalidSyntax")
     limit = settings.SCIM_MAX_PAYLOAD_BYTES
     try:
         declared = int(request.META.get("CONTENT_LENGTH") or 0)
@@ -99,14 +106,7 @@ class ScimView(View):
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         try:
             self.token = authenticate(request)
-            # Keyed by the secret's hash: unique per token, even across databases sharing one Redis.
-            decision = rate_limit_hit(self.token.secret_hash[:32])
-            if not decision.allowed:
-                raise ScimError(
-                    429,
-                    "Too many requests for this SCIM token; retry later.",
-                    headers={"Retry-After": str(decision.retry_after)},
-                )
+            self.charge(1)
             method = request.method.upper()
             if method == "HEAD" and "GET" in self.allowed_methods:
                 method = "GET"
@@ -121,6 +121,20 @@ class ScimView(View):
             logger.exception("SCIM %s %s failed", request.method, request.path)
             return ScimError(500, "The server could not complete this SCIM request.").response()
         return result if isinstance(result, HttpResponse) else render(result)
+
+    def charge(self, cost: int) -> None:
+        """Count `cost` requests against the token's budget; 429 when it is spent."""
+        limit = settings.SCIM_RATE_LIMIT_PER_MINUTE
+        if 0 < limit < cost:
+            raise too_large(f"{cost} operations are more than this token may send in a minute ({limit}).")
+        # Keyed by the secret's hash: unique per token, even across databases sharing one Redis.
+        decision = rate_limit_hit(self.token.secret_hash[:32], cost=cost)
+        if not decision.allowed:
+            raise ScimError(
+                429,
+                "Too many requests for this SCIM token; retry later.",
+                headers={"Retry-After": str(decision.retry_after)},
+            )
 
 
 class ServiceProviderConfigView(ScimView):
@@ -243,7 +257,12 @@ class BulkView(ScimView):
     allowed_methods = ("POST",)
 
     def post(self, request: HttpRequest) -> ScimResult:
-        return ScimResult(200, bulk.run_bulk(self.token, request, read_json(request)))
+        body = read_json(request)
+        # The request itself was counted; one over the maximum is refused by run_bulk.
+        extra_operations = min(bulk.operation_count(body), settings.SCIM_BULK_MAX_OPERATIONS) - 1
+        if extra_operations > 0:
+            self.charge(extra_operations)
+        return ScimResult(200, bulk.run_bulk(self.token, request, body))
 
 
 class RootSearchView(ScimView):
