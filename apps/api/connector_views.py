@@ -11,7 +11,6 @@ from rest_framework.response import Response
 from apps.api import connector_serializers as cs
 from apps.api.parsers import RawXMLParser, SamlMetadataParser, TextXMLParser
 from apps.api.views import _uuid_or_404, _validated
-from apps.audit.services import audit_record
 from apps.common.errors import ApplicationError
 from apps.connectors import selectors, services
 from apps.connectors.catalog import get_template, load_catalog
@@ -21,7 +20,7 @@ from apps.provisioning import selectors as prov_selectors
 from apps.provisioning import services as prov_services
 from apps.provisioning.diff import preview_sync
 from apps.provisioning.models import DeprovisionHold
-from apps.provisioning.probe import probe_connection
+from apps.provisioning.probe import connection_test
 
 
 class CatalogViewSet(viewsets.ViewSet):
@@ -242,9 +241,8 @@ class ProvisioningViewSet(viewsets.GenericViewSet):
     def test_connection(self, request, pk: str):
         connector = self._get(pk)
         data = _validated(cs.TestConnectionInputSerializer, request.data or {})
-        report = probe_connection(connector, base_url=data.get("base_url"), token=data.get("token"))
-        audit_record(
-            actor=request.user, action="provisioning.test_connection", target=connector, after={"ok": report.ok}
+        report = connection_test(
+            actor=request.user, connector=connector, base_url=data.get("base_url"), token=data.get("token")
         )
         return Response(report.as_dict())
 

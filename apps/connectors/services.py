@@ -245,6 +245,7 @@ def _apply_sso(sso: SsoSettings, changes: dict, errors: _Errors) -> None:
 def _apply_provisioning(provisioning: ProvisioningSettings, changes: dict, errors: _Errors) -> bool:
     """Apply changes; returns whether the token changed (its value never leaves this function)."""
     token_changed = False
+    url_before = provisioning.base_url.rstrip("/")
     for field, value in changes.items():
         key = f"provisioning.{field}"
         if field not in PROVISIONING_FIELDS:
@@ -302,6 +303,13 @@ def _apply_provisioning(provisioning: ProvisioningSettings, changes: dict, error
                 errors.add(key, "A whole number of requests per second from 0 (no limit) to 10000.")
             else:
                 provisioning.rate_limit_per_second = value
+    if url_before and provisioning.base_url != url_before and provisioning.token_ciphertext and not token_changed:
+        # The token was given for the old address: it must not follow the URL to a new one unasked.
+        errors.add(
+            "provisioning.token",
+            "The SCIM base URL changed: enter the app's token again (a stored token is only ever sent to the "
+            "URL it was saved with).",
+        )
     if provisioning.enabled and not provisioning.base_url:
         errors.add("provisioning.base_url", "Identity Management is enabled, so the SCIM base URL is needed.")
     if provisioning.enabled and not provisioning.token_ciphertext:

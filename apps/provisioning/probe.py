@@ -4,6 +4,9 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.db import transaction
+
+from apps.audit.services import Actor, audit_record
 from apps.common.crypto import SecretDecryptionError, decrypt_secret
 from apps.common.http import OutboundURLError, check_outbound_url
 from apps.connectors.models import Connector
@@ -41,7 +44,31 @@ def _plain(exc: ScimError) -> str:
     return exc.message
 
 
+def connection_test(
+    *, actor: Actor, connector: Connector, base_url: str | None = None, token: str | None = None
+) -> ProbeReport:
+    """ "Test connection" from the console or the API: probe, then audit which URL was probed."""
+    report = probe_connection(connector, base_url=base_url, token=token)
+    with transaction.atomic():
+        audit_record(
+            actor=actor,
+            action="provisioning.test_connection",
+            target=connector,
+            after={
+                "ok": report.ok,
+                "url": report.base_url,
+                "token": "entered" if token else "stored",
+                "error": report.error,
+            },
+        )
+    return report
+
+
 def probe_connection(connector: Connector, *, base_url: str | None = None, token: str | None = None) -> ProbeReport:
+    """Probe `base_url` (else the stored URL) with `token` (else the stored token).
+
+    The stored token goes only to the stored URL: a probe of another URL needs the token typed in,
+    or "Test connection" would hand the secret to whatever address was posted."""
     settings = connector.provisioning
     report = ProbeReport(base_url=(base_url or settings.base_url).rstrip("/"))
     if not report.base_url:
@@ -51,6 +78,12 @@ def probe_connection(connector: Connector, *, base_url: str | None = None, token
         check_outbound_url(report.base_url)
     except OutboundURLError as exc:
         report.error = str(exc)
+        return report
+    if token is None and report.base_url != settings.base_url.rstrip("/"):
+        report.error = (
+            "Enter the app's token to test this URL: the stored token is only ever sent to the SCIM base URL "
+            "it was saved with."
+        )
         return report
     if token is None:
         if not settings.token_ciphertext:

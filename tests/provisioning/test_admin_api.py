@@ -79,7 +79,8 @@ def test_test_connection_to_an_unreachable_host_says_so_in_plain_words(downstrea
     gone.stop()  # nothing listens on its port (which stays reserved: connections are refused)
     request.addfinalizer(gone.close)
 
-    report = api_client.post(_url(connector, "test-connection"), {"base_url": gone.base_url}, format="json").json()
+    probe = {"base_url": gone.base_url, "token": downstream.token}
+    report = api_client.post(_url(connector, "test-connection"), probe, format="json").json()
 
     assert report["ok"] is False
     assert report["error"].startswith("Could not reach the app:")
@@ -90,7 +91,8 @@ def test_test_connection_to_a_url_without_scim_says_so(downstream, api_client):
     connector = make_connector(downstream)
     wrong = downstream.base_url.replace("/scim/v2", "/api")
 
-    report = api_client.post(_url(connector, "test-connection"), {"base_url": wrong}, format="json").json()
+    probe = {"base_url": wrong, "token": downstream.token}
+    report = api_client.post(_url(connector, "test-connection"), probe, format="json").json()
 
     assert report["ok"] is False
     assert "HTTP 404" in report["error"]

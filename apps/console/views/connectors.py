@@ -18,7 +18,6 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import path, reverse
 from django.utils import timezone
 
-from apps.audit.services import audit_record
 from apps.common.errors import ApplicationError
 from apps.connectors import idp_urls, selectors, services
 from apps.connectors.catalog import SEED_SCIM_GROUP_MAPPINGS, SEED_SCIM_USER_MAPPINGS, get_template, load_catalog
@@ -27,10 +26,10 @@ from apps.connectors.models import Assignment, Connector, ConnectorKind, Mapping
 from apps.console.decorators import console_view
 from apps.console.forms import add_service_errors
 from apps.console.forms import connectors as forms
-from apps.console.permissions import Capability, has_capability
 from apps.directory.models import Group, User
+from apps.directory.roles import Capability, has_capability
 from apps.provisioning import selectors as provisioning_selectors
-from apps.provisioning.probe import probe_connection
+from apps.provisioning.probe import connection_test
 
 # --- Steps and tabs -----------------------------------------------------------------------------
 
@@ -445,12 +444,12 @@ def connector_test_connection(request: HttpRequest, slug: str) -> HttpResponse:
     probe_form = forms.ProbeForm(request.POST)
     probe_form.is_valid()
     data = probe_form.cleaned_data if hasattr(probe_form, "cleaned_data") else {}
-    report = probe_connection(
-        connector,
+    report = connection_test(
+        actor=request.user,
+        connector=connector,
         base_url=(data.get("base_url") or "").strip() or None,
         token=(data.get("token") or "").strip() or None,
     )
-    audit_record(actor=request.user, action="provisioning.test_connection", target=connector, after={"ok": report.ok})
     context = {"report": report, "tested_at": timezone.now()}
     if request.htmx:
         return render(request, "console/connectors/_probe_result.html", context)
