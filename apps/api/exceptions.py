@@ -6,7 +6,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
-from apps.common.errors import ApplicationError, NotFoundError
+from apps.common.errors import ApplicationError, ConflictError, NotFoundError, PermissionRefused
 
 
 def _django_validation_detail(exc: DjangoValidationError) -> dict | list:
@@ -31,7 +31,12 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
         return Response({"detail": exc.message}, status=status.HTTP_404_NOT_FOUND)
     if isinstance(exc, ApplicationError):
         body = {"detail": exc.message, "code": exc.code, **exc.extra}
-        return Response(body, status=status.HTTP_400_BAD_REQUEST)
+        code = status.HTTP_400_BAD_REQUEST
+        if isinstance(exc, PermissionRefused):
+            code = status.HTTP_403_FORBIDDEN
+        elif isinstance(exc, ConflictError):
+            code = status.HTTP_409_CONFLICT
+        return Response(body, status=code)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     return exception_handler(exc, context)

@@ -1,6 +1,6 @@
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
-from apps.console.permissions import Capability, has_capability
+from apps.directory.roles import Capability, has_capability
 
 
 class StaffRolePermission(BasePermission):

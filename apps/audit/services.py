@@ -14,10 +14,13 @@ SYSTEM_ACTOR_LABEL = "system"
 
 @dataclass(frozen=True)
 class SystemActor:
-    """A non-person actor, such as a SCIM client's token, optionally acting for a user."""
+    """A non-person actor, such as a SCIM client's token, optionally acting for a user.
+
+    `manages_staff`: it may change staff accounts (apps.directory.roles); only a super-admin grants that."""
 
     label: str
     user: Any | None = None
+    manages_staff: bool = False
 
 
 # A person (a directory User), a SystemActor, or None for the portal itself.

@@ -11,7 +11,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
 
-from apps.console.permissions import Capability, has_capability
+from apps.directory.roles import Capability, has_capability
 from apps.portal.decorators import staff_mfa_required
 from apps.portal.services import last_authenticated_at
 

@@ -5,8 +5,8 @@ from dataclasses import dataclass
 from django.http import HttpRequest
 from django.urls import reverse
 
-from apps.console.permissions import Capability, capabilities_of
 from apps.directory.models import AdminRole
+from apps.directory.roles import Capability, capabilities_of
 
 
 @dataclass(frozen=True)

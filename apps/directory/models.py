@@ -28,7 +28,7 @@ class UserStatus(models.TextChoices):
 
 
 class AdminRole(models.TextChoices):
-    """What a staff user may do in the console and the admin API (apps.console.permissions)."""
+    """What a staff user may do in the console and the admin API (apps.directory.roles)."""
 
     SUPER_ADMIN = "super_admin", "Super-admin"
     ADMIN = "admin", "Admin"

@@ -9,12 +9,13 @@ from typing import Any
 from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import ProtectedError, RestrictedError
 from django.db.models.functions import Lower
 from django.utils import timezone
 
 from apps.audit.services import Actor, audit_record
 from apps.common.db import batched_statements, insert_row
-from apps.common.errors import ApplicationError, field_error
+from apps.common.errors import ApplicationError, ConflictError, field_error
 from apps.directory.models import (
     DISPLAY_NAME_MAX_LENGTH,
     AdminRole,
@@ -25,6 +26,7 @@ from apps.directory.models import (
     User,
     UserStatus,
 )
+from apps.directory.roles import actor_reaches, require_reach, require_reach_query
 from apps.provisioning import services as provisioning
 
 USER_EDITABLE_FIELDS = (
@@ -193,22 +195,6 @@ def _guard_last_superadmin(user: User) -> None:
         raise LastSuperAdminError()
 
 
-# Higher outranks lower. A staff account is changed (profile, password, role, groups) only by someone
-# of at least its rank, and never by a help desk, its own included: group membership grants apps.
-_ROLE_RANK = {"": 0, AdminRole.READONLY: 1, AdminRole.HELPDESK: 2, AdminRole.ADMIN: 3, AdminRole.SUPER_ADMIN: 4}
-
-
-def staff_account_change_allowed(actor: Any, target: User) -> bool:
-    """Whether `actor`'s role reaches `target` if `target` is a staff account (anyone reaches the
-    others; what the actor may do at all is the caller's check). No actor reaches none."""
-    if not target.console_role:
-        return True
-    actor_role = getattr(actor, "console_role", "")
-    if not actor_role or actor_role == AdminRole.HELPDESK:
-        return False
-    return _ROLE_RANK[actor_role] >= _ROLE_RANK[target.console_role]
-
-
 def _audit_and_notify(
     *,
     actor: Actor,
@@ -260,6 +246,7 @@ def user_create(
     if not values["display_name"]:
         values["display_name"] = _default_display_name(values["first_name"], values["last_name"])
     user = User(**values, status=status, is_staff=is_staff, is_superuser=is_superuser)
+    require_reach(actor, [user])  # creating a staff account takes the rank of the role it gives
     _validate_user(user)
     if password:
         if validate_password:
@@ -302,6 +289,7 @@ def user_update(*, actor: Actor, user: User, locked: bool = False, **changes: An
 
 
 def _update_locked_user(*, actor: Actor, user: User, changes: dict[str, Any]) -> User:
+    require_reach(actor, [user])
     before = user_snapshot(user)
     values = _clean_text(changes, _USER_TEXT_FIELDS)
 
@@ -315,6 +303,8 @@ def _update_locked_user(*, actor: Actor, user: User, changes: dict[str, Any]) ->
     if not user.display_name:
         user.display_name = _default_display_name(user.first_name, user.last_name)
 
+    if user.console_role != before["admin_role"]:
+        require_reach(actor, [user])  # the role it is given
     if before["is_superuser"] and not user.is_superuser:
         _guard_last_superadmin(User(pk=user.pk, is_superuser=True, status=before["status"]))
     # Only a username or email that changed can clash (the constraints decide; see _save_user).
@@ -351,12 +341,14 @@ def user_set_admin_role(*, actor: Actor, user: User, role: str) -> User:
     """Make `user` staff with `role` (an AdminRole value), or take staff rights away with ""."""
     if role and role not in AdminRole.values:
         raise field_error("admin_role", f"Unknown role {role!r}.")
+    require_reach(actor, [user])
     before = user_snapshot(user)
     if user.is_superuser and role != AdminRole.SUPER_ADMIN:
         _guard_last_superadmin(user)
     user.is_staff = bool(role)
     user.is_superuser = role == AdminRole.SUPER_ADMIN
     user.admin_role = role
+    require_reach(actor, [user])  # the role it is given
     user.save(update_fields=["is_staff", "is_superuser", "admin_role", "updated"])
     after = user_snapshot(user)
     if after != before:
@@ -372,6 +364,8 @@ def user_set_admin_role(*, actor: Actor, user: User, role: str) -> User:
 
 @transaction.atomic
 def user_set_password(*, actor: Actor, user: User, password: str) -> User:
+    if getattr(actor, "pk", None) != user.pk:  # everyone may change their own
+        require_reach(actor, [user])
     _validate_password(password, user)
     user.set_password(password)
     user.save(update_fields=["password", "updated"])
@@ -387,6 +381,7 @@ def _user_set_status(*, actor: Actor, user: User, status: str, action: str, lock
 
 
 def _set_locked_user_status(*, actor: Actor, user: User, status: str, action: str) -> User:
+    require_reach(actor, [user])
     if user.status == status:
         return user
     if status != UserStatus.ACTIVE:
@@ -434,6 +429,7 @@ def user_set_status(*, actor: Actor, user: User, status: str) -> User:
 @transaction.atomic
 def user_delete(*, actor: Actor, user: User) -> None:
     user = User.objects.select_for_update().get(pk=user.pk)
+    require_reach(actor, [user])
     _guard_last_superadmin(user)
     before = user_snapshot(user)
     before["groups"] = [str(group_id) for group_id in user.memberships.values_list("group_id", flat=True)]
@@ -513,6 +509,9 @@ def group_update(*, actor: Actor, group: Group, **changes: Any) -> Group:
 
 @transaction.atomic
 def group_delete(*, actor: Actor, group: Group) -> None:
+    """Delete a group; refused while a staff member is beyond the actor's reach (it would change
+    their groups) or while something depends on it (a SCIM token scoped to it)."""
+    require_reach_query(actor, User.objects.filter(memberships__group=group))
     before = group_snapshot(group)
     before["members"] = [str(user_id) for user_id in group.memberships.values_list("user_id", flat=True)]
     _audit_and_notify(
@@ -522,7 +521,16 @@ def group_delete(*, actor: Actor, group: Group) -> None:
         before=before,
         notify=lambda: provisioning.record_group_deletion(group),
     )
-    group.delete()
+    try:
+        group.delete()  # refused by the collector before any row goes
+    except (ProtectedError, RestrictedError) as exc:
+        blockers = sorted(str(item) for item in exc.protected_objects if not isinstance(item, Membership))
+        raise ConflictError(
+            f"{group.name} cannot be deleted while {', '.join(blockers[:10])} depends on it: "
+            "revoke or change that first.",
+            code="group_in_use",
+            extra={"depends": blockers},
+        ) from exc
 
 
 @transaction.atomic
@@ -535,6 +543,7 @@ def group_add_members(*, actor: Actor, group: Group, users: Iterable[User]) -> l
     added = [user for pk, user in wanted.items() if pk not in present]
     if not added:
         return []
+    require_reach_query(actor, User.objects.filter(pk__in=[user.pk for user in added]))
     Membership.objects.bulk_create([Membership(group=group, user=user) for user in added], ignore_conflicts=True)
     _audit_and_notify(
         actor=actor,
@@ -558,6 +567,7 @@ def group_remove_members(*, actor: Actor, group: Group, users: Iterable[User]) -
     removed = [user for pk, user in wanted.items() if pk in present]
     if not removed:
         return []
+    require_reach_query(actor, User.objects.filter(pk__in=[user.pk for user in removed]))
     Membership.objects.filter(group=group, user_id__in=[user.pk for user in removed]).delete()
     _audit_and_notify(
         actor=actor,
@@ -686,7 +696,7 @@ def group_import_process(job_id: Any, *, budget_seconds: float = 40.0) -> bool:
             user = found.get(value.lower())
             if user is None:
                 unknown.append([number, value])
-            elif not staff_account_change_allowed(job.created_by, user):
+            elif user.console_role and (job.created_by is None or not actor_reaches(job.created_by, user)):
                 refused.append([number, value])
             else:
                 users[user.pk] = user

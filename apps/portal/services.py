@@ -35,6 +35,7 @@ from apps.audit.models import AuditEvent
 from apps.audit.services import audit_record
 from apps.common.errors import ApplicationError
 from apps.directory.models import User
+from apps.directory.roles import require_reach
 from apps.portal import passkeys
 from apps.portal.backends import REFUSAL_ATTRIBUTE
 from apps.portal.lockout import attempted_username
@@ -540,6 +541,7 @@ def password_reset_complete(*, user: User, password: str) -> None:
 
 def portal_unlock(*, actor: Any | None, user: User) -> int:
     """Lift a lockout of the user's account (the admin unlock); returns attempts removed."""
+    require_reach(actor, [user])
     removed = axes_reset(username=user.username.lower())
     with transaction.atomic():
         audit_record(actor=actor, action="portal.unlock", target=user, after={"attempts_removed": removed})
@@ -679,6 +681,7 @@ def mfa_reset(*, actor: Any | None, user: User) -> dict[str, int]:
     They are asked to enrol again at their next sign-in when policy or their role requires a
     factor. Returns how many of each were removed; audited with the acting admin.
     """
+    require_reach(actor, [user])
     with transaction.atomic():
         removed = {
             "totp": TOTPDevice.objects.filter(user=user).delete()[1].get(TOTPDevice._meta.label, 0),
@@ -702,6 +705,7 @@ def password_reset_send(*, actor: Any | None, user: User) -> None:
 
     from apps.portal.forms import PortalPasswordResetForm
 
+    require_reach(actor, [user])
     if not user.email:
         raise PasswordResetUnavailable("This user has no email address: set a temporary password instead.")
     if not user.is_active:

@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.connectors.models import Connector
-from apps.console.permissions import Capability
+from apps.directory.roles import Capability
 from apps.saml_idp import keys, selectors
 from apps.saml_idp.models import SigningKey
 

@@ -6,8 +6,8 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.response import Response
 
 from apps.api.serializers import StrictInputSerializer
-from apps.console.permissions import Capability
 from apps.directory.models import Group
+from apps.directory.roles import Capability
 from apps.scim_server.models import ScimToken, ScimTokenScope
 from apps.scim_server.services import scim_token_create, scim_token_revoke
 
@@ -23,6 +23,7 @@ class ScimTokenOutputSerializer(serializers.ModelSerializer):
             "prefix",
             "scope",
             "scope_group",
+            "manages_staff",
             "created",
             "revoked_at",
             "last_used_at",
@@ -44,6 +45,11 @@ class ScimTokenCreateInputSerializer(StrictInputSerializer):
     scope = serializers.ChoiceField(choices=ScimTokenScope.choices, required=False, default=ScimTokenScope.READ_WRITE)
     scope_group = serializers.UUIDField(
         required=False, allow_null=True, help_text="Limit the token to this group's users."
+    )
+    manages_staff = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="May change staff accounts (read-only to the token otherwise). Only a super-admin may set it.",
     )
 
 
@@ -68,7 +74,11 @@ class ScimTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
             if group is None:
                 raise serializers.ValidationError({"scope_group": ["No such group."]})
         token, secret = scim_token_create(
-            actor=request.user, name=values["name"], scope=values["scope"], scope_group=group
+            actor=request.user,
+            name=values["name"],
+            scope=values["scope"],
+            scope_group=group,
+            manages_staff=values["manages_staff"],
         )
         token.secret = secret
         return Response(ScimTokenCreatedSerializer(token).data, status=status.HTTP_201_CREATED)

@@ -22,7 +22,7 @@ from django_scim.utils import get_group_adapter, get_user_adapter
 
 from apps.audit.services import SystemActor, audit_record
 from apps.common.db import hot_path_cursor, model_columns, model_from_row
-from apps.common.errors import ApplicationError
+from apps.common.errors import ApplicationError, ConflictError, PermissionRefused
 from apps.directory import services
 from apps.directory.models import Group, Membership, User, UserStatus
 from apps.directory.services import LastSuperAdminError
@@ -238,7 +238,7 @@ def project(document: dict, selection: Projection) -> dict:
 
 
 def actor_for(token: ScimToken) -> SystemActor:
-    return SystemActor(label=f"scim:{token.name}")
+    return SystemActor(label=token.label, manages_staff=token.manages_staff)
 
 
 def require_write(token: ScimToken) -> None:
@@ -300,7 +300,7 @@ def run_write(token: ScimToken, operation: str, target: Any, write: Callable[[],
     """
     try:
         return write()
-    except LastSuperAdminError as exc:
+    except (LastSuperAdminError, PermissionRefused) as exc:
         with transaction.atomic():
             audit_record(
                 actor=actor_for(token),
@@ -309,6 +309,8 @@ def run_write(token: ScimToken, operation: str, target: Any, write: Callable[[],
                 after={"operation": operation, "reason": exc.code, "detail": exc.message},
             )
         raise ScimError(403, f"Refused: {exc.message}") from None
+    except ConflictError as exc:
+        raise ScimError(409, exc.message) from None
     except ValidationError as exc:
         raise _validation_error(exc) from None
     except ApplicationError as exc:

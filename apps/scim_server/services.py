@@ -8,9 +8,10 @@ from django.utils import timezone
 
 from apps.audit.services import Actor, audit_record
 from apps.common.db import hot_path_cursor, model_columns, model_from_row
-from apps.common.errors import ApplicationError
+from apps.common.errors import ApplicationError, PermissionRefused
 from apps.common.tokens import hash_secret, issue_secret
 from apps.directory.models import Group
+from apps.directory.roles import is_super_admin
 from apps.scim_server.models import ScimToken, ScimTokenScope
 
 # Writing last-used on every request would turn every SCIM read into a write.
@@ -27,9 +28,23 @@ def _unrevoked_by_hash_sql() -> str:
 
 @transaction.atomic
 def scim_token_create(
-    *, actor: Actor, name: str, scope: str = ScimTokenScope.READ_WRITE, scope_group: Group | None = None
+    *,
+    actor: Actor,
+    name: str,
+    scope: str = ScimTokenScope.READ_WRITE,
+    scope_group: Group | None = None,
+    manages_staff: bool = False,
 ) -> tuple[ScimToken, str]:
-    """Create a token. Returns the row and the secret, which is never available again."""
+    """Create a token. Returns the row and the secret, which is never available again.
+
+    `manages_staff`: the token may change staff accounts; only a super-admin (or the portal itself,
+    from the command line) grants that, since a token has no rank of its own."""
+    if manages_staff and not (actor is None or is_super_admin(actor)):
+        raise PermissionRefused(
+            "Only a super-admin may create a SCIM token that may change staff accounts.", code="manages_staff"
+        )
+    if manages_staff and scope != ScimTokenScope.READ_WRITE:
+        raise ApplicationError("A read-only token cannot change staff accounts.", code="invalid_choice")
     name = (name or "").strip()
     if not name:
         raise ApplicationError("A SCIM token needs a name.", code="required")
@@ -42,12 +57,18 @@ def scim_token_create(
         secret_hash=issued.secret_hash,
         scope=scope,
         scope_group=scope_group,
+        manages_staff=manages_staff,
     )
     audit_record(
         actor=actor,
         action="scim_token.create",
         target=token,
-        after={"name": token.name, "scope": token.scope, "scope_group": str(scope_group.pk) if scope_group else None},
+        after={
+            "name": token.name,
+            "scope": token.scope,
+            "scope_group": str(scope_group.pk) if scope_group else None,
+            "manages_staff": token.manages_staff,
+        },
     )
     return token, issued.secret
 

@@ -2,7 +2,7 @@
 
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from apps.console.permissions import Capability
+from apps.directory.roles import Capability
 
 # The password/code prompt itself: any staff member with a second factor may use it.
 UNGUARDED_ALLOWED = {"reauth"}
@@ -42,8 +42,8 @@ def test_sensitive_actions_demand_a_recent_sign_in():
 
 
 def test_configuration_pages_are_closed_to_the_help_desk():
-    from apps.console.permissions import ROLE_CAPABILITIES
     from apps.directory.models import AdminRole
+    from apps.directory.roles import ROLE_CAPABILITIES
 
     helpdesk = ROLE_CAPABILITIES[AdminRole.HELPDESK]
     for pattern in _console_patterns():

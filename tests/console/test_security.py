@@ -8,7 +8,7 @@ from django.urls import path
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from apps.console.decorators import console_view
-from apps.console.permissions import Capability
+from apps.directory.roles import Capability
 from tests.console.conftest import PASSWORD, console_client
 from tests.portal.conftest import totp_code
 

@@ -6,7 +6,7 @@ from apps.audit.models import AuditEvent
 from apps.directory import services
 from apps.directory.models import User, UserStatus
 from tests.factories import GroupFactory, UserFactory
-from tests.scim_server.conftest import ENTERPRISE, USER_SCHEMA, assert_scim_error, user_body
+from tests.scim_server.conftest import ENTERPRISE, USER_SCHEMA, assert_scim_error, make_scim_client, user_body
 
 pytestmark = pytest.mark.django_db
 
@@ -232,7 +232,9 @@ def test_delete_goes_through_services_and_is_audited(scim):
     assert_scim_error(scim.delete(f"Users/{user.pk}"), 404)
 
 
-def test_last_super_admin_cannot_be_suspended_or_deleted_and_the_attempt_is_audited(scim):
+def test_last_super_admin_cannot_be_suspended_or_deleted_and_the_attempt_is_audited(db):
+    # A token that may manage staff at all (tests/security covers those that may not).
+    scim = make_scim_client(manages_staff=True)
     admin = UserFactory(username="the.admin", is_staff=True, is_superuser=True)
     body = assert_scim_error(
         scim.patch_ops(f"Users/{admin.pk}", {"op": "replace", "path": "active", "value": False}), 403

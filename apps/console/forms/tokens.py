@@ -5,8 +5,8 @@ from datetime import datetime, timedelta
 from django import forms
 from django.utils import timezone
 
-from apps.console.permissions import can_manage_user
 from apps.directory.models import Group, User, UserStatus
+from apps.directory.roles import can_manage_user, is_super_admin
 from apps.scim_server.models import ScimTokenScope
 
 
@@ -31,6 +31,19 @@ class ScimTokenCreateForm(forms.Form):
         empty_label="No limit: every user and group",
         help_text="The client sees and manages only this group's members; users it creates join the group.",
     )
+    manages_staff = forms.BooleanField(
+        label="May change staff accounts",
+        required=False,
+        help_text=(
+            "Off: administrators' accounts are read-only to this client (it cannot edit, suspend, delete or "
+            "regroup them). Turn on only for a system that is the source of truth for staff too."
+        ),
+    )
+
+    def __init__(self, *args, actor: User, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if not is_super_admin(actor):  # only a super-admin may grant it (apps.scim_server.services)
+            del self.fields["manages_staff"]
 
 
 # Lifetimes offered for an API token (days; 0 for a token that does not expire).

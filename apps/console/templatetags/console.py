@@ -3,7 +3,7 @@
 from django import template
 from django.forms import BoundField
 
-from apps.console.permissions import has_capability
+from apps.directory.roles import has_capability
 
 register = template.Library()
 

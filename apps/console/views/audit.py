@@ -16,7 +16,7 @@ from apps.audit.models import AuditEvent
 from apps.audit.selectors import audit_event_list
 from apps.console.decorators import console_view
 from apps.console.forms.audit import AuditFilterForm
-from apps.console.permissions import Capability
+from apps.directory.roles import Capability
 
 CSV_COLUMNS = (
     "time",

@@ -6,7 +6,7 @@ from django.urls import path
 
 from apps.console import selectors
 from apps.console.decorators import console_view
-from apps.console.permissions import Capability, has_capability
+from apps.directory.roles import Capability, has_capability
 
 
 @console_view(Capability.VIEW_DIRECTORY)

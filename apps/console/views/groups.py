@@ -10,16 +10,17 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from apps.common.errors import ApplicationError
+from apps.common.errors import ApplicationError, PermissionRefused
 from apps.connectors.models import Assignment
 from apps.connectors.selectors import group_removal_impacts
 from apps.console.decorators import console_view
 from apps.console.forms import add_service_errors, save_changed_fields
 from apps.console.forms.groups import GroupFilterForm, GroupForm, MemberImportForm
-from apps.console.permissions import Capability, administrators_beyond_reach, can_manage_user
 from apps.directory import selectors as directory_selectors
 from apps.directory import services as directory
 from apps.directory.models import Group, GroupImportJob, Membership, User
+from apps.directory.roles import Capability, administrators_beyond_reach
+from apps.scim_server import selectors as scim_selectors
 
 # Matches offered by the add-member search box.
 MEMBER_SEARCH_LIMIT = 10
@@ -94,13 +95,13 @@ def group_edit(request: HttpRequest, pk) -> HttpResponse:
 def group_delete(request: HttpRequest, pk) -> HttpResponse:
     """GET names who loses which app and what each app is told; POST deletes."""
     group = get_object_or_404(Group, pk=pk)
-    beyond_reach = administrators_beyond_reach(request.user, group)
     if request.method == "POST":
-        if beyond_reach:
-            messages.error(request, f"{group.name} has administrators your role cannot remove from it.")
-            return _detail(group)
         name = group.name
-        directory.group_delete(actor=request.user, group=group)
+        try:
+            directory.group_delete(actor=request.user, group=group)
+        except ApplicationError as exc:  # administrators beyond reach, a token scoped to it
+            messages.error(request, exc.message)
+            return _detail(group)
         messages.success(request, f"Group {name} was deleted.")
         return redirect("console:group_list")
     context = {
@@ -108,7 +109,8 @@ def group_delete(request: HttpRequest, pk) -> HttpResponse:
         "group": group,
         "member_count": group.memberships.count(),
         "impacts": group_removal_impacts(group),
-        "beyond_reach": beyond_reach,
+        "beyond_reach": administrators_beyond_reach(request.user, group),
+        "scoped_tokens": scim_selectors.tokens_scoped_to(group),
     }
     return render(request, "console/groups/delete.html", context)
 
@@ -180,10 +182,13 @@ def _change_membership(request: HttpRequest, pk, change, done: str, unchanged: s
     account = _member_from_post(request)
     if account is None:
         messages.error(request, "That user no longer exists.")
-    elif not can_manage_user(request.user, account):
-        # Group membership grants apps: an administrator's groups follow the same rule as their account.
-        messages.error(request, f"{account.username} is an administrator whose groups your role cannot change.")
-    elif change(actor=request.user, group=group, users=[account]):
+        return _detail(group)
+    try:
+        changed = change(actor=request.user, group=group, users=[account])
+    except PermissionRefused as exc:  # an administrator's groups follow the same rule as their account
+        messages.error(request, exc.message)
+        return _detail(group)
+    if changed:
         messages.success(request, f"{account.username} {done} {group.name}.")
     else:
         messages.info(request, f"{account.username} {unchanged} {group.name}.")

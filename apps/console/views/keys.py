@@ -13,7 +13,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from apps.common.errors import ApplicationError
 from apps.console.decorators import console_view
 from apps.console.forms.keys import NextKeyForm
-from apps.console.permissions import Capability
+from apps.directory.roles import Capability
 from apps.saml_idp import keys
 from apps.saml_idp.models import KeyScope, KeyStatus, SigningKey
 

@@ -15,9 +15,9 @@ from apps.common.errors import ApplicationError
 from apps.connectors.models import Connector
 from apps.console.decorators import console_view
 from apps.console.forms.connectors import RemoteObjectFilterForm
-from apps.console.permissions import Capability
 from apps.console.views.connectors import connector_or_404, layout_context
 from apps.directory.models import User
+from apps.directory.roles import Capability
 from apps.provisioning import selectors, services
 from apps.provisioning.diff import preview_sync
 from apps.provisioning.models import DeprovisionHold, HoldStatus, SyncStatus

@@ -21,7 +21,7 @@ from apps.common.errors import ApplicationError
 from apps.console.decorators import console_view
 from apps.console.forms import add_service_errors
 from apps.console.forms.tokens import ApiTokenCreateForm, ScimTokenCreateForm
-from apps.console.permissions import Capability, can_manage_user
+from apps.directory.roles import Capability, can_manage_user
 from apps.scim_server.models import ScimToken
 from apps.scim_server.services import scim_token_create, scim_token_revoke
 
@@ -51,7 +51,7 @@ def scim_token_list(request: HttpRequest) -> HttpResponse:
 
 @console_view(Capability.MANAGE_TOKENS, sensitive=True)
 def scim_token_new(request: HttpRequest) -> HttpResponse:
-    form = ScimTokenCreateForm(request.POST or None)
+    form = ScimTokenCreateForm(request.POST or None, actor=request.user)
     if request.method == "POST" and form.is_valid():
         try:
             token, secret = scim_token_create(
@@ -59,6 +59,7 @@ def scim_token_new(request: HttpRequest) -> HttpResponse:
                 name=form.cleaned_data["name"],
                 scope=form.cleaned_data["scope"],
                 scope_group=form.cleaned_data["scope_group"],
+                manages_staff=form.cleaned_data.get("manages_staff", False),
             )
         except (ApplicationError, ValidationError) as error:
             add_service_errors(form, error)

@@ -15,9 +15,9 @@ from apps.common.errors import ApplicationError
 from apps.connectors.models import Connector
 from apps.console.decorators import console_view
 from apps.console.forms.tracer import AssertionPreviewForm, TraceStartForm
-from apps.console.permissions import Capability
 from apps.console.views.connectors import connector_or_404, layout_context
 from apps.directory.models import User
+from apps.directory.roles import Capability
 from apps.directory.selectors import user_get_by_email, user_get_by_username, user_list
 from apps.saml_idp import tracer
 from apps.saml_idp.constants import BINDING_POST, BINDING_REDIRECT

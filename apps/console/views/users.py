@@ -25,10 +25,10 @@ from apps.console.forms.users import (
     UserFilterForm,
     UserForm,
 )
-from apps.console.permissions import Capability, can_manage_user
 from apps.directory import selectors as directory_selectors
 from apps.directory import services as directory
 from apps.directory.models import Group, User
+from apps.directory.roles import Capability, can_manage_user
 from apps.portal import selectors as portal_selectors
 from apps.portal import services as portal
 

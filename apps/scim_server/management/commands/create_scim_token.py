@@ -14,8 +14,13 @@ class Command(BaseCommand):
         parser.add_argument("name", help="A label for the client, shown in the audit trail as scim:<name>.")
         parser.add_argument("--read-only", action="store_true", help="Allow reads only.")
         parser.add_argument("--group", help="Limit the token to the members of this group (id or name).")
+        parser.add_argument(
+            "--manages-staff",
+            action="store_true",
+            help="Let the token change staff accounts too (read-only to it otherwise).",
+        )
 
-    def handle(self, *args, name: str, read_only: bool, group: str | None, **options) -> None:
+    def handle(self, *args, name: str, read_only: bool, group: str | None, manages_staff: bool, **options) -> None:
         scope_group = None
         if group:
             scope_group = Group.objects.filter(group_identity_q(group)).first()
@@ -23,7 +28,9 @@ class Command(BaseCommand):
                 raise CommandError(f"No group {group!r}.")
         scope = ScimTokenScope.READ_ONLY if read_only else ScimTokenScope.READ_WRITE
         try:
-            _, secret = scim_token_create(actor=None, name=name, scope=scope, scope_group=scope_group)
+            _, secret = scim_token_create(
+                actor=None, name=name, scope=scope, scope_group=scope_group, manages_staff=manages_staff
+            )
         except ApplicationError as exc:
             raise CommandError(exc.message) from exc
         self.stderr.write("This token is shown once; store it now.")
