@@ -2,9 +2,8 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
-from apps.api import connector_views, views
-from apps.saml_idp import api as saml_idp_api
-from apps.scim_server.api import ScimTokenViewSet
+from apps.api import connector_views, idp_key_views, views
+from apps.api.scim_token_views import ScimTokenViewSet
 
 
 class OptionalSlashRouter(SimpleRouter):
@@ -32,17 +31,17 @@ urlpatterns = [
         SpectacularSwaggerView.as_view(url_name="api:schema", authentication_classes=[], permission_classes=[]),
         name="docs",
     ),
-    # SAML IdP signing keys and metadata fetches (apps/saml_idp/api.py), before the router's routes.
-    path("idp-keys", saml_idp_api.SigningKeyListView.as_view(), name="idp-keys"),
-    path("idp-keys/rotate", saml_idp_api.SigningKeyRotateView.as_view(), name="idp-keys-rotate"),
+    # SAML IdP signing keys and metadata fetches (apps/api/idp_key_views.py), before the router's routes.
+    path("idp-keys", idp_key_views.SigningKeyListView.as_view(), name="idp-keys"),
+    path("idp-keys/rotate", idp_key_views.SigningKeyRotateView.as_view(), name="idp-keys-rotate"),
     path(
         "connectors/<uuid:connector_id>/metadata-fetches",
-        saml_idp_api.ConnectorMetadataFetchesView.as_view(),
+        idp_key_views.ConnectorMetadataFetchesView.as_view(),
         name="connector-metadata-fetches",
     ),
     path(
         "connectors/<uuid:connector_id>/signing-key",
-        saml_idp_api.ConnectorSigningKeyView.as_view(),
+        idp_key_views.ConnectorSigningKeyView.as_view(),
         name="connector-signing-key",
     ),
     path("", include(router.urls)),
