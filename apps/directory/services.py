@@ -533,6 +533,12 @@ def group_delete(*, actor: Actor, group: Group) -> None:
         ) from exc
 
 
+def _touch(group: Group) -> None:
+    """A change of members is a change of the group: its lastModified and SCIM version move."""
+    group.updated = timezone.now()
+    Group.objects.filter(pk=group.pk).update(updated=group.updated)
+
+
 @transaction.atomic
 def group_add_members(*, actor: Actor, group: Group, users: Iterable[User]) -> list[User]:
     """Add users who are not members yet; returns those actually added."""
@@ -545,6 +551,7 @@ def group_add_members(*, actor: Actor, group: Group, users: Iterable[User]) -> l
         return []
     require_reach_query(actor, User.objects.filter(pk__in=[user.pk for user in added]))
     Membership.objects.bulk_create([Membership(group=group, user=user) for user in added], ignore_conflicts=True)
+    _touch(group)
     _audit_and_notify(
         actor=actor,
         action="group.members.add",
@@ -569,6 +576,7 @@ def group_remove_members(*, actor: Actor, group: Group, users: Iterable[User]) -
         return []
     require_reach_query(actor, User.objects.filter(pk__in=[user.pk for user in removed]))
     Membership.objects.filter(group=group, user_id__in=[user.pk for user in removed]).delete()
+    _touch(group)
     _audit_and_notify(
         actor=actor,
         action="group.members.remove",

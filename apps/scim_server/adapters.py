@@ -14,7 +14,6 @@ from uuid import UUID
 from django.db import transaction
 from django.http import HttpRequest
 from django.urls import reverse
-from django.utils import timezone
 from django_scim.adapters import SCIMMixin
 
 from apps.audit.services import SystemActor
@@ -579,8 +578,4 @@ def group_apply(
                 services.group_remove_members(
                     actor=actor, group=group, users=list(User.objects.filter(pk__in=to_remove).only("id", "username"))
                 )
-            if to_add or to_remove:
-                # Membership rows do not touch the group; its lastModified and version must move.
-                group.updated = timezone.now()
-                Group.objects.filter(pk=group.pk).update(updated=group.updated)
     return group
