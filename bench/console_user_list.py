@@ -228,8 +228,9 @@ class _Child:
         from django.conf import settings
         from django.db import connection, reset_queries
 
-        from apps.console.views.users import filtered_users, user_page
+        from apps.connectors.selectors import users_filtered as filtered_users
         from apps.directory.models import User
+        from apps.directory.selectors import user_page
 
         started = time.monotonic()
         self._load()
@@ -252,7 +253,12 @@ class _Child:
 
         def database_part(filters: dict, number: int) -> int:
             arguments = {"search" if key == "q" else key: value for key, value in filters.items()}
-            page, _ = user_page(filtered_users(**arguments), searching=bool(filters.get("q")), number=number)
+            page, _ = user_page(
+                filtered_users(**arguments),
+                searching=bool(filters.get("q")),
+                number=number,
+                size=settings.CONSOLE_PAGE_SIZE,
+            )
             for row in page.object_list:
                 list(row.groups.all())  # prefetched: no query
             return page.paginator.count

@@ -2,10 +2,11 @@
 
 from dataclasses import dataclass, field
 
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 
 from apps.connectors.models import Assignment, AttributeMapping, Connector, Deprovision, ProvisioningOperation
 from apps.directory.models import Group, Membership, User
+from apps.directory.selectors import user_directory_list
 from apps.provisioning.models import ObjectType, RemoteObject, SyncStatus
 
 
@@ -295,3 +296,24 @@ def users_in_scope_q(connector: Connector) -> Q:
     direct = Assignment.objects.filter(connector=connector, user__isnull=False).values("user_id")
     through_group = Membership.objects.filter(group__connector_assignments__connector=connector).values("user_id")
     return Q(pk__in=direct) | Q(pk__in=through_group)
+
+
+def connector_choices() -> list[tuple]:
+    """(slug, name) of every connector, for filters."""
+    return list(Connector.objects.order_by("name").values_list("slug", "name"))
+
+
+def assignment_counts_by_group(group_ids: list) -> dict:
+    """How many connectors each of `group_ids` is assigned to (groups without any are absent)."""
+    return dict(
+        Assignment.objects.filter(group_id__in=group_ids).values_list("group_id").annotate(n=Count("id")).order_by()
+    )
+
+
+def users_filtered(*, search: str = "", status: str = "", group: str = "", connector: str = "") -> QuerySet[User]:
+    """The console's user list: `group` is a group id, `connector` a slug (its users in scope, by any path)."""
+    scope = None
+    if connector:
+        found = connector_get_by_slug(connector)
+        scope = users_in_scope_q(found) if found else Q(pk__in=[])
+    return user_directory_list(search=search or None, status=status or None, group_id=group or None, where=scope)

@@ -1,11 +1,14 @@
 """Reads of the directory."""
 
+from dataclasses import dataclass
 from uuid import UUID
 
-from django.db.models import Count, Prefetch, Q, QuerySet
+from django.core.exceptions import ValidationError
+from django.core.paginator import Page, Paginator
+from django.db.models import Count, Prefetch, Q, QuerySet, prefetch_related_objects
 from django.db.models.functions import Lower
 
-from apps.directory.models import Group, Membership, User
+from apps.directory.models import Group, GroupImportJob, Membership, User
 
 
 def user_get_by_username(username: str) -> User | None:
@@ -91,12 +94,13 @@ def user_search_q(search: str) -> Q:
 
 
 def user_directory_list(
-    *, search: str | None = None, status: str | None = None, group_id: str | None = None
+    *, search: str | None = None, status: str | None = None, group_id: str | None = None, where: Q | None = None
 ) -> QuerySet[User]:
     """The console's user list in username order (the username index serves the order and the paging).
 
     The group filter is an IN-list over the membership index rather than a join, so the database
-    reads the group's members once instead of probing every user.
+    reads the group's members once instead of probing every user. `where` narrows further (the
+    users in a connector's scope, from apps.connectors.selectors.users_in_scope_q).
     """
     users = User.objects.all()
     if status:
@@ -105,4 +109,114 @@ def user_directory_list(
         users = users.filter(pk__in=Membership.objects.filter(group_id=group_id).values("user_id"))
     if search:
         users = users.filter(user_search_q(search))
+    if where is not None:
+        users = users.filter(where)
     return users.order_by("username")
+
+
+def user_get_or_none(pk: object) -> User | None:
+    """The user of a posted id; None when there is none or the id is not a UUID."""
+    try:
+        return User.objects.filter(pk=pk).first()
+    except ValidationError:
+        return None
+
+
+# --- Pages of users for the console ----------------------------------------------------------------
+
+# A search is a scan (substring of four columns): it reads matching ids in username order only as
+# far as the page asked for (plus one, to know there is a next page), never counting every match,
+# and pages at most this deep.
+SEARCH_RESULT_CAP = 1000
+
+
+@dataclass(frozen=True)
+class SearchPaginator:
+    count: int | None  # None: not counted (more matches than were read)
+    num_pages: int | None
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    """A page of search results read without a COUNT; `console/_pagination.html` shows it as "Page N"."""
+
+    object_list: list
+    number: int
+    paginator: SearchPaginator
+    more: bool
+
+    def has_next(self) -> bool:
+        return self.more
+
+    def has_previous(self) -> bool:
+        return self.number > 1
+
+    def next_page_number(self) -> int:
+        return self.number + 1
+
+    def previous_page_number(self) -> int:
+        return self.number - 1
+
+
+def _search_page(users: QuerySet[User], number: str | int | None, size: int) -> tuple[SearchPage, bool]:
+    last_page = max(1, -(-SEARCH_RESULT_CAP // size))
+    try:
+        number = min(max(int(number or 1), 1), last_page)
+    except ValueError:
+        number = 1
+    end = min(number * size, SEARCH_RESULT_CAP)
+    ids = list(users.values_list("pk", flat=True)[: end + 1])
+    counted = len(ids) <= end  # the scan ended before the page did: this is every match
+    if counted and number > 1 and len(ids) <= (number - 1) * size:
+        number = max(1, -(-len(ids) // size))  # past the end, like Paginator.get_page
+    rows = ids[(number - 1) * size : end]
+    by_id = User.objects.in_bulk(rows) if rows else {}
+    paginator = SearchPaginator(
+        count=len(ids) if counted else None, num_pages=max(1, -(-len(ids) // size)) if counted else None
+    )
+    capped = not counted and end >= SEARCH_RESULT_CAP
+    page = SearchPage([by_id[pk] for pk in rows if pk in by_id], number, paginator, more=not counted and not capped)
+    return page, capped
+
+
+def user_page(
+    users: QuerySet[User], *, searching: bool, number: str | int | None, size: int
+) -> tuple[Page | SearchPage, bool]:
+    """One page of `users` with their groups, in a fixed number of queries; and whether a search hit the cap."""
+    capped = False
+    if searching:
+        page, capped = _search_page(users, number, size)
+    else:
+        page = Paginator(users, size).get_page(number)
+        page.object_list = list(page.object_list)
+    prefetch_related_objects(
+        page.object_list, Prefetch("groups", queryset=Group.objects.only("id", "name").order_by("name"))
+    )
+    return page, capped
+
+
+# --- Groups for the console ------------------------------------------------------------------------
+
+
+def group_choices() -> list[tuple]:
+    """(id, name) of every group, for filters and pickers."""
+    return list(Group.objects.order_by("name").values_list("id", "name"))
+
+
+def group_page(*, search: str, number: str | int | None, size: int) -> Page:
+    """A page of groups (name order) with `member_count`, counted for that page's groups only."""
+    groups = Group.objects.order_by("name")
+    if search:
+        groups = groups.filter(Q(name__icontains=search) | Q(description__icontains=search))
+    page = Paginator(groups.only("id", "name", "description"), size).get_page(number)
+    ids = [group.pk for group in page.object_list]
+    members = dict(
+        Membership.objects.filter(group_id__in=ids).values_list("group_id").annotate(n=Count("id")).order_by()
+    )
+    for group in page.object_list:
+        group.member_count = members.get(group.pk, 0)
+    return page
+
+
+def group_import_latest(group: Group) -> GroupImportJob | None:
+    return GroupImportJob.objects.filter(group=group).first()

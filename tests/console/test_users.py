@@ -135,7 +135,7 @@ def test_list_query_count_does_not_grow_with_rows(db, admin_client, django_asser
 
 
 def test_search_reads_at_most_the_cap_and_says_so(db, admin_client, monkeypatch, django_assert_max_num_queries):
-    from apps.console.views import users as users_view
+    from apps.directory import selectors as users_view
 
     for n in range(12):
         UserFactory(username=f"capped{n:02}")

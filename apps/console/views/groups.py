@@ -4,21 +4,19 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.common.errors import ApplicationError, PermissionRefused
-from apps.connectors.models import Assignment
-from apps.connectors.selectors import group_removal_impacts
+from apps.connectors.selectors import assignment_counts_by_group, group_removal_impacts
 from apps.console.decorators import console_view
 from apps.console.forms import add_service_errors, save_changed_fields
 from apps.console.forms.groups import GroupFilterForm, GroupForm, MemberImportForm
 from apps.directory import selectors as directory_selectors
 from apps.directory import services as directory
-from apps.directory.models import Group, GroupImportJob, Membership, User
+from apps.directory.models import Group, GroupImportJob, User
 from apps.directory.roles import Capability, administrators_beyond_reach
 from apps.scim_server import selectors as scim_selectors
 
@@ -36,22 +34,11 @@ def _detail(group: Group) -> HttpResponse:
 def group_list(request: HttpRequest) -> HttpResponse:
     form = GroupFilterForm(request.GET)
     search = form.cleaned_data["q"] if form.is_valid() else ""
-    groups = Group.objects.order_by("name")
-    if search:
-        groups = groups.filter(Q(name__icontains=search) | Q(description__icontains=search))
-    page = Paginator(groups.only("id", "name", "description"), settings.CONSOLE_PAGE_SIZE).get_page(
-        request.GET.get("page")
+    page = directory_selectors.group_page(
+        search=search, number=request.GET.get("page"), size=settings.CONSOLE_PAGE_SIZE
     )
-    # Counted for the groups of this page only, one query each, rather than grouping every membership.
-    ids = [group.pk for group in page.object_list]
-    members = dict(
-        Membership.objects.filter(group_id__in=ids).values_list("group_id").annotate(n=Count("id")).order_by()
-    )
-    connectors = dict(
-        Assignment.objects.filter(group_id__in=ids).values_list("group_id").annotate(n=Count("id")).order_by()
-    )
+    connectors = assignment_counts_by_group([group.pk for group in page.object_list])
     for group in page.object_list:
-        group.member_count = members.get(group.pk, 0)
         group.connector_count = connectors.get(group.pk, 0)
     context = {"nav": "groups", "form": form, "page_obj": page, "groups": page.object_list, "filtered": bool(search)}
     return render(request, "console/groups/list.html", context, status=400 if form.errors else 200)
@@ -126,7 +113,7 @@ def _detail_context(group: Group, *, page_number, import_form: MemberImportForm)
         "page_obj": page,
         "members": page.object_list,
         "impacts": group_removal_impacts(group),
-        "import_job": GroupImportJob.objects.filter(group=group).first(),
+        "import_job": directory_selectors.group_import_latest(group),
         "import_form": import_form,
     }
 
@@ -158,10 +145,7 @@ def group_member_search(request: HttpRequest, pk) -> HttpResponse:
 
 
 def _member_from_post(request: HttpRequest) -> User | None:
-    try:
-        return User.objects.filter(pk=request.POST.get("user")).first()
-    except ValidationError:  # not a UUID
-        return None
+    return directory_selectors.user_get_or_none(request.POST.get("user"))
 
 
 @console_view(Capability.MANAGE_DIRECTORY)

@@ -9,20 +9,19 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.db.models import F
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import get_object_or_404, render
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
 from django.urls import path, reverse
 from django.utils import timezone
 
-from apps.api.models import ApiToken
+from apps.api import selectors as api_selectors
 from apps.api.services import api_token_create, api_token_revoke
 from apps.common.errors import ApplicationError
 from apps.console.decorators import console_view
 from apps.console.forms import add_service_errors
 from apps.console.forms.tokens import ApiTokenCreateForm, ScimTokenCreateForm
 from apps.directory.roles import Capability, can_manage_user
-from apps.scim_server.models import ScimToken
+from apps.scim_server import selectors as scim_selectors
 from apps.scim_server.services import scim_token_create, scim_token_revoke
 
 
@@ -31,8 +30,10 @@ def scim_base_url() -> str:
     return f"{settings.PORTAL_BASE_URL}{reverse('scim_server:root')}".rstrip("/")
 
 
-# Live tokens first (PostgreSQL would otherwise sort the NULL revoked_at last), newest first.
-_LIVE_FIRST = (F("revoked_at").desc(nulls_first=True), "-created", "-id")
+def _found(token):
+    if token is None:
+        raise Http404("No such token.")
+    return token
 
 
 def _page(request: HttpRequest, queryset):
@@ -44,7 +45,7 @@ def _page(request: HttpRequest, queryset):
 
 @console_view(Capability.VIEW_CONNECTORS)
 def scim_token_list(request: HttpRequest) -> HttpResponse:
-    tokens = ScimToken.objects.select_related("scope_group").order_by(*_LIVE_FIRST)
+    tokens = scim_selectors.scim_token_list()
     context = {"nav": "scim_tokens", "page_obj": _page(request, tokens), "scim_base_url": scim_base_url()}
     return render(request, "console/tokens/scim_list.html", context)
 
@@ -80,14 +81,14 @@ def scim_token_new(request: HttpRequest) -> HttpResponse:
 
 @console_view(Capability.VIEW_CONNECTORS)
 def scim_token_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    token = get_object_or_404(ScimToken.objects.select_related("scope_group"), pk=pk)
+    token = _found(scim_selectors.scim_token_get(pk))
     context = {"nav": "scim_tokens", "kind": "scim", "token": token, "scim_base_url": scim_base_url()}
     return render(request, "console/tokens/detail.html", context)
 
 
 @console_view(Capability.MANAGE_TOKENS)
 def scim_token_revoke_view(request: HttpRequest, pk: int) -> HttpResponse:
-    token = get_object_or_404(ScimToken.objects.select_related("scope_group"), pk=pk)
+    token = _found(scim_selectors.scim_token_get(pk))
     if request.method == "POST":
         scim_token_revoke(actor=request.user, token=token)
         messages.success(request, f'SCIM token "{token.name}" revoked: clients using it are refused from now on.')
@@ -107,7 +108,7 @@ def _check_may_manage_token_of(actor, owner) -> None:
 
 @console_view(Capability.VIEW_CONNECTORS)
 def api_token_list(request: HttpRequest) -> HttpResponse:
-    tokens = ApiToken.objects.select_related("user").order_by(*_LIVE_FIRST)
+    tokens = api_selectors.api_token_list()
     context = {"nav": "api_tokens", "page_obj": _page(request, tokens), "now": timezone.now()}
     return render(request, "console/tokens/api_list.html", context)
 
@@ -141,14 +142,14 @@ def api_token_new(request: HttpRequest) -> HttpResponse:
 
 @console_view(Capability.VIEW_CONNECTORS)
 def api_token_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    token = get_object_or_404(ApiToken.objects.select_related("user"), pk=pk)
+    token = _found(api_selectors.api_token_get(pk))
     context = {"nav": "api_tokens", "kind": "api", "token": token, "now": timezone.now()}
     return render(request, "console/tokens/detail.html", context)
 
 
 @console_view(Capability.MANAGE_TOKENS)
 def api_token_revoke_view(request: HttpRequest, pk: int) -> HttpResponse:
-    token = get_object_or_404(ApiToken.objects.select_related("user"), pk=pk)
+    token = _found(api_selectors.api_token_get(pk))
     _check_may_manage_token_of(request.user, token.user)
     if request.method == "POST":
         api_token_revoke(actor=request.user, token=token)

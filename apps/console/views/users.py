@@ -1,12 +1,8 @@
 """Users: search and filter the directory, change one person, and see why they can use which app."""
 
-from dataclasses import dataclass
-
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.paginator import Page, Paginator
-from django.db.models import Prefetch, QuerySet, prefetch_related_objects
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
@@ -14,8 +10,13 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from apps.audit.selectors import user_sign_in_events
 from apps.common.errors import ApplicationError
-from apps.connectors.models import Connector
-from apps.connectors.selectors import user_access_paths, user_deprovision_plan, user_remote_objects, users_in_scope_q
+from apps.connectors.selectors import (
+    connector_choices,
+    user_access_paths,
+    user_deprovision_plan,
+    user_remote_objects,
+    users_filtered,
+)
 from apps.console.decorators import console_view
 from apps.console.forms import add_service_errors, save_changed_fields
 from apps.console.forms.users import (
@@ -27,7 +28,7 @@ from apps.console.forms.users import (
 )
 from apps.directory import selectors as directory_selectors
 from apps.directory import services as directory
-from apps.directory.models import Group, User
+from apps.directory.models import User
 from apps.directory.roles import Capability, can_manage_user
 from apps.portal import selectors as portal_selectors
 from apps.portal import services as portal
@@ -47,107 +48,27 @@ def _detail(account: User) -> HttpResponse:
     return redirect("console:user_detail", pk=account.pk)
 
 
-# A search is a scan (substring of four columns): it reads matching ids in username order only as
-# far as the page asked for (plus one, to know there is a next page), never counting every match,
-# and pages at most this deep.
-SEARCH_RESULT_CAP = 1000
-
-
-@dataclass(frozen=True)
-class SearchPaginator:
-    count: int | None  # None: not counted (more matches than were read)
-    num_pages: int | None
-
-
-@dataclass(frozen=True)
-class SearchPage:
-    """A page of search results read without a COUNT; `console/_pagination.html` shows it as "Page N"."""
-
-    object_list: list
-    number: int
-    paginator: SearchPaginator
-    more: bool
-
-    def has_next(self) -> bool:
-        return self.more
-
-    def has_previous(self) -> bool:
-        return self.number > 1
-
-    def next_page_number(self) -> int:
-        return self.number + 1
-
-    def previous_page_number(self) -> int:
-        return self.number - 1
-
-
-def filtered_users(*, search: str = "", status: str = "", group: str = "", connector: str = "") -> QuerySet[User]:
-    """The list's users: `group` is a group id, `connector` a slug (its users in scope, by any path)."""
-    users = directory_selectors.user_directory_list(
-        search=search or None, status=status or None, group_id=group or None
-    )
-    if connector:
-        users = users.filter(users_in_scope_q(Connector.objects.get(slug=connector)))
-    return users
-
-
-def _search_page(users: QuerySet[User], number: str | None) -> tuple[SearchPage, bool]:
-    size = settings.CONSOLE_PAGE_SIZE
-    last_page = max(1, -(-SEARCH_RESULT_CAP // size))
-    try:
-        number = min(max(int(number or 1), 1), last_page)
-    except ValueError:
-        number = 1
-    end = min(number * size, SEARCH_RESULT_CAP)
-    ids = list(users.values_list("pk", flat=True)[: end + 1])
-    counted = len(ids) <= end  # the scan ended before the page did: this is every match
-    if counted and number > 1 and len(ids) <= (number - 1) * size:
-        number = max(1, -(-len(ids) // size))  # past the end, like Paginator.get_page
-    rows = ids[(number - 1) * size : end]
-    by_id = User.objects.in_bulk(rows) if rows else {}
-    paginator = SearchPaginator(
-        count=len(ids) if counted else None, num_pages=max(1, -(-len(ids) // size)) if counted else None
-    )
-    capped = not counted and end >= SEARCH_RESULT_CAP
-    page = SearchPage([by_id[pk] for pk in rows if pk in by_id], number, paginator, more=not counted and not capped)
-    return page, capped
-
-
-def user_page(users: QuerySet[User], *, searching: bool, number: str | None) -> tuple[Page | SearchPage, bool]:
-    """One page of `users` with their groups, in a fixed number of queries; and whether a search hit the cap."""
-    capped = False
-    if searching:
-        page, capped = _search_page(users, number)
-    else:
-        page = Paginator(users, settings.CONSOLE_PAGE_SIZE).get_page(number)
-        page.object_list = list(page.object_list)
-    prefetch_related_objects(
-        page.object_list, Prefetch("groups", queryset=Group.objects.only("id", "name").order_by("name"))
-    )
-    return page, capped
-
-
 @console_view(Capability.VIEW_DIRECTORY)
 @require_GET
 def user_list(request: HttpRequest) -> HttpResponse:
-    groups = list(Group.objects.order_by("name").values_list("id", "name"))
-    connectors = list(Connector.objects.order_by("name").values_list("slug", "name"))
-    form = UserFilterForm(request.GET, groups=groups, connectors=connectors)
+    form = UserFilterForm(request.GET, groups=directory_selectors.group_choices(), connectors=connector_choices())
     data = form.cleaned_data if form.is_valid() else {}
-    users = filtered_users(
+    users = users_filtered(
         search=data.get("q", ""),
         status=data.get("status", ""),
         group=data.get("group", ""),
         connector=data.get("connector", ""),
     )
-    page, capped = user_page(users, searching=bool(data.get("q")), number=request.GET.get("page"))
+    page, capped = directory_selectors.user_page(
+        users, searching=bool(data.get("q")), number=request.GET.get("page"), size=settings.CONSOLE_PAGE_SIZE
+    )
     context = {
         "nav": "users",
         "form": form,
         "page_obj": page,
         "users": page.object_list,
         "capped": capped,
-        "cap": SEARCH_RESULT_CAP,
+        "cap": directory_selectors.SEARCH_RESULT_CAP,
         "filtered": any(data.get(name) for name in ("q", "status", "group", "connector")),
     }
     return render(request, "console/users/list.html", context, status=400 if form.errors else 200)
