@@ -11,7 +11,7 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest
 
-from apps.scim_server import resources
+from apps.scim_server import group_resources, user_resources
 from apps.scim_server.errors import ScimError, invalid_syntax, invalid_value, too_large
 from apps.scim_server.models import ScimToken
 from apps.scim_server.patch import _get
@@ -70,17 +70,21 @@ def _run(token: ScimToken, request: HttpRequest | None, method: str, path: str, 
     if method == "POST":
         if resource_id:
             raise invalid_value("POST takes a collection path such as /Users.")
-        return (resources.user_create if users else resources.group_create)(token, request, data)
+        return (user_resources.user_create if users else group_resources.group_create)(token, request, data)
     if not resource_id:
         raise invalid_value(f"{method} needs a resource path such as /{match.group(1)}/<id>.")
     if method == "PUT":
-        return (resources.user_replace if users else resources.group_replace)(
+        return (user_resources.user_replace if users else group_resources.group_replace)(
             token, request, resource_id, data, version
         )
     if method == "PATCH":
-        return (resources.user_patch if users else resources.group_patch)(token, request, resource_id, data, version)
+        return (user_resources.user_patch if users else group_resources.group_patch)(
+            token, request, resource_id, data, version
+        )
     if method == "DELETE":
-        return (resources.user_delete if users else resources.group_delete)(token, request, resource_id, version)
+        return (user_resources.user_delete if users else group_resources.group_delete)(
+            token, request, resource_id, version
+        )
     raise invalid_value(f"Unsupported bulk method {method[:10]!r}.")
 
 

@@ -1,4 +1,5 @@
-"""SCIM 2.0 endpoints: authenticate, limit, parse, call apps.scim_server.resources, render.
+"""SCIM 2.0 endpoints: authenticate, limit, parse, call the operations (user_resources, group_resources,
+search), render.
 
 These replace django-scim2's views, which accept whatever authenticated a session, answer some
 errors without a SCIM body and list pages by loading every row. Nothing here logs a request body.
@@ -16,12 +17,13 @@ from django.views.decorators.csrf import csrf_exempt
 from django_scim.constants import SCIM_CONTENT_TYPE
 from django_scim.utils import get_all_schemas_getter, get_service_provider_config_model
 
-from apps.scim_server import bulk, resources
+from apps.scim_server import bulk, group_resources, search, user_resources
 from apps.scim_server.auth import authenticate
 from apps.scim_server.errors import ScimError, invalid_syntax, invalid_value, not_found, too_large
 from apps.scim_server.models import ScimToken
+from apps.scim_server.projection import ListParams, list_params
 from apps.scim_server.ratelimit import rate_limit_hit
-from apps.scim_server.resources import ScimResult, list_params, list_response
+from apps.scim_server.resources import ScimResult, list_response
 from apps.scim_server.schemas import SEARCH_REQUEST, resource_type_documents
 
 logger = logging.getLogger(__name__)
@@ -178,59 +180,61 @@ class UsersView(ScimView):
     allowed_methods = ("GET", "POST")
 
     def get(self, request: HttpRequest) -> ScimResult:
-        return resources.user_list(self.token, request, list_params(_query(request)))
+        return user_resources.user_list(self.token, request, list_params(_query(request)))
 
     def post(self, request: HttpRequest) -> ScimResult:
-        return resources.user_create(self.token, request, read_json(request))
+        return user_resources.user_create(self.token, request, read_json(request))
 
 
 class UserView(ScimView):
     allowed_methods = ("GET", "PUT", "PATCH", "DELETE")
 
     def get(self, request: HttpRequest, uuid: str):
-        return _if_none_match(request, resources.user_get(self.token, request, uuid, list_params(_query(request))))
+        return _if_none_match(request, user_resources.user_get(self.token, request, uuid, list_params(_query(request))))
 
     def put(self, request: HttpRequest, uuid: str) -> ScimResult:
         body = read_json(request)
-        return resources.user_replace(self.token, request, uuid, body, request.META.get("HTTP_IF_MATCH"))
+        return user_resources.user_replace(self.token, request, uuid, body, request.META.get("HTTP_IF_MATCH"))
 
     def patch(self, request: HttpRequest, uuid: str) -> ScimResult:
         body = read_json(request)
-        return resources.user_patch(self.token, request, uuid, body, request.META.get("HTTP_IF_MATCH"))
+        return user_resources.user_patch(self.token, request, uuid, body, request.META.get("HTTP_IF_MATCH"))
 
     def delete(self, request: HttpRequest, uuid: str) -> ScimResult:
-        return resources.user_delete(self.token, request, uuid, request.META.get("HTTP_IF_MATCH"))
+        return user_resources.user_delete(self.token, request, uuid, request.META.get("HTTP_IF_MATCH"))
 
 
 class GroupsView(ScimView):
     allowed_methods = ("GET", "POST")
 
     def get(self, request: HttpRequest) -> ScimResult:
-        return resources.group_list(self.token, request, list_params(_query(request)))
+        return group_resources.group_list(self.token, request, list_params(_query(request)))
 
     def post(self, request: HttpRequest) -> ScimResult:
-        return resources.group_create(self.token, request, read_json(request))
+        return group_resources.group_create(self.token, request, read_json(request))
 
 
 class GroupView(ScimView):
     allowed_methods = ("GET", "PUT", "PATCH", "DELETE")
 
     def get(self, request: HttpRequest, uuid: str):
-        return _if_none_match(request, resources.group_get(self.token, request, uuid, list_params(_query(request))))
+        return _if_none_match(
+            request, group_resources.group_get(self.token, request, uuid, list_params(_query(request)))
+        )
 
     def put(self, request: HttpRequest, uuid: str) -> ScimResult:
         body = read_json(request)
-        return resources.group_replace(self.token, request, uuid, body, request.META.get("HTTP_IF_MATCH"))
+        return group_resources.group_replace(self.token, request, uuid, body, request.META.get("HTTP_IF_MATCH"))
 
     def patch(self, request: HttpRequest, uuid: str) -> ScimResult:
         body = read_json(request)
-        return resources.group_patch(self.token, request, uuid, body, request.META.get("HTTP_IF_MATCH"))
+        return group_resources.group_patch(self.token, request, uuid, body, request.META.get("HTTP_IF_MATCH"))
 
     def delete(self, request: HttpRequest, uuid: str) -> ScimResult:
-        return resources.group_delete(self.token, request, uuid, request.META.get("HTTP_IF_MATCH"))
+        return group_resources.group_delete(self.token, request, uuid, request.META.get("HTTP_IF_MATCH"))
 
 
-def _search_params(body: Any) -> resources.ListParams:
+def _search_params(body: Any) -> ListParams:
     if not isinstance(body, dict):
         raise invalid_syntax("A SearchRequest must be a JSON object.")
     schemas = body.get("schemas")
@@ -243,14 +247,14 @@ class UserSearchView(ScimView):
     allowed_methods = ("POST",)
 
     def post(self, request: HttpRequest) -> ScimResult:
-        return resources.user_list(self.token, request, _search_params(read_json(request)))
+        return user_resources.user_list(self.token, request, _search_params(read_json(request)))
 
 
 class GroupSearchView(ScimView):
     allowed_methods = ("POST",)
 
     def post(self, request: HttpRequest) -> ScimResult:
-        return resources.group_list(self.token, request, _search_params(read_json(request)))
+        return group_resources.group_list(self.token, request, _search_params(read_json(request)))
 
 
 class BulkView(ScimView):
@@ -269,7 +273,7 @@ class RootSearchView(ScimView):
     allowed_methods = ("POST",)
 
     def post(self, request: HttpRequest) -> ScimResult:
-        return resources.root_search(self.token, request, _search_params(read_json(request)))
+        return search.root_search(self.token, request, _search_params(read_json(request)))
 
 
 class NotImplementedView(ScimView):

@@ -9,7 +9,7 @@ from django.test.utils import CaptureQueriesContext
 from apps.directory.models import User
 from apps.scim_server import filters
 from apps.scim_server.errors import ScimError
-from apps.scim_server.resources import USER_TARGET
+from apps.scim_server.user_resources import USER_TARGET
 from tests.factories import GroupFactory, UserFactory
 from tests.scim_server.conftest import ENTERPRISE, assert_scim_error
 
