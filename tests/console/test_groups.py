@@ -6,6 +6,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from apps.audit.models import AuditEvent
+from apps.directory import imports
 from apps.directory import services as directory
 from apps.directory.models import Group, GroupImportJob, ImportStatus, Membership
 from apps.directory.tasks import group_import_run
@@ -192,14 +193,14 @@ def test_detail_and_delete_name_what_would_be_deprovisioned(db, admin, admin_cli
 
 
 def test_parse_accepts_lines_or_a_column_and_reports_bad_files():
-    assert directory.parse_member_csv(b"alice\n\nbob@example.com\n") == [(1, "alice"), (3, "bob@example.com")]
+    assert imports.parse_member_csv(b"alice\n\nbob@example.com\n") == [(1, "alice"), (3, "bob@example.com")]
     with_header = b"\xef\xbb\xbfname,Email\nAlice,alice@example.com\nNobody,\nBob,bob@example.com\n"
-    assert directory.parse_member_csv(with_header) == [(2, "alice@example.com"), (4, "bob@example.com")]
+    assert imports.parse_member_csv(with_header) == [(2, "alice@example.com"), (4, "bob@example.com")]
     both = b"username,email\nalice,\n,bob@example.com\n"
-    assert directory.parse_member_csv(both) == [(2, "alice"), (3, "bob@example.com")]
+    assert imports.parse_member_csv(both) == [(2, "alice"), (3, "bob@example.com")]
     for content, message in ((b"\xff\xfe\x00", "not UTF-8"), (b"\n\n", "names no users")):
         with pytest.raises(Exception) as caught:
-            directory.parse_member_csv(content)
+            imports.parse_member_csv(content)
         assert message in caught.value.message_dict["file"][0]
 
 
@@ -258,22 +259,22 @@ def test_import_rejects_a_bad_file_on_the_field(db, admin_client):
 
 
 def test_a_long_import_resumes_where_it_stopped(db, admin, monkeypatch):
-    monkeypatch.setattr(directory, "GROUP_IMPORT_BATCH_SIZE", 7)
+    monkeypatch.setattr(imports, "GROUP_IMPORT_BATCH_SIZE", 7)
     group = GroupFactory(name="Large")
     people = [UserFactory(username=f"bulk{n:04}") for n in range(30)]
-    job = directory.group_import_start(
+    job = imports.group_import_start(
         actor=admin, group=group, filename="big.csv", content="\n".join(p.username for p in people).encode()
     )
     # Out of time after the first batch: that batch is committed and the task asks to carry on.
-    assert directory.group_import_process(job.pk, budget_seconds=0) is True
+    assert imports.group_import_process(job.pk, budget_seconds=0) is True
     job.refresh_from_db()
     assert job.processed_rows == 7 and job.status == ImportStatus.RUNNING
-    assert directory.group_import_process(job.pk) is False
+    assert imports.group_import_process(job.pk) is False
     job.refresh_from_db()
     assert job.status == ImportStatus.DONE and job.added_count == 30
     assert Membership.objects.filter(group=group).count() == 30
     # Running it again (a redelivered task) changes nothing.
-    assert directory.group_import_process(job.pk) is False
+    assert imports.group_import_process(job.pk) is False
     assert AuditEvent.objects.filter(action="group.import.finish").count() == 1
 
 
@@ -301,13 +302,13 @@ def test_import_end_to_end_with_a_real_worker(celery_worker_process):
 
 
 def test_a_file_of_unknown_rows_lists_the_first_and_counts_all(db, admin, monkeypatch):
-    monkeypatch.setattr(directory, "GROUP_IMPORT_UNKNOWN_KEPT", 3)
-    monkeypatch.setattr(directory, "GROUP_IMPORT_BATCH_SIZE", 2)
+    monkeypatch.setattr(imports, "GROUP_IMPORT_UNKNOWN_KEPT", 3)
+    monkeypatch.setattr(imports, "GROUP_IMPORT_BATCH_SIZE", 2)
     group = GroupFactory(name="Typos")
-    job = directory.group_import_start(
+    job = imports.group_import_start(
         actor=admin, group=group, filename="typos.csv", content=b"\n".join(b"nobody%d" % n for n in range(7))
     )
-    directory.group_import_process(job.pk)
+    imports.group_import_process(job.pk)
     job.refresh_from_db()
     assert job.unknown_count == 7 and [row[0] for row in job.unknown_rows] == [1, 2, 3]
     assert job.status == ImportStatus.DONE and job.added_count == 0

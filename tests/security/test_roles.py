@@ -15,6 +15,7 @@ from rest_framework.test import APIClient
 from apps.api.services import api_token_create
 from apps.audit.models import AuditEvent
 from apps.audit.services import SystemActor
+from apps.directory import imports
 from apps.directory import services as directory
 from apps.directory.models import AdminRole, Group, GroupImportJob, ImportStatus, Membership, User
 from apps.directory.roles import StaffAccountProtected
@@ -177,7 +178,7 @@ def test_csv_import_by_help_desk_skips_administrators_in_the_celery_task(celery_
     UserFactory(username="plain.one")
     group = GroupFactory(name="Imported")
 
-    job = directory.group_import_start(
+    job = imports.group_import_start(
         actor=helpdesk, group=group, filename="people.csv", content=b"username\nplain.one\nada.admin\nhal.helpdesk\n"
     )
 

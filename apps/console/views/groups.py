@@ -14,6 +14,7 @@ from apps.connectors.selectors import assignment_counts_by_group, group_removal_
 from apps.console.decorators import console_view
 from apps.console.forms import add_service_errors, save_changed_fields
 from apps.console.forms.groups import GroupFilterForm, GroupForm, MemberImportForm
+from apps.directory import imports
 from apps.directory import selectors as directory_selectors
 from apps.directory import services as directory
 from apps.directory.models import Group, GroupImportJob, User
@@ -188,7 +189,7 @@ def group_import(request: HttpRequest, pk) -> HttpResponse:
     if form.is_valid():
         upload = form.cleaned_data["file"]
         try:
-            job = directory.group_import_start(
+            job = imports.group_import_start(
                 actor=request.user, group=group, filename=upload.name, content=upload.read()
             )
         except ValidationError as error:
