@@ -506,12 +506,41 @@ def connector_update(
         changed_after.setdefault("provisioning", after.get("provisioning", {}))
         changed_after["provisioning"] = {**changed_after["provisioning"], "token": "changed"}
     if changed_after:
-        audit_record(
-            actor=actor, action="connector.update", target=connector, before=changed_before, after=changed_after
-        )
+        _audit_update(actor, connector, changed_before, changed_after)
         if "enabled" in changed_after or "provisioning" in changed_after:
             provisioning_services.record_full_sync(connector, "connector.update")
     return connector
+
+
+# A connector update is audited as what happened, one event per part: switched on or off, its SSO
+# settings, its Identity Management settings, its name and the rest.
+_UPDATE_PARTS = (("sso", "connector.sso.update"), ("provisioning", "connector.provisioning.update"))
+
+
+def _audit_update(actor: Actor, connector: Connector, before: dict, after: dict) -> None:
+    before, after = dict(before), dict(after)
+    if "enabled" in after:
+        enabled = after.pop("enabled")
+        audit_record(
+            actor=actor,
+            action="connector.activated" if enabled else "connector.deactivated",
+            target=connector,
+            before={"enabled": before.pop("enabled", None)},
+            after={"enabled": enabled},
+        )
+    for part, action in _UPDATE_PARTS:
+        if part in after or part in before:
+            old, new = before.pop(part, None) or {}, after.pop(part, None) or {}
+            keys = [key for key in {**old, **new} if old.get(key) != new.get(key)]
+            audit_record(
+                actor=actor,
+                action=action,
+                target=connector,
+                before={part: {key: old.get(key) for key in keys}},
+                after={part: {key: new.get(key) for key in keys}},
+            )
+    if after or before:
+        audit_record(actor=actor, action="connector.update", target=connector, before=before, after=after)
 
 
 @transaction.atomic

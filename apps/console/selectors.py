@@ -2,12 +2,17 @@
 
 from dataclasses import dataclass
 
+from django.core.exceptions import ValidationError
 from django.db.models import Count, Q, QuerySet
+from django.urls import reverse
 
+from apps.api.models import ApiToken
 from apps.audit.models import AuditEvent
 from apps.connectors.models import Connector
 from apps.directory.models import Group, User, UserStatus
 from apps.provisioning.selectors import health_by_connector
+from apps.saml_sp.models import UpstreamIdentityProvider
+from apps.scim_server.models import ScimToken
 
 SIGN_IN_ACTIONS = ("portal.login.success", "portal.login.failure", "portal.lockout", "portal.mfa.failure")
 
@@ -57,10 +62,42 @@ def recent_sign_ins(limit: int = 10) -> QuerySet[AuditEvent]:
     return AuditEvent.objects.filter(action__in=SIGN_IN_ACTIONS).order_by("-created", "-id")[:limit]
 
 
+# End users' own doings: signing in to the portal and, through it, to apps.
+_SIGN_IN_FAMILIES = ("portal.", "saml.sso.", "saml.slo")
+
+
 def recent_admin_actions(limit: int = 10) -> QuerySet[AuditEvent]:
-    """Changes made by people (not sign-ins, not the system), newest first."""
-    return (
-        AuditEvent.objects.filter(actor__isnull=False)
-        .exclude(action__startswith="portal.")
-        .order_by("-created", "-id")[:limit]
-    )
+    """Changes made by staff (not sign-ins, not the system, not end users), newest first."""
+    events = AuditEvent.objects.filter(Q(actor__is_staff=True) | Q(actor__is_superuser=True))
+    for family in _SIGN_IN_FAMILIES:
+        events = events.exclude(action__startswith=family)
+    return events.order_by("-created", "-id")[:limit]
+
+
+# Where the console shows each kind of audit target: (URL name, the model, its URL argument).
+_TARGET_PAGES: dict[str, tuple[str, type, str]] = {
+    "directory.user": ("console:user_detail", User, "pk"),
+    "directory.group": ("console:group_detail", Group, "pk"),
+    "connectors.connector": ("console:connector_detail", Connector, "slug"),
+    "scim_server.scimtoken": ("console:scim_token_detail", ScimToken, "pk"),
+    "api.apitoken": ("console:api_token_detail", ApiToken, "pk"),
+    "saml_sp.upstreamidentityprovider": ("console:settings_upstream_edit", UpstreamIdentityProvider, "pk"),
+}
+
+
+def audit_target_urls(events: list[AuditEvent]) -> dict[int, str]:
+    """Event id -> the console page of its target, for targets that still exist (one query per kind)."""
+    wanted: dict[str, set[str]] = {}
+    for event in events:
+        if event.target_type in _TARGET_PAGES and event.target_id:
+            wanted.setdefault(event.target_type, set()).add(event.target_id)
+    found: dict[tuple[str, str], str] = {}
+    for target_type, ids in wanted.items():
+        url_name, model, argument = _TARGET_PAGES[target_type]
+        try:
+            rows = model.objects.filter(pk__in=ids).values_list("pk", argument)
+            for pk, value in rows:
+                found[(target_type, str(pk))] = reverse(url_name, args=[value])
+        except (ValueError, ValidationError):  # an id of another shape (a hand-written row)
+            continue
+    return {event.pk: found[key] for event in events if (key := (event.target_type, event.target_id)) in found}

@@ -51,11 +51,13 @@ def test_csv_export_follows_the_filters_and_defuses_formulas(db, admin, admin_cl
 
     AuditEvent.objects.filter(action="test.formula").update(target_label='=HYPERLINK("http://evil")')
     rows = _export(admin_client, "?action=test.formula")
-    assert rows[0][:3] == ["time", "actor", "action"]
+    header = rows[0]
+    assert header[:5] == ["id", "time", "actor", "actor_id", "action"]
     assert len(rows) == 2
-    assert rows[1][5] == '\'=HYPERLINK("http://evil")'
+    assert rows[1][header.index("target")] == '\'=HYPERLINK("http://evil")'
+    assert rows[1][header.index("after")] == '{"note": "x"}'  # JSON, not a Python repr
     everything = _export(admin_client)
-    assert any(row[2] == "user.create" for row in everything[1:])
+    assert any(row[header.index("action")] == "user.create" for row in everything[1:])
 
 
 def test_help_desk_cannot_read_the_audit_log(db, helpdesk_client):
@@ -69,3 +71,83 @@ def test_list_has_a_fixed_number_of_queries(db, admin, admin_client, django_asse
     with django_assert_max_num_queries(12):
         response = admin_client.get("/console/audit/")
     assert len(response.context["events"]) == 50
+
+
+# --- Readable for a security team (issue 14) ------------------------------------------------------
+
+
+def test_a_change_reads_as_before_and_after_not_a_python_repr(db, admin, admin_client):
+    jane = UserFactory(username="jane.doe", first_name="Jane")
+    directory.user_update(actor=admin, user=jane, first_name="Janet")
+    directory.user_suspend(actor=admin, user=jane)
+
+    html = admin_client.get("/console/audit/?target=jane").content.decode()
+
+    assert "<dt>first_name</dt><dd><del>Jane</del> → <ins>Janet</ins></dd>" in html
+    assert "<dt>status</dt><dd><del>active</del> → <ins>suspended</ins></dd>" in html
+    assert "{&#x27;" not in html and "{'" not in html  # no dict repr anywhere
+    assert f'<a href="/console/users/{jane.pk}/">jane.doe</a>' in html
+
+
+def test_targets_link_to_their_page_only_while_they_exist(db, admin, admin_client):
+    from tests.factories import GroupFactory
+
+    group = GroupFactory(name="Engineering")
+    directory.group_update(actor=admin, group=group, description="Builds things")
+    gone = UserFactory(username="gone.user")
+    directory.user_delete(actor=admin, user=gone)
+
+    html = admin_client.get("/console/audit/").content.decode()
+
+    assert f'<a href="/console/groups/{group.pk}/">Engineering</a>' in html
+    assert "gone.user" in html and f"/console/users/{gone.pk}/" not in html
+
+
+def test_nested_settings_read_as_dotted_fields(db, admin, admin_client):
+    audit_record(
+        actor=admin,
+        action="connector.sso.update",
+        target=None,
+        target_label="Twingate",
+        before={"sso": {"sign": "response"}},
+        after={"sso": {"sign": "both"}},
+    )
+    html = admin_client.get("/console/audit/?action=connector.sso.update").content.decode()
+    assert "<dt>sso.sign</dt><dd><del>response</del> → <ins>both</ins></dd>" in html
+
+
+def test_json_lines_export_has_the_documented_fields_and_objects(db, admin, admin_client):
+    import json
+
+    from apps.audit.presentation import EXPORT_FIELDS
+
+    jane = UserFactory(username="jane.doe")
+    directory.user_update(actor=admin, user=jane, first_name="Janet")
+
+    response = admin_client.get("/console/audit/export.jsonl?action=user.update")
+
+    assert response.streaming and response["Content-Type"].startswith("application/x-ndjson")
+    lines = b"".join(response.streaming_content).decode().splitlines()
+    [record] = [json.loads(line) for line in lines]
+    assert list(record) == list(EXPORT_FIELDS)
+    assert record["action"] == "user.update" and record["actor"] == admin.username
+    assert record["actor_id"] == str(admin.pk) and record["target_id"] == str(jane.pk)
+    assert record["after"]["first_name"] == "Janet"  # an object, not text
+
+
+def test_dates_are_iso_text_fields_not_the_browsers_locale_picker(db, admin_client):
+    html = admin_client.get("/console/audit/").content.decode()
+    assert 'type="date"' not in html
+    assert 'placeholder="YYYY-MM-DD"' in html
+
+
+def test_dashboard_recent_admin_actions_leave_out_end_users_sign_ins(db, admin, admin_client):
+    jane = UserFactory(username="jane.doe")
+    audit_record(actor=jane, action="saml.sso.success", target=None, target_label="Twingate")
+    audit_record(actor=jane, action="portal.login.success", target=jane)
+    directory.user_suspend(actor=admin, user=jane)
+
+    actions = [event.action for event in admin_client.get("/console/").context["recent_actions"]]
+
+    assert "user.suspend" in actions
+    assert "saml.sso.success" not in actions and "portal.login.success" not in actions

@@ -214,7 +214,9 @@ def test_twingate_wizard_from_the_catalog_to_users_downstream(admin, admin_clien
     assert {
         "connector.create",
         "connector.sp_metadata_import",
-        "connector.update",
+        "connector.sso.update",
+        "connector.provisioning.update",
+        "connector.activated",
         "provisioning.test_connection",
         "connector.assignment.create",
         "provisioning.sync",
