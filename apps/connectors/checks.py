@@ -7,10 +7,10 @@ activated. Reads only: a check never generates a key or changes a row.
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db.models import Q
 from django.utils import timezone
 
-from apps.connectors.models import Connector, MappingKind, NameIdProperty, SignatureAlgorithm
+from apps.connectors.catalog import get_template
+from apps.connectors.models import Connector, MappingKind, NameIdFormat, NameIdProperty, SignatureAlgorithm
 from apps.connectors.selectors import users_in_scope
 
 KEY_EXPIRY_WARNING_DAYS = 60
@@ -28,10 +28,28 @@ class CheckResult:
     level: str
     message: str
     tab: str = ""  # the connector tab where it is fixed
+    # The recommended change, applied by one click (apps.connectors.services.connector_apply_fix):
+    # connector_update's arguments, and what it does in words.
+    fix: dict | None = None
+    fix_label: str = ""
 
     @property
     def blocks_activation(self) -> bool:
         return self.level == Level.ERROR
+
+
+# The NameID format that suits each source of the NameID.
+_NAMEID_FORMAT_FOR = {
+    NameIdProperty.EMAIL: NameIdFormat.EMAIL,
+    NameIdProperty.ID: NameIdFormat.PERSISTENT,
+    NameIdProperty.USERNAME: NameIdFormat.UNSPECIFIED,
+    NameIdProperty.EMPLOYEE_ID: NameIdFormat.UNSPECIFIED,
+}
+
+
+def _account_match(connector: Connector) -> str:
+    template = get_template(connector.template) if connector.template else None
+    return template.account_match if template else "userName"
 
 
 def _nameid_vs_scim(connector: Connector) -> list[CheckResult]:
@@ -40,16 +58,25 @@ def _nameid_vs_scim(connector: Connector) -> list[CheckResult]:
     sso = connector.sso
     # Each NameID source property has the name of the mapping source that gives the same value.
     nameid_source = sso.nameid_property if sso.nameid_property in NameIdProperty.values else None
-    sources = {
-        mapping.target.strip().lower(): mapping.source.strip()
-        for mapping in connector.mappings.filter(kind=MappingKind.SCIM_USER).filter(
-            Q(target__iexact="userName") | Q(target__iexact="externalId")
-        )
-    }
+    by_email = _account_match(connector) == "email"
+    sources = {}
+    for mapping in connector.mappings.filter(kind=MappingKind.SCIM_USER):
+        target = mapping.target.strip().lower()
+        if target in ("username", "externalid") or (by_email and target.startswith("emails")):
+            sources.setdefault("emails" if target.startswith("emails") else target, mapping.source.strip())
     user_name, external_id = sources.get("username"), sources.get("externalid")
-    if nameid_source is None or user_name is None or nameid_source in (user_name, external_id):
+    if nameid_source is None or user_name is None or nameid_source in sources.values():
         return []
+    if "emails" in sources:
+        return []  # the app ties sign-ins to accounts by the email both carry, whatever the NameID
     nameid_label = NameIdProperty(sso.nameid_property).label.lower()
+    fix, fix_label = None, ""
+    if user_name in NameIdProperty.values:
+        fix = {"sso": {"nameid_property": user_name, "nameid_format": _NAMEID_FORMAT_FOR[NameIdProperty(user_name)]}}
+        fix_label = (
+            f"Use the {NameIdProperty(user_name).label.lower()} as the NameID (format "
+            f"{NameIdFormat(fix['sso']['nameid_format']).label.lower()}), as provisioning's userName does"
+        )
     return [
         CheckResult(
             "nameid_scim_mismatch",
@@ -60,6 +87,8 @@ def _nameid_vs_scim(connector: Connector) -> list[CheckResult]:
             + ". The app cannot tell that the two are the same person: when a value changes, it may create a "
             "second account. Use the same property for the NameID and for userName (or externalId).",
             "sso",
+            fix=fix,
+            fix_label=fix_label,
         )
     ]
 

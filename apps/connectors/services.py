@@ -17,6 +17,7 @@ from apps.common.pki import CertificateError, normalize_certificate_pem
 from apps.connectors import idp_urls
 from apps.connectors.attributes import SAML_NAME_FORMATS, MappingError, target_key, validate_mapping
 from apps.connectors.catalog import Template, get_template
+from apps.connectors.checks import CheckResult, connector_checks
 from apps.connectors.metadata import BINDING_POST, MAX_METADATA_BYTES, MetadataError, parse_sp_metadata
 from apps.connectors.models import (
     Assignment,
@@ -541,6 +542,16 @@ def _audit_update(actor: Actor, connector: Connector, before: dict, after: dict)
             )
     if after or before:
         audit_record(actor=actor, action="connector.update", target=connector, before=before, after=after)
+
+
+@transaction.atomic
+def connector_apply_fix(*, actor: Actor, connector: Connector, code: str) -> CheckResult:
+    """Apply the recommended change of the consistency check `code` (audited as the update it is)."""
+    check = next((check for check in connector_checks(connector) if check.code == code and check.fix), None)
+    if check is None:
+        raise ApplicationError("Nothing to fix: that check no longer applies.", code="no_fix")
+    connector_update(actor=actor, connector=connector, **check.fix)
+    return check
 
 
 @transaction.atomic

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from apps.audit.models import AuditEvent
 from apps.connectors import services as connector_services
+from apps.connectors.catalog import load_catalog
 from apps.connectors.checks import connector_checks
 from apps.connectors.models import Connector
 from apps.directory import services as directory
@@ -446,7 +447,8 @@ def test_mapping_rows_save_remove_and_reset_to_defaults(admin, admin_client):
 
 
 def test_consistency_warnings_on_the_overview_and_before_activation(admin_client):
-    connector = _create()  # Twingate: NameID = email, SCIM userName = username
+    # A generic app: NameID = email, SCIM userName = username, and nothing says the app matches by email.
+    connector = _create("Generic app", template="generic-saml-scim")
     overview = admin_client.get(f"/console/connectors/{connector.slug}/").content.decode()
     assert 'data-check="nameid_scim_mismatch"' in overview
     assert "second account" in overview
@@ -469,11 +471,48 @@ def test_consistency_warnings_on_the_overview_and_before_activation(admin_client
 
 
 def test_userName_from_email_agrees_with_an_email_nameid(db):
-    connector = _create()
+    connector = _create("Generic app", template="generic-saml-scim")
     connector_services.mappings_replace(
         actor=None, connector=connector, kind="scim_user", rows=[{"source": "email", "target": "userName"}]
     )
     assert "nameid_scim_mismatch" not in {check.code for check in connector_checks(connector)}
+
+
+@pytest.mark.parametrize("template", sorted(load_catalog()))
+def test_every_template_ships_consistent_defaults(db, template):
+    extra = {"bookmark_url": "https://wiki.example.com"} if template == "bookmark" else {}
+    connector = _create(f"From {template}", template=template, **extra)
+    if template == "generic-saml-scim":
+        pytest.skip("a generic app leaves the choice to the admin (the Fix it test below)")
+    assert "nameid_scim_mismatch" not in {check.code for check in connector_checks(connector)}
+
+
+def test_fix_it_applies_the_recommended_nameid_and_says_what_changed(admin, admin_client):
+    connector = _create("Generic app", template="generic-saml-scim")
+    overview = admin_client.get(f"/console/connectors/{connector.slug}/").content.decode()
+    assert f'action="/console/connectors/{connector.slug}/checks/nameid_scim_mismatch/fix/"' in overview
+    assert "Use the username as the NameID (format unspecified), as provisioning&#x27;s userName does" in overview
+
+    response = admin_client.post(
+        f"/console/connectors/{connector.slug}/checks/nameid_scim_mismatch/fix/",
+        {"next": f"/console/connectors/{connector.slug}/sso/"},
+        follow=True,
+    )
+
+    assert response.redirect_chain[-1][0] == f"/console/connectors/{connector.slug}/sso/"
+    assert "Fixed: Use the username as the NameID" in response.content.decode()
+    connector = Connector.objects.get(pk=connector.pk)
+    assert (connector.sso.nameid_property, connector.sso.nameid_format) == ("username", "unspecified")
+    assert "nameid_scim_mismatch" not in {check.code for check in connector_checks(connector)}
+    event = AuditEvent.objects.get(action="connector.sso.update", target_id=str(connector.pk))
+    assert event.actor == admin and event.after == {
+        "sso": {"nameid_format": "unspecified", "nameid_property": "username"}
+    }
+    # Once fixed, there is nothing left to fix; an unknown address after it goes to the overview.
+    again = admin_client.post(
+        f"/console/connectors/{connector.slug}/checks/nameid_scim_mismatch/fix/", {"next": "https://evil.example/"}
+    )
+    assert again["Location"] == f"/console/connectors/{connector.slug}/"
 
 
 def test_signing_key_expiring_within_60_days_is_a_warning(db):

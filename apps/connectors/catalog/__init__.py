@@ -48,6 +48,9 @@ class Template:
     description: str
     logo: str
     setup_notes: str = ""
+    # The user attribute the app ties a SAML sign-in to a provisioned account by: "userName" (or
+    # externalId), or "email" for apps that match both on the email address.
+    account_match: str = "userName"
     sso: dict = field(default_factory=dict)
     provisioning: dict = field(default_factory=dict)
     mappings: tuple[MappingRow, ...] = ()
@@ -82,6 +85,15 @@ def _load(path: Path) -> Template:
         raise CatalogError(f"{path.name}: missing or malformed field {exc}") from exc
 
 
+ACCOUNT_MATCHES = ("userName", "email")
+
+
+def _account_match(slug: str, value: str) -> str:
+    if value not in ACCOUNT_MATCHES:
+        raise CatalogError(f"{slug}: account_match must be one of {', '.join(ACCOUNT_MATCHES)}")
+    return value
+
+
 def _parse(path: Path, data: dict) -> Template:
     slug = data["slug"]
     if slug != path.stem:
@@ -95,6 +107,7 @@ def _parse(path: Path, data: dict) -> Template:
         description=data.get("description", ""),
         logo=data.get("logo", ""),
         setup_notes=data.get("setup_notes", ""),
+        account_match=_account_match(slug, data.get("account_match", "userName")),
         sso=data.get("sso", {}),
         provisioning=data.get("provisioning", {}),
         mappings=_mapping_rows(slug, data.get("mappings", {})),

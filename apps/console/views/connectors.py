@@ -17,6 +17,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import path, reverse
 from django.utils import timezone
+from django.views.decorators.http import require_POST
 
 from apps.common.errors import ApplicationError
 from apps.connectors import idp_urls, selectors, services
@@ -152,6 +153,8 @@ def checks_with_links(connector: Connector) -> list[dict]:
             "message": check.message,
             "blocks_activation": check.blocks_activation,
             "fix_url": reverse(_CHECK_TABS[check.tab], args=[connector.slug]) if check.tab in _CHECK_TABS else "",
+            "fix_label": check.fix_label,
+            "apply_url": reverse("console:connector_apply_fix", args=[connector.slug, check.code]) if check.fix else "",
         }
         for check in connector_checks(connector)
     ]
@@ -460,6 +463,23 @@ def connector_test_connection(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "console/connectors/identity.html", context)
 
 
+@console_view(Capability.MANAGE_CONNECTORS)
+@require_POST
+def connector_apply_fix(request: HttpRequest, slug: str, code: str) -> HttpResponse:
+    """A consistency check's "Fix it": apply its recommended change, say what changed, go back."""
+    connector = connector_or_404(slug)
+    try:
+        check = services.connector_apply_fix(actor=request.user, connector=connector, code=code)
+    except (ApplicationError, ValidationError) as exc:
+        messages.error(request, getattr(exc, "message", None) or "; ".join(exc.messages))
+    else:
+        messages.success(request, f"Fixed: {check.fix_label}.")
+    back = request.POST.get("next", "")
+    if not back.startswith(f"/console/connectors/{slug}/") or "//" in back or "\\" in back:
+        back = reverse("console:connector_detail", args=[slug])
+    return HttpResponseRedirect(back)
+
+
 # --- Attribute mapping --------------------------------------------------------------------------
 
 
@@ -686,6 +706,7 @@ urlpatterns = [
     path("<slug:slug>/sso/metadata/", connector_sp_metadata, name="connector_sp_metadata"),
     path("<slug:slug>/identity/", connector_identity, name="connector_identity"),
     path("<slug:slug>/identity/test/", connector_test_connection, name="connector_test_connection"),
+    path("<slug:slug>/checks/<slug:code>/fix/", connector_apply_fix, name="connector_apply_fix"),
     path("<slug:slug>/mappings/", connector_mappings, name="connector_mappings"),
     path("<slug:slug>/assignments/", connector_assignments, name="connector_assignments"),
     path("<slug:slug>/assignments/<int:pk>/remove/", connector_assignment_remove, name="connector_assignment_remove"),
