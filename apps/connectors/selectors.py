@@ -220,6 +220,11 @@ class GroupRemovalImpact:
     deprovisioned_count: int  # of those losing access, the ones provisioned in the app
     group_pushed: bool  # the group exists in the app and will be deleted there
 
+    @property
+    def never_provisioned_count(self) -> int:
+        """Of those losing access, the ones the app has no account for: nothing is sent about them."""
+        return self.losing_access_count - self.deprovisioned_count
+
 
 def group_removal_impacts(group: Group) -> list[GroupRemovalImpact]:
     """For each connector the group is assigned to: who loses it, and what the app is told.

@@ -21,6 +21,7 @@ class ProbeReport:
     supports: dict[str, bool] = field(default_factory=dict)
     suggestions: list[str] = field(default_factory=list)
     error: str = ""
+    token_source: str = "stored"  # noqa: S105 - or "entered" (typed in the form, not saved yet); never a token
 
     def check(self, name: str, ok: bool, detail: str) -> None:
         self.checks.append({"name": name, "ok": ok, "detail": detail})
@@ -33,6 +34,7 @@ class ProbeReport:
             "supports": self.supports,
             "suggestions": self.suggestions,
             "error": self.error,
+            "token_source": self.token_source,
         }
 
 
@@ -70,7 +72,9 @@ def probe_connection(connector: Connector, *, base_url: str | None = None, token
     The stored token goes only to the stored URL: a probe of another URL needs the token typed in,
     or "Test connection" would hand the secret to whatever address was posted."""
     settings = connector.provisioning
-    report = ProbeReport(base_url=(base_url or settings.base_url).rstrip("/"))
+    report = ProbeReport(
+        base_url=(base_url or settings.base_url).rstrip("/"), token_source="entered" if token else "stored"
+    )
     if not report.base_url:
         report.error = "Set the SCIM base URL first."
         return report
@@ -122,10 +126,13 @@ def _probe(client: ScimClient, report: ProbeReport) -> None:
         report.supports["filter"] = report.supports.get("filter", False) or not found
     except ScimError as exc:
         report.check("Filter by userName", False, _plain(exc))
-        report.supports["filter"] = False
         if exc.status in (401, 403):
+            # The app refused the token: what it supports is unknown, not "no" (its configuration
+            # page may be public, but that says nothing about what this token may do).
+            report.supports.clear()
             report.error = _plain(exc)
             return
+        report.supports["filter"] = False
 
     try:
         page = client.list_page("Users", start_index=1, count=1)

@@ -174,13 +174,15 @@ def test_detail_and_delete_name_what_would_be_deprovisioned(db, admin, admin_cli
     assert [user.username for user in jira.losing_access_sample] == ["not.provisioned", "only.here"]
     assert jira.deprovisioned_count == 1 and jira.step.deletes and jira.group_pushed
     assert impacts["Wiki"].step is None and impacts["Wiki"].losing_access_count == 4
-    html = detail.content.decode()
-    assert "1 user deleted in the app" in html and "The group itself is deleted in the app" in html
+    html = " ".join(detail.content.decode().split())
+    assert "Deleted</span> 1 account in the app." in html and "The group itself is deleted in the app" in html
+    # Two members lose access, one has an account there: the page says what happens to each.
+    assert "1 of the 2 never had an account there: nothing is sent about that one." in html
     assert "Identity Management is off" in html
 
     confirm = admin_client.get(f"/console/groups/{group.pk}/delete/")
-    page = confirm.content.decode()
-    assert "Delete the group Contractors?" in page and "1 user deleted in the app" in page and "only.here" in page
+    page = " ".join(confirm.content.decode().split())
+    assert "Delete the group Contractors?" in page and "1 account in the app" in page and "only.here" in page
     assert Group.objects.filter(pk=group.pk).exists()
     done = admin_client.post(f"/console/groups/{group.pk}/delete/")
     assert done.status_code == 302 and done["Location"] == "/console/groups/"

@@ -347,3 +347,31 @@ def test_pause_stops_delivery_and_resume_sends_what_waited(downstream, api_clien
     sync(connector)
     assert downstream.count("PATCH") == 1
     assert downstream.user("alice")["name"]["givenName"] == "Alicia"
+
+
+def test_a_refused_token_reports_no_feature_as_missing(scim_downstream, api_client):
+    # scim2-server answers its ServiceProviderConfig to anyone, and refuses the wrong token after.
+    connector = make_connector(scim_downstream, token="not-the-right-token")
+
+    report = api_client.post(_url(connector, "test-connection"), {}, format="json").json()
+
+    assert report["ok"] is False and "refused the bearer token" in report["error"]
+    assert report["supports"] == {} and report["suggestions"] == []  # unknown, not "filter: no"
+
+
+def test_a_typed_token_that_works_is_reported_as_not_saved_yet(downstream, admin_user):
+    from apps.directory.models import AdminRole
+    from tests.security.conftest import make_person, signed_in
+
+    connector = make_connector(downstream, token="", enabled=False)
+    client = signed_in(make_person("ada.admin", role=AdminRole.ADMIN))
+
+    html = client.post(
+        f"/console/connectors/{connector.slug}/identity/test/",
+        {"base_url": downstream.base_url, "token": downstream.token},
+        HTTP_HX_REQUEST="true",
+    ).content.decode()
+
+    assert "Connection works." in html and "with the token you entered. It is not saved yet" in html
+    page = client.get(f"/console/connectors/{connector.slug}/identity/").content.decode()
+    assert "No token is saved yet" in page and "No token is set yet" not in page
