@@ -154,10 +154,13 @@ def _auth_time(request: HttpRequest) -> datetime.datetime | None:
     return getattr(request.user, "last_login", None)
 
 
-def _session(request: HttpRequest) -> Session:
+def _session_index(request: HttpRequest) -> str:
     # Derived from the session key (which changes at every sign-in), so nothing is written per SSO.
-    index = "_" + salted_hmac("saml_idp.session_index", request.session.session_key or "").hexdigest()[:40]
-    return Session(index=index, authn_instant=_auth_time(request) or timezone.now())
+    return "_" + salted_hmac("saml_idp.session_index", request.session.session_key or "").hexdigest()[:40]
+
+
+def _session(request: HttpRequest) -> Session:
+    return Session(index=_session_index(request), authn_instant=_auth_time(request) or timezone.now())
 
 
 def _continue_url(connector: Connector, info: AuthnRequestInfo, received: float) -> str:
@@ -331,6 +334,7 @@ def slo(request: HttpRequest, slug: str) -> HttpResponse:
         {
             "c": str(connector.pk),
             "r": [info.id, info.issuer, info.name_id, info.binding, info.relay_state, info.signed],
+            "s": list(info.session_indexes),
         },
         salt=_SLO_SALT,
         compress=True,
@@ -338,7 +342,7 @@ def slo(request: HttpRequest, slug: str) -> HttpResponse:
     if request.method == "POST":
         # As for SSO: the session cookie is only sent on the same-site GET.
         return HttpResponseRedirect(f"{reverse('saml_idp:slo', args=[slug])}?t={token}", status=303)
-    return _slo_end_session(request, connector, info)
+    return _slo_answer(request, connector, info)
 
 
 def _slo_response(request: HttpRequest, connector: Connector) -> HttpResponse:
@@ -368,24 +372,24 @@ def _slo_finish(request: HttpRequest, connector: Connector) -> HttpResponse:
         )
     try:
         request_id, issuer, name_id, binding, relay_state, signed = pending["r"]
+        session_indexes = tuple(str(index) for index in pending["s"])
     except (KeyError, TypeError, ValueError):
         return _refuse_slo(request, SamlRequestError("pending_expired", "This sign-out link expired."), connector)
     info = LogoutRequestInfo(
         id=request_id,
         issuer=issuer,
         name_id=name_id,
-        session_indexes=(),
+        session_indexes=session_indexes,
         binding=binding,
         relay_state=relay_state,
         signed=signed,
     )
-    return _slo_end_session(request, connector, info)
+    return _slo_answer(request, connector, info)
 
 
-def _slo_end_session(request: HttpRequest, connector: Connector, info: LogoutRequestInfo) -> HttpResponse:
+def _slo_answer(request: HttpRequest, connector: Connector, info: LogoutRequestInfo) -> HttpResponse:
     user = request.user
-    matches = services.nameid_matches(connector, user, info.name_id)
-    answer = services.slo_complete(connector=connector, user=user, request=info, name_id_matches=matches)
+    answer = services.slo_complete(connector=connector, user=user, request=info, session_index=_session_index(request))
     if answer.binding and tracer.capturing(connector):
         tracer.record_logout_response_sent(
             connector,
@@ -395,12 +399,14 @@ def _slo_end_session(request: HttpRequest, connector: Connector, info: LogoutReq
             client_ip=client_ip(request),
             user=user,
         )
-    logout(request)
+    if answer.end_session:
+        logout(request)
     if answer.binding == BINDING_POST:
         return _post_form(answer.url, answer.fields)
     if answer.binding == BINDING_REDIRECT:
         return _no_store(HttpResponseRedirect(answer.url))
-    return _no_store(render(request, "saml_idp/logged_out.html", {"connector": connector}))
+    context = {"connector": connector, "still_signed_in": user.is_authenticated and not answer.end_session}
+    return _no_store(render(request, "saml_idp/logged_out.html", context))
 
 
 def _refuse_slo(

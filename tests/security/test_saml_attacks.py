@@ -6,6 +6,8 @@ and TOTP) and asserts both the refusal and that nothing changed."""
 import base64
 import html
 import re
+import zlib
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import xmlsec
@@ -15,18 +17,20 @@ from django.test import Client
 from django.urls import reverse
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from lxml import etree
+from onelogin.saml2.constants import OneLogin_Saml2_Constants
 from onelogin.saml2.utils import OneLogin_Saml2_Utils
 
 from apps.audit.models import AuditEvent
 from apps.connectors import services as connector_services
 from apps.directory.models import AdminRole
 from apps.portal.models import PortalSession
+from apps.portal.slo import session_index
 from apps.saml_idp import tracer
 from apps.saml_idp.models import SamlTraceRecord, TraceKind
 from tests.console.conftest import make_staff
 from tests.portal.conftest import sign_in, totp_code
 from tests.saml_idp.conftest import auto_post
-from tests.saml_idp.sp import SP_ACS_URL, sp_keys
+from tests.saml_idp.sp import SP_ACS_URL, sls_result, sp_keys
 
 pytestmark = pytest.mark.django_db
 
@@ -237,3 +241,125 @@ def test_signed_responses_recorded_before_the_upgrade_lose_their_signature_value
     assert not any(value in old.xml for value in _signature_and_digest_values(sent))
     assert not _signatures_verify(_rebuilt(old.xml), key.certificate_pem)
     assert "<saml:NameID" in old.xml and "rsa-sha256" in old.xml
+
+
+# --- Logout CSRF ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def slo_connector(connector):
+    return connector_services.connector_update(
+        actor=None,
+        connector=connector,
+        sso={"slo_url": SLS_URL, "slo_binding": OneLogin_Saml2_Constants.BINDING_HTTP_REDIRECT},
+    )
+
+
+def _slo_path(connector) -> str:
+    return reverse("saml_idp:slo", args=[connector.slug])
+
+
+def _send_logout_request(browser: Client, connector, url: str, binding: str):
+    """Deliver an SP's (here: an attacker's) HTTP-Redirect LogoutRequest URL as that binding."""
+    if binding == "GET":
+        return browser.get(url[url.index("/saml/idp/") :], HTTP_SEC_FETCH_SITE="cross-site")
+    xml = zlib.decompress(base64.b64decode(parse_qs(urlsplit(url).query)["SAMLRequest"][0]), -15)
+    response = browser.post(_slo_path(connector), {"SAMLRequest": base64.b64encode(xml).decode()})
+    assert response.status_code == 303
+    return browser.get(response["Location"])
+
+
+def _no_session_ended() -> None:
+    assert not AuditEvent.objects.filter(action="saml.slo", after__session_ended=True).exists()
+
+
+@pytest.mark.parametrize("binding", ["GET", "POST"])
+def test_forged_unsigned_logout_request_for_another_name_id_leaves_the_session_alive(
+    binding, client, slo_connector, sp_factory
+):
+    session_key = _jane_signs_in(client)
+    forged = sp_factory(slo_connector).auth().logout(name_id="mallory@example.com")
+    _send_logout_request(client, slo_connector, forged, binding)
+    _session_is_alive(client, session_key)
+    _no_session_ended()
+    event = AuditEvent.objects.get(action="saml.slo")
+    assert event.after["name_id_matches"] is False and event.after["session_ended"] is False
+
+
+@pytest.mark.parametrize("binding", ["GET", "POST"])
+def test_logout_request_with_a_mismatched_session_index_leaves_the_session_alive(
+    binding, client, slo_connector, sp_factory
+):
+    session_key = _jane_signs_in(client)
+    other_session = session_index("another-session-of-jane")
+    forged = sp_factory(slo_connector).auth().logout(name_id="jane.doe@example.com", session_index=other_session)
+    _send_logout_request(client, slo_connector, forged, binding)
+    _session_is_alive(client, session_key)
+    _no_session_ended()
+
+
+def test_unsigned_logout_request_naming_the_user_without_a_session_index_leaves_the_session_alive(
+    client, slo_connector, sp_factory
+):
+    """Her email address is no secret; the SessionIndex the portal gave her apps is."""
+    session_key = _jane_signs_in(client)
+    forged = sp_factory(slo_connector).auth().logout(name_id="jane.doe@example.com")
+    _send_logout_request(client, slo_connector, forged, "GET")
+    _session_is_alive(client, session_key)
+    _no_session_ended()
+
+
+def test_forged_logout_request_to_an_app_without_slo_url_leaves_the_session_alive(client, connector, sp_factory):
+    session_key = _jane_signs_in(client)
+    sp = sp_factory(connector)
+    sp.settings_dict["idp"]["singleLogoutService"] = {
+        "url": connector.sso_url.replace("/sso", "/slo"),
+        "binding": OneLogin_Saml2_Constants.BINDING_HTTP_REDIRECT,
+    }
+    response = _send_logout_request(client, connector, sp.auth().logout(name_id="mallory@example.com"), "GET")
+    assert response.status_code == 200
+    assert "You are still signed in" in response.content.decode()
+    _session_is_alive(client, session_key)
+    _no_session_ended()
+
+
+def _sp_sign_in(browser: Client, sp) -> tuple[str, str]:
+    """A real SP-initiated sign-in: (NameID, SessionIndex) as the app received them."""
+    url, request_id = sp.redirect_login()
+    _, fields = auto_post(browser.get(url))
+    result = sp.acs(fields["SAMLResponse"], request_id=request_id)
+    assert result.ok, (result.errors, result.reason)
+    return result.auth.get_nameid(), result.auth.get_session_index()
+
+
+def test_unsigned_logout_request_refused_when_the_connector_requires_signed_requests(client, slo_connector, sp_factory):
+    session_key = _jane_signs_in(client)
+    name_id, index = _sp_sign_in(client, sp_factory(slo_connector))
+    connector_services.connector_update(
+        actor=None,
+        connector=slo_connector,
+        sso={"require_signed_requests": True, "sp_signing_cert": sp_keys().signing_cert},
+    )
+    forged = sp_factory(slo_connector).auth().logout(name_id=name_id, session_index=index)
+    response = _send_logout_request(client, slo_connector, forged, "GET")
+    assert response.status_code == 400
+    assert "requires signed requests" in response.content.decode()
+    assert "SAMLResponse" not in response.content.decode()
+    _session_is_alive(client, session_key)
+    assert AuditEvent.objects.get(action="saml.slo.refused").after["reason"] == "unsigned_request"
+    assert not AuditEvent.objects.filter(action="saml.slo").exists()
+
+
+@pytest.mark.parametrize("binding", ["GET", "POST"])
+def test_genuine_logout_request_from_the_app_still_ends_the_session(binding, client, slo_connector, sp_factory):
+    _jane_signs_in(client)
+    sp = sp_factory(slo_connector)
+    name_id, index = _sp_sign_in(client, sp)
+    request = sp.auth().logout(name_id=name_id, session_index=index)
+    response = _send_logout_request(client, slo_connector, request, binding)
+    assert response.status_code == 302 and response["Location"].startswith(SLS_URL + "?SAMLResponse=")
+    errors, reason = sls_result(sp, response["Location"], request_id=None)
+    assert errors == [], reason
+    assert SESSION_KEY not in client.session
+    assert client.get("/").status_code == 302  # to the login page
+    assert AuditEvent.objects.get(action="saml.slo").after["session_ended"] is True
