@@ -10,6 +10,7 @@ Why some hops exist:
 import datetime
 import secrets
 import time
+from urllib.parse import urlencode, urlsplit
 
 from django.conf import settings
 from django.contrib.auth import logout
@@ -284,18 +285,46 @@ def sso_continue(request: HttpRequest, slug: str) -> HttpResponse:
     return _answer(request, connector, info, received, nonce=nonce)
 
 
-@require_GET
+def _navigation_from_this_portal(request: HttpRequest) -> bool:
+    """Whether the browser says this GET comes from the portal's own pages, or from the person
+    (address bar, bookmark). Any other page can only make the browser send the GET."""
+    fetch_site = request.headers.get("Sec-Fetch-Site")
+    if fetch_site is not None:
+        return fetch_site in ("same-origin", "none")
+    # Browsers without Fetch Metadata: the Referer, which the portal's Referrer-Policy keeps for
+    # its own pages. A page that hides its Referer gets the confirmation.
+    referer = request.headers.get("Referer", "")
+    return bool(referer) and urlsplit(referer).netloc == request.get_host()
+
+
+def _launch_confirmation(request: HttpRequest, connector: Connector, requested_relay_state: str) -> HttpResponse:
+    context = {"connector": connector, "relay_state": requested_relay_state}
+    return _no_store(render(request, "saml_idp/launch_confirm.html", context))
+
+
+@require_http_methods(["GET", "POST"])
 def launch(request: HttpRequest, slug: str) -> HttpResponse:
-    """IdP-initiated SSO (the launchpad): a Response to the default ACS, without InResponseTo."""
+    """IdP-initiated SSO (the launchpad): a Response to the default ACS, without InResponseTo.
+
+    A link that signs the person in would let any page do it without them (sign-in without
+    intent). So the launchpad's tiles post a form with the CSRF token (checked by Django's
+    middleware), a GET signs in only when it comes from the portal itself, and any other GET gets
+    a page whose button posts.
+    """
     connector, refused = _sso_connector(request, slug)
     if refused:
         return refused
+    requested_relay_state = (request.POST if request.method == "POST" else request.GET).get("RelayState", "")
     try:
-        relay_state = services.launch_relay_state(connector, request.GET.get("RelayState"))
+        relay_state = services.launch_relay_state(connector, requested_relay_state)
     except SamlRequestError as error:
         return _refuse(request, error, connector, flow="idp")
     if not request.user.is_authenticated or services.needs_sign_in(connector, _auth_time(request), now=timezone.now()):
-        return redirect_to_login(request.get_full_path(), settings.LOGIN_URL)
+        # After the sign-in page the portal sends the browser back here: a same-origin GET.
+        query = f"?{urlencode({'RelayState': requested_relay_state})}" if requested_relay_state else ""
+        return redirect_to_login(f"{request.path}{query}", settings.LOGIN_URL)
+    if request.method == "GET" and not _navigation_from_this_portal(request):
+        return _launch_confirmation(request, connector, requested_relay_state)
     try:
         issued = services.sso_issue(
             connector=connector, user=request.user, session=_session(request), request=None, relay_state=relay_state

@@ -363,3 +363,100 @@ def test_genuine_logout_request_from_the_app_still_ends_the_session(binding, cli
     assert SESSION_KEY not in client.session
     assert client.get("/").status_code == 302  # to the login page
     assert AuditEvent.objects.get(action="saml.slo").after["session_ended"] is True
+
+
+# --- Sign-in without intent -----------------------------------------------------------------------
+
+
+def _launch_path(connector) -> str:
+    return reverse("saml_idp:launch", args=[connector.slug])
+
+
+def _csrf_client(user) -> Client:
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(user)
+    return browser
+
+
+_FORM = re.compile(r'<form method="post" action="([^"]+)"[^>]*>(.*?)</form>', re.DOTALL)
+_HIDDEN = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)">')
+
+
+def _forms(page_html: str) -> dict[str, dict[str, str]]:
+    """The POST forms of a page: action -> hidden fields."""
+    return {
+        html.unescape(action): {name: html.unescape(value) for name, value in _HIDDEN.findall(inner)}
+        for action, inner in _FORM.findall(page_html)
+    }
+
+
+CROSS_SITE_EVIDENCE = [
+    pytest.param({"HTTP_SEC_FETCH_SITE": "cross-site"}, id="sec-fetch-site-cross-site"),
+    pytest.param({"HTTP_SEC_FETCH_SITE": "same-site"}, id="sec-fetch-site-sibling-subdomain"),
+    pytest.param({"HTTP_REFERER": "https://evil.example/lure.html"}, id="foreign-referer"),
+    pytest.param({"HTTP_SEC_FETCH_SITE": "cross-site", "HTTP_REFERER": "http://testserver/"}, id="forged-referer"),
+    pytest.param({}, id="no-evidence-at-all"),
+]
+
+
+@pytest.mark.parametrize("headers", CROSS_SITE_EVIDENCE)
+def test_cross_site_get_launch_shows_a_confirmation_instead_of_signing_in(headers, connector, user):
+    browser = _csrf_client(user)
+    response = browser.get(_launch_path(connector), {"RelayState": "/dashboard"}, **headers)
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "SAMLResponse" not in body
+    assert f"Sign in to {connector.name}?" in body
+    assert response["X-Frame-Options"] == "DENY" and "frame-ancestors 'none'" in response["Content-Security-Policy"]
+    form = _forms(body)[_launch_path(connector)]
+    assert form["RelayState"] == "/dashboard" and form["csrfmiddlewaretoken"]
+    assert _sso_issued_count() == 0
+    assert not AuditEvent.objects.filter(action__startswith="saml.sso").exists()
+
+
+def test_confirmation_button_signs_in_with_its_csrf_token(connector, user, sp_factory):
+    browser = _csrf_client(user)
+    page = browser.get(_launch_path(connector), {"RelayState": "/dashboard"}, HTTP_SEC_FETCH_SITE="cross-site")
+    fields = _forms(page.content.decode())[_launch_path(connector)]
+    _, posted = auto_post(browser.post(_launch_path(connector), fields, HTTP_SEC_FETCH_SITE="same-origin"))
+    result = sp_factory(connector).acs(posted["SAMLResponse"], request_id=None, relay_state=posted["RelayState"])
+    assert result.ok, (result.errors, result.reason)
+    assert posted["RelayState"] == "/dashboard"
+    assert _sso_issued_count() == 1
+
+
+def test_forged_cross_site_launch_post_without_csrf_token_is_refused(connector, user):
+    browser = _csrf_client(user)
+    response = browser.post(_launch_path(connector), {"RelayState": "/dashboard"}, HTTP_SEC_FETCH_SITE="cross-site")
+    assert response.status_code == 403
+    assert b"SAMLResponse" not in response.content
+    assert _sso_issued_count() == 0
+
+
+def test_launchpad_tile_posts_a_csrf_protected_form_that_signs_in(connector, user, sp_factory):
+    browser = _csrf_client(user)
+    launchpad = browser.get("/")
+    body = launchpad.content.decode()
+    # The CSP is script-src 'self': the tile works without any inline script.
+    assert not re.search(r"<script(?![^>]*\bsrc=)", body) and " on" + "click=" not in body
+    fields = _forms(body)[_launch_path(connector)]
+    assert set(fields) == {"csrfmiddlewaretoken"}
+    _, posted = auto_post(browser.post(_launch_path(connector), fields, HTTP_SEC_FETCH_SITE="same-origin"))
+    result = sp_factory(connector).acs(posted["SAMLResponse"], request_id=None)
+    assert result.ok, (result.errors, result.reason)
+    assert AuditEvent.objects.get(action="saml.sso.success").after["flow"] == "idp"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param({"HTTP_SEC_FETCH_SITE": "same-origin"}, id="same-origin"),
+        pytest.param({"HTTP_SEC_FETCH_SITE": "none"}, id="typed-or-bookmarked"),
+        pytest.param({"HTTP_REFERER": "http://testserver/"}, id="own-referer-without-fetch-metadata"),
+    ],
+)
+def test_same_origin_get_launch_still_signs_in(headers, connector, user, sp_factory):
+    browser = _csrf_client(user)
+    _, posted = auto_post(browser.get(_launch_path(connector), **headers))
+    assert sp_factory(connector).acs(posted["SAMLResponse"], request_id=None).ok
+    assert _sso_issued_count() == 1
