@@ -222,6 +222,19 @@ def test_idp_initiated_not_signed_in_goes_to_login(client, connector):
     assert response["Location"].startswith(LOGIN_PATH)
 
 
+def test_idp_initiated_post_not_signed_in_resumes_after_the_login_page(client, connector, sp_factory):
+    launch = f"/saml/idp/{connector.slug}/launch"
+    response = client.post(launch, {"RelayState": "/x"})
+    assert response.status_code == 302
+    next_url = client.get(response["Location"]).context["next"]
+    assert next_url == f"{launch}?RelayState=%2Fx"
+    assert _login(client, next_url)["Location"] == next_url
+    # The sign-in page sends the browser back with a same-origin GET, which signs in.
+    _, fields = auto_post(client.get(next_url, HTTP_SEC_FETCH_SITE="same-origin"))
+    assert fields["RelayState"] == "/x"
+    assert sp_factory(connector).acs(fields["SAMLResponse"], request_id=None, relay_state="/x").ok
+
+
 def test_force_authn_makes_a_signed_in_user_sign_in_again(signed_in, connector, sp_factory):
     sp = sp_factory(connector)
     url, request_id = sp.redirect_login(force_authn=True)
