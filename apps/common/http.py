@@ -36,14 +36,73 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
-def _address_allowed(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        address = address.ipv4_mapped
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def _networks(*cidrs: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(cidr) for cidr in cidrs)
+
+
+# Cloud metadata services hand out credentials to whoever asks from inside: never contacted, not
+# even where private networks are allowed. Link-local covers 169.254.169.254 (AWS, GCP, Azure, OCI).
+_METADATA = _networks("169.254.0.0/16", "fe80::/10", "100.100.100.200/32", "168.63.129.16/32", "fd00:ec2::254/128")
+# What OUTBOUND_ALLOW_PRIVATE_NETWORKS admits: where an app on the LAN, a VPN or a tailnet lives.
+_PRIVATE_NETWORKS = _networks("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7")
+# IPv6 that Python 3.11's is_global calls global but IANA does not: local-use NAT64 (RFC 8215),
+# documentation (RFC 9637). Outside 2000::/3 nothing is global unicast (SRv6 5f00::/16, 100::/64...).
+_NOT_GLOBAL_IPV6 = _networks("64:ff9b:1::/48", "3fff::/20")
+_GLOBAL_UNICAST_IPV6 = ipaddress.ip_network("2000::/3")
+# IPv6 forms that carry an IPv4 address in their last 32 bits (the mapped and 6to4 forms and
+# Teredo have properties of their own).
+_EMBEDDING_IPV4 = _networks("64:ff9b::/96", "::ffff:0:0:0/96", "::/96")
+
+_PRIVATE = "a private, loopback or link-local address"
+
+
+def embedded_ipv4(address: IPAddress) -> tuple[ipaddress.IPv4Address, ...]:
+    """The IPv4 addresses an IPv6 address leads to: IPv4-mapped, 6to4, Teredo (server and client),
+    NAT64 (64:ff9b::/96), IPv4-translated and IPv4-compatible forms. Empty for anything else."""
+    if not isinstance(address, ipaddress.IPv6Address):
+        return ()
+    if address.ipv4_mapped is not None:
+        return (address.ipv4_mapped,)
+    if address.sixtofour is not None:
+        return (address.sixtofour,)
+    if address.teredo is not None:
+        return address.teredo
+    # :: and ::1 are the IPv6 unspecified and loopback addresses, not IPv4-compatible ones.
+    if int(address) > 1 and any(address in network for network in _EMBEDDING_IPV4):
+        return (ipaddress.IPv4Address(int(address) & 0xFFFFFFFF),)
+    return ()
+
+
+def address_refusal(address: IPAddress) -> str:
+    """Why the portal must not connect to `address`, or "" when it may.
+
+    Only globally routable addresses, plus loopback and private networks where the settings allow
+    them. An IPv6 address that carries an IPv4 one is judged by the IPv4 address it leads to.
+    """
+    embedded = embedded_ipv4(address)
+    if embedded:
+        for inner in embedded:
+            refusal = address_refusal(inner)
+            if refusal:
+                return f"an IPv6 form of {inner}, {refusal}"
+        return ""
+    if any(address in network for network in _METADATA):
+        return _PRIVATE if address.is_link_local else "a cloud metadata address"
+    if address.is_unspecified:  # 0.0.0.0 and :: reach this host's own services
+        return _PRIVATE
     if address.is_loopback:
-        return settings.OUTBOUND_ALLOW_LOOPBACK
-    if address.is_private or address.is_link_local or address.is_reserved or address.is_multicast:
-        return settings.OUTBOUND_ALLOW_PRIVATE_NETWORKS and not address.is_link_local
-    return not address.is_unspecified
+        return "" if settings.OUTBOUND_ALLOW_LOOPBACK else _PRIVATE
+    if any(address in network for network in _PRIVATE_NETWORKS):
+        return "" if settings.OUTBOUND_ALLOW_PRIVATE_NETWORKS else _PRIVATE
+    # Python's is_global calls multicast global, and some IPv6 ranges (see above) too.
+    not_public = address.is_multicast or not address.is_global
+    if isinstance(address, ipaddress.IPv6Address):
+        not_public = not_public or address not in _GLOBAL_UNICAST_IPV6
+        not_public = not_public or any(address in network for network in _NOT_GLOBAL_IPV6)
+    return "an address that is not on the public internet" if not_public else ""
 
 
 def check_outbound_url(url: str, *, resolve: bool = True) -> CheckedURL:
@@ -73,11 +132,9 @@ def allowed_addresses(host: str, port: int) -> tuple[str, ...]:
         raise OutboundURLError(f"The host {host!r} cannot be resolved.") from exc
     addresses = tuple(dict.fromkeys(info[4][0] for info in infos))
     for address in addresses:
-        if not _address_allowed(ipaddress.ip_address(address.split("%")[0])):
-            raise OutboundURLError(
-                f"{host} resolves to {address}, a private, loopback or link-local address, which the portal "
-                "does not contact."
-            )
+        refusal = address_refusal(ipaddress.ip_address(address.split("%")[0]))
+        if refusal:
+            raise OutboundURLError(f"{host} resolves to {address}, {refusal}, which the portal does not contact.")
     return addresses
 
 

@@ -220,8 +220,10 @@ def launch_relay_state(connector: Connector, requested: str | None) -> str:
 
 @dataclass(frozen=True)
 class LogoutAnswer:
-    """Where the LogoutResponse goes: a Redirect URL, a POST form, or nowhere (no SLO URL)."""
+    """Whether the portal session ends, and where the LogoutResponse goes: a Redirect URL, a POST
+    form, or nowhere (no SLO URL)."""
 
+    end_session: bool
     binding: str = ""
     url: str = ""
     fields: dict | None = None
@@ -256,8 +258,29 @@ def slo_record_response(*, connector: Connector, user: Any, response: LogoutResp
     return succeeded
 
 
-def slo_complete(*, connector: Connector, user: Any, request: LogoutRequestInfo, name_id_matches: bool) -> LogoutAnswer:
-    """Record the logout and build the LogoutResponse for the SP (the view ends the session)."""
+def slo_session_mismatch(*, connector: Connector, user: Any, request: LogoutRequestInfo, session_index: str) -> str:
+    """Why the LogoutRequest does not end this portal session ("" when it does).
+
+    A LogoutRequest comes through the person's browser, and any page they visit can send an
+    unsigned one (a GET is enough). So it ends the session only when it names this user and this
+    session: the SessionIndex (apps.saml_idp.views._session) is known only to the apps that were
+    sent an assertion of the session. A signed request without one speaks for every session of
+    the user (SAML core 3.7.1); a transient NameID names nobody, so its SessionIndex must match.
+    """
+    if not getattr(user, "is_authenticated", False):
+        return "not_signed_in"
+    transient = connector.sso.nameid_format == "transient"
+    if not transient and not nameid_matches(connector, user, request.name_id):
+        return "name_id_mismatch"
+    if request.session_indexes:
+        return "" if session_index in request.session_indexes else "session_index_mismatch"
+    return "" if request.signed and not transient else "session_index_missing"
+
+
+def slo_complete(*, connector: Connector, user: Any, request: LogoutRequestInfo, session_index: str) -> LogoutAnswer:
+    """Decide whether the session ends, record it, and build the LogoutResponse for the SP (the view
+    ends the session). The app hears Success either way: the session it names is gone from here."""
+    mismatch = slo_session_mismatch(connector=connector, user=user, request=request, session_index=session_index)
     audit_record(
         actor=_actor(user),
         action="saml.slo",
@@ -267,12 +290,14 @@ def slo_complete(*, connector: Connector, user: Any, request: LogoutRequestInfo,
             "sp_entity_id": request.issuer,
             "binding": request.binding,
             "signed": request.signed,
-            "name_id_matches": name_id_matches,
+            "name_id_matches": nameid_matches(connector, user, request.name_id),
+            "session_ended": not mismatch,
+            **({"kept_because": mismatch} if mismatch else {}),
         },
     )
     sso = connector.sso
     if not sso.slo_url:
-        return LogoutAnswer()
+        return LogoutAnswer(end_session=not mismatch)
     # Imported here: pysaml2 (behind server.py) is only loaded by the paths that use it.
     from apps.saml_idp.server import logout_response_xml
 
@@ -288,6 +313,7 @@ def slo_complete(*, connector: Connector, user: Any, request: LogoutRequestInfo,
     )
     if binding == BINDING_POST:
         return LogoutAnswer(
+            end_session=not mismatch,
             binding=binding,
             url=sso.slo_url,
             fields={"SAMLResponse": bindings.encode_post_message(xml), "RelayState": request.relay_state},
@@ -301,7 +327,7 @@ def slo_complete(*, connector: Connector, user: Any, request: LogoutRequestInfo,
         key=key,
         algorithm=sso.signature_algorithm,
     )
-    return LogoutAnswer(binding=BINDING_REDIRECT, url=url, xml=xml)
+    return LogoutAnswer(end_session=not mismatch, binding=BINDING_REDIRECT, url=url, xml=xml)
 
 
 def nameid_matches(connector: Connector, user: Any, name_id: str) -> bool:

@@ -11,17 +11,19 @@ Each request is checked against the connector's settings independently of the pa
 not registered", "Request signed with SHA-1", ...), reusing the parser's decoding and signature
 verification. The replay cache is never touched here, so tracing cannot burn a request's ID.
 
+Credentials: a signed Response works as one, so `_store` keeps every message without its signature
+values, digests and ciphertext (apps/saml_idp/trace_xml.py), after the checks have read them.
+
 Personal data: Responses carry names, emails and groups. A capture lasts at most
 SAML_IDP_TRACE_MAX_MINUTES, at most SAML_IDP_TRACE_KEEP messages are kept per connector, and they
 are deleted SAML_IDP_TRACE_RETENTION_SECONDS after they were recorded. When the connector encrypts
-its assertions, the Response is stored as sent (the assertion stays ciphertext): the portal never
+its assertions, the Response is stored without its ciphertext and never decrypted: the portal never
 keeps a plaintext copy of what the admin chose to hide from everyone but the SP; the assertion
 preview shows what such an assertion contains.
 """
 
 import base64
 import binascii
-import copy
 import datetime
 from dataclasses import dataclass, field
 from typing import Any
@@ -60,6 +62,7 @@ from apps.saml_idp.requests import IncomingMessage, _check_signature, message_by
 from apps.saml_idp.responses import Session, _assertion
 from apps.saml_idp.selectors import sign_in_facts
 from apps.saml_idp.services import check_sign_in_allowed, default_acs_url
+from apps.saml_idp.trace_xml import pretty_xml, stored_xml
 
 _P = f"{{{PROTOCOL_NS}}}"
 _A = f"{{{ASSERTION_NS}}}"
@@ -135,7 +138,9 @@ def trace_records(connector: Connector) -> list[SamlTraceRecord]:
     return list(records[: settings.SAML_IDP_TRACE_KEEP])
 
 
-def _store(connector: Connector, **fields: Any) -> SamlTraceRecord:
+def _store(connector: Connector, *, message: etree._Element | None = None, **fields: Any) -> SamlTraceRecord:
+    # The one way into the table: what is stored can never be replayed as a credential.
+    fields["xml"] = stored_xml(message) if message is not None else ""
     # Problems first, then warnings, then notes (a stable sort keeps the order of the checks).
     fields["problems"] = sorted(fields.get("problems", []), key=lambda problem: _LEVEL_ORDER[problem["level"]])
     record = SamlTraceRecord.objects.create(connector=connector, **fields)
@@ -156,13 +161,6 @@ def _who(user: Any) -> dict:
 
 
 # --- Reading XML --------------------------------------------------------------------------------
-
-
-def pretty_xml(root: etree._Element) -> str:
-    """Indented XML for people. Display only: re-indenting a signed document breaks its signature."""
-    shown = copy.deepcopy(root)
-    etree.indent(shown, space="  ")
-    return etree.tostring(shown, encoding="unicode")
 
 
 def _text(element: etree._Element | None) -> str:
@@ -202,7 +200,7 @@ class _Checked:
     problems: list[dict] = field(default_factory=list)
     summary: dict = field(default_factory=dict)
     message_id: str = ""
-    xml: str = ""
+    root: etree._Element | None = None
 
 
 def _decode(incoming: IncomingMessage, checked: _Checked) -> tuple[bytes, etree._Element] | None:
@@ -439,7 +437,7 @@ def check_request(
     if decoded is None:
         return checked
     xml, root = decoded
-    checked.xml = pretty_xml(root)
+    checked.root = root
     expected_tag, message_type = _RECEIVED_KINDS[kind]
     if not _check_envelope(root, connector, expected_tag, checked):
         return checked
@@ -517,7 +515,7 @@ def record_request(
         binding=incoming.binding,
         message_id=checked.message_id,
         relay_state=incoming.relay_state[:_MAX_RELAY_STATE_STORED],
-        xml=checked.xml,
+        message=checked.root,
         client_ip=client_ip,
         error_reason=error.reason if error else "",
         error=error.message if error else "",
@@ -598,19 +596,18 @@ def record_response(
     try:
         root = parse_untrusted_xml(base64.b64decode(saml_response), max_bytes=settings.SAML_IDP_MAX_MESSAGE_BYTES * 4)
     except (binascii.Error, UnsafeXMLError) as error:
-        summary, problems, xml = {}, [_problem(WARN, "The sent response could not be shown", str(error))], ""
+        root, summary, problems = None, {}, [_problem(WARN, "The sent response could not be shown", str(error))]
     else:
         summary, problems = describe_response(root)
-        xml = pretty_xml(root)
     summary.setdefault("in_response_to", in_response_to)
     return _store(
         connector,
         kind=TraceKind.RESPONSE,
         outcome=TraceOutcome.SENT,
         binding=BINDING_POST,
-        message_id=(root.get("ID") or "")[:256] if xml else "",
+        message_id=(root.get("ID") or "")[:256] if root is not None else "",
         relay_state=relay_state[:_MAX_RELAY_STATE_STORED],
-        xml=xml,
+        message=root,
         client_ip=client_ip,
         problems=problems,
         summary=summary,
@@ -668,7 +665,7 @@ def record_logout_response_sent(
         binding=binding,
         message_id=(root.get("ID") or "")[:256],
         relay_state=relay_state[:_MAX_RELAY_STATE_STORED],
-        xml=pretty_xml(root),
+        message=root,
         client_ip=client_ip,
         problems=problems,
         summary=summary,

@@ -10,6 +10,7 @@ Why some hops exist:
 import datetime
 import secrets
 import time
+from urllib.parse import urlencode, urlsplit
 
 from django.conf import settings
 from django.contrib.auth import logout
@@ -154,10 +155,13 @@ def _auth_time(request: HttpRequest) -> datetime.datetime | None:
     return getattr(request.user, "last_login", None)
 
 
-def _session(request: HttpRequest) -> Session:
+def _session_index(request: HttpRequest) -> str:
     # Derived from the session key (which changes at every sign-in), so nothing is written per SSO.
-    index = "_" + salted_hmac("saml_idp.session_index", request.session.session_key or "").hexdigest()[:40]
-    return Session(index=index, authn_instant=_auth_time(request) or timezone.now())
+    return "_" + salted_hmac("saml_idp.session_index", request.session.session_key or "").hexdigest()[:40]
+
+
+def _session(request: HttpRequest) -> Session:
+    return Session(index=_session_index(request), authn_instant=_auth_time(request) or timezone.now())
 
 
 def _continue_url(connector: Connector, info: AuthnRequestInfo, received: float) -> str:
@@ -281,18 +285,46 @@ def sso_continue(request: HttpRequest, slug: str) -> HttpResponse:
     return _answer(request, connector, info, received, nonce=nonce)
 
 
-@require_GET
+def _navigation_from_this_portal(request: HttpRequest) -> bool:
+    """Whether the browser says this GET comes from the portal's own pages, or from the person
+    (address bar, bookmark). Any other page can only make the browser send the GET."""
+    fetch_site = request.headers.get("Sec-Fetch-Site")
+    if fetch_site is not None:
+        return fetch_site in ("same-origin", "none")
+    # Browsers without Fetch Metadata: the Referer, which the portal's Referrer-Policy keeps for
+    # its own pages. A page that hides its Referer gets the confirmation.
+    referer = request.headers.get("Referer", "")
+    return bool(referer) and urlsplit(referer).netloc == request.get_host()
+
+
+def _launch_confirmation(request: HttpRequest, connector: Connector, requested_relay_state: str) -> HttpResponse:
+    context = {"connector": connector, "relay_state": requested_relay_state}
+    return _no_store(render(request, "saml_idp/launch_confirm.html", context))
+
+
+@require_http_methods(["GET", "POST"])
 def launch(request: HttpRequest, slug: str) -> HttpResponse:
-    """IdP-initiated SSO (the launchpad): a Response to the default ACS, without InResponseTo."""
+    """IdP-initiated SSO (the launchpad): a Response to the default ACS, without InResponseTo.
+
+    A link that signs the person in would let any page do it without them (sign-in without
+    intent). So the launchpad's tiles post a form with the CSRF token (checked by Django's
+    middleware), a GET signs in only when it comes from the portal itself, and any other GET gets
+    a page whose button posts.
+    """
     connector, refused = _sso_connector(request, slug)
     if refused:
         return refused
+    requested_relay_state = (request.POST if request.method == "POST" else request.GET).get("RelayState", "")
     try:
-        relay_state = services.launch_relay_state(connector, request.GET.get("RelayState"))
+        relay_state = services.launch_relay_state(connector, requested_relay_state)
     except SamlRequestError as error:
         return _refuse(request, error, connector, flow="idp")
     if not request.user.is_authenticated or services.needs_sign_in(connector, _auth_time(request), now=timezone.now()):
-        return redirect_to_login(request.get_full_path(), settings.LOGIN_URL)
+        # After the sign-in page the portal sends the browser back here: a same-origin GET.
+        query = f"?{urlencode({'RelayState': requested_relay_state})}" if requested_relay_state else ""
+        return redirect_to_login(f"{request.path}{query}", settings.LOGIN_URL)
+    if request.method == "GET" and not _navigation_from_this_portal(request):
+        return _launch_confirmation(request, connector, requested_relay_state)
     try:
         issued = services.sso_issue(
             connector=connector, user=request.user, session=_session(request), request=None, relay_state=relay_state
@@ -331,6 +363,7 @@ def slo(request: HttpRequest, slug: str) -> HttpResponse:
         {
             "c": str(connector.pk),
             "r": [info.id, info.issuer, info.name_id, info.binding, info.relay_state, info.signed],
+            "s": list(info.session_indexes),
         },
         salt=_SLO_SALT,
         compress=True,
@@ -338,7 +371,7 @@ def slo(request: HttpRequest, slug: str) -> HttpResponse:
     if request.method == "POST":
         # As for SSO: the session cookie is only sent on the same-site GET.
         return HttpResponseRedirect(f"{reverse('saml_idp:slo', args=[slug])}?t={token}", status=303)
-    return _slo_end_session(request, connector, info)
+    return _slo_answer(request, connector, info)
 
 
 def _slo_response(request: HttpRequest, connector: Connector) -> HttpResponse:
@@ -368,24 +401,24 @@ def _slo_finish(request: HttpRequest, connector: Connector) -> HttpResponse:
         )
     try:
         request_id, issuer, name_id, binding, relay_state, signed = pending["r"]
+        session_indexes = tuple(str(index) for index in pending["s"])
     except (KeyError, TypeError, ValueError):
         return _refuse_slo(request, SamlRequestError("pending_expired", "This sign-out link expired."), connector)
     info = LogoutRequestInfo(
         id=request_id,
         issuer=issuer,
         name_id=name_id,
-        session_indexes=(),
+        session_indexes=session_indexes,
         binding=binding,
         relay_state=relay_state,
         signed=signed,
     )
-    return _slo_end_session(request, connector, info)
+    return _slo_answer(request, connector, info)
 
 
-def _slo_end_session(request: HttpRequest, connector: Connector, info: LogoutRequestInfo) -> HttpResponse:
+def _slo_answer(request: HttpRequest, connector: Connector, info: LogoutRequestInfo) -> HttpResponse:
     user = request.user
-    matches = services.nameid_matches(connector, user, info.name_id)
-    answer = services.slo_complete(connector=connector, user=user, request=info, name_id_matches=matches)
+    answer = services.slo_complete(connector=connector, user=user, request=info, session_index=_session_index(request))
     if answer.binding and tracer.capturing(connector):
         tracer.record_logout_response_sent(
             connector,
@@ -395,12 +428,14 @@ def _slo_end_session(request: HttpRequest, connector: Connector, info: LogoutReq
             client_ip=client_ip(request),
             user=user,
         )
-    logout(request)
+    if answer.end_session:
+        logout(request)
     if answer.binding == BINDING_POST:
         return _post_form(answer.url, answer.fields)
     if answer.binding == BINDING_REDIRECT:
         return _no_store(HttpResponseRedirect(answer.url))
-    return _no_store(render(request, "saml_idp/logged_out.html", {"connector": connector}))
+    context = {"connector": connector, "still_signed_in": user.is_authenticated and not answer.end_session}
+    return _no_store(render(request, "saml_idp/logged_out.html", context))
 
 
 def _refuse_slo(

@@ -144,6 +144,42 @@ def test_password_totp_launchpad_idp_initiated_sso_and_logout_with_slo(browser_e
     assert not AuditEvent.objects.filter(action="saml.slo.refused").exists()
 
 
+def test_a_link_from_another_site_asks_before_signing_in_to_an_app(browser_env, slo_sp, jane):
+    """Sign-in without intent: the launch URL opened from a foreign page (Chromium sends its own
+    Sec-Fetch-Site) shows a confirmation; only its button, a POST with the CSRF token, signs in."""
+    app = connector_services.connector_create(
+        actor=None,
+        template="generic-saml",
+        name="Tiny SP",
+        enabled=True,
+        sso={"sp_entity_id": f"{slo_sp.base}/metadata", "acs_urls": [{"url": f"{slo_sp.base}/acs"}]},
+    )
+    connector_services.assignment_create(actor=None, connector=app, user=jane)
+    with urllib.request.urlopen(f"{browser_env.url}/saml/idp/{app.slug}/metadata", timeout=10) as response:
+        slo_sp.configure(response.read().decode())
+
+    with chromium() as browser:
+        page = browser.new_page()
+        page.goto(f"{browser_env.url}/login/")
+        page.fill("#id_username", "jane.doe")
+        page.fill("#id_password", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{browser_env.url}/")
+
+        # Another site (the SP's origin stands in for it) sends the browser to the launch URL.
+        page.goto(f"{slo_sp.base}/elsewhere")
+        page.evaluate(f"window.location.href = '{browser_env.url}/saml/idp/{app.slug}/launch'")
+        page.wait_for_selector("text=Sign in to Tiny SP?")
+        screenshot(page, "portal-launch-confirmation")
+        assert slo_sp.received == []
+        assert not AuditEvent.objects.filter(action="saml.sso.success").exists()
+
+        page.click("text=Continue to Tiny SP")
+        page.wait_for_url(f"{slo_sp.base}/acs")
+        assert page.inner_text("h1") == "Signed in as jane.doe@example.com"
+        assert slo_sp.received[-1]["errors"] == [], slo_sp.received[-1]["reason"]
+
+
 def test_lockout_after_n_failures(browser_env, jane):
     with chromium() as browser:
         page = browser.new_page()

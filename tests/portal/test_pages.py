@@ -101,7 +101,8 @@ def test_launchpad_shows_the_users_apps_as_tiles(client, jane, apps_for_jane):
     body = response.content.decode()
     names = [tile.name for tile in response.context["tiles"]]
     assert names == ["Handbook", "Wiki"]
-    assert f'href="/saml/idp/{apps_for_jane["saml"].slug}/launch"' in body
+    # A SAML tile is a form that posts with the CSRF token (sign-in with intent).
+    assert f'<form method="post" action="/saml/idp/{apps_for_jane["saml"].slug}/launch">' in body
     assert 'href="https://handbook.example.com/" target="_blank" rel="noopener noreferrer"' in body
     assert "/static/connectors/logos/" in body
     assert "Payroll" not in body and "Old CRM" not in body
@@ -125,7 +126,7 @@ def test_launchpad_search(client, jane, apps_for_jane, settings):
 def test_a_saml_tile_starts_idp_initiated_sso(client, jane, apps_for_jane):
     sign_in(client)
     tile = next(tile for tile in client.get("/").context["tiles"] if tile.kind == "saml")
-    response = client.get(tile.url)
+    response = client.post(tile.url)
     assert response.status_code == 200
     assert b'action="https://wiki.example.com/acs"' in response.content
     assert AuditEvent.objects.filter(action="saml.sso.success", actor=jane, after__flow="idp").exists()
@@ -174,7 +175,7 @@ def test_sign_out_sends_logout_requests_to_apps_used_in_this_session(client, jan
     for connector in (with_slo, unused):
         connector_services.assignment_create(actor=None, connector=connector, group=group)
     sign_in(client)
-    assert client.get(f"/saml/idp/{with_slo.slug}/launch").status_code == 200
+    assert client.post(f"/saml/idp/{with_slo.slug}/launch").status_code == 200
     session_key = client.session.session_key
 
     response = client.post("/logout/")
@@ -290,7 +291,7 @@ def test_post_binding_slo_sends_a_signed_logout_request_form(client, jane, setti
     )
     connector_services.assignment_create(actor=None, connector=app, user=jane)
     sign_in(client)
-    client.get(f"/saml/idp/{app.slug}/launch")
+    client.post(f"/saml/idp/{app.slug}/launch")
     response = client.post("/logout/")
     body = response.content.decode()
     assert '<form method="post" action="https://posty.example.com/slo" target="slo-frame-1" data-autosubmit>' in body

@@ -252,3 +252,35 @@ def test_sign_in_facts_skip_groups_unless_a_mapping_sends_them(connector, user):
     assert facts == selectors.SignInFacts(assigned=True, mappings=[("email", "mail", "")], groups=None)
     connector_services.mappings_replace(actor=None, connector=connector, kind="saml", rows=[])
     assert selectors.sign_in_facts(connector.pk, user.pk) == selectors.SignInFacts(True, [], None)
+
+
+def test_which_logout_requests_end_the_portal_session(connector, user):
+    """services.slo_session_mismatch: NameID and SessionIndex must name this user and this session."""
+    from django.contrib.auth.models import AnonymousUser
+
+    from apps.saml_idp.requests import LogoutRequestInfo
+
+    this_session = "_" + "a" * 40
+
+    def mismatch(*, name_id="jane.doe@example.com", indexes=(this_session,), signed=False, who=user):
+        request = LogoutRequestInfo(
+            id="_r", issuer="sp", name_id=name_id, session_indexes=indexes, binding="", relay_state="", signed=signed
+        )
+        return services.slo_session_mismatch(connector=connector, user=who, request=request, session_index=this_session)
+
+    assert mismatch() == ""
+    assert mismatch(indexes=("_other", this_session)) == ""
+    assert mismatch(who=AnonymousUser()) == "not_signed_in"
+    assert mismatch(name_id="mallory@example.com") == "name_id_mismatch"
+    assert mismatch(name_id="mallory@example.com", signed=True) == "name_id_mismatch"
+    assert mismatch(indexes=("_other",)) == "session_index_mismatch"
+    assert mismatch(indexes=("_other",), signed=True) == "session_index_mismatch"
+    # Without a SessionIndex only the app's signature vouches for the request (SAML core 3.7.1).
+    assert mismatch(indexes=()) == "session_index_missing"
+    assert mismatch(indexes=(), signed=True) == ""
+    # A transient NameID names nobody the portal can look up: the SessionIndex alone decides.
+    connector_services.connector_update(actor=None, connector=connector, sso={"nameid_format": "transient"})
+    connector.sso.refresh_from_db()
+    assert mismatch(name_id="_random-transient-id") == ""
+    assert mismatch(name_id="_random-transient-id", indexes=("_other",)) == "session_index_mismatch"
+    assert mismatch(name_id="_random-transient-id", indexes=(), signed=True) == "session_index_missing"

@@ -20,10 +20,17 @@ def _with_slo(connector, binding=OneLogin_Saml2_Constants.BINDING_HTTP_REDIRECT)
     )
 
 
+def _session_index(client) -> str:
+    """The SessionIndex of this portal session's assertions, which a real app sends back."""
+    from apps.portal.slo import session_index
+
+    return session_index(client.session.session_key)
+
+
 def test_redirect_slo_ends_the_session_and_answers_signed(signed_in, connector, sp_factory, user):
     _with_slo(connector)
     sp = sp_factory(connector, want_messages_signed=True)
-    url = sp.auth().logout(name_id="jane.doe@example.com", session_index="_s")
+    url = sp.auth().logout(name_id="jane.doe@example.com", session_index=_session_index(signed_in))
     response = signed_in.get(url)
     assert response.status_code == 302
     location = response["Location"]
@@ -38,7 +45,7 @@ def test_redirect_slo_ends_the_session_and_answers_signed(signed_in, connector, 
 def test_post_slo_continues_on_a_same_site_get(signed_in, connector, sp_factory):
     _with_slo(connector, OneLogin_Saml2_Constants.BINDING_HTTP_POST)
     sp = sp_factory(connector)
-    url = sp.auth().logout(name_id="jane.doe@example.com")
+    url = sp.auth().logout(name_id="jane.doe@example.com", session_index=_session_index(signed_in))
     import base64
     import zlib
     from urllib.parse import parse_qs, urlsplit
@@ -66,7 +73,7 @@ def test_slo_without_sp_url_shows_signed_out_page(signed_in, connector, sp_facto
         "url": connector.sso_url.replace("/sso", "/slo"),
         "binding": OneLogin_Saml2_Constants.BINDING_HTTP_REDIRECT,
     }
-    response = signed_in.get(sp.auth().logout(name_id="x"))
+    response = signed_in.get(sp.auth().logout(name_id="jane.doe@example.com", session_index=_session_index(signed_in)))
     assert response.status_code == 200 and b"signed out" in response.content
     assert SESSION_KEY not in signed_in.session
 

@@ -174,7 +174,7 @@ def test_persistent_nameid_and_sha512(signed_in, connector, sp_factory, user):
 
 def test_idp_initiated_launch(signed_in, connector, sp_factory):
     sp = sp_factory(connector)
-    response = signed_in.get(f"/saml/idp/{connector.slug}/launch", {"RelayState": "/dashboard"})
+    response = signed_in.post(f"/saml/idp/{connector.slug}/launch", {"RelayState": "/dashboard"})
     action, fields = auto_post(response)
     assert action == SP_ACS_URL
     assert fields["RelayState"] == "/dashboard"
@@ -190,7 +190,7 @@ def test_idp_initiated_goes_only_to_the_default_acs(signed_in, connector, sp_fac
         connector=connector,
         sso={"acs_urls": [{"url": SP_ACS_URL}, {"url": "https://sp.example.com/other-acs", "index": 5}]},
     )
-    action, _ = auto_post(signed_in.get(f"/saml/idp/{connector.slug}/launch"))
+    action, _ = auto_post(signed_in.post(f"/saml/idp/{connector.slug}/launch"))
     assert action == SP_ACS_URL
 
 
@@ -201,8 +201,8 @@ def test_idp_initiated_relay_state_rules(signed_in, connector):
         sso={"relay_state_urls": ["https://sp.example.com/app/"], "default_relay_state": "/home"},
     )
     launch = f"/saml/idp/{connector.slug}/launch"
-    assert auto_post(signed_in.get(launch))[1]["RelayState"] == "/home"
-    assert auto_post(signed_in.get(launch, {"RelayState": "https://sp.example.com/app/x"}))[1]["RelayState"]
+    assert auto_post(signed_in.post(launch))[1]["RelayState"] == "/home"
+    assert auto_post(signed_in.post(launch, {"RelayState": "https://sp.example.com/app/x"}))[1]["RelayState"]
     for offsite in (
         "https://evil.example/",
         "//evil.example/x",
@@ -210,7 +210,7 @@ def test_idp_initiated_relay_state_rules(signed_in, connector):
         "/\\evil.example",
         "https://sp.example.com/other",
     ):
-        response = signed_in.get(launch, {"RelayState": offsite})
+        response = signed_in.post(launch, {"RelayState": offsite})
         assert response.status_code == 400, offsite
         assert b"SAMLResponse" not in response.content
     assert _refusals("relay_state_offsite").count() == 5
@@ -220,6 +220,19 @@ def test_idp_initiated_not_signed_in_goes_to_login(client, connector):
     response = client.get(f"/saml/idp/{connector.slug}/launch", {"RelayState": "/x"})
     assert response.status_code == 302
     assert response["Location"].startswith(LOGIN_PATH)
+
+
+def test_idp_initiated_post_not_signed_in_resumes_after_the_login_page(client, connector, sp_factory):
+    launch = f"/saml/idp/{connector.slug}/launch"
+    response = client.post(launch, {"RelayState": "/x"})
+    assert response.status_code == 302
+    next_url = client.get(response["Location"]).context["next"]
+    assert next_url == f"{launch}?RelayState=%2Fx"
+    assert _login(client, next_url)["Location"] == next_url
+    # The sign-in page sends the browser back with a same-origin GET, which signs in.
+    _, fields = auto_post(client.get(next_url, HTTP_SEC_FETCH_SITE="same-origin"))
+    assert fields["RelayState"] == "/x"
+    assert sp_factory(connector).acs(fields["SAMLResponse"], request_id=None, relay_state="/x").ok
 
 
 def test_force_authn_makes_a_signed_in_user_sign_in_again(signed_in, connector, sp_factory):
@@ -539,7 +552,7 @@ def test_sso_path_statement_budget(signed_in, connector, sp_factory, settings):
     assert sp.acs(fields["SAMLResponse"], request_id=request_id).ok
     assert len(_sso_statements(captured)) == (3 if settings.REDIS_URL else 4), _sso_statements(captured)
     with CaptureQueriesContext(connection) as captured:
-        auto_post(signed_in.get(f"/saml/idp/{connector.slug}/launch"))
+        auto_post(signed_in.post(f"/saml/idp/{connector.slug}/launch"))
     assert len(_sso_statements(captured)) == 3, _sso_statements(captured)
 
 

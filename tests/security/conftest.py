@@ -11,6 +11,9 @@ from apps.directory.models import AdminRole, User
 from tests.factories import UserFactory
 from tests.portal.conftest import totp_code
 
+# The fixtures of the features under attack, reused rather than copied.
+from tests.saml_idp.conftest import _fast_keys, connector, sp_factory, user  # noqa: F401
+
 PASSWORD = "s3cret-Pass-99"
 
 
@@ -22,22 +25,22 @@ def _fresh_cache():
 
 def make_person(username: str, *, role: str = "", email: str = "", **extra) -> User:
     """A directory user with a password and an authenticator app; staff when `role` is given."""
-    user = UserFactory(username=username, email=email or f"{username}@corp.example", password=PASSWORD, **extra)
+    person = UserFactory(username=username, email=email or f"{username}@corp.example", password=PASSWORD, **extra)
     if role:
-        directory.user_set_admin_role(actor=None, user=user, role=role)
-    TOTPDevice.objects.create(user=user, name="Authenticator app", confirmed=True)
-    return user
+        directory.user_set_admin_role(actor=None, user=person, role=role)
+    TOTPDevice.objects.create(user=person, name="Authenticator app", confirmed=True)
+    return person
 
 
-def signed_in(user: User, *, password: str = PASSWORD) -> Client:
+def signed_in(person: User, *, password: str = PASSWORD) -> Client:
     """A browser session that typed the password and then the authenticator app's current code."""
     client = Client()
-    first = client.post("/login/", {"username": user.username, "password": password})
+    first = client.post("/login/", {"username": person.username, "password": password})
     assert first.status_code == 302 and first["Location"].startswith("/login/mfa/"), first.content[:300]
-    device = TOTPDevice.objects.get(user=user)
+    device = TOTPDevice.objects.get(user=person)
     second = client.post("/login/mfa/", {"code": totp_code(device)})
     assert second.status_code == 302, second.content[:300]
-    client.user = user
+    client.user = person
     return client
 
 
