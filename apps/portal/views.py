@@ -23,9 +23,9 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 
 from apps.audit.middleware import client_ip
+from apps.common.security_headers import allow_frames_and_forms
 from apps.portal import passkeys, selectors, services, slo
 from apps.portal.forms import CodeForm, PortalPasswordResetForm, SignInForm
-from apps.portal.middleware import allow_frames_and_forms
 from apps.portal.policy import sign_in_policy
 from apps.saml_idp.session import AUTH_TIME_KEY
 from apps.saml_sp.models import UpstreamIdentityProvider

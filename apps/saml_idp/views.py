@@ -25,8 +25,8 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
 from apps.audit.middleware import client_ip
+from apps.common.security_headers import allow_same_origin_framing
 from apps.connectors.models import Connector
-from apps.portal.middleware import allow_same_origin_framing
 from apps.saml_idp import bindings, endpoints, metadata, replay, selectors, services, tracer
 from apps.saml_idp.constants import BINDING_POST, BINDING_REDIRECT, STATUS_NO_PASSIVE, STATUS_RESPONDER
 from apps.saml_idp.errors import SamlRequestError

@@ -56,7 +56,7 @@ AXES_ENABLE_ADMIN = False
 AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "password", "token", "code"]
 AXES_VERBOSE = False
 
-# --- Security headers (apps.portal.middleware.SecurityHeadersMiddleware) --------------------
+# --- Security headers (apps.common.security_headers.SecurityHeadersMiddleware) --------------------
 # No inline script anywhere; styles from our own files only. `PORTAL_CSP_REPORT_ONLY=true`
 # sends the same policy as Content-Security-Policy-Report-Only while trying it out.
 PORTAL_CSP_REPORT_ONLY = env_bool("PORTAL_CSP_REPORT_ONLY", False)
@@ -68,7 +68,7 @@ SAML_IGNORE_AUTHENTICATED_USERS_ON_LOGIN = True
 SAML_CREATE_UNKNOWN_USER = False
 SAML_ATTRIBUTE_MAPPING: dict = {}
 SAML_SESSION_COOKIE_NAME = "saml_session"
-# The portal sets its own Content-Security-Policy (apps.portal.middleware), not django-csp's.
+# The portal sets its own Content-Security-Policy (apps.common.security_headers), not django-csp's.
 SAML_CSP_HANDLER = ""
 # The upstream IdP answers with a cross-site POST: the cookie that remembers our AuthnRequest
 # must travel with it, which needs SameSite=None, which browsers accept only on Secure cookies.
