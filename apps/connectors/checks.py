@@ -4,16 +4,12 @@ Each check returns warnings in plain words, shown on the connector's overview an
 activated. Reads only: a check never generates a key or changes a row.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
-
-from django.utils import timezone
 
 from apps.connectors.catalog import get_template
 from apps.connectors.models import Connector, MappingKind, NameIdFormat, NameIdProperty, SignatureAlgorithm
 from apps.connectors.selectors import users_in_scope
-
-KEY_EXPIRY_WARNING_DAYS = 60
 
 
 class Level:
@@ -91,40 +87,6 @@ def _nameid_vs_scim(connector: Connector) -> list[CheckResult]:
             fix_label=fix_label,
         )
     ]
-
-
-def _signing_key_expiry(connector: Connector) -> list[CheckResult]:
-    if not connector.has_sso:
-        return []
-    from apps.saml_idp.keys import current_signing_key
-    from apps.saml_idp.models import KeyScope
-
-    key = current_signing_key(connector)
-    if key is None:
-        return []  # the portal generates its first key when it is first needed
-    whose = "This connector's own signing key" if key.scope == KeyScope.CONNECTOR else "The portal's signing key"
-    left = key.not_after - timezone.now()
-    if left <= timedelta(0):
-        return [
-            CheckResult(
-                "signing_key_expired",
-                Level.ERROR,
-                f"{whose} expired on {key.not_after:%Y-%m-%d}: apps that check certificate dates refuse sign-ins. "
-                "Rotate the key.",
-                "sso",
-            )
-        ]
-    if left <= timedelta(days=KEY_EXPIRY_WARNING_DAYS):
-        return [
-            CheckResult(
-                "signing_key_expiring",
-                Level.WARNING,
-                f"{whose} expires on {key.not_after:%Y-%m-%d} ({left.days} days from now). Create the next key, "
-                "let the app pick it up from the metadata, then rotate.",
-                "sso",
-            )
-        ]
-    return []
 
 
 def _sso_settings(connector: Connector) -> list[CheckResult]:
@@ -218,12 +180,23 @@ def _provisioning(connector: Connector) -> list[CheckResult]:
     return results
 
 
+# Checks that other apps contribute (the SAML IdP's signing key, ...), registered in their
+# AppConfig.ready() as Django's own system checks are, so that this app imports none of them.
+_registered: list[Callable[[Connector], list[CheckResult]]] = []
+
+
+def register_check(check: Callable[[Connector], list[CheckResult]]) -> Callable[[Connector], list[CheckResult]]:
+    if check not in _registered:
+        _registered.append(check)
+    return check
+
+
 def connector_checks(connector: Connector) -> list[CheckResult]:
     """Every warning for the connector, errors first."""
     results = [
         *_sso_settings(connector),
         *_nameid_vs_scim(connector),
-        *_signing_key_expiry(connector),
+        *(result for check in _registered for result in check(connector)),
         *_provisioning(connector),
         *_assignments(connector),
     ]
