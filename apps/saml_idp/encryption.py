@@ -46,7 +46,13 @@ def _template(data_algorithm: str, key_transport: str) -> etree._Element:
 def encrypt_element(
     node: etree._Element, certificate_pem: str, *, data_algorithm: str, key_transport: str
 ) -> etree._Element:
-    """Replace `node` (which sits in its document) with xenc:EncryptedData; returns the EncryptedData."""
+    """Replace `node` (which sits in its document) with xenc:EncryptedData; returns the EncryptedData.
+
+    libxmlsec1 encrypts the node's own serialization, which lacks the namespace declarations it
+    inherits (lxml drops a child's copy of a prefix its parent declares). SPs that parse the
+    plaintext alone (lasso, pysaml2) then fail on an unbound `saml:` prefix; so a standalone copy,
+    which declares everything it uses, is what gets encrypted.
+    """
     manager = xmlsec.KeysManager()
     manager.add_key(_certificate_key(certificate_pem))
     template = _template(data_algorithm, key_transport)
@@ -54,7 +60,11 @@ def encrypt_element(
     context.key = xmlsec.Key.generate(
         xmlsec.constants.KeyDataAes, _KEY_BITS[data_algorithm], xmlsec.constants.KeyDataTypeSession
     )
-    return context.encrypt_xml(template, node)
+    holder = etree.Element("holder")
+    holder.append(etree.fromstring(etree.tostring(node)))
+    encrypted = context.encrypt_xml(template, holder[0])
+    node.getparent().replace(node, encrypted)
+    return encrypted
 
 
 def wrap_and_encrypt(
