@@ -21,6 +21,8 @@ def pytest_runtest_logreport(report) -> None:
     row = _results.setdefault(sp, {})
     if report.when == "call" or report.outcome != "passed":
         outcome = "skipped" if report.skipped else ("ok" if report.passed else "FAILED")
+        if outcome == "ok" and properties.get("detail"):
+            outcome = f"ok ({properties['detail']})"
         if row.get(flow) != "FAILED":
             row[flow] = outcome
 

@@ -122,6 +122,9 @@ class PythonSP:
             if session is None:
                 return "200 OK", [("Content-Type", "text/plain")], b"not signed in"
             location, request_id = self.logout_redirect(session)
+            if not location:  # done over the back-channel (SOAP): nothing for the browser to carry
+                self.sessions.pop(browser, None)
+                return "200 OK", [("Content-Type", "text/plain")], b"signed out"
             self.pending[browser] = request_id
             return "302 Found", [("Location", location)], b""
         if path == "/sls":
@@ -240,6 +243,7 @@ class Pysaml2App(PythonSP):
         (self._files / "sp.key").write_text(keys.private_key_pem)
         (self._files / "sp.crt").write_text(keys.certificate_pem)
         self.idp_metadata = ""
+        self.soap_logouts = 0
 
     def _config(self) -> SPConfig:
         key, cert = str(self._files / "sp.key"), str(self._files / "sp.crt")
@@ -306,9 +310,15 @@ class Pysaml2App(PythonSP):
         }, ""
 
     def logout_redirect(self, session: dict) -> tuple[str, str]:
+        """pysaml2 prefers SOAP when the IdP lists it: the logout is then over when this returns."""
         responses = self.client.global_logout(name_id_from_string(session["_name_id"]))
-        _binding, http_info = responses[self.idp_entity_id]
-        return dict(http_info["headers"])["Location"], ""
+        answer = responses[self.idp_entity_id]
+        if isinstance(answer, tuple):  # (binding, http_info): a front-channel binding
+            return dict(answer[1]["headers"])["Location"], ""
+        if answer is None or not answer.status_ok():
+            raise RuntimeError("the IdP refused the SOAP logout")
+        self.soap_logouts += 1
+        return "", ""
 
     def read_logout_response(self, url: str, query: dict, form: dict, request_id: str | None) -> str:
         message = query.get("SAMLResponse") or form.get("SAMLResponse")

@@ -41,12 +41,14 @@ def _diagnose(sp: SpUnderTest, page: httpx.Response, browser) -> str:
     return f"ended at {page.url} ({page.status_code}): {page.text[:600]}\nhops: {browser.visited[-8:]}\n{log[-1500:]}"
 
 
+def _last_event(sp: SpUnderTest, action: str) -> dict:
+    events = sp.idp.api.get("/audit-events", params={"action": action, "target_id": sp.connector["id"]}).json()
+    assert events["results"], f"the IdP audited no {action}"
+    return events["results"][0]["after"]
+
+
 def _last_sso_event(sp: SpUnderTest) -> dict:
-    events = sp.idp.api.get(
-        "/audit-events", params={"action": "saml.sso.success", "target_id": sp.connector["id"]}
-    ).json()["results"]
-    assert events, "the IdP audited no sign-in"
-    return events[0]["after"]
+    return _last_event(sp, "saml.sso.success")
 
 
 def test_sp_initiated_sign_in_encrypted_as_negotiated(sp, browser, flow):
@@ -95,7 +97,7 @@ def test_attributes_read_by_the_sp(sp, browser, flow):
     assert sp.attributes(page) == EXPECTED_ATTRIBUTES
 
 
-def test_single_logout_started_at_the_sp_ends_both_sessions(sp, browser, flow):
+def test_single_logout_started_at_the_sp_ends_both_sessions(sp, browser, flow, record_property):
     flow(sp, "SLO from the SP")
     page = browser.get(sp.protected_url)
     assert sp.shows_protected_page(page), _diagnose(sp, page, browser)
@@ -103,7 +105,10 @@ def test_single_logout_started_at_the_sp_ends_both_sessions(sp, browser, flow):
 
     done = sp.start_logout(browser)
     assert done.status_code < 400 or done.status_code == 404, _diagnose(sp, done, browser)
-    assert any("/saml/idp/" in url and "/slo" in url for url in browser.visited), browser.visited[-6:]
+    logout = _last_event(sp, "saml.slo")
+    record_property("detail", "SOAP" if logout["binding"].endswith(":SOAP") else logout["binding"].rsplit(":", 1)[-1])
+    if not logout["binding"].endswith(":SOAP"):
+        assert any("/saml/idp/" in url and "/slo" in url for url in browser.visited), browser.visited[-6:]
 
     assert not portal_signed_in(browser, sp.idp.base), "the portal session outlived the SP's logout"
     again = browser.client.get(sp.protected_url, follow_redirects=False)
