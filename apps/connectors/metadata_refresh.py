@@ -185,7 +185,7 @@ def sp_metadata_refresh(*, connector: Connector, actor: Actor = None) -> list[st
                         action="connector.sp_metadata_change",
                         target=connector,
                         before={name: getattr(sso, name)},
-                        after={name: getattr(connector.sso, name), "source": url},
+                        after={"setting": name, name: getattr(connector.sso, name), "source": url},
                     )
             SsoSettings.objects.filter(pk=connector.pk).update(sp_algorithms=metadata.advertised_algorithms())
             _record_fetch(connector, "")
