@@ -5,7 +5,11 @@ the person (NameID) and, usually, the sessions (SessionIndex, which our assertio
 portal session key). Because anyone can send a SOAP request, it must carry a valid XML signature
 from the SP's signing certificate, whatever `require_signed_requests` says; the replay cache, the
 Destination, the issuer and the IssueInstant are checked as for the front-channel bindings
-(`requests.parse_logout_request`). The answer is a signed LogoutResponse in a SOAP envelope.
+(`requests.parse_logout_request`). The answer is a LogoutResponse in a SOAP envelope, unsigned:
+it goes back on the connection the SP's server opened to the portal's HTTPS URL, which is what
+the SOAP binding relies on (SAML bindings 3.2.2.2), and an XML signature there does not survive
+SPs that re-serialize the SOAP body before checking it (pysaml2 does, with whatever namespace
+prefixes its process has registered, so a signed answer verified only some of the time).
 
 The portal does not relay this logout to the other apps the person signed in to: that needs
 the browser (front-channel), which a back-channel request does not have.
@@ -93,7 +97,7 @@ def user_for_name_id(connector: Connector, name_id: str) -> User | None:
 
 
 def slo_backchannel(*, connector: Connector, key: LoadedKey, info: LogoutRequestInfo) -> bytes:
-    """End the portal sessions the request names; the signed LogoutResponse in its SOAP envelope."""
+    """End the portal sessions the request names; the LogoutResponse in its SOAP envelope."""
     # Imported here: the portal's session bookkeeping, and pysaml2 behind server.py.
     from apps.portal import services as portal_services
     from apps.portal.slo import session_index
@@ -127,7 +131,7 @@ def slo_backchannel(*, connector: Connector, key: LoadedKey, info: LogoutRequest
         key,
         in_response_to=info.id,
         destination="",
-        sign=True,
+        sign=False,
         status=STATUS_SUCCESS if user is not None else STATUS_UNKNOWN_PRINCIPAL,
     )
     return soap_envelope(xml)
