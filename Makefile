@@ -32,12 +32,15 @@ run: migrate
 
 ## Run the whole suite: on PostgreSQL and Redis when they answer on 127.0.0.1 (or as DATABASE_URL
 ## and REDIS_URL say; set them empty to force SQLite and the filesystem broker).
-## Debian packages the tests use as peers: xmlsec1 (a second signature check) and Chromium (browser
-## tests). Installed when running as root with apt-get; otherwise the tests that need them skip.
+## Debian packages the tests use as peers: xmlsec1 (a second signature check), Chromium (browser
+## tests), Apache httpd with mod_auth_mellon (a SAML SP of the interoperability matrix). Installed
+## when running as root with apt-get; otherwise the tests that need them skip.
 system-deps:
 	@missing=""; \
 	command -v xmlsec1 >/dev/null 2>&1 || missing="$$missing xmlsec1"; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v apache2 >/dev/null 2>&1 || [ -x /usr/sbin/apache2 ] || missing="$$missing apache2"; \
+	[ -e /usr/lib/apache2/modules/mod_auth_mellon.so ] || missing="$$missing libapache2-mod-auth-mellon"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \

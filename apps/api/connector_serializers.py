@@ -10,6 +10,9 @@ from apps.connectors.models import (
     AttributeMapping,
     Connector,
     Deprovision,
+    DigestAlgorithm,
+    EncryptionAlgorithm,
+    KeyTransport,
     MappingKind,
     NameIdFormat,
     NameIdProperty,
@@ -74,6 +77,16 @@ class SsoOutputSerializer(serializers.Serializer):
     require_signed_requests = serializers.BooleanField()
     sp_signing_cert = serializers.CharField()
     sp_encryption_cert = serializers.CharField()
+    encrypt_assertions = serializers.BooleanField()
+    encrypt_name_id = serializers.BooleanField()
+    encryption_algorithm = serializers.CharField()
+    key_transport = serializers.CharField()
+    digest_algorithm = serializers.CharField(help_text="Empty: the signature algorithm's own hash.")
+    slo_soap_url = serializers.CharField()
+    sp_algorithms = serializers.DictField(help_text="What the SP's metadata advertised (encryption, signing, digest).")
+    sp_metadata_url = serializers.CharField()
+    sp_metadata_fetched_at = serializers.DateTimeField(allow_null=True)
+    sp_metadata_fetch_error = serializers.CharField()
     assertion_lifetime_seconds = serializers.IntegerField()
     session_lifetime_seconds = serializers.IntegerField()
     relay_state_urls = serializers.ListField(child=serializers.CharField())
@@ -162,6 +175,13 @@ class SsoInputSerializer(StrictInputSerializer):
     require_signed_requests = serializers.BooleanField(required=False)
     sp_signing_cert = serializers.CharField(required=False, allow_blank=True, max_length=20_000)
     sp_encryption_cert = serializers.CharField(required=False, allow_blank=True, max_length=20_000)
+    encrypt_assertions = serializers.BooleanField(required=False)
+    encrypt_name_id = serializers.BooleanField(required=False)
+    encryption_algorithm = serializers.ChoiceField(choices=EncryptionAlgorithm.choices, required=False)
+    key_transport = serializers.ChoiceField(choices=KeyTransport.choices, required=False)
+    digest_algorithm = serializers.ChoiceField(choices=DigestAlgorithm.choices, required=False, allow_blank=True)
+    slo_soap_url = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+    sp_metadata_url = serializers.CharField(required=False, allow_blank=True, max_length=2000)
     assertion_lifetime_seconds = serializers.IntegerField(required=False)
     session_lifetime_seconds = serializers.IntegerField(required=False)
     relay_state_urls = serializers.ListField(

@@ -34,6 +34,26 @@ class SignatureAlgorithm(models.TextChoices):
     RSA_SHA1 = "rsa-sha1", "RSA-SHA1 (insecure)"
 
 
+class DigestAlgorithm(models.TextChoices):
+    SAME = "", "Same as the signature"
+    SHA256 = "sha256", "SHA-256"
+    SHA384 = "sha384", "SHA-384"
+    SHA512 = "sha512", "SHA-512"
+    SHA1 = "sha1", "SHA-1 (insecure)"
+
+
+class EncryptionAlgorithm(models.TextChoices):
+    AES256_GCM = "aes256-gcm", "AES-256-GCM"
+    AES128_GCM = "aes128-gcm", "AES-128-GCM"
+    AES256_CBC = "aes256-cbc", "AES-256-CBC"
+    AES128_CBC = "aes128-cbc", "AES-128-CBC"
+
+
+class KeyTransport(models.TextChoices):
+    RSA_OAEP_MGF1P = "rsa-oaep-mgf1p", "RSA-OAEP (MGF1 with SHA-1)"
+    RSA_OAEP_SHA256 = "rsa-oaep-sha256", "RSA-OAEP with SHA-256 (XML Encryption 1.1)"
+
+
 class ProvisioningOperation(models.TextChoices):
     CREATE_USERS = "create_users", "Create users"
     UPDATE_USERS = "update_users", "Update users"
@@ -109,6 +129,24 @@ class SsoSettings(models.Model):
     require_signed_requests = models.BooleanField(default=False)
     sp_signing_cert = models.TextField(blank=True)
     sp_encryption_cert = models.TextField(blank=True)
+    # Encryption of what the SP receives (apps/saml_idp/algorithms.py negotiates the defaults from
+    # its metadata); importing metadata with an encryption certificate switches it on.
+    encrypt_assertions = models.BooleanField(default=False)
+    encrypt_name_id = models.BooleanField("encrypt the NameID (EncryptedID)", default=False)
+    encryption_algorithm = models.CharField(
+        max_length=16, choices=EncryptionAlgorithm.choices, default=EncryptionAlgorithm.AES256_CBC
+    )
+    key_transport = models.CharField(max_length=16, choices=KeyTransport.choices, default=KeyTransport.RSA_OAEP_MGF1P)
+    digest_algorithm = models.CharField(max_length=8, choices=DigestAlgorithm.choices, default="", blank=True)
+    # The SP's SOAP SingleLogoutService, when its metadata lists one (the portal answers SOAP
+    # LogoutRequests; it sends its own LogoutRequests front-channel, Redirect or POST).
+    slo_soap_url = models.CharField("SP SLO URL (SOAP)", max_length=2000, blank=True)
+    # What the SP's metadata advertised: {"encryption": [...], "signing": [...], "digest": [...]}.
+    sp_algorithms = models.JSONField(default=dict, blank=True)
+    # SP metadata by URL, fetched again on a schedule (apps/connectors/metadata_refresh.py).
+    sp_metadata_url = models.CharField("SP metadata URL", max_length=2000, blank=True)
+    sp_metadata_fetched_at = models.DateTimeField(null=True, blank=True, editable=False)
+    sp_metadata_fetch_error = models.TextField(blank=True, editable=False)
     assertion_lifetime_seconds = models.PositiveIntegerField(default=300)
     session_lifetime_seconds = models.PositiveIntegerField(default=8 * 3600)
     relay_state_urls = models.JSONField(default=list, blank=True)

@@ -3,7 +3,6 @@
 from collections.abc import Iterable
 from typing import Any
 
-import httpx
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -12,19 +11,22 @@ from django.utils.text import slugify
 from apps.audit.services import Actor, audit_record
 from apps.common.crypto import encrypt_secret
 from apps.common.errors import ApplicationError
-from apps.common.http import OutboundURLError, check_outbound_url, fetch_limited
+from apps.common.http import OutboundURLError, check_outbound_url
 from apps.common.pki import CertificateError, normalize_certificate_pem
 from apps.connectors import idp_urls
 from apps.connectors.attributes import SAML_NAME_FORMATS, MappingError, target_key, validate_mapping
 from apps.connectors.catalog import Template, get_template
 from apps.connectors.checks import CheckResult, connector_checks
-from apps.connectors.metadata import BINDING_POST, MAX_METADATA_BYTES, MetadataError, parse_sp_metadata
+from apps.connectors.metadata import BINDING_POST
 from apps.connectors.models import (
     Assignment,
     AttributeMapping,
     Connector,
     ConnectorKind,
     Deprovision,
+    DigestAlgorithm,
+    EncryptionAlgorithm,
+    KeyTransport,
     MappingKind,
     NameIdFormat,
     NameIdProperty,
@@ -56,6 +58,13 @@ SSO_FIELDS = (
     "require_signed_requests",
     "sp_signing_cert",
     "sp_encryption_cert",
+    "encrypt_assertions",
+    "encrypt_name_id",
+    "encryption_algorithm",
+    "key_transport",
+    "digest_algorithm",
+    "slo_soap_url",
+    "sp_metadata_url",
     "assertion_lifetime_seconds",
     "session_lifetime_seconds",
     "relay_state_urls",
@@ -188,12 +197,16 @@ def _apply_sso(sso: SsoSettings, changes: dict, errors: _Errors) -> None:
             sso.acs_urls = _clean_acs_urls(value, errors)
         elif field == "relay_state_urls":
             sso.relay_state_urls = _clean_url_list(value, key, errors, what="RelayState URL")
-        elif field in ("sp_login_url", "slo_url"):
+        elif field in ("sp_login_url", "slo_url", "slo_soap_url", "sp_metadata_url"):
             sso_value = str(value or "").strip()
             if sso_value:
                 try:
-                    sso_value = validate_app_url(sso_value, what=field.replace("_", " "))
-                except ValueError as exc:
+                    sso_value = validate_app_url(
+                        sso_value, what=field.replace("_", " "), allow_http=field == "sp_metadata_url"
+                    )
+                    if field == "sp_metadata_url":
+                        check_outbound_url(sso_value)
+                except (ValueError, OutboundURLError) as exc:
                     errors.add(key, str(exc))
             setattr(sso, field, sso_value)
         elif field in ("sp_signing_cert", "sp_encryption_cert"):
@@ -201,7 +214,14 @@ def _apply_sso(sso: SsoSettings, changes: dict, errors: _Errors) -> None:
                 setattr(sso, field, normalize_certificate_pem(str(value or "")))
             except CertificateError as exc:
                 errors.add(key, str(exc))
-        elif field in ("sign_response", "sign_assertion", "allow_sha1", "require_signed_requests"):
+        elif field in (
+            "sign_response",
+            "sign_assertion",
+            "allow_sha1",
+            "require_signed_requests",
+            "encrypt_assertions",
+            "encrypt_name_id",
+        ):
             if not isinstance(value, bool):
                 errors.add(key, "Must be true or false.")
             else:
@@ -217,6 +237,9 @@ def _apply_sso(sso: SsoSettings, changes: dict, errors: _Errors) -> None:
                 "nameid_format": NameIdFormat.values,
                 "nameid_property": NameIdProperty.values,
                 "signature_algorithm": SignatureAlgorithm.values,
+                "encryption_algorithm": EncryptionAlgorithm.values,
+                "key_transport": KeyTransport.values,
+                "digest_algorithm": DigestAlgorithm.values,
             }.get(field)
             text = str(value if value is not None else "").strip()
             if choices is not None and text not in choices:
@@ -228,6 +251,7 @@ def _apply_sso(sso: SsoSettings, changes: dict, errors: _Errors) -> None:
                 continue
             setattr(sso, field, text)
 
+    _check_encryption_and_digest(sso, changes, errors)
     if not sso.sign_response and not sso.sign_assertion:
         errors.add("sso.sign_assertion", "Sign the response, the assertion or both.")
     if sso.signature_algorithm == SignatureAlgorithm.RSA_SHA1 and not sso.allow_sha1:
@@ -241,6 +265,16 @@ def _apply_sso(sso: SsoSettings, changes: dict, errors: _Errors) -> None:
         )
     if sso.default_relay_state and len(sso.default_relay_state) > 1024:
         errors.add("sso.default_relay_state", "At most 1024 characters.")
+
+
+def _check_encryption_and_digest(sso: SsoSettings, changes: dict, errors: _Errors) -> None:
+    # A new certificate without a word on encryption switches it on, clearing it switches it off.
+    if "sp_encryption_cert" in changes and "encrypt_assertions" not in changes:
+        sso.encrypt_assertions = bool(sso.sp_encryption_cert)
+    if (sso.encrypt_assertions or sso.encrypt_name_id) and not sso.sp_encryption_cert:
+        errors.add("sso.sp_encryption_cert", "Encryption is on, so the SP's encryption certificate is needed.")
+    if sso.digest_algorithm == DigestAlgorithm.SHA1 and not sso.allow_sha1:
+        errors.add("sso.digest_algorithm", "SHA-1 digests are insecure and refused unless allow_sha1 is set.")
 
 
 def _apply_provisioning(provisioning: ProvisioningSettings, changes: dict, errors: _Errors) -> bool:
@@ -565,63 +599,13 @@ def connector_delete(*, actor: Actor, connector: Connector) -> None:
 # --- SP metadata --------------------------------------------------------------------------------
 
 
-@transaction.atomic
 def connector_import_sp_metadata(
     *, actor: Actor, connector: Connector, xml: bytes | str | None = None, url: str | None = None
 ) -> Connector:
     """Fill the SSO settings from the SP's metadata, given as XML or fetched from `url`."""
-    if not connector.has_sso:
-        raise ApplicationError(f"A {connector.get_kind_display()} has no SSO settings.", code="no_sso")
-    if (xml is None) == (url is None):
-        raise ValidationError({"xml": [ValidationError("Give the metadata XML or its URL, not both.")]})
-    if url is not None:
-        try:
-            validate_app_url(url, what="metadata URL", allow_http=True)
-            xml = fetch_limited(
-                url, max_bytes=MAX_METADATA_BYTES, accept="application/samlmetadata+xml, application/xml"
-            )
-        except (ValueError, OutboundURLError) as exc:
-            raise ValidationError({"url": [ValidationError(str(exc))]}) from exc
-        except httpx.HTTPError as exc:
-            raise ValidationError(
-                {"url": [ValidationError(f"The metadata could not be fetched: {type(exc).__name__}.")]}
-            ) from exc
-    try:
-        metadata = parse_sp_metadata(xml)
-    except MetadataError as exc:
-        raise ValidationError({"xml": [ValidationError(str(exc))]}) from exc
-    changes: dict[str, Any] = {"sp_entity_id": metadata.entity_id, "acs_urls": metadata.acs_urls}
-    if metadata.slo_url:
-        changes["slo_url"] = metadata.slo_url
-        changes["slo_binding"] = metadata.slo_binding
-    if metadata.signing_cert:
-        changes["sp_signing_cert"] = metadata.signing_cert
-    if metadata.encryption_cert:
-        changes["sp_encryption_cert"] = metadata.encryption_cert
-    if metadata.nameid_format:
-        changes["nameid_format"] = metadata.nameid_format
-        if metadata.nameid_format == NameIdFormat.PERSISTENT:
-            changes["nameid_property"] = NameIdProperty.ID
-    if metadata.authn_requests_signed and metadata.signing_cert:
-        changes["require_signed_requests"] = True
-    try:
-        connector = connector_update(actor=actor, connector=connector, sso=changes)
-    except ValidationError as exc:
-        # The metadata's own values broke a rule (an http ACS on a public host, say): say so.
-        raise ValidationError(
-            {
-                "xml": [
-                    ValidationError(f"{field}: {'; '.join(messages)}") for field, messages in exc.message_dict.items()
-                ]
-            }
-        ) from exc
-    audit_record(
-        actor=actor,
-        action="connector.sp_metadata_import",
-        target=connector,
-        after={"sp_entity_id": metadata.entity_id, "source": url or "upload"},
-    )
-    return connector
+    from apps.connectors.metadata_refresh import sp_metadata_import
+
+    return sp_metadata_import(actor=actor, connector=connector, xml=xml, url=url)
 
 
 # --- Mappings -----------------------------------------------------------------------------------

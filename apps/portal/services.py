@@ -9,6 +9,7 @@ auth-time stamp, django-otp, axes' reset) sees one sign-in, after every factor.
 
 import datetime
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -488,6 +489,26 @@ def sign_out_everywhere(*, actor: User | None, user: User) -> int:
     with transaction.atomic():
         PortalSession.objects.filter(pk__in=[session.pk for session in sessions]).delete()
         audit_record(actor=actor, action="portal.logout_everywhere", target=user, after={"sessions": len(sessions)})
+    return len(sessions)
+
+
+def end_sessions(*, user: User, actor_label: str, matching: Callable[[str], bool]) -> int:
+    """End the portal sessions of `user` whose key `matching` accepts (a SAML back-channel logout
+    names them by SessionIndex); returns how many were ended."""
+    store = _session_store()
+    sessions = [session for session in PortalSession.objects.filter(user=user) if matching(session.session_key)]
+    for session in sessions:
+        store(session_key=session.session_key).delete()
+    with transaction.atomic():
+        PortalSession.objects.filter(pk__in=[session.pk for session in sessions]).delete()
+        if sessions:
+            audit_record(
+                actor=user,
+                actor_label=actor_label,
+                action="portal.logout",
+                target=user,
+                after={"sessions": len(sessions), "by": actor_label},
+            )
     return len(sessions)
 
 

@@ -23,8 +23,9 @@ from apps.saml_idp.constants import (
     PROTOCOL_NS,
     STATUS_SUCCESS,
 )
+from apps.saml_idp.encryption import wrap_and_encrypt
 from apps.saml_idp.keys import LoadedKey
-from apps.saml_idp.signing import encrypt_element, sign_element
+from apps.saml_idp.signing import sign_element
 
 _P = f"{{{PROTOCOL_NS}}}"
 _A = f"{{{ASSERTION_NS}}}"
@@ -147,17 +148,19 @@ def build_authn_response(
     _status(response, STATUS_SUCCESS)
     assertion = _assertion(connector, subject, session, acs_url=acs_url, in_response_to=in_response_to, now=now)
     response.append(assertion)
-    algorithm = sso.signature_algorithm
+    algorithm, digest = sso.signature_algorithm, sso.digest_algorithm
+    encryption = {"data_algorithm": sso.encryption_algorithm, "key_transport": sso.key_transport}
+    if sso.encrypt_name_id and sso.sp_encryption_cert:
+        # Inside the assertion, before it is signed: the signature covers the EncryptedID.
+        name_id = assertion.find(f"{_A}Subject/{_A}NameID")
+        wrap_and_encrypt(name_id, "EncryptedID", sso.sp_encryption_cert, **encryption)
     # Assertion first: the Response signature then covers the signed (or encrypted) assertion.
     if sso.sign_assertion:
-        sign_element(assertion, key.key, key.certificate_b64, algorithm)
-    if sso.sp_encryption_cert:
-        wrapper = etree.Element(f"{_A}EncryptedAssertion", nsmap=_A_NSMAP)
-        assertion.addprevious(wrapper)
-        wrapper.append(assertion)
-        encrypt_element(assertion, sso.sp_encryption_cert)
+        sign_element(assertion, key.key, key.certificate_b64, algorithm, digest)
+    if sso.encrypt_assertions and sso.sp_encryption_cert:
+        wrap_and_encrypt(assertion, "EncryptedAssertion", sso.sp_encryption_cert, **encryption)
     if sso.sign_response:
-        sign_element(response, key.key, key.certificate_b64, algorithm)
+        sign_element(response, key.key, key.certificate_b64, algorithm, digest)
     return etree.tostring(response, xml_declaration=True, encoding="UTF-8")
 
 
@@ -176,5 +179,7 @@ def build_error_response(
     now = now or timezone.now()
     response = _response_root(connector, acs_url=acs_url, in_response_to=in_response_to, now=instant(now))
     _status(response, status, sub_status, message)
-    sign_element(response, key.key, key.certificate_b64, connector.sso.signature_algorithm)
+    sign_element(
+        response, key.key, key.certificate_b64, connector.sso.signature_algorithm, connector.sso.digest_algorithm
+    )
     return etree.tostring(response, xml_declaration=True, encoding="UTF-8")

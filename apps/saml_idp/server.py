@@ -24,16 +24,17 @@ from saml2.config import IdPConfig
 from saml2.saml import NameID
 from saml2.server import Server
 from saml2.sigver import CryptoBackend, SignatureError
-from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA256
+from saml2.xmldsig import SIG_RSA_SHA256
 
 from apps.common.pki import certificate_base64
 from apps.common.xml import UnsafeXMLError, parse_untrusted_xml
 from apps.connectors.models import Connector
 from apps.saml_idp import endpoints
+from apps.saml_idp.algorithms import DIGEST_ALGORITHMS as DIGESTS_BY_NAME
+from apps.saml_idp.algorithms import digest_for_signature
 from apps.saml_idp.constants import (
     BINDING_POST,
     BINDING_REDIRECT,
-    DIGEST_ALGORITHMS,
     DS_NS,
     METADATA_NS,
     NAMEID_FORMATS,
@@ -154,6 +155,11 @@ def sp_metadata_xml(connector: Connector) -> str:
     return etree.tostring(root, encoding="unicode")
 
 
+def _digest_uri(connector: Connector) -> str:
+    sso = connector.sso
+    return DIGESTS_BY_NAME[sso.digest_algorithm or digest_for_signature(sso.signature_algorithm)]
+
+
 def _config(connector: Connector, key: LoadedKey, *, key_file: str | None = None) -> IdPConfig:
     algorithm = connector.sso.signature_algorithm
     config = {
@@ -172,7 +178,7 @@ def _config(connector: Connector, key: LoadedKey, *, key_file: str | None = None
                 },
                 # pysaml2 signs with rsa-sha1 unless told otherwise here.
                 "signing_algorithm": SIGNATURE_ALGORITHMS.get(algorithm, SIG_RSA_SHA256),
-                "digest_algorithm": DIGEST_ALGORITHMS.get(algorithm, DIGEST_SHA256),
+                "digest_algorithm": _digest_uri(connector),
                 "want_authn_requests_signed": connector.sso.require_signed_requests,
                 "name_id_format": [NAMEID_FORMATS[connector.sso.nameid_format]],
                 "policy": {
@@ -242,7 +248,7 @@ def logout_response_xml(
         samlp.Status(status_code=samlp.StatusCode(value=status or STATUS_SUCCESS)),
         sign,
         sign_alg=SIGNATURE_ALGORITHMS[algorithm],
-        digest_alg=DIGEST_ALGORITHMS[algorithm],
+        digest_alg=_digest_uri(connector),
         in_response_to=in_response_to,
         destination=destination,
     )
@@ -285,7 +291,7 @@ def pysaml2_authn_response(
         sign_response=sign_response,
         sign_assertion=sign_assertion,
         sign_alg=SIGNATURE_ALGORITHMS[algorithm],
-        digest_alg=DIGEST_ALGORITHMS[algorithm],
+        digest_alg=_digest_uri(connector),
     )
     return str(response)
 

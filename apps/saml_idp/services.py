@@ -155,11 +155,24 @@ def sso_issue(
             "nameid_format": connector.sso.nameid_format,
             "attributes": [attribute.name for attribute in subject.attributes],
             "signed": {"response": connector.sso.sign_response, "assertion": connector.sso.sign_assertion},
-            "encrypted": bool(connector.sso.sp_encryption_cert),
+            **_encryption_details(connector),
             "key": str(key.id),
         },
     )
     return IssuedResponse(acs_url=acs_url, saml_response=bindings.encode_post_message(xml), relay_state=relay_state)
+
+
+def _encryption_details(connector: Connector) -> dict:
+    sso = connector.sso
+    encrypted = sso.encrypt_assertions and bool(sso.sp_encryption_cert)
+    details: dict[str, Any] = {"encrypted": encrypted, "signature_algorithm": sso.signature_algorithm}
+    if encrypted or sso.encrypt_name_id:
+        details["encryption"] = {
+            "algorithm": sso.encryption_algorithm,
+            "key_transport": sso.key_transport,
+            "name_id": sso.encrypt_name_id,
+        }
+    return details
 
 
 def _request_details(request: AuthnRequestInfo | None) -> dict:

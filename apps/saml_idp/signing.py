@@ -1,4 +1,4 @@
-"""XML signatures and encryption in-process with the python `xmlsec` binding.
+"""XML signatures in-process with the python `xmlsec` binding (encryption: `encryption.py`).
 
 pysaml2's default backend runs the `xmlsec1` program twice per signature (about 60 ms each);
 the same work through libxmlsec1 in-process costs about the RSA operation itself. Everything here
@@ -27,6 +27,12 @@ _SIGN_TRANSFORMS = {
     "rsa-sha384": (xmlsec.constants.TransformRsaSha384, xmlsec.constants.TransformSha384),
     "rsa-sha512": (xmlsec.constants.TransformRsaSha512, xmlsec.constants.TransformSha512),
     "rsa-sha1": (xmlsec.constants.TransformRsaSha1, xmlsec.constants.TransformSha1),
+}
+_DIGEST_TRANSFORMS = {
+    "sha256": xmlsec.constants.TransformSha256,
+    "sha384": xmlsec.constants.TransformSha384,
+    "sha512": xmlsec.constants.TransformSha512,
+    "sha1": xmlsec.constants.TransformSha1,
 }
 _REDIRECT_HASHES = {
     "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256": hashes.SHA256,
@@ -57,13 +63,18 @@ def _key_info(certificate_b64: str) -> etree._Element:
     return key_info
 
 
-def sign_element(node: etree._Element, key: xmlsec.Key, certificate_b64: str, algorithm: str = "rsa-sha256") -> None:
+def sign_element(
+    node: etree._Element, key: xmlsec.Key, certificate_b64: str, algorithm: str = "rsa-sha256", digest: str = ""
+) -> None:
     """Add an enveloped signature to `node` (which has an ID and a saml:Issuer), in place.
 
     The signature goes right after the Issuer, where the SAML schema wants it; exclusive
-    canonicalization, one reference to the node's own ID.
+    canonicalization, one reference to the node's own ID. `digest` (sha256, sha512...) defaults to
+    the signature's own hash.
     """
     sign_transform, digest_transform = _SIGN_TRANSFORMS[algorithm]
+    if digest:
+        digest_transform = _DIGEST_TRANSFORMS[digest]
     signature = xmlsec.template.create(node, xmlsec.constants.TransformExclC14N, sign_transform, ns="ds")
     issuer = node.find(f"{{{ASSERTION_NS}}}Issuer")
     if issuer is not None:
@@ -180,29 +191,3 @@ def verify_redirect_signature(signed_octets: bytes, signature_b64: str, sig_alg:
         public_key.verify(signature, signed_octets, padding.PKCS1v15(), hash_class())
     except InvalidSignature as exc:
         raise XmlSignatureError("The signature does not verify with the SP's certificate.") from exc
-
-
-def encrypt_element(node: etree._Element, certificate_pem: str) -> etree._Element:
-    """Replace `node` with xenc:EncryptedData (AES-256-GCM, key wrapped with RSA-OAEP); returns it."""
-    manager = xmlsec.KeysManager()
-    manager.add_key(certificate_key(certificate_pem))
-    encrypted_data = xmlsec.template.encrypted_data_create(
-        node.getroottree().getroot(),
-        xmlsec.constants.TransformAes256Gcm,
-        type=xmlsec.constants.TypeEncElement,
-        ns="xenc",
-    )
-    xmlsec.template.encrypted_data_ensure_cipher_value(encrypted_data)
-    key_info = xmlsec.template.encrypted_data_ensure_key_info(encrypted_data, ns="ds")
-    encrypted_key = xmlsec.template.add_encrypted_key(key_info, xmlsec.constants.TransformRsaOaep)
-    xmlsec.template.encrypted_data_ensure_cipher_value(encrypted_key)
-    context = xmlsec.EncryptionContext(manager)
-    context.key = xmlsec.Key.generate(xmlsec.constants.KeyDataAes, 256, xmlsec.constants.KeyDataTypeSession)
-    return context.encrypt_xml(encrypted_data, node)
-
-
-def decrypt_element(encrypted_data: etree._Element, private_key_pem: str) -> etree._Element:
-    """The inverse of encrypt_element (the tests' SP side uses it to read what was encrypted)."""
-    manager = xmlsec.KeysManager()
-    manager.add_key(load_private_key(private_key_pem))
-    return xmlsec.EncryptionContext(manager).decrypt(encrypted_data)

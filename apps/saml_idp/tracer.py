@@ -719,6 +719,6 @@ def assertion_preview(connector: Connector, user: User, *, now: datetime.datetim
         signed_response=sso.sign_response,
         signed_assertion=sso.sign_assertion,
         signature_algorithm=sso.signature_algorithm.upper(),
-        encrypted=bool(sso.sp_encryption_cert),
+        encrypted=sso.encrypt_assertions and bool(sso.sp_encryption_cert),
         transient_name_id=sso.nameid_format == "transient",
     )

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from apps.saml_idp import views
+from apps.saml_idp import soap_views, views
 
 app_name = "saml_idp"
 urlpatterns = [
@@ -10,4 +10,5 @@ urlpatterns = [
     path("<slug:slug>/sso/continue", views.sso_continue, name="sso_continue"),
     path("<slug:slug>/launch", views.launch, name="launch"),
     path("<slug:slug>/slo", views.slo, name="slo"),
+    path("<slug:slug>/slo/soap", soap_views.slo_soap, name="slo_soap"),
 ]

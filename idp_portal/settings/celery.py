@@ -75,6 +75,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(seconds=30),
         "options": {"expires": 30},
     },
+    "sp-metadata-refresh": {
+        "task": "connectors.refresh_sp_metadata",
+        "schedule": timedelta(seconds=env_int("SP_METADATA_REFRESH_CHECK_SECONDS", 300)),
+        "options": {"expires": env_int("SP_METADATA_REFRESH_CHECK_SECONDS", 300)},
+    },
     "saml-trace-expire": {
         "task": "saml_idp.trace_expire",
         "schedule": timedelta(minutes=10),

@@ -42,3 +42,7 @@ SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update(
         "SigningKeyStatusEnum": "apps.saml_idp.models.KeyStatus",
     }
 )
+# SP metadata by URL (apps/connectors/metadata_refresh.py): fetched again when older than this,
+# by the beat task (settings.celery); at most this many connectors per run (each fetch may take 10 s).
+SP_METADATA_REFRESH_SECONDS = env_int("SP_METADATA_REFRESH_SECONDS", 6 * 3600)
+SP_METADATA_REFRESH_BATCH = env_int("SP_METADATA_REFRESH_BATCH", 10)

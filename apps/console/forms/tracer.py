@@ -29,3 +29,13 @@ class AssertionPreviewForm(forms.Form):
         widget=forms.TextInput(attrs={"type": "search", "autocomplete": "off"}),
     )
     user = forms.UUIDField(required=False, widget=forms.HiddenInput)
+
+
+class SpReportForm(forms.Form):
+    report = forms.CharField(
+        label="What the app said",
+        max_length=4000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Paste the app's error message or log line, e.g. “Lasso error: [-427] When looking for an "
+        "assertion we did not found it”.",
+    )

@@ -315,6 +315,7 @@ def _acs_initial(sso) -> list[dict]:
 
 
 def _sso_context(request: HttpRequest, connector: Connector, form, acs_formset, metadata_form) -> dict:
+    from apps.saml_idp.diagnosis import algorithms_in_use
     from apps.saml_idp.keys import published_keys
     from apps.saml_idp.selectors import metadata_fetch_list, next_key_pickup
 
@@ -329,6 +330,7 @@ def _sso_context(request: HttpRequest, connector: Connector, form, acs_formset, 
         fetches=metadata_fetch_list(connector, limit=20),
         pickup=next_key_pickup(connector),
         sha1=connector.sso.signature_algorithm == "rsa-sha1" or connector.sso.allow_sha1,
+        algorithms=algorithms_in_use(connector.sso),
     )
     return context
 

@@ -14,12 +14,12 @@ from django.views.decorators.http import require_GET, require_POST
 from apps.common.errors import ApplicationError
 from apps.connectors.models import Connector
 from apps.console.decorators import console_view
-from apps.console.forms.tracer import AssertionPreviewForm, TraceStartForm
+from apps.console.forms.tracer import AssertionPreviewForm, SpReportForm, TraceStartForm
 from apps.console.views.connectors import connector_or_404, layout_context
 from apps.directory.models import User
 from apps.directory.roles import Capability
 from apps.directory.selectors import user_get_by_email, user_get_by_username, user_list
-from apps.saml_idp import tracer
+from apps.saml_idp import diagnosis, tracer
 from apps.saml_idp.constants import BINDING_POST, BINDING_REDIRECT
 from apps.saml_idp.models import SamlTraceRecord
 
@@ -96,6 +96,7 @@ def _preview_context(connector: Connector, request: HttpRequest) -> dict:
         "searched": form.is_valid(),
         "preview_user": user,
         "preview": tracer.assertion_preview(connector, user) if user is not None else None,
+        "algorithms": diagnosis.algorithms_in_use(connector.sso),
         "matches": matches[:_MAX_MATCHES],
         "more_matches": len(matches) > _MAX_MATCHES,
     }
@@ -107,8 +108,18 @@ def _page(request: HttpRequest, connector: Connector, *, start_form: TraceStartF
         "start_form": start_form or TraceStartForm(),
         **_capture_context(connector),
         **_preview_context(connector, request),
+        **_report_context(connector, request),
     }
     return render(request, "console/tracer/page.html", context, status=status)
+
+
+def _report_context(connector: Connector, request: HttpRequest) -> dict:
+    """The app's own error message, read for what it points at (encryption, signing)."""
+    if "report" not in request.GET:
+        return {"report_form": SpReportForm(), "report_problems": None}
+    form = SpReportForm(request.GET)
+    problems = diagnosis.diagnose_sp_report(connector.sso, form.cleaned_data["report"]) if form.is_valid() else None
+    return {"report_form": form, "report_problems": problems}
 
 
 @console_view(Capability.VIEW_CONNECTORS)
