@@ -1,11 +1,17 @@
-"""django-axes hooks: which account an attempt counts against, and what a locked-out client sees."""
+"""Lockouts after failed sign-ins: django-axes hooks (which account an attempt counts against,
+what a locked-out client sees), the audit row when one starts, and the admin unlock."""
 
 from typing import Any
 
+from axes.helpers import get_failure_limit
+from axes.utils import reset as axes_reset
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from apps.directory.selectors import user_get_by_email
+from apps.audit.services import audit_record
+from apps.directory.models import User
+from apps.directory.selectors import user_get_by_email, user_get_by_username
 
 # Longest value kept as the attempted username (a password pasted into the wrong field stays short).
 _MAX_USERNAME = 150
@@ -37,3 +43,42 @@ def lockout_response(
     from apps.portal.policy import lockout_cooloff_text
 
     return render(request, "portal/locked.html", {"cooloff": lockout_cooloff_text()}, status=429)
+
+
+# --- Lifting and recording lockouts -------------------------------------------------------------
+
+
+def account_lockout_clear(user: User) -> int:
+    """Forget the account's failed attempts (from every address); returns how many were removed."""
+    return axes_reset(username=user.username.lower())
+
+
+def portal_unlock(*, actor: Any | None, user: User) -> int:
+    """Lift a lockout of the user's account (the admin unlock); returns attempts removed."""
+    removed = account_lockout_clear(user)
+    with transaction.atomic():
+        audit_record(actor=actor, action="portal.unlock", target=user, after={"attempts_removed": removed})
+    return removed
+
+
+def portal_unlock_ip(*, actor: Any | None, ip: str) -> int:
+    removed = axes_reset(ip=ip)
+    with transaction.atomic():
+        audit_record(
+            actor=actor, action="portal.unlock", target_label=ip, after={"attempts_removed": removed, "ip": ip}
+        )
+    return removed
+
+
+def record_lockout(*, request: HttpRequest | None, username: str | None, ip_address: str | None) -> None:
+    """`user_locked_out` receiver body: audit the moment a lockout starts."""
+    user = user_get_by_username(username) if username else None
+    with transaction.atomic():
+        audit_record(
+            actor=None,
+            action="portal.lockout",
+            target=user,
+            target_label="" if user else (username or ip_address or "")[:150],
+            after={"username": username, "ip": ip_address, "limit": get_failure_limit(request, {"username": username})},
+            actor_label="axes",
+        )

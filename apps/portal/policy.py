@@ -1,5 +1,6 @@
 """The sign-in policy as the code that enforces it reads it: password length, MFA for everyone,
-session lifetimes and lockout, editable at runtime (console Settings, `SignInPolicy`).
+session lifetimes and lockout, editable at runtime (console Settings, `SignInPolicy`, changed
+only through `sign_in_policy_update`, which validates and audits).
 
 Read once per request at most: the value is kept for the rest of the request that first needs
 it (a context variable reset when each request starts and ends), never in a per-process cache
@@ -16,9 +17,12 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.http import HttpRequest
 
+from apps.audit.services import audit_record
 from apps.common.db import hot_path_cursor
+from apps.common.errors import ApplicationError
 from apps.portal.models import SignInPolicy
 
 # A lockout that only an admin lifts (cool-off 0) is, to django-axes, one that lasts a century:
@@ -107,6 +111,69 @@ def sign_in_policy() -> SignInPolicyValues:
 def policy_is_saved() -> bool:
     """Has an admin saved the policy (or is it still the settings' defaults)?"""
     return SignInPolicy.objects.filter(pk=SignInPolicy.SINGLETON_ID).exists()
+
+
+# --- Changing it (console Settings) -----------------------------------------------------------
+
+# What an admin may set: wide enough for any sane deployment, narrow enough that a slip of the
+# keyboard cannot switch protection off (a 1-character password, a lockout after 1000 tries).
+POLICY_LIMITS: dict[str, tuple[int, int]] = {
+    "password_min_length": (8, 128),
+    "session_idle_seconds": (5 * 60, 7 * 24 * 3600),
+    "session_lifetime_seconds": (15 * 60, 30 * 24 * 3600),
+    "lockout_failure_limit": (3, 100),
+    "lockout_cooloff_seconds": (0, 30 * 24 * 3600),
+}
+
+
+def _validate_policy(values: SignInPolicyValues) -> None:
+    errors: dict[str, list[str]] = {}
+    for name, (low, high) in POLICY_LIMITS.items():
+        value = getattr(values, name)
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            errors[name] = [f"Choose a value between {low} and {high}."]
+    if 0 < values.lockout_cooloff_seconds < 60:
+        errors.setdefault("lockout_cooloff_seconds", ["A cool-off lasts one minute at least (0: until unlocked)."])
+    if not errors.keys() & {"session_idle_seconds", "session_lifetime_seconds"} and (
+        values.session_idle_seconds > values.session_lifetime_seconds
+    ):
+        errors["session_idle_seconds"] = ["The idle timeout cannot be longer than the session lifetime."]
+    if errors:
+        raise ValidationError(errors)
+
+
+def sign_in_policy_update(*, actor: Any | None, **changes: Any) -> SignInPolicyValues:
+    """Change the password and session policy; it applies from the next request on, everywhere.
+
+    Sessions already open are measured against the new idle timeout and lifetime at their next
+    request; passwords already set are not checked again.
+    """
+    unknown = set(changes) - set(POLICY_FIELDS)
+    if unknown:
+        raise ApplicationError(f"Unknown policy fields: {', '.join(sorted(unknown))}.", code="unknown_field")
+    with transaction.atomic():
+        row = SignInPolicy.objects.select_for_update().filter(pk=SignInPolicy.SINGLETON_ID).first()
+        before = (
+            SignInPolicyValues(**{name: getattr(row, name) for name in POLICY_FIELDS}) if row else policy_defaults()
+        )
+        after = SignInPolicyValues(**{**before.as_dict(), **changes})
+        _validate_policy(after)
+        # The row is read and locked above: write it (or its first version) without reading it again.
+        policy = row or SignInPolicy(pk=SignInPolicy.SINGLETON_ID)
+        for name, value in after.as_dict().items():
+            setattr(policy, name, value)
+        policy.save()
+        changed = [name for name in POLICY_FIELDS if getattr(before, name) != getattr(after, name)]
+        if changed:
+            audit_record(
+                actor=actor,
+                action="portal.policy.update",
+                target_label="sign-in policy",
+                before={name: getattr(before, name) for name in changed},
+                after={name: getattr(after, name) for name in changed},
+            )
+    forget_policy()
+    return after
 
 
 # --- django-axes callables (AXES_FAILURE_LIMIT, AXES_COOLOFF_TIME) ----------------------------

@@ -14,13 +14,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from axes.handlers.proxy import AxesProxyHandler
-from axes.helpers import get_failure_limit
-from axes.utils import reset as axes_reset
 from django.conf import settings
-from django.contrib.auth import authenticate, login, logout, password_validation
+from django.contrib.auth import authenticate, login, logout
 from django.contrib.auth.signals import user_login_failed
 from django.contrib.sessions.backends.base import SessionBase
-from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import HttpRequest
 from django.urls import reverse
@@ -31,15 +28,14 @@ from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from apps.audit.middleware import client_ip
-from apps.audit.models import AuditEvent
 from apps.audit.services import audit_record
 from apps.common.errors import ApplicationError
 from apps.directory.models import User
 from apps.portal import passkeys
 from apps.portal.backends import REFUSAL_ATTRIBUTE
 from apps.portal.lockout import attempted_username
-from apps.portal.models import PortalSession, SignInPolicy, WebAuthnCredential
-from apps.portal.policy import POLICY_FIELDS, SignInPolicyValues, forget_policy, policy_defaults, sign_in_policy
+from apps.portal.models import PortalSession, WebAuthnCredential
+from apps.portal.policy import sign_in_policy
 
 PENDING_KEY = "portal_pending_sign_in"
 # When this session last did something; the idle timeout reads it (apps.portal.middleware).
@@ -494,83 +490,6 @@ def forget_session(session_key: str) -> None:
     PortalSession.objects.filter(session_key=session_key).delete()
 
 
-# --- Passwords and lockouts -------------------------------------------------------------------
-
-
-def password_reset_allowed(*, user: User | None, ip: str | None) -> bool:
-    """At most PASSWORD_RESET_MAX_PER_ACCOUNT emails per account and PASSWORD_RESET_MAX_PER_IP
-    requests per client address in PASSWORD_RESET_WINDOW_SECONDS, counted from the audit trail
-    (shared by every web process, unlike a per-process cache), so the form cannot flood a mailbox."""
-    since = timezone.now() - datetime.timedelta(seconds=settings.PASSWORD_RESET_WINDOW_SECONDS)
-    attempts = AuditEvent.objects.filter(
-        action__in=("portal.password_reset.request", "portal.password_reset.throttled"), created__gte=since
-    )
-    if user is not None:
-        sent = attempts.filter(
-            action="portal.password_reset.request", target_type=user._meta.label_lower, target_id=str(user.pk)
-        )
-        if sent.count() >= settings.PASSWORD_RESET_MAX_PER_ACCOUNT:
-            return False
-    return not (ip and attempts.filter(ip=ip).count() >= settings.PASSWORD_RESET_MAX_PER_IP)
-
-
-@transaction.atomic
-def password_reset_record(*, user: User | None, throttled: bool) -> None:
-    """A reset was asked for (`user` None for an unknown email); the throttle counts these rows."""
-    audit_record(
-        actor=user,
-        action="portal.password_reset.throttled" if throttled else "portal.password_reset.request",
-        target=user,
-        target_label="" if user else "unknown email",
-        actor_label=user.username if user else "anonymous",
-    )
-
-
-def password_reset_complete(*, user: User, password: str) -> None:
-    """Set the new password (the policy in AUTH_PASSWORD_VALIDATORS applies), end every session
-    and clear the account's lockout: whoever holds the mailbox has proved it is theirs."""
-    password_validation.validate_password(password, user)
-    with transaction.atomic():
-        user.set_password(password)
-        user.save(update_fields=["password", "updated"])
-        audit_record(actor=user, action="portal.password_reset", target=user)
-    sign_out_everywhere(actor=user, user=user)
-    axes_reset(username=user.username.lower())
-
-
-def portal_unlock(*, actor: Any | None, user: User) -> int:
-    """Lift a lockout of the user's account (the admin unlock); returns attempts removed."""
-    removed = axes_reset(username=user.username.lower())
-    with transaction.atomic():
-        audit_record(actor=actor, action="portal.unlock", target=user, after={"attempts_removed": removed})
-    return removed
-
-
-def portal_unlock_ip(*, actor: Any | None, ip: str) -> int:
-    removed = axes_reset(ip=ip)
-    with transaction.atomic():
-        audit_record(
-            actor=actor, action="portal.unlock", target_label=ip, after={"attempts_removed": removed, "ip": ip}
-        )
-    return removed
-
-
-def record_lockout(*, request: HttpRequest | None, username: str | None, ip_address: str | None) -> None:
-    """`user_locked_out` receiver body: audit the moment a lockout starts."""
-    from apps.directory.selectors import user_get_by_username
-
-    user = user_get_by_username(username) if username else None
-    with transaction.atomic():
-        audit_record(
-            actor=None,
-            action="portal.lockout",
-            target=user,
-            target_label="" if user else (username or ip_address or "")[:150],
-            after={"username": username, "ip": ip_address, "limit": get_failure_limit(request, {"username": username})},
-            actor_label="axes",
-        )
-
-
 # --- Confirming identity again before a sensitive action ------------------------------------
 
 REAUTH_AT_KEY = "portal_reauth_at"
@@ -607,69 +526,6 @@ def confirm_identity(request: HttpRequest, *, secret: str) -> None:
         audit_record(actor=user, action="portal.reauth.success", target=user)
 
 
-# --- The sign-in policy (console Settings) ---------------------------------------------------
-
-# What an admin may set: wide enough for any sane deployment, narrow enough that a slip of the
-# keyboard cannot switch protection off (a 1-character password, a lockout after 1000 tries).
-POLICY_LIMITS: dict[str, tuple[int, int]] = {
-    "password_min_length": (8, 128),
-    "session_idle_seconds": (5 * 60, 7 * 24 * 3600),
-    "session_lifetime_seconds": (15 * 60, 30 * 24 * 3600),
-    "lockout_failure_limit": (3, 100),
-    "lockout_cooloff_seconds": (0, 30 * 24 * 3600),
-}
-
-
-def _validate_policy(values: SignInPolicyValues) -> None:
-    errors: dict[str, list[str]] = {}
-    for name, (low, high) in POLICY_LIMITS.items():
-        value = getattr(values, name)
-        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-            errors[name] = [f"Choose a value between {low} and {high}."]
-    if 0 < values.lockout_cooloff_seconds < 60:
-        errors.setdefault("lockout_cooloff_seconds", ["A cool-off lasts one minute at least (0: until unlocked)."])
-    if not errors.keys() & {"session_idle_seconds", "session_lifetime_seconds"} and (
-        values.session_idle_seconds > values.session_lifetime_seconds
-    ):
-        errors["session_idle_seconds"] = ["The idle timeout cannot be longer than the session lifetime."]
-    if errors:
-        raise ValidationError(errors)
-
-
-def sign_in_policy_update(*, actor: User | None, **changes: Any) -> SignInPolicyValues:
-    """Change the password and session policy; it applies from the next request on, everywhere.
-
-    Sessions already open are measured against the new idle timeout and lifetime at their next
-    request; passwords already set are not checked again.
-    """
-    unknown = set(changes) - set(POLICY_FIELDS)
-    if unknown:
-        raise ApplicationError(f"Unknown policy fields: {', '.join(sorted(unknown))}.", code="unknown_field")
-    with transaction.atomic():
-        row = SignInPolicy.objects.select_for_update().filter(pk=SignInPolicy.SINGLETON_ID).first()
-        before = (
-            SignInPolicyValues(**{name: getattr(row, name) for name in POLICY_FIELDS}) if row else policy_defaults()
-        )
-        after = SignInPolicyValues(**{**before.as_dict(), **changes})
-        _validate_policy(after)
-        # The row is read and locked above: write it (or its first version) without reading it again.
-        policy = row or SignInPolicy(pk=SignInPolicy.SINGLETON_ID)
-        for name, value in after.as_dict().items():
-            setattr(policy, name, value)
-        policy.save()
-        changed = [name for name in POLICY_FIELDS if getattr(before, name) != getattr(after, name)]
-        if changed:
-            audit_record(
-                actor=actor,
-                action="portal.policy.update",
-                target_label="sign-in policy",
-                before={name: getattr(before, name) for name in changed},
-                after={name: getattr(after, name) for name in changed},
-            )
-    forget_policy()
-    return after
-
-
 # --- Admin help for someone who cannot sign in -------------------------------------------------
 
 
@@ -688,42 +544,3 @@ def mfa_reset(*, actor: Any | None, user: User) -> dict[str, int]:
         }
         audit_record(actor=actor, action="portal.mfa.reset", target=user, after=removed)
     return removed
-
-
-class PasswordResetUnavailable(ApplicationError):
-    pass
-
-
-def password_reset_send(*, actor: Any | None, user: User) -> None:
-    """Email `user` the portal's own password-reset link (the same token, templates and expiry)."""
-    from django.contrib.auth.tokens import default_token_generator
-    from django.utils.encoding import force_bytes
-    from django.utils.http import urlsafe_base64_encode
-
-    from apps.portal.forms import PortalPasswordResetForm
-
-    if not user.email:
-        raise PasswordResetUnavailable("This user has no email address: set a temporary password instead.")
-    if not user.is_active:
-        raise PasswordResetUnavailable("This account is not active: reactivate it first.")
-    scheme, _, host = settings.PORTAL_BASE_URL.partition("://")
-    context = {
-        "email": user.email,
-        "domain": host,
-        "site_name": host,
-        "uid": urlsafe_base64_encode(force_bytes(user.pk)),
-        "user": user,
-        "token": default_token_generator.make_token(user),
-        "protocol": scheme,
-        "portal_base_url": settings.PORTAL_BASE_URL,
-        "timeout_minutes": settings.PASSWORD_RESET_TIMEOUT // 60,
-    }
-    PortalPasswordResetForm().send_mail(
-        "portal/email/password_reset_subject.txt",
-        "portal/email/password_reset.txt",
-        context,
-        settings.DEFAULT_FROM_EMAIL,
-        user.email,
-    )
-    with transaction.atomic():
-        audit_record(actor=actor, action="portal.password_reset.sent", target=user, after={"email": user.email})

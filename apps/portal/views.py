@@ -23,7 +23,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 
 from apps.audit.middleware import client_ip
-from apps.portal import passkeys, selectors, services, slo
+from apps.portal import passkeys, password_reset, selectors, services, slo
 from apps.portal.forms import CodeForm, PortalPasswordResetForm, SignInForm
 from apps.portal.middleware import allow_frames_and_forms
 from apps.portal.policy import sign_in_policy
@@ -348,10 +348,10 @@ class PasswordResetView(auth_views.PasswordResetView):
         users = list(form.get_users(email))
         user = users[0] if users else None
         # Throttled or not, the answer is the same page: it must not tell which emails exist.
-        if not services.password_reset_allowed(user=user, ip=client_ip(self.request)):
-            services.password_reset_record(user=user, throttled=True)
+        if not password_reset.password_reset_allowed(user=user, ip=client_ip(self.request)):
+            password_reset.password_reset_record(user=user, throttled=True)
             return HttpResponseRedirect(self.get_success_url())
-        services.password_reset_record(user=user, throttled=False)
+        password_reset.password_reset_record(user=user, throttled=False)
         base = settings.PORTAL_BASE_URL
         scheme, _, host = base.partition("://")
         form.save(
@@ -380,7 +380,7 @@ class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
     def form_valid(self, form) -> HttpResponse:  # type: ignore[no-untyped-def]
         # The service sets the password (policy from AUTH_PASSWORD_VALIDATORS, checked by the
         # form too), ends every session and lifts the account's lockout.
-        services.password_reset_complete(user=form.user, password=form.cleaned_data["new_password1"])
+        password_reset.password_reset_complete(user=form.user, password=form.cleaned_data["new_password1"])
         # A fresh, empty session: the reset token goes, and so does any sign-in this browser had.
         self.request.session.flush()
         return HttpResponseRedirect(self.get_success_url())

@@ -13,9 +13,8 @@ from django.test.utils import CaptureQueriesContext
 from apps.audit.models import AuditEvent
 from apps.directory import services as directory
 from apps.directory.models import AdminRole
-from apps.portal import services as portal_services
 from apps.portal.models import SignInPolicy
-from apps.portal.policy import sign_in_policy
+from apps.portal.policy import sign_in_policy, sign_in_policy_update
 from apps.portal.services import LAST_SEEN_KEY
 from apps.saml_sp import services as upstream_services
 from apps.saml_sp.models import UpstreamIdentityProvider
@@ -143,7 +142,7 @@ def test_invalid_policy_gives_field_errors_and_changes_nothing(db, super_client)
 
 def test_the_service_refuses_values_out_of_range(db, super_admin):
     with pytest.raises(ValidationError) as caught:
-        portal_services.sign_in_policy_update(actor=super_admin, lockout_failure_limit=1000, lockout_cooloff_seconds=5)
+        sign_in_policy_update(actor=super_admin, lockout_failure_limit=1000, lockout_cooloff_seconds=5)
     assert set(caught.value.message_dict) == {"lockout_failure_limit", "lockout_cooloff_seconds"}
 
 
@@ -203,7 +202,7 @@ def test_mfa_for_everyone_sends_people_without_a_factor_to_enrol(db, super_clien
 
 
 def test_a_request_reads_the_policy_once_at_most(db, readonly):
-    portal_services.sign_in_policy_update(actor=None, password_min_length=14)
+    sign_in_policy_update(actor=None, password_min_length=14)
     client = console_client(readonly)
     with CaptureQueriesContext(connection) as queries:
         assert client.get("/console/tokens/scim/").status_code == 200
@@ -218,7 +217,7 @@ def test_a_request_reads_the_policy_once_at_most(db, readonly):
 
 
 def test_sign_in_sets_the_cookie_lifetime_from_the_policy(db):
-    portal_services.sign_in_policy_update(actor=None, session_lifetime_seconds=3 * 3600, session_idle_seconds=600)
+    sign_in_policy_update(actor=None, session_lifetime_seconds=3 * 3600, session_idle_seconds=600)
     UserFactory(username="jane.doe", password=PASSWORD)
     client = Client()
     client.post("/login/", {"username": "jane.doe", "password": PASSWORD})

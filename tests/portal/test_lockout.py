@@ -9,7 +9,7 @@ from django.test import Client
 
 from apps.audit.models import AuditEvent
 from apps.connectors import services as connector_services
-from apps.portal import services
+from apps.portal import lockout
 from tests.factories import UserFactory
 from tests.portal.conftest import PASSWORD, sign_in
 
@@ -63,7 +63,7 @@ def test_a_changing_x_forwarded_for_does_not_reset_the_lockout(jane, settings):
     assert _locked(Client().post("/login/", {"username": "x", "password": "y"}, HTTP_X_FORWARDED_FOR="198.51.100.9"))
     # Behind one trusted proxy, only the proxy's own entry counts; the client-written part does not.
     settings.TRUSTED_PROXY_COUNT = 1
-    services.portal_unlock_ip(actor=None, ip="127.0.0.1")
+    lockout.portal_unlock_ip(actor=None, ip="127.0.0.1")
     for n in range(5):
         _fail(Client(), "jane.doe", HTTP_X_FORWARDED_FOR=f"203.0.113.{n}, 198.51.100.1")
     assert _locked(sign_in(Client(), HTTP_X_FORWARDED_FOR="192.0.2.1, 198.51.100.1"))
@@ -91,7 +91,7 @@ def test_failures_on_the_sso_login_page_count(client, jane, settings):
 def test_admin_unlock_by_service_and_command(client, jane):
     _fail(client, n=5)
     assert _locked(sign_in(client))
-    assert services.portal_unlock(actor=None, user=jane) >= 1
+    assert lockout.portal_unlock(actor=None, user=jane) >= 1
     assert AuditEvent.objects.filter(action="portal.unlock", target_id=str(jane.pk)).exists()
     assert sign_in(client).status_code == 302
 

@@ -7,8 +7,7 @@ from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 
 from apps.common.http import OutboundURLError, check_outbound_url
-from apps.portal.policy import SignInPolicyValues
-from apps.portal.services import POLICY_LIMITS
+from apps.portal.policy import POLICY_LIMITS, SignInPolicyValues
 from apps.saml_sp.models import MatchAttribute, UpstreamIdentityProvider
 from apps.saml_sp.services import MAPPABLE_FIELDS
 
