@@ -11,29 +11,29 @@ from django.shortcuts import render
 
 from apps.audit.services import audit_record
 from apps.directory.models import User
-from apps.directory.selectors import user_get_by_email, user_get_by_username
+from apps.directory.selectors import user_get_by_username
+from apps.portal.selectors import sign_in_account
 
 # Longest value kept as the attempted username (a password pasted into the wrong field stays short).
 _MAX_USERNAME = 150
 
 
 def attempted_username(request: HttpRequest, credentials: dict[str, Any] | None) -> str:
-    """The account an attempt is counted against: case-folded, and an email resolves to its owner.
+    """The account an attempt is counted against: the one the password check resolved
+    (`sign_in_account`: username first, then email), case-folded; an unknown name counts as typed.
 
-    So "Jane.Doe", "jane.doe" and "jane@example.com" share one failure counter. The lookup is the
-    same for known and unknown names (one indexed query), so it tells nothing about existence.
+    So "Jane.Doe", "jane.doe" and "jane@example.com" share one failure counter, and failures
+    typed as a string that is one user's username and another's email are charged to the first,
+    whose password was checked. Known and unknown names cost the same lookups.
     """
     value = ""
     if credentials:
         value = credentials.get("username") or ""
     if not value and request is not None:
         value = request.POST.get("username", "") if request.method == "POST" else ""
-    value = str(value).strip().lower()[:_MAX_USERNAME]
-    if "@" in value:
-        owner = user_get_by_email(value)
-        if owner is not None:
-            return owner.username.lower()
-    return value
+    value = str(value).strip()[:_MAX_USERNAME]
+    account = sign_in_account(value)
+    return account.username.lower() if account is not None else value.lower()
 
 
 def lockout_response(
