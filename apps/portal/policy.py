@@ -38,6 +38,8 @@ class SignInPolicyValues:
     session_lifetime_seconds: int
     lockout_failure_limit: int
     lockout_cooloff_seconds: int
+    lockout_address_failure_limit: int
+    lockout_address_cooloff_seconds: int
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -55,6 +57,8 @@ def policy_defaults() -> SignInPolicyValues:
         session_lifetime_seconds=settings.SESSION_COOKIE_AGE,
         lockout_failure_limit=settings.PORTAL_LOCKOUT_FAILURE_LIMIT,
         lockout_cooloff_seconds=settings.PORTAL_LOCKOUT_COOLOFF_SECONDS,
+        lockout_address_failure_limit=settings.PORTAL_LOCKOUT_ADDRESS_FAILURE_LIMIT,
+        lockout_address_cooloff_seconds=settings.PORTAL_LOCKOUT_ADDRESS_COOLOFF_SECONDS,
     )
 
 
@@ -117,12 +121,16 @@ def policy_is_saved() -> bool:
 
 # What an admin may set: wide enough for any sane deployment, narrow enough that a slip of the
 # keyboard cannot switch protection off (a 1-character password, a lockout after 1000 tries).
+# An address lock stops everyone behind that address (an office NAT, a VPN exit), so it always
+# lifts by itself, within a day at most.
 POLICY_LIMITS: dict[str, tuple[int, int]] = {
     "password_min_length": (8, 128),
     "session_idle_seconds": (5 * 60, 7 * 24 * 3600),
     "session_lifetime_seconds": (15 * 60, 30 * 24 * 3600),
     "lockout_failure_limit": (3, 100),
     "lockout_cooloff_seconds": (0, 30 * 24 * 3600),
+    "lockout_address_failure_limit": (10, 1000),
+    "lockout_address_cooloff_seconds": (60, 24 * 3600),
 }
 
 
@@ -138,6 +146,13 @@ def _validate_policy(values: SignInPolicyValues) -> None:
         values.session_idle_seconds > values.session_lifetime_seconds
     ):
         errors["session_idle_seconds"] = ["The idle timeout cannot be longer than the session lifetime."]
+    if not errors.keys() & {"lockout_failure_limit", "lockout_address_failure_limit"} and (
+        values.lockout_address_failure_limit < values.lockout_failure_limit
+    ):
+        # Otherwise one address's failures lock everyone behind it before any one account locks.
+        errors["lockout_address_failure_limit"] = [
+            f"An address locks no sooner than one account: choose {values.lockout_failure_limit} or more."
+        ]
     if errors:
         raise ValidationError(errors)
 
@@ -177,20 +192,26 @@ def sign_in_policy_update(*, actor: Any | None, **changes: Any) -> SignInPolicyV
 
 
 # --- django-axes callables (AXES_FAILURE_LIMIT, AXES_COOLOFF_TIME) ----------------------------
+# apps.portal.lockout.PortalLockoutHandler judges accounts and addresses with the policy itself;
+# axes reads these for what it does on its own (its attempt clean-up, its default messages).
 
 
 def lockout_failure_limit(request: HttpRequest | None = None, credentials: Any = None) -> int:
+    """The account limit (axes has one limit; the address limit is the handler's own)."""
     return sign_in_policy().lockout_failure_limit
 
 
-def lockout_cool_off(request: HttpRequest | None = None) -> timedelta:
-    seconds = sign_in_policy().lockout_cooloff_seconds
-    return timedelta(seconds=seconds) if seconds else _UNTIL_UNLOCKED
+def lockout_attempt_retention(request: HttpRequest | None = None) -> timedelta:
+    """How long a failed attempt is kept: the longer of the two cool-offs, since one row counts
+    for both its account and its address. axes deletes older rows before recording a failure."""
+    policy = sign_in_policy()
+    if not policy.lockout_cooloff_seconds:
+        return _UNTIL_UNLOCKED
+    return timedelta(seconds=max(policy.lockout_cooloff_seconds, policy.lockout_address_cooloff_seconds))
 
 
-def lockout_cooloff_text() -> str:
-    """How long a lockout lasts, in words ("1 hour", "30 minutes"); empty when only an admin lifts it."""
-    seconds = sign_in_policy().lockout_cooloff_seconds
+def duration_text(seconds: int) -> str:
+    """A cool-off in words ("1 hour", "30 minutes"); empty for 0 (only an admin lifts it)."""
     if not seconds:
         return ""
     if seconds % 3600 == 0:
