@@ -50,8 +50,8 @@ PORTAL_LOCKOUT_ADDRESS_COOLOFF_SECONDS = env_int("AXES_ADDRESS_COOLOFF_MINUTES",
 AXES_FAILURE_LIMIT = "apps.portal.policy.lockout_failure_limit"
 # What the attempt rows are filtered by (the handler sums them per account and per address).
 AXES_LOCKOUT_PARAMETERS = [["username"], ["ip_address"]]
-# The client address as the audit trail sees it: X-Forwarded-For is trusted only as far as
-# TRUSTED_PROXY_COUNT says, so a client cannot reset its counter by inventing a header.
+# The client address as the audit trail sees it: X-Forwarded-For is believed only from the
+# proxies in TRUSTED_PROXIES, so a client cannot reset its counter by inventing a header.
 AXES_CLIENT_IP_CALLABLE = "apps.audit.middleware.client_ip"
 # "Jane.Doe", "jane.doe" and jane's email are one account to the counter.
 AXES_USERNAME_CALLABLE = "apps.portal.lockout.attempted_username"

@@ -66,12 +66,13 @@ def test_one_address_trying_many_accounts_is_locked_at_the_address_limit(client,
 
 
 def test_a_changing_x_forwarded_for_does_not_reset_the_lockout(jane, settings):
-    settings.TRUSTED_PROXY_COUNT = 0
+    settings.TRUSTED_PROXIES = []
     for n in range(10):
         Client().post("/login/", {"username": f"probe{n}", "password": "x"}, HTTP_X_FORWARDED_FOR=f"203.0.113.{n}")
     assert _locked(Client().post("/login/", {"username": "x", "password": "y"}, HTTP_X_FORWARDED_FOR="198.51.100.9"))
-    # Behind one trusted proxy, only the proxy's own entry counts; the client-written part does not.
-    settings.TRUSTED_PROXY_COUNT = 1
+    # Behind a trusted proxy (the test client's 127.0.0.1), only the entry the proxy appended
+    # counts; the client-written part does not.
+    settings.TRUSTED_PROXIES = ["127.0.0.1"]
     lockout.portal_unlock_ip(actor=None, ip="127.0.0.1")
     for n in range(5):
         _fail(Client(), "jane.doe", HTTP_X_FORWARDED_FOR=f"203.0.113.{n}, 198.51.100.1")
