@@ -12,10 +12,12 @@ from datetime import timedelta
 from typing import Any
 
 from axes.handlers.database import AxesDatabaseHandler
+from axes.handlers.proxy import AxesProxyHandler
 from axes.helpers import get_client_username, get_failure_limit
 from axes.models import AccessAttempt
 from axes.signals import user_locked_out
 from axes.utils import reset as axes_reset
+from django.contrib.auth.signals import user_login_failed
 from django.db import transaction
 from django.db.models import Sum
 from django.http import HttpRequest, HttpResponse
@@ -133,6 +135,19 @@ def lockout_response(
     scope = getattr(request, SCOPE_ATTRIBUTE, ACCOUNT)
     seconds = policy.lockout_address_cooloff_seconds if scope == ADDRESS else policy.lockout_cooloff_seconds
     return render(request, "portal/locked.html", {"scope": scope, "cooloff": duration_text(seconds)}, status=429)
+
+
+# --- Secrets checked outside the sign-in form ----------------------------------------------------
+
+
+def is_locked_out(request: HttpRequest, user: User) -> bool:
+    """Does a lock hold for this signed-in or half-signed-in user (their account, or this address)?"""
+    return not AxesProxyHandler.is_allowed(request, {"username": user.username})
+
+
+def count_failure(request: HttpRequest, user: User) -> None:
+    """A wrong second-factor code or re-authentication answer: counted like a wrong password."""
+    user_login_failed.send(sender=__name__, credentials={"username": user.username}, request=request)
 
 
 # --- Lifting and recording lockouts -------------------------------------------------------------

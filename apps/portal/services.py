@@ -13,10 +13,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from axes.handlers.proxy import AxesProxyHandler
 from django.conf import settings
 from django.contrib.auth import authenticate, login, logout
-from django.contrib.auth.signals import user_login_failed
 from django.contrib.sessions.backends.base import SessionBase
 from django.db import transaction
 from django.http import HttpRequest
@@ -33,7 +31,7 @@ from apps.common.errors import ApplicationError
 from apps.directory.models import User
 from apps.portal import passkeys
 from apps.portal.backends import REFUSAL_ATTRIBUTE
-from apps.portal.lockout import attempted_username
+from apps.portal.lockout import attempted_username, count_failure, is_locked_out
 from apps.portal.models import PortalSession, WebAuthnCredential
 from apps.portal.policy import sign_in_policy
 
@@ -242,15 +240,6 @@ def complete_sign_in(request: HttpRequest, user: User, *, backend: str, method: 
 # --- Second factor --------------------------------------------------------------------------
 
 
-def _locked_out(request: HttpRequest, user: User) -> bool:
-    return not AxesProxyHandler.is_allowed(request, {"username": user.username})
-
-
-def _count_mfa_failure(request: HttpRequest, user: User) -> None:
-    # A wrong code counts against the same lockout as a wrong password.
-    user_login_failed.send(sender=__name__, credentials={"username": user.username}, request=request)
-
-
 def _verify_code(user: User, code: str) -> Any | None:
     """The confirmed device that accepts `code` (a TOTP code or a recovery code), if any."""
     code = "".join(code.split())
@@ -285,12 +274,12 @@ def mfa_verify(request: HttpRequest, *, code: str) -> str:
     if current is None and not stepping_up:
         raise SignInError(PENDING_EXPIRED, code="pending_expired")
     user = request.user if stepping_up else current[1]
-    if _locked_out(request, user):
+    if is_locked_out(request, user):
         request.axes_locked_out = True
         raise SignInError(INVALID_CODE, code="locked_out")
     device = _verify_code(user, code)
     if device is None:
-        _count_mfa_failure(request, user)
+        count_failure(request, user)
         with transaction.atomic():
             audit_record(actor=user, action="portal.mfa.failure", target=user, after={"step_up": stepping_up})
         if not stepping_up:
@@ -313,56 +302,6 @@ def mfa_verify(request: HttpRequest, *, code: str) -> str:
     return pending.next_url
 
 
-# --- Enrolment --------------------------------------------------------------------------------
-
-
-def totp_device_begin(user: User) -> TOTPDevice:
-    """The user's unconfirmed TOTP device (a new secret unless one is being set up)."""
-    device = TOTPDevice.objects.filter(user=user, confirmed=False).order_by("-id").first()
-    if device is None:
-        device = TOTPDevice.objects.create(user=user, name="Authenticator app", confirmed=False)
-    return device
-
-
-def _new_recovery_codes(user: User) -> list[str]:
-    StaticDevice.objects.filter(user=user).delete()
-    device = StaticDevice.objects.create(user=user, name="Recovery codes", confirmed=True)
-    codes = [StaticToken.random_token() for _ in range(settings.PORTAL_RECOVERY_CODE_COUNT)]
-    StaticToken.objects.bulk_create([StaticToken(device=device, token=code) for code in codes])
-    return codes
-
-
-def totp_device_confirm(request: HttpRequest, *, user: User, code: str) -> list[str]:
-    """Confirm the device being set up with a code from the app; returns fresh recovery codes.
-
-    During a pending sign-in (policy asked for a factor the user did not have) this also
-    completes the sign-in; for a signed-in user it marks the session as verified.
-    """
-    device = TOTPDevice.objects.filter(user=user, confirmed=False).order_by("-id").first()
-    if device is None:
-        raise SignInError("Start the set-up again: the secret expired.", code="no_device")
-    code = "".join(code.split())
-    if not (code.isdigit() and len(code) == 6 and device.verify_token(code)):
-        with transaction.atomic():
-            audit_record(actor=user, action="portal.mfa.failure", target=user, after={"enrolment": True})
-        raise SignInError(INVALID_CODE, code="invalid_code")
-    with transaction.atomic():
-        # One authenticator app per account: a new one replaces the old.
-        TOTPDevice.objects.filter(user=user, confirmed=True).exclude(pk=device.pk).delete()
-        device.confirmed = True
-        device.save(update_fields=["confirmed"])
-        codes = _new_recovery_codes(user)
-        audit_record(actor=user, action="portal.mfa.enrol", target=user, after={"device": "totp"})
-    current = pending_sign_in(request)
-    if current is not None and current[1].pk == user.pk:
-        pending = current[0]
-        complete_sign_in(request, user, backend=pending.backend, method=f"{pending.method}+totp", device=device)
-        request.session["portal_after_codes"] = pending.next_url
-    elif request.user.is_authenticated:
-        otp_login(request, device)
-    return codes
-
-
 def _second_factor_target(request: HttpRequest) -> tuple[Any, User, bool]:
     """(pending sign-in or None, its user or the signed-in user, stepping up)."""
     current = pending_sign_in(request)
@@ -376,14 +315,14 @@ def _second_factor_target(request: HttpRequest) -> tuple[Any, User, bool]:
 def passkey_verify(request: HttpRequest, *, credential_json: str) -> str:
     """The second factor by passkey: like `mfa_verify`, for a WebAuthn assertion."""
     pending, user, stepping_up = _second_factor_target(request)
-    if _locked_out(request, user):
+    if is_locked_out(request, user):
         request.axes_locked_out = True
         raise SignInError(INVALID_CODE, code="locked_out")
     try:
         with transaction.atomic():
             device = passkeys.authenticate(request, user, credential_json=credential_json)
     except passkeys.PasskeyError as error:
-        _count_mfa_failure(request, user)
+        count_failure(request, user)
         with transaction.atomic():
             audit_record(
                 actor=user,
@@ -400,59 +339,6 @@ def passkey_verify(request: HttpRequest, *, credential_json: str) -> str:
         return safe_next(request.POST.get("next"))
     complete_sign_in(request, user, backend=pending.backend, method=f"{pending.method}+passkey", device=device)
     return pending.next_url
-
-
-def passkey_enrol(request: HttpRequest, *, user: User, credential_json: str, name: str) -> list[str]:
-    """Register a passkey; returns new recovery codes when the user had none (else []).
-
-    Completes a pending sign-in that was waiting for enrolment, like `totp_device_confirm`.
-    """
-    try:
-        with transaction.atomic():
-            device = passkeys.register(request, user, credential_json=credential_json, name=name)
-            codes = [] if StaticDevice.objects.filter(user=user).exists() else _new_recovery_codes(user)
-            audit_record(
-                actor=user, action="portal.mfa.enrol", target=user, after={"device": "passkey", "name": device.name}
-            )
-    except passkeys.PasskeyError as error:
-        raise SignInError(str(error), code="passkey_failed") from error
-    current = pending_sign_in(request)
-    if current is not None and current[1].pk == user.pk:
-        pending = current[0]
-        complete_sign_in(request, user, backend=pending.backend, method=f"{pending.method}+passkey", device=device)
-        request.session["portal_after_codes"] = pending.next_url
-    elif request.user.is_authenticated:
-        otp_login(request, device)
-    return codes
-
-
-@transaction.atomic
-def passkey_remove(*, actor: User, user: User, credential_id: int) -> None:
-    deleted, _ = WebAuthnCredential.objects.filter(user=user, pk=credential_id).delete()
-    if deleted:
-        audit_record(actor=actor, action="portal.mfa.remove", target=user, after={"device": "passkey"})
-    if not user_has_second_factor(user):
-        StaticDevice.objects.filter(user=user).delete()
-
-
-@transaction.atomic
-def recovery_codes_regenerate(*, user: User) -> list[str]:
-    codes = _new_recovery_codes(user)
-    audit_record(actor=user, action="portal.mfa.recovery_codes", target=user)
-    return codes
-
-
-@transaction.atomic
-def totp_device_remove(*, actor: User, user: User) -> None:
-    """Remove the authenticator app (and the recovery codes, unless a passkey remains).
-
-    Staff, and everyone under a policy that requires a second factor, are asked to enrol again
-    at their next staff page or sign-in.
-    """
-    TOTPDevice.objects.filter(user=user).delete()
-    if not user_has_passkey(user):
-        StaticDevice.objects.filter(user=user).delete()
-    audit_record(actor=actor, action="portal.mfa.remove", target=user, after={"device": "totp"})
 
 
 # --- Signing out ------------------------------------------------------------------------------
@@ -507,7 +393,7 @@ def confirm_identity(request: HttpRequest, *, secret: str) -> None:
     Failures count towards the same lockout as the sign-in page, so this prompt is no oracle.
     """
     user = request.user
-    if _locked_out(request, user):
+    if is_locked_out(request, user):
         request.axes_locked_out = True
         raise SignInError(REAUTH_FAILED, code="locked_out")
     secret = secret.strip()
@@ -517,7 +403,7 @@ def confirm_identity(request: HttpRequest, *, secret: str) -> None:
     elif secret and user_has_totp(user):
         accepted = _verify_code(user, secret) is not None
     if not accepted:
-        _count_mfa_failure(request, user)
+        count_failure(request, user)
         with transaction.atomic():
             audit_record(actor=user, action="portal.reauth.failure", target=user)
         raise SignInError(REAUTH_FAILED, code="reauth_failed")

@@ -23,7 +23,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 
 from apps.audit.middleware import client_ip
-from apps.portal import passkeys, password_reset, selectors, services, slo
+from apps.portal import enrolment, passkeys, password_reset, selectors, services, slo
 from apps.portal.forms import CodeForm, PortalPasswordResetForm, SignInForm
 from apps.portal.middleware import allow_frames_and_forms
 from apps.portal.policy import sign_in_policy
@@ -172,7 +172,7 @@ def passkey_add(request: HttpRequest) -> HttpResponse:
     error = ""
     if request.method == "POST":
         try:
-            codes = services.passkey_enrol(
+            codes = enrolment.passkey_enrol(
                 request,
                 user=user,
                 credential_json=request.POST.get("credential", ""),
@@ -203,7 +203,7 @@ def passkey_add(request: HttpRequest) -> HttpResponse:
 def passkey_remove(request: HttpRequest, pk: int) -> HttpResponse:
     if not request.user.is_verified():
         return redirect(f"{reverse('portal:mfa')}?{urlencode({'next': reverse('portal:profile')})}")
-    services.passkey_remove(actor=request.user, user=request.user, credential_id=pk)
+    enrolment.passkey_remove(actor=request.user, user=request.user, credential_id=pk)
     messages.success(request, "The passkey was removed.")
     return redirect("portal:profile")
 
@@ -221,13 +221,13 @@ def totp_setup(request: HttpRequest) -> HttpResponse:
     next_url = services.safe_next(
         request.GET.get("next") or request.POST.get("next"), default=reverse("portal:profile")
     )
-    device = services.totp_device_begin(user)
+    device = enrolment.totp_device_begin(user)
     form = CodeForm(request.POST or None)
     error = ""
     status = 200
     if request.method == "POST" and form.is_valid():
         try:
-            codes = services.totp_device_confirm(request, user=user, code=form.cleaned_data["code"])
+            codes = enrolment.totp_device_confirm(request, user=user, code=form.cleaned_data["code"])
         except services.SignInError as refusal:
             error = refusal.message
             status = 400
@@ -289,7 +289,7 @@ def profile(request: HttpRequest) -> HttpResponse:
 def recovery_codes_regenerate(request: HttpRequest) -> HttpResponse:
     if not request.user.is_verified():
         return redirect(f"{reverse('portal:mfa')}?{urlencode({'next': reverse('portal:profile')})}")
-    codes = services.recovery_codes_regenerate(user=request.user)
+    codes = enrolment.recovery_codes_regenerate(user=request.user)
     return _no_store(
         render(request, "portal/recovery_codes.html", {"codes": codes, "continue_url": reverse("portal:profile")})
     )
@@ -300,7 +300,7 @@ def recovery_codes_regenerate(request: HttpRequest) -> HttpResponse:
 def totp_remove(request: HttpRequest) -> HttpResponse:
     if not request.user.is_verified():
         return redirect(f"{reverse('portal:mfa')}?{urlencode({'next': reverse('portal:profile')})}")
-    services.totp_device_remove(actor=request.user, user=request.user)
+    enrolment.totp_device_remove(actor=request.user, user=request.user)
     messages.success(request, "The authenticator app and its recovery codes were removed.")
     return redirect("portal:profile")
 

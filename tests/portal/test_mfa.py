@@ -57,9 +57,9 @@ def test_a_totp_code_cannot_be_used_twice(client, jane, totp_device):
 
 
 def test_a_recovery_code_works_once(client, jane, totp_device):
-    from apps.portal import services
+    from apps.portal import enrolment
 
-    codes = services.recovery_codes_regenerate(user=jane)
+    codes = enrolment.recovery_codes_regenerate(user=jane)
     assert len(codes) == 10
     sign_in(client)
     assert client.post("/login/mfa/", {"code": codes[0].upper()}).status_code == 302
