@@ -156,19 +156,22 @@ def user_has_second_factor(user: User) -> bool:
     return user_has_totp(user) or user_has_passkey(user)
 
 
-def _mfa_required(user: User) -> bool:
-    return sign_in_policy().mfa_required
+def second_factor_required(user: User) -> bool:
+    """Must this person pass a second factor to sign in at all? Staff always (a password alone
+    never opens a session that holds staff powers); everyone when the policy says so."""
+    return user.is_staff or user.is_superuser or sign_in_policy().mfa_required
 
 
 def first_factor_passed(request: HttpRequest, user: User, *, backend: str, method: str, next_url: str) -> str:
     """The person proved who they are once. Returns where to send them: the second-factor
-    prompt, TOTP enrolment (when policy wants a factor they do not have yet), or `next_url`."""
+    prompt, enrolment (staff, or a policy that wants a factor they do not have yet: the sign-in
+    completes only once a factor is set up), or `next_url`."""
     next_url = safe_next(next_url)
     if request.user.is_authenticated and request.user.pk != user.pk:
         # Someone else signs in on this browser: the previous person's session ends first.
         sign_out(request)
     has_factor = user_has_second_factor(user)
-    if not has_factor and not _mfa_required(user):
+    if not has_factor and not second_factor_required(user):
         complete_sign_in(request, user, backend=backend, method=method)
         return next_url
     # A fresh session key for the pending state: nothing from before the password carries over.
@@ -379,7 +382,10 @@ def forget_session(session_key: str) -> None:
 # --- Confirming identity again before a sensitive action ------------------------------------
 
 REAUTH_AT_KEY = "portal_reauth_at"
+# When this session's password was last typed again (enrolling a factor needs that; enrolment.py).
+PASSWORD_CONFIRMED_AT_KEY = "portal_password_confirmed_at"  # noqa: S105 - a session key, not a password
 REAUTH_FAILED = "That did not match. Enter your password or a current code from your authenticator app."
+PASSWORD_FAILED = "That is not your password. Enter the password you sign in with."  # noqa: S105 - a message
 
 
 def last_authenticated_at(request: HttpRequest) -> int:
@@ -393,23 +399,48 @@ def confirm_identity(request: HttpRequest, *, secret: str) -> None:
     Failures count towards the same lockout as the sign-in page, so this prompt is no oracle.
     """
     user = request.user
+    _refuse_while_locked_out(request, user, REAUTH_FAILED)
+    secret = secret.strip()
+    password = bool(secret) and user.has_usable_password() and user.check_password(secret)
+    accepted = password or (bool(secret) and user_has_totp(user) and _verify_code(user, secret) is not None)
+    _record_confirmation(request, user, accepted=accepted, password=password, purpose="sensitive_action")
+    if not accepted:
+        raise SignInError(REAUTH_FAILED, code="reauth_failed")
+
+
+def confirm_password(request: HttpRequest, *, password: str) -> None:
+    """Accept the signed-in user's password typed again (before enrolling a second factor: a
+    code or a passkey would not do, since whoever holds a stolen session can add their own).
+
+    Failures count towards the same lockout as the sign-in page; raises SignInError.
+    """
+    user = request.user
+    _refuse_while_locked_out(request, user, PASSWORD_FAILED)
+    accepted = bool(password) and user.has_usable_password() and user.check_password(password)
+    _record_confirmation(request, user, accepted=accepted, password=accepted, purpose="enrolment")
+    if not accepted:
+        raise SignInError(PASSWORD_FAILED, code="reauth_failed")
+
+
+def _refuse_while_locked_out(request: HttpRequest, user: User, message: str) -> None:
     if is_locked_out(request, user):
         request.axes_locked_out = True
-        raise SignInError(REAUTH_FAILED, code="locked_out")
-    secret = secret.strip()
-    accepted = False
-    if secret and user.has_usable_password() and user.check_password(secret):
-        accepted = True
-    elif secret and user_has_totp(user):
-        accepted = _verify_code(user, secret) is not None
+        raise SignInError(message, code="locked_out")
+
+
+def _record_confirmation(request: HttpRequest, user: User, *, accepted: bool, password: bool, purpose: str) -> None:
     if not accepted:
         count_failure(request, user)
         with transaction.atomic():
-            audit_record(actor=user, action="portal.reauth.failure", target=user)
-        raise SignInError(REAUTH_FAILED, code="reauth_failed")
-    request.session[REAUTH_AT_KEY] = int(time.time())
+            audit_record(actor=user, action="portal.reauth.failure", target=user, after={"purpose": purpose})
+        return
+    now = time.time()
+    request.session[REAUTH_AT_KEY] = int(now)
+    if password:
+        # To the sub-second: a TOTP secret made before this moment is never the one confirmed.
+        request.session[PASSWORD_CONFIRMED_AT_KEY] = now
     with transaction.atomic():
-        audit_record(actor=user, action="portal.reauth.success", target=user)
+        audit_record(actor=user, action="portal.reauth.success", target=user, after={"purpose": purpose})
 
 
 # --- Admin help for someone who cannot sign in -------------------------------------------------

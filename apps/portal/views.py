@@ -153,8 +153,45 @@ def _enrolling_user(request: HttpRequest) -> tuple[Any, bool] | HttpResponse:
         if services.user_has_second_factor(request.user) and not request.user.is_verified():
             # Adding or replacing a factor needs an existing one first.
             return redirect(f"{reverse('portal:mfa')}?{urlencode({'next': request.get_full_path()})}")
+        if enrolment.enrolment_confirmed_since(request, request.user) is None:
+            return _to_password_prompt(request)
         return request.user, False
     return redirect("portal:login")
+
+
+def _to_password_prompt(request: HttpRequest) -> HttpResponse:
+    """Ask for the password again, then come back to this page (a GET shows its form anew)."""
+    return redirect(f"{reverse('portal:confirm_password')}?{urlencode({'next': request.get_full_path()})}")
+
+
+@sensitive_post_parameters("password")
+@csrf_protect
+@never_cache
+@login_required
+@require_http_methods(["GET", "POST"])
+def confirm_password(request: HttpRequest) -> HttpResponse:
+    """The password again, before a second factor is set up (services.confirm_password; wrong
+    answers count towards the lockout). Accounts without a password sign in again upstream."""
+    next_url = services.safe_next(
+        request.GET.get("next") or request.POST.get("next"), default=reverse("portal:profile")
+    )
+    error = ""
+    if request.method == "POST":
+        try:
+            services.confirm_password(request, password=request.POST.get("password", ""))
+        except services.SignInError as refusal:
+            error = refusal.message
+        else:
+            return HttpResponseRedirect(next_url)
+    context = {
+        "error": error,
+        "next": next_url,
+        "has_password": request.user.has_usable_password(),
+        "upstreams": [
+            {"name": upstream.name, "url": _upstream_login_url(upstream, next_url)} for upstream in enabled_upstreams()
+        ],
+    }
+    return _no_store(render(request, "portal/confirm_password.html", context, status=400 if error else 200))
 
 
 @csrf_protect
@@ -179,6 +216,8 @@ def passkey_add(request: HttpRequest) -> HttpResponse:
                 name=request.POST.get("name", "")[:64],
             )
         except services.SignInError as refusal:
+            if refusal.code == "confirm_password":
+                return _to_password_prompt(request)
             error = refusal.message
         else:
             continue_url = request.session.pop("portal_after_codes", None) or next_url
@@ -221,7 +260,10 @@ def totp_setup(request: HttpRequest) -> HttpResponse:
     next_url = services.safe_next(
         request.GET.get("next") or request.POST.get("next"), default=reverse("portal:profile")
     )
-    device = enrolment.totp_device_begin(user)
+    try:
+        device = enrolment.totp_device_begin(request, user)
+    except services.SignInError:
+        return _to_password_prompt(request)
     form = CodeForm(request.POST or None)
     error = ""
     status = 200
@@ -229,6 +271,8 @@ def totp_setup(request: HttpRequest) -> HttpResponse:
         try:
             codes = enrolment.totp_device_confirm(request, user=user, code=form.cleaned_data["code"])
         except services.SignInError as refusal:
+            if refusal.code == "confirm_password":
+                return _to_password_prompt(request)
             error = refusal.message
             status = 400
         else:

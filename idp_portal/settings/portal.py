@@ -9,9 +9,12 @@ from idp_portal.settings.env import env_bool, env_int, env_str
 
 # --- Second factor --------------------------------------------------------------------------
 # Everyone must have a second factor (those without one enrol right after their password).
-# Staff always need one before any staff page (apps.portal.decorators.staff_mfa_required).
+# Staff always need one: without it their sign-in stops at enrolment
+# (apps.portal.services.second_factor_required), and staff pages send a session without one
+# there (apps.portal.decorators.staff_mfa_required).
 PORTAL_MFA_REQUIRED = env_bool("PORTAL_MFA_REQUIRED", False)
-# How long the step between the password and the second factor may take.
+# How long the step between the password and the second factor may take; also how long the
+# password typed again allows setting up a factor (apps.portal.enrolment).
 PORTAL_MFA_PENDING_SECONDS = env_int("PORTAL_MFA_PENDING_SECONDS", 300)
 # Wrong codes in one pending sign-in before the password has to be typed again.
 PORTAL_MFA_MAX_ATTEMPTS = env_int("PORTAL_MFA_MAX_ATTEMPTS", 5)
