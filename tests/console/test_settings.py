@@ -127,6 +127,9 @@ def test_saving_the_policy_is_audited_with_before_and_after(db, super_admin, sup
     assert event.actor == super_admin
     assert event.before["password_min_length"] == 12
     assert event.after["password_min_length"] == 16
+    assert event.before["lockout_address_failure_limit"] == 50
+    assert event.after["lockout_address_failure_limit"] == 40
+    assert event.after["lockout_address_cooloff_seconds"] == 1200
     assert "Password and session policy saved" in super_client.get("/console/settings/").content.decode()
 
 
