@@ -44,7 +44,8 @@ def enrolment_confirmed_since(request: HttpRequest, user: User) -> float | None:
 
     - During a pending sign-in that waits for enrolment: since its first factor (typed moments
       ago in this very flow; the pending state lasts PORTAL_MFA_PENDING_SECONDS).
-    - Signed in: since the password was typed again (services.confirm_password, or the console's
+    - Signed in (and, when the account has a factor already, verified with it this session):
+      since the password was typed again (services.confirm_password, or the console's
       prompt answered with the password), for PORTAL_MFA_PENDING_SECONDS, used up by the enrolment.
     - Signed in to an account with no password here (it signs in through an upstream IdP): since
       that sign-in, for PORTAL_MFA_PENDING_SECONDS (signing in again there is the confirmation).
@@ -54,6 +55,9 @@ def enrolment_confirmed_since(request: HttpRequest, user: User) -> float | None:
         pending, pending_user = current
         return pending.started if pending.enrol and pending_user.pk == user.pk else None
     if not (request.user.is_authenticated and request.user.pk == user.pk):
+        return None
+    if user_has_second_factor(user) and not request.user.is_verified():
+        # Replacing or adding to a factor: this session must have passed the current one.
         return None
     key = PASSWORD_CONFIRMED_AT_KEY if user.has_usable_password() else SIGNED_IN_AT_KEY
     since = request.session.get(key)
