@@ -9,7 +9,7 @@ from django.http import HttpRequest
 
 from apps.common.db import hot_path_cursor, model_columns, model_from_row
 from apps.directory.models import User
-from apps.directory.selectors import user_get_by_email, user_get_by_username
+from apps.portal.selectors import sign_in_account
 
 # Why the last password check on this request failed; read by the login service for the audit
 # trail and for the one message that may differ (a suspended account, with the right password).
@@ -24,10 +24,7 @@ class PortalBackend(ModelBackend):
     ) -> User | None:
         if username is None or password is None:
             return None
-        identifier = username.strip()
-        user = user_get_by_username(identifier)
-        if user is None and "@" in identifier:
-            user = user_get_by_email(identifier)
+        user = sign_in_account(username)
         if user is None:
             # Hash anyway, with the current default hasher: an unknown name costs what a wrong
             # password costs, so the response time tells nothing.

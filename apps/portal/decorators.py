@@ -15,9 +15,10 @@ from apps.portal.services import user_has_second_factor
 def staff_mfa_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     """Only active staff whose session passed a second factor may see the view.
 
-    Signed out: to the sign-in page. Not staff: 403. Staff without a second factor: to enrolment
-    first; staff with one whose session has not used it (a sign-in through an upstream
-    IdP, or a factor added after signing in): to the code prompt. Both come back here afterwards.
+    Signed out: to the sign-in page. Not staff: 403. Staff without a second factor (a session
+    that lost its factor, or became staff while signed in; a new sign-in stops at enrolment):
+    to enrolment, which asks for the password again first; staff with one whose session has not
+    used it (a factor added after signing in): to the code prompt. Both come back here afterwards.
     """
 
     @wraps(view)

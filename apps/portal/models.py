@@ -63,6 +63,10 @@ class SignInPolicy(models.Model):
     lockout_failure_limit = models.PositiveSmallIntegerField()
     # 0 keeps a lockout until an admin lifts it.
     lockout_cooloff_seconds = models.PositiveIntegerField()
+    # Failures from one client address, whatever the accounts: a much higher limit and a short
+    # cool-off, since everyone behind that address (an office NAT, a VPN exit) is locked with it.
+    lockout_address_failure_limit = models.PositiveIntegerField()
+    lockout_address_cooloff_seconds = models.PositiveIntegerField()
     updated = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -13,6 +13,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from apps.connectors.models import Connector, ConnectorKind
 from apps.connectors.selectors import connectors_for_user
 from apps.directory.models import User
+from apps.directory.selectors import user_get_by_email, user_get_by_username
 from apps.portal.models import PortalSession, WebAuthnCredential
 from apps.portal.policy import sign_in_policy
 
@@ -28,6 +29,22 @@ class Tile:
     url: str
     kind: str
     opens_new_tab: bool
+
+
+def sign_in_account(identifier: str) -> User | None:
+    """The account a sign-in names: the username (case-insensitive) first, then the email.
+
+    The one resolution for the password check (PortalBackend) and the lockout counter
+    (lockout.attempted_username), so that failures are charged to the account whose password
+    was checked, even when one person's username is another person's email.
+    """
+    identifier = identifier.strip()
+    if not identifier:
+        return None
+    user = user_get_by_username(identifier)
+    if user is None and "@" in identifier:
+        user = user_get_by_email(identifier)
+    return user
 
 
 def _logo_url(connector: Connector) -> str:

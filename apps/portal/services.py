@@ -14,14 +14,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from axes.handlers.proxy import AxesProxyHandler
-from axes.helpers import get_failure_limit
-from axes.utils import reset as axes_reset
 from django.conf import settings
-from django.contrib.auth import authenticate, login, logout, password_validation
-from django.contrib.auth.signals import user_login_failed
+from django.contrib.auth import authenticate, login, logout
 from django.contrib.sessions.backends.base import SessionBase
-from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import HttpRequest
 from django.urls import reverse
@@ -32,16 +27,15 @@ from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from apps.audit.middleware import client_ip
-from apps.audit.models import AuditEvent
 from apps.audit.services import audit_record
 from apps.common.errors import ApplicationError
 from apps.directory.models import User
 from apps.directory.roles import require_reach
 from apps.portal import passkeys
 from apps.portal.backends import REFUSAL_ATTRIBUTE
-from apps.portal.lockout import attempted_username
-from apps.portal.models import PortalSession, SignInPolicy, WebAuthnCredential
-from apps.portal.policy import POLICY_FIELDS, SignInPolicyValues, forget_policy, policy_defaults, sign_in_policy
+from apps.portal.lockout import attempted_username, count_failure, is_locked_out
+from apps.portal.models import PortalSession, WebAuthnCredential
+from apps.portal.policy import sign_in_policy
 
 PENDING_KEY = "portal_pending_sign_in"
 # When this session last did something; the idle timeout reads it (apps.portal.middleware).
@@ -164,19 +158,22 @@ def user_has_second_factor(user: User) -> bool:
     return user_has_totp(user) or user_has_passkey(user)
 
 
-def _mfa_required(user: User) -> bool:
-    return sign_in_policy().mfa_required
+def second_factor_required(user: User) -> bool:
+    """Must this person pass a second factor to sign in at all? Staff always (a password alone
+    never opens a session that holds staff powers); everyone when the policy says so."""
+    return user.is_staff or user.is_superuser or sign_in_policy().mfa_required
 
 
 def first_factor_passed(request: HttpRequest, user: User, *, backend: str, method: str, next_url: str) -> str:
     """The person proved who they are once. Returns where to send them: the second-factor
-    prompt, TOTP enrolment (when policy wants a factor they do not have yet), or `next_url`."""
+    prompt, enrolment (staff, or a policy that wants a factor they do not have yet: the sign-in
+    completes only once a factor is set up), or `next_url`."""
     next_url = safe_next(next_url)
     if request.user.is_authenticated and request.user.pk != user.pk:
         # Someone else signs in on this browser: the previous person's session ends first.
         sign_out(request)
     has_factor = user_has_second_factor(user)
-    if not has_factor and not _mfa_required(user):
+    if not has_factor and not second_factor_required(user):
         complete_sign_in(request, user, backend=backend, method=method)
         return next_url
     # A fresh session key for the pending state: nothing from before the password carries over.
@@ -248,15 +245,6 @@ def complete_sign_in(request: HttpRequest, user: User, *, backend: str, method: 
 # --- Second factor --------------------------------------------------------------------------
 
 
-def _locked_out(request: HttpRequest, user: User) -> bool:
-    return not AxesProxyHandler.is_allowed(request, {"username": user.username})
-
-
-def _count_mfa_failure(request: HttpRequest, user: User) -> None:
-    # A wrong code counts against the same lockout as a wrong password.
-    user_login_failed.send(sender=__name__, credentials={"username": user.username}, request=request)
-
-
 def _verify_code(user: User, code: str) -> Any | None:
     """The confirmed device that accepts `code` (a TOTP code or a recovery code), if any."""
     code = "".join(code.split())
@@ -291,12 +279,12 @@ def mfa_verify(request: HttpRequest, *, code: str) -> str:
     if current is None and not stepping_up:
         raise SignInError(PENDING_EXPIRED, code="pending_expired")
     user = request.user if stepping_up else current[1]
-    if _locked_out(request, user):
+    if is_locked_out(request, user):
         request.axes_locked_out = True
         raise SignInError(INVALID_CODE, code="locked_out")
     device = _verify_code(user, code)
     if device is None:
-        _count_mfa_failure(request, user)
+        count_failure(request, user)
         with transaction.atomic():
             audit_record(actor=user, action="portal.mfa.failure", target=user, after={"step_up": stepping_up})
         if not stepping_up:
@@ -319,56 +307,6 @@ def mfa_verify(request: HttpRequest, *, code: str) -> str:
     return pending.next_url
 
 
-# --- Enrolment --------------------------------------------------------------------------------
-
-
-def totp_device_begin(user: User) -> TOTPDevice:
-    """The user's unconfirmed TOTP device (a new secret unless one is being set up)."""
-    device = TOTPDevice.objects.filter(user=user, confirmed=False).order_by("-id").first()
-    if device is None:
-        device = TOTPDevice.objects.create(user=user, name="Authenticator app", confirmed=False)
-    return device
-
-
-def _new_recovery_codes(user: User) -> list[str]:
-    StaticDevice.objects.filter(user=user).delete()
-    device = StaticDevice.objects.create(user=user, name="Recovery codes", confirmed=True)
-    codes = [StaticToken.random_token() for _ in range(settings.PORTAL_RECOVERY_CODE_COUNT)]
-    StaticToken.objects.bulk_create([StaticToken(device=device, token=code) for code in codes])
-    return codes
-
-
-def totp_device_confirm(request: HttpRequest, *, user: User, code: str) -> list[str]:
-    """Confirm the device being set up with a code from the app; returns fresh recovery codes.
-
-    During a pending sign-in (policy asked for a factor the user did not have) this also
-    completes the sign-in; for a signed-in user it marks the session as verified.
-    """
-    device = TOTPDevice.objects.filter(user=user, confirmed=False).order_by("-id").first()
-    if device is None:
-        raise SignInError("Start the set-up again: the secret expired.", code="no_device")
-    code = "".join(code.split())
-    if not (code.isdigit() and len(code) == 6 and device.verify_token(code)):
-        with transaction.atomic():
-            audit_record(actor=user, action="portal.mfa.failure", target=user, after={"enrolment": True})
-        raise SignInError(INVALID_CODE, code="invalid_code")
-    with transaction.atomic():
-        # One authenticator app per account: a new one replaces the old.
-        TOTPDevice.objects.filter(user=user, confirmed=True).exclude(pk=device.pk).delete()
-        device.confirmed = True
-        device.save(update_fields=["confirmed"])
-        codes = _new_recovery_codes(user)
-        audit_record(actor=user, action="portal.mfa.enrol", target=user, after={"device": "totp"})
-    current = pending_sign_in(request)
-    if current is not None and current[1].pk == user.pk:
-        pending = current[0]
-        complete_sign_in(request, user, backend=pending.backend, method=f"{pending.method}+totp", device=device)
-        request.session["portal_after_codes"] = pending.next_url
-    elif request.user.is_authenticated:
-        otp_login(request, device)
-    return codes
-
-
 def _second_factor_target(request: HttpRequest) -> tuple[Any, User, bool]:
     """(pending sign-in or None, its user or the signed-in user, stepping up)."""
     current = pending_sign_in(request)
@@ -382,14 +320,14 @@ def _second_factor_target(request: HttpRequest) -> tuple[Any, User, bool]:
 def passkey_verify(request: HttpRequest, *, credential_json: str) -> str:
     """The second factor by passkey: like `mfa_verify`, for a WebAuthn assertion."""
     pending, user, stepping_up = _second_factor_target(request)
-    if _locked_out(request, user):
+    if is_locked_out(request, user):
         request.axes_locked_out = True
         raise SignInError(INVALID_CODE, code="locked_out")
     try:
         with transaction.atomic():
             device = passkeys.authenticate(request, user, credential_json=credential_json)
     except passkeys.PasskeyError as error:
-        _count_mfa_failure(request, user)
+        count_failure(request, user)
         with transaction.atomic():
             audit_record(
                 actor=user,
@@ -406,59 +344,6 @@ def passkey_verify(request: HttpRequest, *, credential_json: str) -> str:
         return safe_next(request.POST.get("next"))
     complete_sign_in(request, user, backend=pending.backend, method=f"{pending.method}+passkey", device=device)
     return pending.next_url
-
-
-def passkey_enrol(request: HttpRequest, *, user: User, credential_json: str, name: str) -> list[str]:
-    """Register a passkey; returns new recovery codes when the user had none (else []).
-
-    Completes a pending sign-in that was waiting for enrolment, like `totp_device_confirm`.
-    """
-    try:
-        with transaction.atomic():
-            device = passkeys.register(request, user, credential_json=credential_json, name=name)
-            codes = [] if StaticDevice.objects.filter(user=user).exists() else _new_recovery_codes(user)
-            audit_record(
-                actor=user, action="portal.mfa.enrol", target=user, after={"device": "passkey", "name": device.name}
-            )
-    except passkeys.PasskeyError as error:
-        raise SignInError(str(error), code="passkey_failed") from error
-    current = pending_sign_in(request)
-    if current is not None and current[1].pk == user.pk:
-        pending = current[0]
-        complete_sign_in(request, user, backend=pending.backend, method=f"{pending.method}+passkey", device=device)
-        request.session["portal_after_codes"] = pending.next_url
-    elif request.user.is_authenticated:
-        otp_login(request, device)
-    return codes
-
-
-@transaction.atomic
-def passkey_remove(*, actor: User, user: User, credential_id: int) -> None:
-    deleted, _ = WebAuthnCredential.objects.filter(user=user, pk=credential_id).delete()
-    if deleted:
-        audit_record(actor=actor, action="portal.mfa.remove", target=user, after={"device": "passkey"})
-    if not user_has_second_factor(user):
-        StaticDevice.objects.filter(user=user).delete()
-
-
-@transaction.atomic
-def recovery_codes_regenerate(*, user: User) -> list[str]:
-    codes = _new_recovery_codes(user)
-    audit_record(actor=user, action="portal.mfa.recovery_codes", target=user)
-    return codes
-
-
-@transaction.atomic
-def totp_device_remove(*, actor: User, user: User) -> None:
-    """Remove the authenticator app (and the recovery codes, unless a passkey remains).
-
-    Staff, and everyone under a policy that requires a second factor, are asked to enrol again
-    at their next staff page or sign-in.
-    """
-    TOTPDevice.objects.filter(user=user).delete()
-    if not user_has_passkey(user):
-        StaticDevice.objects.filter(user=user).delete()
-    audit_record(actor=actor, action="portal.mfa.remove", target=user, after={"device": "totp"})
 
 
 # --- Signing out ------------------------------------------------------------------------------
@@ -516,88 +401,13 @@ def forget_session(session_key: str) -> None:
     PortalSession.objects.filter(session_key=session_key).delete()
 
 
-# --- Passwords and lockouts -------------------------------------------------------------------
-
-
-def password_reset_allowed(*, user: User | None, ip: str | None) -> bool:
-    """At most PASSWORD_RESET_MAX_PER_ACCOUNT emails per account and PASSWORD_RESET_MAX_PER_IP
-    requests per client address in PASSWORD_RESET_WINDOW_SECONDS, counted from the audit trail
-    (shared by every web process, unlike a per-process cache), so the form cannot flood a mailbox."""
-    since = timezone.now() - datetime.timedelta(seconds=settings.PASSWORD_RESET_WINDOW_SECONDS)
-    attempts = AuditEvent.objects.filter(
-        action__in=("portal.password_reset.request", "portal.password_reset.throttled"), created__gte=since
-    )
-    if user is not None:
-        sent = attempts.filter(
-            action="portal.password_reset.request", target_type=user._meta.label_lower, target_id=str(user.pk)
-        )
-        if sent.count() >= settings.PASSWORD_RESET_MAX_PER_ACCOUNT:
-            return False
-    return not (ip and attempts.filter(ip=ip).count() >= settings.PASSWORD_RESET_MAX_PER_IP)
-
-
-@transaction.atomic
-def password_reset_record(*, user: User | None, throttled: bool) -> None:
-    """A reset was asked for (`user` None for an unknown email); the throttle counts these rows."""
-    audit_record(
-        actor=user,
-        action="portal.password_reset.throttled" if throttled else "portal.password_reset.request",
-        target=user,
-        target_label="" if user else "unknown email",
-        actor_label=user.username if user else "anonymous",
-    )
-
-
-def password_reset_complete(*, user: User, password: str) -> None:
-    """Set the new password (the policy in AUTH_PASSWORD_VALIDATORS applies), end every session
-    and clear the account's lockout: whoever holds the mailbox has proved it is theirs."""
-    password_validation.validate_password(password, user)
-    with transaction.atomic():
-        user.set_password(password)
-        user.save(update_fields=["password", "updated"])
-        audit_record(actor=user, action="portal.password_reset", target=user)
-    sign_out_everywhere(actor=user, user=user)
-    axes_reset(username=user.username.lower())
-
-
-def portal_unlock(*, actor: Any | None, user: User) -> int:
-    """Lift a lockout of the user's account (the admin unlock); returns attempts removed."""
-    require_reach(actor, [user])
-    removed = axes_reset(username=user.username.lower())
-    with transaction.atomic():
-        audit_record(actor=actor, action="portal.unlock", target=user, after={"attempts_removed": removed})
-    return removed
-
-
-def portal_unlock_ip(*, actor: Any | None, ip: str) -> int:
-    removed = axes_reset(ip=ip)
-    with transaction.atomic():
-        audit_record(
-            actor=actor, action="portal.unlock", target_label=ip, after={"attempts_removed": removed, "ip": ip}
-        )
-    return removed
-
-
-def record_lockout(*, request: HttpRequest | None, username: str | None, ip_address: str | None) -> None:
-    """`user_locked_out` receiver body: audit the moment a lockout starts."""
-    from apps.directory.selectors import user_get_by_username
-
-    user = user_get_by_username(username) if username else None
-    with transaction.atomic():
-        audit_record(
-            actor=None,
-            action="portal.lockout",
-            target=user,
-            target_label="" if user else (username or ip_address or "")[:150],
-            after={"username": username, "ip": ip_address, "limit": get_failure_limit(request, {"username": username})},
-            actor_label="axes",
-        )
-
-
 # --- Confirming identity again before a sensitive action ------------------------------------
 
 REAUTH_AT_KEY = "portal_reauth_at"
+# When this session's password was last typed again (enrolling a factor needs that; enrolment.py).
+PASSWORD_CONFIRMED_AT_KEY = "portal_password_confirmed_at"  # noqa: S105 - a session key, not a password
 REAUTH_FAILED = "That did not match. Enter your password or a current code from your authenticator app."
+PASSWORD_FAILED = "That is not your password. Enter the password you sign in with."  # noqa: S105 - a message
 
 
 def last_authenticated_at(request: HttpRequest) -> int:
@@ -611,86 +421,48 @@ def confirm_identity(request: HttpRequest, *, secret: str) -> None:
     Failures count towards the same lockout as the sign-in page, so this prompt is no oracle.
     """
     user = request.user
-    if _locked_out(request, user):
-        request.axes_locked_out = True
-        raise SignInError(REAUTH_FAILED, code="locked_out")
+    _refuse_while_locked_out(request, user, REAUTH_FAILED)
     secret = secret.strip()
-    accepted = False
-    if secret and user.has_usable_password() and user.check_password(secret):
-        accepted = True
-    elif secret and user_has_totp(user):
-        accepted = _verify_code(user, secret) is not None
+    password = bool(secret) and user.has_usable_password() and user.check_password(secret)
+    accepted = password or (bool(secret) and user_has_totp(user) and _verify_code(user, secret) is not None)
+    _record_confirmation(request, user, accepted=accepted, password=password, purpose="sensitive_action")
     if not accepted:
-        _count_mfa_failure(request, user)
-        with transaction.atomic():
-            audit_record(actor=user, action="portal.reauth.failure", target=user)
         raise SignInError(REAUTH_FAILED, code="reauth_failed")
-    request.session[REAUTH_AT_KEY] = int(time.time())
-    with transaction.atomic():
-        audit_record(actor=user, action="portal.reauth.success", target=user)
 
 
-# --- The sign-in policy (console Settings) ---------------------------------------------------
+def confirm_password(request: HttpRequest, *, password: str) -> None:
+    """Accept the signed-in user's password typed again (before enrolling a second factor: a
+    code or a passkey would not do, since whoever holds a stolen session can add their own).
 
-# What an admin may set: wide enough for any sane deployment, narrow enough that a slip of the
-# keyboard cannot switch protection off (a 1-character password, a lockout after 1000 tries).
-POLICY_LIMITS: dict[str, tuple[int, int]] = {
-    "password_min_length": (8, 128),
-    "session_idle_seconds": (5 * 60, 7 * 24 * 3600),
-    "session_lifetime_seconds": (15 * 60, 30 * 24 * 3600),
-    "lockout_failure_limit": (3, 100),
-    "lockout_cooloff_seconds": (0, 30 * 24 * 3600),
-}
-
-
-def _validate_policy(values: SignInPolicyValues) -> None:
-    errors: dict[str, list[str]] = {}
-    for name, (low, high) in POLICY_LIMITS.items():
-        value = getattr(values, name)
-        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-            errors[name] = [f"Choose a value between {low} and {high}."]
-    if 0 < values.lockout_cooloff_seconds < 60:
-        errors.setdefault("lockout_cooloff_seconds", ["A cool-off lasts one minute at least (0: until unlocked)."])
-    if not errors.keys() & {"session_idle_seconds", "session_lifetime_seconds"} and (
-        values.session_idle_seconds > values.session_lifetime_seconds
-    ):
-        errors["session_idle_seconds"] = ["The idle timeout cannot be longer than the session lifetime."]
-    if errors:
-        raise ValidationError(errors)
-
-
-def sign_in_policy_update(*, actor: User | None, **changes: Any) -> SignInPolicyValues:
-    """Change the password and session policy; it applies from the next request on, everywhere.
-
-    Sessions already open are measured against the new idle timeout and lifetime at their next
-    request; passwords already set are not checked again.
+    Failures count towards the same lockout as the sign-in page; raises SignInError.
     """
-    unknown = set(changes) - set(POLICY_FIELDS)
-    if unknown:
-        raise ApplicationError(f"Unknown policy fields: {', '.join(sorted(unknown))}.", code="unknown_field")
+    user = request.user
+    _refuse_while_locked_out(request, user, PASSWORD_FAILED)
+    accepted = bool(password) and user.has_usable_password() and user.check_password(password)
+    _record_confirmation(request, user, accepted=accepted, password=accepted, purpose="enrolment")
+    if not accepted:
+        raise SignInError(PASSWORD_FAILED, code="reauth_failed")
+
+
+def _refuse_while_locked_out(request: HttpRequest, user: User, message: str) -> None:
+    if is_locked_out(request, user):
+        request.axes_locked_out = True
+        raise SignInError(message, code="locked_out")
+
+
+def _record_confirmation(request: HttpRequest, user: User, *, accepted: bool, password: bool, purpose: str) -> None:
+    if not accepted:
+        count_failure(request, user)
+        with transaction.atomic():
+            audit_record(actor=user, action="portal.reauth.failure", target=user, after={"purpose": purpose})
+        return
+    now = time.time()
+    request.session[REAUTH_AT_KEY] = int(now)
+    if password:
+        # To the sub-second: a TOTP secret made before this moment is never the one confirmed.
+        request.session[PASSWORD_CONFIRMED_AT_KEY] = now
     with transaction.atomic():
-        row = SignInPolicy.objects.select_for_update().filter(pk=SignInPolicy.SINGLETON_ID).first()
-        before = (
-            SignInPolicyValues(**{name: getattr(row, name) for name in POLICY_FIELDS}) if row else policy_defaults()
-        )
-        after = SignInPolicyValues(**{**before.as_dict(), **changes})
-        _validate_policy(after)
-        # The row is read and locked above: write it (or its first version) without reading it again.
-        policy = row or SignInPolicy(pk=SignInPolicy.SINGLETON_ID)
-        for name, value in after.as_dict().items():
-            setattr(policy, name, value)
-        policy.save()
-        changed = [name for name in POLICY_FIELDS if getattr(before, name) != getattr(after, name)]
-        if changed:
-            audit_record(
-                actor=actor,
-                action="portal.policy.update",
-                target_label="sign-in policy",
-                before={name: getattr(before, name) for name in changed},
-                after={name: getattr(after, name) for name in changed},
-            )
-    forget_policy()
-    return after
+        audit_record(actor=user, action="portal.reauth.success", target=user, after={"purpose": purpose})
 
 
 # --- Admin help for someone who cannot sign in -------------------------------------------------
@@ -712,43 +484,3 @@ def mfa_reset(*, actor: Any | None, user: User) -> dict[str, int]:
         }
         audit_record(actor=actor, action="portal.mfa.reset", target=user, after=removed)
     return removed
-
-
-class PasswordResetUnavailable(ApplicationError):
-    pass
-
-
-def password_reset_send(*, actor: Any | None, user: User) -> None:
-    """Email `user` the portal's own password-reset link (the same token, templates and expiry)."""
-    from django.contrib.auth.tokens import default_token_generator
-    from django.utils.encoding import force_bytes
-    from django.utils.http import urlsafe_base64_encode
-
-    from apps.portal.forms import PortalPasswordResetForm
-
-    require_reach(actor, [user])
-    if not user.email:
-        raise PasswordResetUnavailable("This user has no email address: set a temporary password instead.")
-    if not user.is_active:
-        raise PasswordResetUnavailable("This account is not active: reactivate it first.")
-    scheme, _, host = settings.PORTAL_BASE_URL.partition("://")
-    context = {
-        "email": user.email,
-        "domain": host,
-        "site_name": host,
-        "uid": urlsafe_base64_encode(force_bytes(user.pk)),
-        "user": user,
-        "token": default_token_generator.make_token(user),
-        "protocol": scheme,
-        "portal_base_url": settings.PORTAL_BASE_URL,
-        "timeout_minutes": settings.PASSWORD_RESET_TIMEOUT // 60,
-    }
-    PortalPasswordResetForm().send_mail(
-        "portal/email/password_reset_subject.txt",
-        "portal/email/password_reset.txt",
-        context,
-        settings.DEFAULT_FROM_EMAIL,
-        user.email,
-    )
-    with transaction.atomic():
-        audit_record(actor=actor, action="portal.password_reset.sent", target=user, after={"email": user.email})

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from apps.portal.services import record_lockout
+from apps.portal.lockout import record_lockout
 
 
 def audit_lockout(

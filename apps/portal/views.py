@@ -24,7 +24,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from apps.audit.middleware import client_ip
 from apps.common.security_headers import allow_frames_and_forms
-from apps.portal import passkeys, selectors, services, slo
+from apps.portal import enrolment, passkeys, password_reset, selectors, services, slo
 from apps.portal.forms import CodeForm, PortalPasswordResetForm, SignInForm
 from apps.portal.policy import sign_in_policy
 from apps.saml_idp.session import AUTH_TIME_KEY
@@ -153,8 +153,45 @@ def _enrolling_user(request: HttpRequest) -> tuple[Any, bool] | HttpResponse:
         if services.user_has_second_factor(request.user) and not request.user.is_verified():
             # Adding or replacing a factor needs an existing one first.
             return redirect(f"{reverse('portal:mfa')}?{urlencode({'next': request.get_full_path()})}")
+        if enrolment.enrolment_confirmed_since(request, request.user) is None:
+            return _to_password_prompt(request)
         return request.user, False
     return redirect("portal:login")
+
+
+def _to_password_prompt(request: HttpRequest) -> HttpResponse:
+    """Ask for the password again, then come back to this page (a GET shows its form anew)."""
+    return redirect(f"{reverse('portal:confirm_password')}?{urlencode({'next': request.get_full_path()})}")
+
+
+@sensitive_post_parameters("password")
+@csrf_protect
+@never_cache
+@login_required
+@require_http_methods(["GET", "POST"])
+def confirm_password(request: HttpRequest) -> HttpResponse:
+    """The password again, before a second factor is set up (services.confirm_password; wrong
+    answers count towards the lockout). Accounts without a password sign in again upstream."""
+    next_url = services.safe_next(
+        request.GET.get("next") or request.POST.get("next"), default=reverse("portal:profile")
+    )
+    error = ""
+    if request.method == "POST":
+        try:
+            services.confirm_password(request, password=request.POST.get("password", ""))
+        except services.SignInError as refusal:
+            error = refusal.message
+        else:
+            return HttpResponseRedirect(next_url)
+    context = {
+        "error": error,
+        "next": next_url,
+        "has_password": request.user.has_usable_password(),
+        "upstreams": [
+            {"name": upstream.name, "url": _upstream_login_url(upstream, next_url)} for upstream in enabled_upstreams()
+        ],
+    }
+    return _no_store(render(request, "portal/confirm_password.html", context, status=400 if error else 200))
 
 
 @csrf_protect
@@ -172,13 +209,15 @@ def passkey_add(request: HttpRequest) -> HttpResponse:
     error = ""
     if request.method == "POST":
         try:
-            codes = services.passkey_enrol(
+            codes = enrolment.passkey_enrol(
                 request,
                 user=user,
                 credential_json=request.POST.get("credential", ""),
                 name=request.POST.get("name", "")[:64],
             )
         except services.SignInError as refusal:
+            if refusal.code == "confirm_password":
+                return _to_password_prompt(request)
             error = refusal.message
         else:
             continue_url = request.session.pop("portal_after_codes", None) or next_url
@@ -203,7 +242,7 @@ def passkey_add(request: HttpRequest) -> HttpResponse:
 def passkey_remove(request: HttpRequest, pk: int) -> HttpResponse:
     if not request.user.is_verified():
         return redirect(f"{reverse('portal:mfa')}?{urlencode({'next': reverse('portal:profile')})}")
-    services.passkey_remove(actor=request.user, user=request.user, credential_id=pk)
+    enrolment.passkey_remove(actor=request.user, user=request.user, credential_id=pk)
     messages.success(request, "The passkey was removed.")
     return redirect("portal:profile")
 
@@ -221,14 +260,19 @@ def totp_setup(request: HttpRequest) -> HttpResponse:
     next_url = services.safe_next(
         request.GET.get("next") or request.POST.get("next"), default=reverse("portal:profile")
     )
-    device = services.totp_device_begin(user)
+    try:
+        device = enrolment.totp_device_begin(request, user)
+    except services.SignInError:
+        return _to_password_prompt(request)
     form = CodeForm(request.POST or None)
     error = ""
     status = 200
     if request.method == "POST" and form.is_valid():
         try:
-            codes = services.totp_device_confirm(request, user=user, code=form.cleaned_data["code"])
+            codes = enrolment.totp_device_confirm(request, user=user, code=form.cleaned_data["code"])
         except services.SignInError as refusal:
+            if refusal.code == "confirm_password":
+                return _to_password_prompt(request)
             error = refusal.message
             status = 400
         else:
@@ -289,7 +333,7 @@ def profile(request: HttpRequest) -> HttpResponse:
 def recovery_codes_regenerate(request: HttpRequest) -> HttpResponse:
     if not request.user.is_verified():
         return redirect(f"{reverse('portal:mfa')}?{urlencode({'next': reverse('portal:profile')})}")
-    codes = services.recovery_codes_regenerate(user=request.user)
+    codes = enrolment.recovery_codes_regenerate(user=request.user)
     return _no_store(
         render(request, "portal/recovery_codes.html", {"codes": codes, "continue_url": reverse("portal:profile")})
     )
@@ -300,7 +344,7 @@ def recovery_codes_regenerate(request: HttpRequest) -> HttpResponse:
 def totp_remove(request: HttpRequest) -> HttpResponse:
     if not request.user.is_verified():
         return redirect(f"{reverse('portal:mfa')}?{urlencode({'next': reverse('portal:profile')})}")
-    services.totp_device_remove(actor=request.user, user=request.user)
+    enrolment.totp_device_remove(actor=request.user, user=request.user)
     messages.success(request, "The authenticator app and its recovery codes were removed.")
     return redirect("portal:profile")
 
@@ -348,10 +392,10 @@ class PasswordResetView(auth_views.PasswordResetView):
         users = list(form.get_users(email))
         user = users[0] if users else None
         # Throttled or not, the answer is the same page: it must not tell which emails exist.
-        if not services.password_reset_allowed(user=user, ip=client_ip(self.request)):
-            services.password_reset_record(user=user, throttled=True)
+        if not password_reset.password_reset_allowed(user=user, ip=client_ip(self.request)):
+            password_reset.password_reset_record(user=user, throttled=True)
             return HttpResponseRedirect(self.get_success_url())
-        services.password_reset_record(user=user, throttled=False)
+        password_reset.password_reset_record(user=user, throttled=False)
         base = settings.PORTAL_BASE_URL
         scheme, _, host = base.partition("://")
         form.save(
@@ -380,7 +424,7 @@ class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
     def form_valid(self, form) -> HttpResponse:  # type: ignore[no-untyped-def]
         # The service sets the password (policy from AUTH_PASSWORD_VALIDATORS, checked by the
         # form too), ends every session and lifts the account's lockout.
-        services.password_reset_complete(user=form.user, password=form.cleaned_data["new_password1"])
+        password_reset.password_reset_complete(user=form.user, password=form.cleaned_data["new_password1"])
         # A fresh, empty session: the reset token goes, and so does any sign-in this browser had.
         self.request.session.flush()
         return HttpResponseRedirect(self.get_success_url())

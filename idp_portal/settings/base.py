@@ -1,6 +1,8 @@
 """Core Django settings: database, security, apps, REST framework."""
 
 import contextlib
+import ipaddress
+import os
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -61,6 +63,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "apps.audit.middleware.ForwardedHeadersMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "apps.common.security_headers.SecurityHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -201,8 +204,23 @@ SESSION_ENGINE = "apps.common.sessions"
 SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 8 * 3600)
 PASSWORD_MIN_LENGTH = env_int("PASSWORD_MIN_LENGTH", 12)
 X_FRAME_OPTIONS = "DENY"
-# How many proxies in front of the portal append to X-Forwarded-For; 0 trusts none of it.
-TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+# The reverse proxies in front of the portal (addresses or networks, comma-separated). Only a
+# request whose TCP peer is one of them may say who the client is (X-Forwarded-For, read right to
+# left past the trusted proxies) or that it came over HTTPS (X-Forwarded-Proto); from anyone else
+# those headers are dropped (apps.audit.middleware). gunicorn reads the same variable
+# (gunicorn.conf.py). Empty: nobody is believed, every client is its TCP peer.
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", [])
+for _proxy in TRUSTED_PROXIES:
+    try:
+        ipaddress.ip_network(_proxy)
+    except ValueError as _error:
+        raise ImproperlyConfigured(f"TRUSTED_PROXIES: {_proxy!r} is not an address or network ({_error}).") from None
+if "TRUSTED_PROXY_COUNT" in os.environ:
+    # Counting hops trusted whatever reached the port directly; refuse to start rather than
+    # silently judge every client by the proxy's address.
+    raise ImproperlyConfigured(
+        "TRUSTED_PROXY_COUNT is replaced by TRUSTED_PROXIES: list your reverse proxies' addresses or networks."
+    )
 
 # Fernet keys (comma-separated, first one encrypts) for secrets at rest: downstream tokens and
 # private keys. Unset, a key is derived from SECRET_KEY; set it in production so that rotating

@@ -9,9 +9,12 @@ from idp_portal.settings.env import env_bool, env_int, env_str
 
 # --- Second factor --------------------------------------------------------------------------
 # Everyone must have a second factor (those without one enrol right after their password).
-# Staff always need one before any staff page (apps.portal.decorators.staff_mfa_required).
+# Staff always need one: without it their sign-in stops at enrolment
+# (apps.portal.services.second_factor_required), and staff pages send a session without one
+# there (apps.portal.decorators.staff_mfa_required).
 PORTAL_MFA_REQUIRED = env_bool("PORTAL_MFA_REQUIRED", False)
-# How long the step between the password and the second factor may take.
+# How long the step between the password and the second factor may take; also how long the
+# password typed again allows setting up a factor (apps.portal.enrolment).
 PORTAL_MFA_PENDING_SECONDS = env_int("PORTAL_MFA_PENDING_SECONDS", 300)
 # Wrong codes in one pending sign-in before the password has to be typed again.
 PORTAL_MFA_MAX_ATTEMPTS = env_int("PORTAL_MFA_MAX_ATTEMPTS", 5)
@@ -33,23 +36,33 @@ PASSWORD_RESET_MAX_PER_ACCOUNT = env_int("PASSWORD_RESET_MAX_PER_ACCOUNT", 3)
 PASSWORD_RESET_MAX_PER_IP = env_int("PASSWORD_RESET_MAX_PER_IP", 20)
 
 # --- Brute-force protection (django-axes) ---------------------------------------------------
+# Two locks, each with its own limit and cool-off (defaults of the sign-in policy, editable in
+# the console): an account locks after AXES_FAILURE_LIMIT failures from anywhere, for
+# AXES_COOLOFF_HOURS; a client address locks only after AXES_ADDRESS_FAILURE_LIMIT failures
+# whatever the names tried, for AXES_ADDRESS_COOLOFF_MINUTES, because everyone behind that
+# address (an office NAT, a VPN exit) is locked with it.
 AXES_ENABLED = env_bool("AXES_ENABLED", True)
-AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+# axes records every failure; the portal's handler judges accounts and addresses apart (axes'
+# own single-limit decision is off).
+AXES_HANDLER = "apps.portal.lockout.PortalLockoutHandler"
+AXES_LOCK_OUT_AT_FAILURE = False
 PORTAL_LOCKOUT_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
+PORTAL_LOCKOUT_ADDRESS_FAILURE_LIMIT = env_int("AXES_ADDRESS_FAILURE_LIMIT", 50)
+PORTAL_LOCKOUT_ADDRESS_COOLOFF_SECONDS = env_int("AXES_ADDRESS_COOLOFF_MINUTES", 15) * 60
 # Read from the sign-in policy on each attempt, so a change in the console applies at once.
 AXES_FAILURE_LIMIT = "apps.portal.policy.lockout_failure_limit"
-# Either parameter alone locks: many passwords against one account from anywhere, or many
-# accounts tried from one address.
+# What the attempt rows are filtered by (the handler sums them per account and per address).
 AXES_LOCKOUT_PARAMETERS = [["username"], ["ip_address"]]
-# The client address as the audit trail sees it: X-Forwarded-For is trusted only as far as
-# TRUSTED_PROXY_COUNT says, so a client cannot reset its counter by inventing a header.
+# The client address as the audit trail sees it: X-Forwarded-For is believed only from the
+# proxies in TRUSTED_PROXIES, so a client cannot reset its counter by inventing a header.
 AXES_CLIENT_IP_CALLABLE = "apps.audit.middleware.client_ip"
 # "Jane.Doe", "jane.doe" and jane's email are one account to the counter.
 AXES_USERNAME_CALLABLE = "apps.portal.lockout.attempted_username"
 AXES_LOCKOUT_CALLABLE = "apps.portal.lockout.lockout_response"
 # Hours until a lockout lifts by itself; 0 keeps it until an admin unlocks.
 PORTAL_LOCKOUT_COOLOFF_SECONDS = env_int("AXES_COOLOFF_HOURS", 1) * 3600
-AXES_COOLOFF_TIME = "apps.portal.policy.lockout_cool_off"
+# How long failed attempts are kept (the longer cool-off); each lock reads its own.
+AXES_COOLOFF_TIME = "apps.portal.policy.lockout_attempt_retention"
 AXES_RESET_ON_SUCCESS = True
 AXES_ENABLE_ADMIN = False
 # Never write what was typed in the password field to the attempt log.

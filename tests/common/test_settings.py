@@ -78,3 +78,15 @@ def test_database_and_broker_urls_come_from_the_environment():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["django.db.backends.postgresql", "redis://127.0.0.1:6379/3"]
+
+
+def test_trusted_proxies_must_be_addresses_and_the_old_hop_count_is_refused():
+    bad = _manage("check", env={**PRODUCTION_ENV, "TRUSTED_PROXIES": "10.0.0.2, proxy.internal"})
+    assert bad.returncode != 0
+    assert "TRUSTED_PROXIES: 'proxy.internal' is not an address or network" in bad.stderr
+    # A hop count trusted whatever reached the port; an upgrade must not silently drop it.
+    old = _manage("check", env={**PRODUCTION_ENV, "TRUSTED_PROXY_COUNT": "1"})
+    assert old.returncode != 0
+    assert "TRUSTED_PROXY_COUNT is replaced by TRUSTED_PROXIES" in old.stderr
+    good = _manage("check", env={**PRODUCTION_ENV, "TRUSTED_PROXIES": "10.0.0.2,172.30.57.0/24,fd00::/8"})
+    assert good.returncode == 0, good.stderr

@@ -1,5 +1,6 @@
 """Sensitive actions ask for the password or a code again after CONSOLE_REAUTH_SECONDS."""
 
+from axes.models import AccessAttempt
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from apps.audit.models import AuditEvent
@@ -28,6 +29,8 @@ def test_wrong_secret_is_a_form_error_and_audited(db, super_admin):
     assert response.status_code == 400
     assert "did not match" in response.content.decode()
     assert AuditEvent.objects.filter(action="portal.reauth.failure").exists()
+    # Counted towards the account's lockout like a wrong password at the sign-in page.
+    assert AccessAttempt.objects.get(username=super_admin.username).failures_since_start == 1
 
 
 def test_next_outside_the_console_is_refused(db, super_admin):

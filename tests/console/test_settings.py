@@ -13,9 +13,8 @@ from django.test.utils import CaptureQueriesContext
 from apps.audit.models import AuditEvent
 from apps.directory import services as directory
 from apps.directory.models import AdminRole
-from apps.portal import services as portal_services
 from apps.portal.models import SignInPolicy
-from apps.portal.policy import sign_in_policy
+from apps.portal.policy import sign_in_policy, sign_in_policy_update
 from apps.portal.services import LAST_SEEN_KEY
 from apps.saml_sp import services as upstream_services
 from apps.saml_sp.models import UpstreamIdentityProvider
@@ -30,6 +29,8 @@ POLICY = {
     "session_lifetime_minutes": "600",
     "lockout_failure_limit": "3",
     "lockout_cooloff_minutes": "45",
+    "lockout_address_failure_limit": "40",
+    "lockout_address_cooloff_minutes": "20",
 }
 
 
@@ -120,10 +121,15 @@ def test_saving_the_policy_is_audited_with_before_and_after(db, super_admin, sup
     assert policy.session_lifetime_seconds == 36000
     assert policy.lockout_failure_limit == 3
     assert policy.lockout_cooloff_seconds == 2700
+    assert policy.lockout_address_failure_limit == 40
+    assert policy.lockout_address_cooloff_seconds == 1200
     event = AuditEvent.objects.get(action="portal.policy.update")
     assert event.actor == super_admin
     assert event.before["password_min_length"] == 12
     assert event.after["password_min_length"] == 16
+    assert event.before["lockout_address_failure_limit"] == 50
+    assert event.after["lockout_address_failure_limit"] == 40
+    assert event.after["lockout_address_cooloff_seconds"] == 1200
     assert "Password and session policy saved" in super_client.get("/console/settings/").content.decode()
 
 
@@ -143,8 +149,29 @@ def test_invalid_policy_gives_field_errors_and_changes_nothing(db, super_client)
 
 def test_the_service_refuses_values_out_of_range(db, super_admin):
     with pytest.raises(ValidationError) as caught:
-        portal_services.sign_in_policy_update(actor=super_admin, lockout_failure_limit=1000, lockout_cooloff_seconds=5)
+        sign_in_policy_update(actor=super_admin, lockout_failure_limit=1000, lockout_cooloff_seconds=5)
     assert set(caught.value.message_dict) == {"lockout_failure_limit", "lockout_cooloff_seconds"}
+    # An address lock always lifts by itself, and never before one account would lock.
+    with pytest.raises(ValidationError) as caught:
+        sign_in_policy_update(actor=super_admin, lockout_address_cooloff_seconds=0)
+    assert set(caught.value.message_dict) == {"lockout_address_cooloff_seconds"}
+    with pytest.raises(ValidationError) as caught:
+        sign_in_policy_update(actor=super_admin, lockout_failure_limit=20, lockout_address_failure_limit=15)
+    assert "choose 20 or more" in caught.value.message_dict["lockout_address_failure_limit"][0]
+    assert not SignInPolicy.objects.exists()
+
+
+def test_the_address_lockout_fields_are_validated_in_the_form(db, super_client):
+    response = super_client.post(
+        "/console/settings/", {**POLICY, "lockout_address_failure_limit": "2", "lockout_address_cooloff_minutes": "0"}
+    )
+    assert response.status_code == 400
+    form = response.context["policy_form"]
+    assert {"lockout_address_failure_limit", "lockout_address_cooloff_minutes"} <= set(form.errors)
+    below = super_client.post("/console/settings/", {**POLICY, "lockout_failure_limit": "60"})
+    assert below.status_code == 400
+    assert "An address locks no sooner than one account" in below.content.decode()
+    assert not SignInPolicy.objects.exists()
 
 
 def test_a_new_minimum_length_applies_to_the_next_password_set(db, super_admin, super_client):
@@ -191,6 +218,15 @@ def test_the_lockout_limit_and_cool_off_come_from_the_policy(db, super_client):
     assert locked.status_code == 429
     assert "Try again in 45 minutes" in locked.content.decode()
     assert {event.after["limit"] for event in AuditEvent.objects.filter(action="portal.lockout")} == {3}
+    # The address lock: 40 failures from one address whatever the names, for 20 minutes.
+    sprayer = Client(REMOTE_ADDR="192.0.2.20")
+    for n in range(39):
+        assert sprayer.post("/login/", {"username": f"name{n}", "password": "x"}).status_code == 200
+    address_locked = sprayer.post("/login/", {"username": "name39", "password": "x"})
+    assert address_locked.status_code == 429
+    assert "Try again in 20 minutes" in address_locked.content.decode()
+    lockout = AuditEvent.objects.filter(action="portal.lockout", after__scope="address").get()
+    assert lockout.after["limit"] == 40 and lockout.target_label == "192.0.2.20"
 
 
 def test_mfa_for_everyone_sends_people_without_a_factor_to_enrol(db, super_client):
@@ -203,7 +239,7 @@ def test_mfa_for_everyone_sends_people_without_a_factor_to_enrol(db, super_clien
 
 
 def test_a_request_reads_the_policy_once_at_most(db, readonly):
-    portal_services.sign_in_policy_update(actor=None, password_min_length=14)
+    sign_in_policy_update(actor=None, password_min_length=14)
     client = console_client(readonly)
     with CaptureQueriesContext(connection) as queries:
         assert client.get("/console/tokens/scim/").status_code == 200
@@ -218,7 +254,7 @@ def test_a_request_reads_the_policy_once_at_most(db, readonly):
 
 
 def test_sign_in_sets_the_cookie_lifetime_from_the_policy(db):
-    portal_services.sign_in_policy_update(actor=None, session_lifetime_seconds=3 * 3600, session_idle_seconds=600)
+    sign_in_policy_update(actor=None, session_lifetime_seconds=3 * 3600, session_idle_seconds=600)
     UserFactory(username="jane.doe", password=PASSWORD)
     client = Client()
     client.post("/login/", {"username": "jane.doe", "password": PASSWORD})

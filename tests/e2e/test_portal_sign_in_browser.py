@@ -254,6 +254,10 @@ def test_passkey_as_the_second_factor_with_a_virtual_authenticator(browser_env, 
         page.fill("#id_username", "jane.doe")
         page.fill("#id_password", PASSWORD)
         page.click("button[type=submit]")
+        # Setting up a factor asks for the password again first (apps.portal.enrolment).
+        page.wait_for_url(f"{browser_env.url}/account/confirm/?next=%2Faccount%2Fmfa%2Fpasskeys%2Fadd%2F")
+        page.fill("#id_password", PASSWORD)
+        page.click("button[type=submit]")
         page.wait_for_url(f"{browser_env.url}/account/mfa/passkeys/add/")
         page.fill("#id_name", "Virtual key")
         page.click("text=Create passkey")

@@ -1,4 +1,5 @@
-"""Brute-force protection: lockout by account and by address, X-Forwarded-For, SSO login page, unlock."""
+"""Brute-force protection: lockout by account and by address (each with its own limit and
+cool-off), X-Forwarded-For, SSO login page, unlock."""
 
 from io import StringIO
 from urllib.parse import urlsplit
@@ -9,7 +10,7 @@ from django.test import Client
 
 from apps.audit.models import AuditEvent
 from apps.connectors import services as connector_services
-from apps.portal import services
+from apps.portal import lockout
 from tests.factories import UserFactory
 from tests.portal.conftest import PASSWORD, sign_in
 
@@ -19,6 +20,8 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture(autouse=True)
 def _limit(settings):
     settings.AXES_FAILURE_LIMIT = 5
+    # The address limit is far higher (default 50); ten keeps these tests short.
+    settings.PORTAL_LOCKOUT_ADDRESS_FAILURE_LIMIT = 10
 
 
 def _fail(client, username="jane.doe", n=1, **extra):
@@ -48,22 +51,29 @@ def test_the_account_counter_does_not_care_about_case_email_or_address(client, j
     assert _locked(sign_in(Client(REMOTE_ADDR="10.0.0.4")))
 
 
-def test_one_address_trying_many_accounts_is_locked(client, jane):
-    for n in range(5):
+def test_one_address_trying_many_accounts_is_locked_at_the_address_limit(client, jane):
+    for n in range(9):
         _fail(client, f"someone{n}")
+    # Nine failures for other names do not stop jane behind the same address...
+    assert sign_in(client).status_code == 302
+    client.logout()
+    # ...and her sign-in does not wipe the address's count: the tenth failure locks it.
+    _fail(client, "someone9")
     assert _locked(sign_in(client))
+    assert "network address" in sign_in(client).content.decode()
     # Jane from elsewhere is not affected by that address.
     assert sign_in(Client(REMOTE_ADDR="192.0.2.77")).status_code == 302
 
 
 def test_a_changing_x_forwarded_for_does_not_reset_the_lockout(jane, settings):
-    settings.TRUSTED_PROXY_COUNT = 0
-    for n in range(5):
+    settings.TRUSTED_PROXIES = []
+    for n in range(10):
         Client().post("/login/", {"username": f"probe{n}", "password": "x"}, HTTP_X_FORWARDED_FOR=f"203.0.113.{n}")
     assert _locked(Client().post("/login/", {"username": "x", "password": "y"}, HTTP_X_FORWARDED_FOR="198.51.100.9"))
-    # Behind one trusted proxy, only the proxy's own entry counts; the client-written part does not.
-    settings.TRUSTED_PROXY_COUNT = 1
-    services.portal_unlock_ip(actor=None, ip="127.0.0.1")
+    # Behind a trusted proxy (the test client's 127.0.0.1), only the entry the proxy appended
+    # counts; the client-written part does not.
+    settings.TRUSTED_PROXIES = ["127.0.0.1"]
+    lockout.portal_unlock_ip(actor=None, ip="127.0.0.1")
     for n in range(5):
         _fail(Client(), "jane.doe", HTTP_X_FORWARDED_FOR=f"203.0.113.{n}, 198.51.100.1")
     assert _locked(sign_in(Client(), HTTP_X_FORWARDED_FOR="192.0.2.1, 198.51.100.1"))
@@ -91,7 +101,7 @@ def test_failures_on_the_sso_login_page_count(client, jane, settings):
 def test_admin_unlock_by_service_and_command(client, jane):
     _fail(client, n=5)
     assert _locked(sign_in(client))
-    assert services.portal_unlock(actor=None, user=jane) >= 1
+    assert lockout.portal_unlock(actor=None, user=jane) >= 1
     assert AuditEvent.objects.filter(action="portal.unlock", target_id=str(jane.pk)).exists()
     assert sign_in(client).status_code == 302
 

@@ -57,9 +57,9 @@ def test_a_totp_code_cannot_be_used_twice(client, jane, totp_device):
 
 
 def test_a_recovery_code_works_once(client, jane, totp_device):
-    from apps.portal import services
+    from apps.portal import enrolment
 
-    codes = services.recovery_codes_regenerate(user=jane)
+    codes = enrolment.recovery_codes_regenerate(user=jane)
     assert len(codes) == 10
     sign_in(client)
     assert client.post("/login/mfa/", {"code": codes[0].upper()}).status_code == 302
@@ -117,6 +117,15 @@ def test_a_pending_sign_in_expires(client, jane, totp_device, settings):
 def test_enrolment_with_qr_code_and_recovery_codes(client, jane, settings):
     settings.OTP_TOTP_THROTTLE_FACTOR = 0
     sign_in(client)
+    # Signed in, the password is asked again before a factor is set up (and no secret is made).
+    asked = client.get("/account/mfa/totp/")
+    assert asked["Location"] == "/account/confirm/?next=%2Faccount%2Fmfa%2Ftotp%2F"
+    assert not TOTPDevice.objects.filter(user=jane).exists()
+    prompt = client.get(asked["Location"])
+    assert prompt.status_code == 200 and 'autocomplete="current-password"' in prompt.content.decode()
+    assert client.post(asked["Location"], {"password": "wrong"}).status_code == 400
+    confirmed = client.post(asked["Location"], {"password": PASSWORD, "next": "/account/mfa/totp/"})
+    assert confirmed["Location"] == "/account/mfa/totp/"
     page = client.get("/account/mfa/totp/")
     body = page.content.decode()
     assert page.status_code == 200
@@ -155,14 +164,14 @@ def test_policy_requires_a_factor_enrols_before_signing_in(client, jane, setting
 def test_admins_need_a_second_factor_for_the_console(client):
     admin = UserFactory(username="ops.admin", password=PASSWORD, is_staff=True)
     assert client.get("/console/")["Location"].startswith("/login/?next=/console/")
-    sign_in(client, "ops.admin", next="/console/")
-    # Signed in with a password only: enrolment first, then back to the console.
-    response = client.get("/console/")
-    assert response.status_code == 302
-    assert response["Location"] == "/account/mfa/totp/?next=%2Fconsole%2F"
+    # The password alone does not sign an administrator in: enrolment first, then the console.
+    response = sign_in(client, "ops.admin", next="/console/")
+    assert response["Location"] == "/account/mfa/totp/"
+    assert "_auth_user_id" not in client.session
+    assert client.get("/console/")["Location"].startswith("/login/")
     assert "Administrators need a second factor" in client.get(response["Location"]).content.decode()
     device = TOTPDevice.objects.get(user=admin)
-    done = client.post("/account/mfa/totp/?next=%2Fconsole%2F", {"code": totp_code(device), "next": "/console/"})
+    done = client.post("/account/mfa/totp/", {"code": totp_code(device)})
     assert done.context["continue_url"] == "/console/"
     console = client.get("/console/")
     assert console.status_code == 200
@@ -209,3 +218,27 @@ def test_an_sp_initiated_sso_resumes_after_password_and_totp(client, jane, totp_
     _acs, fields = auto_post(client.get(resumed["Location"]))
     result = sp.acs(fields["SAMLResponse"], request_id=request_id, relay_state=fields["RelayState"])
     assert result.ok, result.reason
+
+
+def test_an_account_without_a_password_confirms_by_a_fresh_upstream_sign_in(client, settings):
+    import time
+
+    from apps.portal.services import SIGNED_IN_AT_KEY
+
+    person = UserFactory(username="sso.only")  # signs in through an upstream IdP only
+    assert not person.has_usable_password()
+    client.force_login(person, backend="apps.saml_sp.backends.UpstreamSaml2Backend")
+    session = client.session
+    session[SIGNED_IN_AT_KEY] = int(time.time()) - settings.PORTAL_MFA_PENDING_SECONDS - 5
+    session.save()
+    asked = client.get("/account/mfa/totp/")
+    assert asked["Location"].startswith("/account/confirm/")
+    prompt = client.get(asked["Location"]).content.decode()
+    assert "Sign in there again" in prompt and 'name="password"' not in prompt
+    # A password cannot stand in: there is none.
+    assert client.post("/account/confirm/", {"password": ""}).status_code == 400
+    # Just signed in (upstream): the sign-in is the confirmation.
+    session = client.session
+    session[SIGNED_IN_AT_KEY] = int(time.time())
+    session.save()
+    assert client.get("/account/mfa/totp/").status_code == 200

@@ -29,6 +29,8 @@ def _options(response) -> dict:
 
 
 def _register(client, authenticator: SoftAuthenticator, name: str = "Laptop"):
+    # Signed in, a new factor needs the password typed again first.
+    assert client.post("/account/confirm/", {"password": PASSWORD}).status_code == 302
     page = client.get("/account/mfa/passkeys/add/")
     assert page.status_code == 200
     options = _options(page)
@@ -49,6 +51,8 @@ def registered(client, jane):
 def test_register_a_passkey_from_the_profile(client, jane):
     sign_in(client)
     assert "Add a passkey" in client.get("/account/").content.decode()
+    assert client.get("/account/mfa/passkeys/add/")["Location"].startswith("/account/confirm/")
+    client.post("/account/confirm/", {"password": PASSWORD})
     page = client.get("/account/mfa/passkeys/add/")
     body = page.content.decode()
     assert 'data-webauthn="register"' in body and 'src="/static/portal/webauthn.js"' in body
@@ -107,16 +111,12 @@ def test_a_cloned_authenticator_is_refused(client, jane, registered):
 
 def test_a_passkey_is_a_second_factor_for_the_console(client):
     UserFactory(username="ops.admin", password=PASSWORD, is_staff=True)
-    sign_in(client, "ops.admin")
-    assert client.get("/console/")["Location"] == "/account/mfa/totp/?next=%2Fconsole%2F"
+    assert sign_in(client, "ops.admin", next="/console/")["Location"] == "/account/mfa/totp/"
     response = client.post(
-        "/account/mfa/passkeys/add/?next=%2Fconsole%2F",
+        "/account/mfa/passkeys/add/",
         {
             "name": "Key",
-            "next": "/console/",
-            "credential": SoftAuthenticator(ORIGIN).register(
-                _options(client.get("/account/mfa/passkeys/add/?next=%2Fconsole%2F"))
-            ),
+            "credential": SoftAuthenticator(ORIGIN).register(_options(client.get("/account/mfa/passkeys/add/"))),
         },
     )
     assert response.context["continue_url"] == "/console/"

@@ -7,8 +7,7 @@ from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 
 from apps.common.http import OutboundURLError, check_outbound_url
-from apps.portal.policy import SignInPolicyValues
-from apps.portal.services import POLICY_LIMITS
+from apps.portal.policy import POLICY_LIMITS, SignInPolicyValues
 from apps.saml_sp.models import MatchAttribute, UpstreamIdentityProvider
 from apps.saml_sp.services import MAPPABLE_FIELDS
 
@@ -21,6 +20,8 @@ POLICY_FORM_FIELDS: dict[str, tuple[str, int]] = {
     "session_lifetime_minutes": ("session_lifetime_seconds", 60),
     "lockout_failure_limit": ("lockout_failure_limit", 1),
     "lockout_cooloff_minutes": ("lockout_cooloff_seconds", 60),
+    "lockout_address_failure_limit": ("lockout_address_failure_limit", 1),
+    "lockout_address_cooloff_minutes": ("lockout_address_cooloff_seconds", 60),
 }
 
 
@@ -52,14 +53,25 @@ class SignInPolicyForm(forms.Form):
         **_limits("session_lifetime_seconds", 60),
     )
     lockout_failure_limit = forms.IntegerField(
-        label="Failed attempts before lockout",
-        help_text="Wrong passwords or codes for one account, or from one address.",
+        label="Failed attempts before an account locks",
+        help_text="Wrong passwords or codes for one account, from any address.",
         **_limits("lockout_failure_limit", 1),
     )
     lockout_cooloff_minutes = forms.IntegerField(
-        label="Lockout cool-off (minutes)",
-        help_text="How long a lockout lasts; 0 keeps it until an admin unlocks the account.",
+        label="Account lockout cool-off (minutes)",
+        help_text="How long an account lockout lasts; 0 keeps it until an admin unlocks the account.",
         **_limits("lockout_cooloff_seconds", 60),
+    )
+    lockout_address_failure_limit = forms.IntegerField(
+        label="Failed attempts before an address locks",
+        help_text="Failures from one client address, whatever the accounts. Everyone behind that address "
+        "(an office NAT, a VPN exit) is locked with it: keep it well above the account limit.",
+        **_limits("lockout_address_failure_limit", 1),
+    )
+    lockout_address_cooloff_minutes = forms.IntegerField(
+        label="Address lockout cool-off (minutes)",
+        help_text="How long an address lockout lasts; it always lifts by itself.",
+        **_limits("lockout_address_cooloff_seconds", 60),
     )
 
     @classmethod

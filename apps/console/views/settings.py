@@ -15,8 +15,7 @@ from apps.console.decorators import console_view
 from apps.console.forms import add_service_errors
 from apps.console.forms.settings import SignInPolicyForm, UpstreamForm
 from apps.directory.roles import Capability
-from apps.portal.policy import policy_is_saved, sign_in_policy
-from apps.portal.services import sign_in_policy_update
+from apps.portal.policy import policy_is_saved, sign_in_policy, sign_in_policy_update
 from apps.saml_sp import services as upstreams
 from apps.saml_sp.conf import sp_urls
 from apps.saml_sp.models import UpstreamIdentityProvider

@@ -30,6 +30,7 @@ from apps.directory import selectors as directory_selectors
 from apps.directory import services as directory
 from apps.directory.models import User
 from apps.directory.roles import Capability, can_manage_user
+from apps.portal import lockout, password_reset
 from apps.portal import selectors as portal_selectors
 from apps.portal import services as portal
 
@@ -186,7 +187,7 @@ def user_delete(request: HttpRequest, pk) -> HttpResponse:
 
 def _send_reset(request: HttpRequest, account: User) -> bool:
     try:
-        portal.password_reset_send(actor=request.user, user=account)
+        password_reset.password_reset_send(actor=request.user, user=account)
     except ApplicationError as error:
         messages.error(request, error.message)
         return False
@@ -244,7 +245,7 @@ def user_mfa_reset(request: HttpRequest, pk) -> HttpResponse:
 @require_POST
 def user_unlock(request: HttpRequest, pk) -> HttpResponse:
     account = _managed_user(request, pk)
-    removed = portal.portal_unlock(actor=request.user, user=account)
+    removed = lockout.portal_unlock(actor=request.user, user=account)
     if removed:
         messages.success(request, f"{account.username} may sign in again ({removed} failed attempt(s) cleared).")
     else:

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from apps.directory.selectors import user_get_by_username
-from apps.portal import services
+from apps.portal import lockout
 
 
 class Command(BaseCommand):
@@ -13,7 +13,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, username: str | None = None, ip: str | None = None, **options) -> None:
         if ip:
-            removed = services.portal_unlock_ip(actor=None, ip=ip)
+            removed = lockout.portal_unlock_ip(actor=None, ip=ip)
             self.stdout.write(f"Unlocked {ip}: {removed} failed attempt(s) removed.")
             return
         if not username:
@@ -21,5 +21,5 @@ class Command(BaseCommand):
         user = user_get_by_username(username)
         if user is None:
             raise CommandError(f"No user {username!r}.")
-        removed = services.portal_unlock(actor=None, user=user)
+        removed = lockout.portal_unlock(actor=None, user=user)
         self.stdout.write(f"Unlocked {user.username}: {removed} failed attempt(s) removed.")
