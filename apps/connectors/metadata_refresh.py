@@ -1,7 +1,7 @@
 """SP metadata into a connector's SSO settings: imported once, or kept fresh from the SP's URL.
 
 An import fills everything the metadata says (entity ID, ACS and SLO endpoints, certificates,
-NameID format) and negotiates the algorithms (`apps.saml_idp.algorithms`): encryption switches on
+NameID format) and negotiates the algorithms (`apps.connectors.saml_algorithms`): encryption switches on
 when the SP publishes an encryption certificate, with the strongest algorithms it lists, or the
 default every tested SP reads. The admin sees the choice on the SSO tab and may change it.
 
@@ -26,8 +26,8 @@ from apps.common.errors import ApplicationError
 from apps.common.http import OutboundURLError, fetch_limited
 from apps.connectors.metadata import MAX_METADATA_BYTES, MetadataError, SpMetadata, parse_sp_metadata
 from apps.connectors.models import Connector, NameIdFormat, NameIdProperty, SsoSettings
+from apps.connectors.saml_algorithms import AdvertisedEncryption, negotiate_encryption, negotiate_signature
 from apps.connectors.validation import validate_app_url
-from apps.saml_idp.algorithms import AdvertisedEncryption, negotiate_encryption, negotiate_signature
 
 # What a refresh may change: what an SP rotates or moves without asking the IdP's admin.
 REFRESHED_FIELDS = ("sp_signing_cert", "sp_encryption_cert", "acs_urls", "slo_url", "slo_binding", "slo_soap_url")

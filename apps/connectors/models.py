@@ -129,7 +129,7 @@ class SsoSettings(models.Model):
     require_signed_requests = models.BooleanField(default=False)
     sp_signing_cert = models.TextField(blank=True)
     sp_encryption_cert = models.TextField(blank=True)
-    # Encryption of what the SP receives (apps/saml_idp/algorithms.py negotiates the defaults from
+    # Encryption of what the SP receives (apps/connectors/saml_algorithms.py negotiates the defaults from
     # its metadata); importing metadata with an encryption certificate switches it on.
     encrypt_assertions = models.BooleanField(default=False)
     encrypt_name_id = models.BooleanField("encrypt the NameID (EncryptedID)", default=False)

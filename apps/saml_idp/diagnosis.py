@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 
 from apps.connectors.models import SsoSettings
-from apps.saml_idp.algorithms import (
+from apps.connectors.saml_algorithms import (
     DATA_ALGORITHM_LABELS,
     DATA_ALGORITHMS,
     DEFAULT_DATA_ALGORITHM,

@@ -8,7 +8,7 @@ Which algorithms to use is decided in `algorithms.py` (negotiated from the SP's 
 import xmlsec
 from lxml import etree
 
-from apps.saml_idp.algorithms import DATA_ALGORITHMS, KEY_TRANSPORTS, SHA256_DIGEST
+from apps.connectors.saml_algorithms import DATA_ALGORITHMS, KEY_TRANSPORTS, SHA256_DIGEST
 from apps.saml_idp.constants import ASSERTION_NS, DS_NS, XENC_NS
 
 _XENC = f"{{{XENC_NS}}}"

@@ -29,9 +29,9 @@ from saml2.xmldsig import SIG_RSA_SHA256
 from apps.common.pki import certificate_base64
 from apps.common.xml import UnsafeXMLError, parse_untrusted_xml
 from apps.connectors.models import Connector
+from apps.connectors.saml_algorithms import DIGEST_ALGORITHMS as DIGESTS_BY_NAME
+from apps.connectors.saml_algorithms import digest_for_signature
 from apps.saml_idp import endpoints
-from apps.saml_idp.algorithms import DIGEST_ALGORITHMS as DIGESTS_BY_NAME
-from apps.saml_idp.algorithms import digest_for_signature
 from apps.saml_idp.constants import (
     BINDING_POST,
     BINDING_REDIRECT,

@@ -25,7 +25,7 @@ from saml2.metadata import create_metadata_string
 from saml2.saml import NAMEID_FORMAT_EMAILADDRESS, name_id_from_string
 from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA256
 
-from apps.saml_idp.algorithms import DATA_ALGORITHMS, KEY_TRANSPORTS, SHA256_DIGEST
+from apps.connectors.saml_algorithms import DATA_ALGORITHMS, KEY_TRANSPORTS, SHA256_DIGEST
 from apps.saml_idp.keys import generate_key_pair
 from tests.interop.servers import WsgiServer
 from tests.saml_idp.sp import OneLoginSP, sls_result, sp_keys

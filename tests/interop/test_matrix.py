@@ -8,7 +8,7 @@ imported into their connectors through the admin API with no setting changed by 
 import httpx
 import pytest
 
-from apps.saml_idp.algorithms import DATA_ALGORITHMS, KEY_TRANSPORTS, SIGNATURE_ALGORITHMS, describe
+from apps.connectors.saml_algorithms import DATA_ALGORITHMS, KEY_TRANSPORTS, SIGNATURE_ALGORITHMS, describe
 from tests.interop.conftest import EXPECTED_ATTRIBUTES, SpUnderTest, portal_signed_in
 
 pytestmark = pytest.mark.slow

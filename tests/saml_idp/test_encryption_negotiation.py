@@ -13,7 +13,7 @@ from lxml import etree
 from apps.common.pki import certificate_base64
 from apps.connectors import services as connector_services
 from apps.connectors.metadata import BINDING_REDIRECT, parse_sp_metadata
-from apps.saml_idp.algorithms import (
+from apps.connectors.saml_algorithms import (
     DATA_ALGORITHMS,
     DIGEST_ALGORITHMS,
     KEY_TRANSPORTS,
