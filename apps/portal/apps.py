@@ -10,7 +10,12 @@ class PortalConfig(AppConfig):
         from django.core.signals import request_finished, request_started
 
         from apps.portal import policy
+        from apps.portal.services import end_sessions
         from apps.portal.signals import audit_lockout
+        from apps.saml_idp.logout import register_session_ender
+
+        # An app's back-channel logout ends the portal sessions it names (apps.saml_idp.logout).
+        register_session_ender(end_sessions)
 
         user_locked_out.connect(audit_lockout, dispatch_uid="portal.audit_lockout")
         # The sign-in policy is read at most once per request (apps.portal.policy).

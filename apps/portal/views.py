@@ -24,9 +24,10 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from apps.audit.middleware import client_ip
 from apps.common.security_headers import allow_frames_and_forms
-from apps.portal import enrolment, passkeys, password_reset, selectors, services, slo
+from apps.portal import enrolment, passkeys, password_reset, selectors, services
 from apps.portal.forms import CodeForm, PortalPasswordResetForm, SignInForm
 from apps.portal.policy import sign_in_policy
+from apps.saml_idp import logout as slo
 from apps.saml_idp.session import AUTH_TIME_KEY
 from apps.saml_sp.models import UpstreamIdentityProvider
 from apps.saml_sp.selectors import enabled_upstreams, enforced_upstream

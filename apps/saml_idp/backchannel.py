@@ -29,6 +29,7 @@ from apps.saml_idp import endpoints
 from apps.saml_idp.constants import BINDING_POST, PROTOCOL_NS, STATUS_SUCCESS
 from apps.saml_idp.errors import SamlRequestError
 from apps.saml_idp.keys import LoadedKey
+from apps.saml_idp.logout import end_sessions, session_index
 from apps.saml_idp.requests import IncomingMessage, LogoutRequestInfo, parse_logout_request
 
 BINDING_SOAP = "urn:oasis:names:tc:SAML:2.0:bindings:SOAP"
@@ -98,16 +99,14 @@ def user_for_name_id(connector: Connector, name_id: str) -> User | None:
 
 def slo_backchannel(*, connector: Connector, key: LoadedKey, info: LogoutRequestInfo) -> bytes:
     """End the portal sessions the request names; the LogoutResponse in its SOAP envelope."""
-    # Imported here: the portal's session bookkeeping, and pysaml2 behind server.py.
-    from apps.portal import services as portal_services
-    from apps.portal.slo import session_index
+    # Imported here: pysaml2 sits behind server.py.
     from apps.saml_idp.server import logout_response_xml
 
     user = user_for_name_id(connector, info.name_id)
     ended = 0
     if user is not None:
         wanted = set(info.session_indexes)
-        ended = portal_services.end_sessions(
+        ended = end_sessions(
             user=user,
             actor_label=f"saml_sp:{connector.slug}",
             matching=lambda session_key: not wanted or session_index(session_key) in wanted,

@@ -20,7 +20,6 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.crypto import salted_hmac
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
@@ -31,6 +30,7 @@ from apps.saml_idp import bindings, endpoints, metadata, replay, selectors, serv
 from apps.saml_idp.constants import BINDING_POST, BINDING_REDIRECT, STATUS_NO_PASSIVE, STATUS_RESPONDER
 from apps.saml_idp.errors import SamlRequestError
 from apps.saml_idp.keys import LoadedKey
+from apps.saml_idp.logout import session_index
 from apps.saml_idp.models import TraceKind
 from apps.saml_idp.requests import (
     AuthnRequestInfo,
@@ -156,8 +156,7 @@ def _auth_time(request: HttpRequest) -> datetime.datetime | None:
 
 
 def _session_index(request: HttpRequest) -> str:
-    # Derived from the session key (which changes at every sign-in), so nothing is written per SSO.
-    return "_" + salted_hmac("saml_idp.session_index", request.session.session_key or "").hexdigest()[:40]
+    return session_index(request.session.session_key or "")
 
 
 def _session(request: HttpRequest) -> Session:

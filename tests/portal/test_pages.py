@@ -204,7 +204,7 @@ def test_sign_out_sends_logout_requests_to_apps_used_in_this_session(client, jan
     request_xml = etree.fromstring(zlib.decompress(base64.b64decode(query["SAMLRequest"]), -15))
     name_id = request_xml.find("{urn:oasis:names:tc:SAML:2.0:assertion}NameID")
     assert name_id.text == "jane.doe@example.com"
-    from apps.portal.slo import session_index
+    from apps.saml_idp.logout import session_index
 
     assert request_xml.find("{urn:oasis:names:tc:SAML:2.0:protocol}SessionIndex").text == session_index(session_key)
 

@@ -22,7 +22,7 @@ def _with_slo(connector, binding=OneLogin_Saml2_Constants.BINDING_HTTP_REDIRECT)
 
 def _session_index(client) -> str:
     """The SessionIndex of this portal session's assertions, which a real app sends back."""
-    from apps.portal.slo import session_index
+    from apps.saml_idp.logout import session_index
 
     return session_index(client.session.session_key)
 
@@ -99,7 +99,7 @@ def _sp_answer_to_portal_logout(sp, connector, user) -> str:
     of its LogoutResponse to our SLO endpoint (HTTP-Redirect, signed by the SP)."""
     from urllib.parse import parse_qs, urlsplit
 
-    from apps.portal.slo import logout_message
+    from apps.saml_idp.logout import logout_message
 
     message = logout_message(connector, user, session_key="session-1")
     query = {name: values[0] for name, values in parse_qs(urlsplit(message.url).query).items()}

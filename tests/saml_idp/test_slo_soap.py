@@ -12,9 +12,9 @@ from onelogin.saml2.utils import OneLogin_Saml2_Utils
 from apps.audit.models import AuditEvent
 from apps.connectors import services as connector_services
 from apps.portal.models import PortalSession
-from apps.portal.slo import session_index
 from apps.saml_idp.backchannel import SOAP_ENV_NS, soap_url
 from apps.saml_idp.keys import generate_key_pair
+from apps.saml_idp.logout import session_index
 from tests.saml_idp.sp import sp_keys
 
 pytestmark = pytest.mark.django_db

@@ -24,8 +24,8 @@ from apps.audit.models import AuditEvent
 from apps.connectors import services as connector_services
 from apps.directory.models import AdminRole
 from apps.portal.models import PortalSession
-from apps.portal.slo import session_index
 from apps.saml_idp import tracer
+from apps.saml_idp.logout import session_index
 from apps.saml_idp.models import SamlTraceRecord, TraceKind
 from tests.console.conftest import make_staff
 from tests.portal.conftest import sign_in, totp_code

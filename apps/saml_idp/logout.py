@@ -1,13 +1,18 @@
-"""Front-channel single logout: the LogoutRequests the portal sends to the apps it signed a person
-in to during the session that is ending.
+"""Single logout as the IdP: the SessionIndex of a portal session, the LogoutRequests sent to the
+apps a person signed in to during the session that is ending (front-channel), and ending sessions
+an app names over the back-channel.
 
-Built with lxml and signed with the connector's IdP key through apps.saml_idp's signing and
-bindings modules (the same code that signs its Responses). HTTP-Redirect requests carry the
+Requests are built with lxml and signed with the connector's IdP key through this app's signing
+and bindings modules (the same code that signs its Responses). HTTP-Redirect requests carry the
 signature in the query string; HTTP-POST requests carry an enveloped XML signature. No HTTP
-request object is involved: the view hands in the user, the session's facts and the clock.
+request object is involved: the caller hands in the user, the session's facts and the clock.
+
+The portal owns sign-in sessions; it registers how to end them (`register_session_ender`, from its
+AppConfig.ready) so that this app never imports it.
 """
 
 import datetime
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -44,12 +49,26 @@ class LogoutMessage:
 
 
 def session_index(session_key: str) -> str:
-    """The SessionIndex our assertions carried for this portal session.
-
-    It must equal what apps.saml_idp.views puts into every AuthnStatement of the session
-    (derived from the session key, so that nothing is stored per sign-in).
-    """
+    """The SessionIndex of every AuthnStatement issued in this portal session, and the one its
+    LogoutRequests carry. Derived from the session key (which changes at every sign-in), so nothing
+    is stored per sign-in."""
     return "_" + salted_hmac("saml_idp.session_index", session_key or "").hexdigest()[:40]
+
+
+SessionEnder = Callable[..., int]
+_session_enders: list[SessionEnder] = []
+
+
+def register_session_ender(ender: SessionEnder) -> None:
+    """`ender(user=, actor_label=, matching=)` ends the user's sessions whose key `matching`
+    accepts and returns how many it ended."""
+    if ender not in _session_enders:
+        _session_enders.append(ender)
+
+
+def end_sessions(*, user: User, actor_label: str, matching: Callable[[str], bool]) -> int:
+    """End the sign-in sessions of `user` that `matching` accepts (by session key)."""
+    return sum(ender(user=user, actor_label=actor_label, matching=matching) for ender in _session_enders)
 
 
 def apps_signed_in_during(user: User, since: datetime.datetime | None) -> list[Connector]:
