@@ -27,19 +27,14 @@ from apps.common.security_headers import allow_frames_and_forms
 from apps.portal import enrolment, passkeys, password_reset, selectors, services
 from apps.portal.forms import CodeForm, PortalPasswordResetForm, SignInForm
 from apps.portal.policy import sign_in_policy
+from apps.portal.sign_in_options import enforced_option, sign_in_options
 from apps.saml_idp import logout as slo
 from apps.saml_idp.session import AUTH_TIME_KEY
-from apps.saml_sp.models import UpstreamIdentityProvider
-from apps.saml_sp.selectors import enabled_upstreams, enforced_upstream
 
 
 def _no_store(response: HttpResponse) -> HttpResponse:
     response["Cache-Control"] = "no-store"
     return response
-
-
-def _upstream_login_url(upstream: UpstreamIdentityProvider, next_url: str) -> str:
-    return f"{reverse('saml_sp:login', args=[upstream.slug])}?{urlencode({'next': next_url})}"
 
 
 # --- Sign-in ----------------------------------------------------------------------------------
@@ -52,9 +47,10 @@ def _upstream_login_url(upstream: UpstreamIdentityProvider, next_url: str) -> st
 def sign_in(request: HttpRequest) -> HttpResponse:
     next_url = services.safe_next(request.POST.get("next") or request.GET.get("next"), default="")
     local = request.GET.get("local") == "1" or request.POST.get("local") == "1"
-    enforced = enforced_upstream()
+    options = sign_in_options(next_url or "/")
+    enforced = enforced_option(options)
     if enforced is not None and not local:
-        return HttpResponseRedirect(_upstream_login_url(enforced, next_url or "/"))
+        return HttpResponseRedirect(enforced.url)
     if request.GET.get("cancel") == "1":
         services.pending_sign_in_cancel(request)
 
@@ -82,10 +78,7 @@ def sign_in(request: HttpRequest) -> HttpResponse:
         "next": next_url,
         "local": local,
         "enforced": enforced,
-        "upstreams": [
-            {"name": upstream.name, "url": _upstream_login_url(upstream, next_url or "/")}
-            for upstream in enabled_upstreams()
-        ],
+        "upstreams": options,
     }
     return _no_store(render(request, "portal/login.html", context))
 
@@ -188,9 +181,7 @@ def confirm_password(request: HttpRequest) -> HttpResponse:
         "error": error,
         "next": next_url,
         "has_password": request.user.has_usable_password(),
-        "upstreams": [
-            {"name": upstream.name, "url": _upstream_login_url(upstream, next_url)} for upstream in enabled_upstreams()
-        ],
+        "upstreams": sign_in_options(next_url),
     }
     return _no_store(render(request, "portal/confirm_password.html", context, status=400 if error else 200))
 

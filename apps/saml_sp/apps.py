@@ -5,3 +5,9 @@ class SamlSpConfig(AppConfig):
     name = "apps.saml_sp"
     label = "saml_sp"
     verbose_name = "Delegated login (SAML SP)"
+
+    def ready(self) -> None:
+        from apps.portal.sign_in_options import register_sign_in_options
+        from apps.saml_sp.selectors import upstream_sign_in_options
+
+        register_sign_in_options(upstream_sign_in_options)
