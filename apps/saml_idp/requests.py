@@ -170,10 +170,46 @@ def _check_common(root: etree._Element, connector: Connector, expected_tag: str)
     return message_id, issuer
 
 
-def _check_signature(
+@dataclass(frozen=True)
+class SignatureFacts:
+    """What signature a received message carries: where, and with which algorithms."""
+
+    where: str  # "query string (HTTP-Redirect)", "XML", or "" when unsigned
+    algorithm: str  # the SignatureMethod / SigAlg URI
+    digests: tuple[str, ...] = ()
+
+    @property
+    def signed(self) -> bool:
+        return bool(self.algorithm or self.where)
+
+
+def _xml_signature_facts(root: etree._Element) -> SignatureFacts | None:
+    signature = root.find(f"{{{DS_NS}}}Signature")
+    if signature is None:
+        return None
+    method = signature.find(f"{{{DS_NS}}}SignedInfo/{{{DS_NS}}}SignatureMethod")
+    digests = signature.findall(f"{{{DS_NS}}}SignedInfo/{{{DS_NS}}}Reference/{{{DS_NS}}}DigestMethod")
+    return SignatureFacts(
+        "XML",
+        (method.get("Algorithm") or "") if method is not None else "",
+        tuple(digest.get("Algorithm") or "" for digest in digests),
+    )
+
+
+def signature_facts(root: etree._Element, incoming: IncomingMessage) -> SignatureFacts:
+    """Read, not judged: check_signature decides."""
+    if incoming.binding == BINDING_REDIRECT and (incoming.signature or incoming.sig_alg):
+        return SignatureFacts("query string (HTTP-Redirect)", incoming.sig_alg)
+    return _xml_signature_facts(root) or SignatureFacts("", "")
+
+
+def check_signature(
     root: etree._Element, xml: bytes, incoming: IncomingMessage, connector: Connector, key: LoadedKey, message: str
 ) -> bool:
-    """Verify whatever signature the message has; refuse unsigned ones when the connector says so."""
+    """Verify whatever signature the message has; refuse unsigned ones when the connector says so.
+
+    Returns whether a signature was verified (False when the connector has no SP signing
+    certificate to verify it with). Sign-in, logout and the tracer all judge signatures here."""
     sso = connector.sso
     certificate = sso.sp_signing_cert
     signed = False
@@ -195,13 +231,12 @@ def _check_signature(
             except XmlSignatureError as exc:
                 raise _refuse("bad_signature", str(exc)) from exc
             signed = True
-    signature = root.find(f"{{{DS_NS}}}Signature")
-    if signature is not None:
-        method = signature.find(f"{{{DS_NS}}}SignedInfo/{{{DS_NS}}}SignatureMethod")
-        digests = signature.findall(f"{{{DS_NS}}}SignedInfo/{{{DS_NS}}}Reference/{{{DS_NS}}}DigestMethod")
-        if method is None or method.get("Algorithm") not in ACCEPTED_SIGNATURE_ALGORITHMS:
+    embedded = _xml_signature_facts(root)
+    if embedded is not None:
+        facts = embedded
+        if facts.algorithm not in ACCEPTED_SIGNATURE_ALGORITHMS:
             raise _refuse("weak_signature", "The request is signed with SHA-1 or an unknown algorithm: refused.")
-        if any(digest.get("Algorithm") not in ACCEPTED_DIGEST_ALGORITHMS for digest in digests):
+        if any(digest not in ACCEPTED_DIGEST_ALGORITHMS for digest in facts.digests):
             raise _refuse("weak_signature", "The request's signature uses a SHA-1 or unknown digest: refused.")
         if certificate:
             # Imported here: server.py (pysaml2) loads only when a signed POST actually arrives.
@@ -273,7 +308,7 @@ def parse_authn_request(
     relay_state = check_relay_state(incoming.relay_state)
     xml, root = decode_message(incoming)
     request_id, issuer = _check_common(root, connector, "AuthnRequest")
-    signed = _check_signature(root, xml, incoming, connector, key, "authn_request")
+    signed = check_signature(root, xml, incoming, connector, key, "authn_request")
     destination = _check_destination(root, connector, signed, connector.sso_url)
     issue_instant = _check_issue_instant(root, now)
     acs_url = _resolve_acs(root, connector)
@@ -323,7 +358,7 @@ def _verified_logout_message(
     xml, root = decode_message(incoming)
     message_id, issuer = _check_common(root, connector, tag)
     message_type = "logout_request" if tag == "LogoutRequest" else "logout_response"
-    signed = _check_signature(root, xml, incoming, connector, key, message_type)
+    signed = check_signature(root, xml, incoming, connector, key, message_type)
     _check_destination(root, connector, signed, expected_destination)
     _check_issue_instant(root, now)
     return root, message_id, issuer, signed

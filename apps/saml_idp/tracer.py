@@ -43,8 +43,6 @@ from apps.directory.models import User
 from apps.saml_idp import endpoints
 from apps.saml_idp.attributes import subject_for
 from apps.saml_idp.constants import (
-    ACCEPTED_DIGEST_ALGORITHMS,
-    ACCEPTED_SIGNATURE_ALGORITHMS,
     ASSERTION_NS,
     BINDING_POST,
     BINDING_REDIRECT,
@@ -58,7 +56,14 @@ from apps.saml_idp.constants import (
 from apps.saml_idp.errors import SamlRequestError
 from apps.saml_idp.keys import LoadedKey
 from apps.saml_idp.models import SamlTraceRecord, TraceKind, TraceOutcome
-from apps.saml_idp.requests import IncomingMessage, _check_signature, message_bytes, parse_message_xml
+from apps.saml_idp.requests import (
+    IncomingMessage,
+    SignatureFacts,
+    check_signature,
+    message_bytes,
+    parse_message_xml,
+    signature_facts,
+)
 from apps.saml_idp.responses import Session, _assertion
 from apps.saml_idp.selectors import sign_in_facts
 from apps.saml_idp.services import check_sign_in_allowed, default_acs_url
@@ -255,50 +260,23 @@ def _check_signature_of(
     message_type: str,
     checked: _Checked,
 ) -> bool:
-    """Which signature the message carries, its algorithms, and whether it verifies."""
-    sso = connector.sso
-    signature_uri, digest_uris = "", []
-    if incoming.binding == BINDING_REDIRECT and (incoming.signature or incoming.sig_alg):
-        signature_uri = incoming.sig_alg
-        where = "query string (HTTP-Redirect)"
-    else:
-        signature_uri, digest_uris = _signature_algorithms(root.find(f"{_DS}Signature"))
-        where = "XML"
-    signed = bool(signature_uri)
+    """Which signature the message carries, its algorithms, and what sign-in's own check
+    (requests.check_signature) says of it, in words."""
+    facts = signature_facts(root, incoming)
     checked.summary["signature"] = (
-        f"{algorithm_label(signature_uri)} in the {where}"
-        + (f", digest {', '.join(_DIGEST_NAMES.get(uri, uri) for uri in digest_uris)}" if digest_uris else "")
-        if signed
+        f"{algorithm_label(facts.algorithm)} in the {facts.where}"
+        + (f", digest {', '.join(_DIGEST_NAMES.get(uri, uri) for uri in facts.digests)}" if facts.digests else "")
+        if facts.signed
         else "not signed"
     )
-    if not signed:
-        if sso.require_signed_requests:
-            checked.problems.append(
-                _problem(
-                    BAD,
-                    "Unsigned, though the connector requires signed requests",
-                    "Have the app sign its requests, or turn off “require signed requests”.",
-                )
-            )
-        else:
-            checked.problems.append(_problem(INFO, "Not signed (this connector does not require signed requests)"))
-        return False
-    weak = signature_uri in _SHA1_URIS or any(uri in _SHA1_URIS for uri in digest_uris)
-    if weak:
-        checked.problems.append(
-            _problem(
-                BAD,
-                "Request signed with SHA-1",
-                "SHA-1 signatures can be forged and the portal refuses them: set the app to sign with RSA-SHA256.",
-            )
-        )
-    elif signature_uri not in ACCEPTED_SIGNATURE_ALGORITHMS or any(
-        uri not in ACCEPTED_DIGEST_ALGORITHMS for uri in digest_uris
-    ):
-        checked.problems.append(
-            _problem(BAD, "Unknown signature algorithm", f"{signature_uri} is not one the portal accepts.")
-        )
-    elif not sso.sp_signing_cert:
+    try:
+        verified = check_signature(root, xml, incoming, connector, key, message_type)
+    except SamlRequestError as error:
+        checked.problems.append(_signature_problem(error, facts))
+        return facts.signed
+    if verified:
+        checked.summary["signature"] += ", verified"
+    elif facts.signed:
         checked.problems.append(
             _problem(
                 WARN,
@@ -307,13 +285,26 @@ def _check_signature_of(
             )
         )
     else:
-        try:
-            _check_signature(root, xml, incoming, connector, key, message_type)
-        except SamlRequestError as error:
-            checked.problems.append(_problem(BAD, "Signature invalid", error.message))
-        else:
-            checked.summary["signature"] += ", verified"
-    return signed
+        checked.problems.append(_problem(INFO, "Not signed (this connector does not require signed requests)"))
+    return facts.signed
+
+
+def _signature_problem(error: SamlRequestError, facts: SignatureFacts) -> dict:
+    if error.reason == "unsigned_request":
+        return _problem(
+            BAD,
+            "Unsigned, though the connector requires signed requests",
+            "Have the app sign its requests, or turn off “require signed requests”.",
+        )
+    if error.reason == "weak_signature":
+        if facts.algorithm in _SHA1_URIS or any(uri in _SHA1_URIS for uri in facts.digests):
+            return _problem(
+                BAD,
+                "Request signed with SHA-1",
+                "SHA-1 signatures can be forged and the portal refuses them: set the app to sign with RSA-SHA256.",
+            )
+        return _problem(BAD, "Unknown signature algorithm", error.message)
+    return _problem(BAD, "Signature invalid", error.message)
 
 
 def _check_destination(root: etree._Element, expected: str, signed: bool, checked: _Checked) -> None:
