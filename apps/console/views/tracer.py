@@ -20,8 +20,10 @@ from apps.directory.models import User
 from apps.directory.roles import Capability
 from apps.directory.selectors import user_get_by_email, user_get_by_username, user_list
 from apps.saml_idp import diagnosis, tracer
+from apps.saml_idp.assertion_preview import assertion_preview
 from apps.saml_idp.constants import BINDING_POST, BINDING_REDIRECT
 from apps.saml_idp.models import SamlTraceRecord
+from apps.saml_idp.trace_checks import BAD, WARN
 
 _BINDING_LABELS = {BINDING_REDIRECT: "HTTP-Redirect", BINDING_POST: "HTTP-POST"}
 _MAX_MATCHES = 10
@@ -43,8 +45,8 @@ def _record_views(connector: Connector) -> list[RecordView]:
             RecordView(
                 record=record,
                 binding=_BINDING_LABELS.get(record.binding, record.binding),
-                bad=levels.count(tracer.BAD),
-                warn=levels.count(tracer.WARN),
+                bad=levels.count(BAD),
+                warn=levels.count(WARN),
             )
         )
     return views
@@ -95,7 +97,7 @@ def _preview_context(connector: Connector, request: HttpRequest) -> dict:
         "preview_form": form,
         "searched": form.is_valid(),
         "preview_user": user,
-        "preview": tracer.assertion_preview(connector, user) if user is not None else None,
+        "preview": assertion_preview(connector, user) if user is not None else None,
         "algorithms": diagnosis.algorithms_in_use(connector.sso),
         "matches": matches[:_MAX_MATCHES],
         "more_matches": len(matches) > _MAX_MATCHES,
