@@ -36,7 +36,8 @@ from lxml import etree
 from apps.audit.services import Actor, audit_record
 from apps.common.errors import ApplicationError
 from apps.common.xml import UnsafeXMLError, parse_untrusted_xml
-from apps.connectors.models import Connector, SsoSettings
+from apps.connectors.models import Connector
+from apps.connectors.trace_window import trace_window_set, trace_windows_close_past
 from apps.saml_idp.constants import (
     BINDING_POST,
     BINDING_REDIRECT,
@@ -73,23 +74,21 @@ def trace_start(*, actor: Actor, connector: Connector, minutes: int) -> datetime
         raise ApplicationError(f"{connector.name} has no SAML sign-in to trace.", code="no_sso")
     until = timezone.now() + datetime.timedelta(minutes=minutes)
     with transaction.atomic():
-        SsoSettings.objects.filter(connector=connector).update(trace_until=until)
+        trace_window_set(connector, until)
         audit_record(
             actor=actor,
             action="saml.trace.start",
             target=connector,
             after={"until": until.isoformat(), "minutes": minutes},
         )
-    connector.sso.trace_until = until
     return until
 
 
 def trace_stop(*, actor: Actor, connector: Connector) -> None:
     """Stop recording now (the messages already recorded stay until they expire or are cleared)."""
     with transaction.atomic():
-        SsoSettings.objects.filter(connector=connector).update(trace_until=None)
+        trace_window_set(connector, None)
         audit_record(actor=actor, action="saml.trace.stop", target=connector)
-    connector.sso.trace_until = None
 
 
 def trace_clear(*, actor: Actor, connector: Connector) -> int:
@@ -105,7 +104,7 @@ def trace_expire(*, now: datetime.datetime | None = None) -> int:
     now = now or timezone.now()
     cutoff = now - datetime.timedelta(seconds=settings.SAML_IDP_TRACE_RETENTION_SECONDS)
     deleted, _ = SamlTraceRecord.objects.filter(created__lt=cutoff).delete()
-    SsoSettings.objects.filter(trace_until__lte=now).update(trace_until=None)
+    trace_windows_close_past(now)
     return deleted
 
 
