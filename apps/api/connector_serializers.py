@@ -143,10 +143,10 @@ class ConnectorOutputSerializer(serializers.ModelSerializer):
         return logo_url(connector.logo)
 
     def get_idp_metadata_url(self, connector: Connector) -> str:
-        return idp_urls.idp_metadata_url(connector.slug)
+        return idp_urls.metadata_url(connector)
 
     def get_idp_slo_url(self, connector: Connector) -> str:
-        return idp_urls.idp_slo_url(connector.slug)
+        return idp_urls.slo_url(connector)
 
     def get_sso(self, connector: Connector) -> dict | None:
         sso = getattr(connector, "sso", None) if connector.has_sso else None

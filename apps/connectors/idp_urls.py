@@ -1,24 +1,48 @@
-"""The portal's IdP URLs for a connector. They embed the slug, which is why it never changes."""
+"""The portal's IdP URLs for a connector: one source for the console, the API, the metadata and the
+protocol code.
+
+They embed the slug, which is why it never changes, and are fixed when the connector is created:
+admins have pasted them into apps. Every endpoint of a connector is derived from its stored SSO URL
+rather than today's PORTAL_BASE_URL, so that they all stay on the host the app was configured with.
+"""
 
 from django.conf import settings
+
+from apps.connectors.models import Connector
 
 
 def idp_base(slug: str) -> str:
     return f"{settings.PORTAL_BASE_URL}/saml/idp/{slug}"
 
 
-def idp_metadata_url(slug: str) -> str:
+def idp_entity_id(slug: str) -> str:
+    """A new connector's entity ID: its metadata URL, so that an SP can fetch what it is told to trust."""
     return f"{idp_base(slug)}/metadata"
 
 
-def idp_entity_id(slug: str) -> str:
-    # The metadata URL doubles as the entity ID, so that an SP can fetch what it is told to trust.
-    return idp_metadata_url(slug)
-
-
 def idp_sso_url(slug: str) -> str:
+    """A new connector's SSO URL."""
     return f"{idp_base(slug)}/sso"
 
 
-def idp_slo_url(slug: str) -> str:
-    return f"{idp_base(slug)}/slo"
+def base_url(connector: Connector) -> str:
+    if connector.sso_url.endswith("/sso"):
+        return connector.sso_url[: -len("/sso")]
+    return idp_base(connector.slug)
+
+
+def sso_url(connector: Connector) -> str:
+    return connector.sso_url
+
+
+def slo_url(connector: Connector) -> str:
+    return f"{base_url(connector)}/slo"
+
+
+def backchannel_slo_url(connector: Connector) -> str:
+    """Where apps send SOAP LogoutRequests (back-channel)."""
+    return f"{base_url(connector)}/slo/soap"
+
+
+def metadata_url(connector: Connector) -> str:
+    return f"{base_url(connector)}/metadata"

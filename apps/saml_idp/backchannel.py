@@ -23,9 +23,9 @@ from lxml import etree
 
 from apps.audit.services import audit_record
 from apps.common.xml import UnsafeXMLError, parse_untrusted_xml
+from apps.connectors import idp_urls
 from apps.connectors.models import Connector
 from apps.directory.models import User
-from apps.saml_idp import endpoints
 from apps.saml_idp.constants import BINDING_POST, PROTOCOL_NS, STATUS_SUCCESS
 from apps.saml_idp.errors import SamlRequestError
 from apps.saml_idp.keys import LoadedKey
@@ -36,10 +36,6 @@ BINDING_SOAP = "urn:oasis:names:tc:SAML:2.0:bindings:SOAP"
 SOAP_ENV_NS = "http://schemas.xmlsoap.org/soap/envelope/"
 STATUS_UNKNOWN_PRINCIPAL = "urn:oasis:names:tc:SAML:2.0:status:UnknownPrincipal"
 _ENV = f"{{{SOAP_ENV_NS}}}"
-
-
-def soap_url(connector: Connector) -> str:
-    return f"{endpoints.slo_url(connector)}/soap"
 
 
 def logout_request_from_envelope(body: bytes, max_bytes: int) -> bytes:
@@ -69,7 +65,7 @@ def parse_soap_logout_request(connector: Connector, key: LoadedKey, body: bytes,
     """Decode and verify; a back-channel request that is not signed is refused."""
     xml = logout_request_from_envelope(body, max_bytes)
     incoming = IncomingMessage(binding=BINDING_POST, message=base64.b64encode(xml).decode())
-    info = parse_logout_request(connector, key, incoming, expected_destination=soap_url(connector))
+    info = parse_logout_request(connector, key, incoming, expected_destination=idp_urls.backchannel_slo_url(connector))
     if not info.signed:
         raise SamlRequestError(
             "unsigned_request",

@@ -7,9 +7,9 @@ key too, so that apps that refresh metadata trust the new certificate before it 
 from lxml import etree
 
 from apps.common.pki import certificate_base64
+from apps.connectors import idp_urls
 from apps.connectors.models import Connector, ConnectorKind
-from apps.saml_idp import endpoints
-from apps.saml_idp.backchannel import BINDING_SOAP, soap_url
+from apps.saml_idp.backchannel import BINDING_SOAP
 from apps.saml_idp.constants import BINDING_POST, BINDING_REDIRECT, DS_NS, METADATA_NS, NAMEID_FORMATS
 from apps.saml_idp.keys import published_keys
 from apps.saml_idp.models import SigningKey
@@ -37,11 +37,11 @@ def _entity_descriptor(connector: Connector, keys: list[SigningKey]) -> etree._E
         data = etree.SubElement(key_info, f"{_DS}X509Data")
         etree.SubElement(data, f"{_DS}X509Certificate").text = certificate_base64(key.certificate_pem)
     for binding in (BINDING_REDIRECT, BINDING_POST):
-        etree.SubElement(
-            descriptor, f"{_MD}SingleLogoutService", Binding=binding, Location=endpoints.slo_url(connector)
-        )
+        etree.SubElement(descriptor, f"{_MD}SingleLogoutService", Binding=binding, Location=idp_urls.slo_url(connector))
     # The back-channel (apps/saml_idp/backchannel.py): signed LogoutRequests from the app's server.
-    etree.SubElement(descriptor, f"{_MD}SingleLogoutService", Binding=BINDING_SOAP, Location=soap_url(connector))
+    etree.SubElement(
+        descriptor, f"{_MD}SingleLogoutService", Binding=BINDING_SOAP, Location=idp_urls.backchannel_slo_url(connector)
+    )
     etree.SubElement(descriptor, f"{_MD}NameIDFormat").text = NAMEID_FORMATS[sso.nameid_format]
     for binding in (BINDING_REDIRECT, BINDING_POST):
         etree.SubElement(descriptor, f"{_MD}SingleSignOnService", Binding=binding, Location=connector.sso_url)

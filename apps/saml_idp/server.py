@@ -28,10 +28,10 @@ from saml2.xmldsig import SIG_RSA_SHA256
 
 from apps.common.pki import certificate_base64
 from apps.common.xml import UnsafeXMLError, parse_untrusted_xml
+from apps.connectors import idp_urls
 from apps.connectors.models import Connector
 from apps.connectors.saml_algorithms import DIGEST_ALGORITHMS as DIGESTS_BY_NAME
 from apps.connectors.saml_algorithms import digest_for_signature
-from apps.saml_idp import endpoints
 from apps.saml_idp.constants import (
     BINDING_POST,
     BINDING_REDIRECT,
@@ -172,8 +172,8 @@ def _config(connector: Connector, key: LoadedKey, *, key_file: str | None = None
                         (connector.sso_url, BINDING_POST),
                     ],
                     "single_logout_service": [
-                        (endpoints.slo_url(connector), BINDING_REDIRECT),
-                        (endpoints.slo_url(connector), BINDING_POST),
+                        (idp_urls.slo_url(connector), BINDING_REDIRECT),
+                        (idp_urls.slo_url(connector), BINDING_POST),
                     ],
                 },
                 # pysaml2 signs with rsa-sha1 unless told otherwise here.

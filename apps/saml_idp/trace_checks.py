@@ -11,8 +11,8 @@ from django.conf import settings
 from django.utils import timezone
 from lxml import etree
 
+from apps.connectors import idp_urls
 from apps.connectors.models import Connector
-from apps.saml_idp import endpoints
 from apps.saml_idp.constants import (
     BINDING_POST,
     NAMEID_FORMATS,
@@ -283,7 +283,7 @@ def check_request(
     if not _check_envelope(root, connector, expected_tag, checked):
         return checked
     signed = _check_signature_of(root, xml, incoming, connector, key, message_type, checked)
-    expected_destination = connector.sso_url if kind == TraceKind.AUTHN_REQUEST else endpoints.slo_url(connector)
+    expected_destination = connector.sso_url if kind == TraceKind.AUTHN_REQUEST else idp_urls.slo_url(connector)
     _check_destination(root, expected_destination, signed, checked)
     _check_issue_instant(root, received, checked)
     if kind == TraceKind.AUTHN_REQUEST:

@@ -25,8 +25,9 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from apps.audit.middleware import client_ip
 from apps.common.security_headers import allow_same_origin_framing
+from apps.connectors import idp_urls
 from apps.connectors.models import Connector
-from apps.saml_idp import bindings, endpoints, metadata, replay, selectors, services, tracer
+from apps.saml_idp import bindings, metadata, replay, selectors, services, tracer
 from apps.saml_idp.constants import BINDING_POST, BINDING_REDIRECT, STATUS_NO_PASSIVE, STATUS_RESPONDER
 from apps.saml_idp.errors import SamlRequestError
 from apps.saml_idp.keys import LoadedKey
@@ -353,7 +354,7 @@ def slo(request: HttpRequest, slug: str) -> HttpResponse:
     incoming = _incoming(request)
     key = services.connector_key(connector)
     try:
-        info = parse_logout_request(connector, key, incoming, expected_destination=endpoints.slo_url(connector))
+        info = parse_logout_request(connector, key, incoming, expected_destination=idp_urls.slo_url(connector))
     except SamlRequestError as error:
         _trace_request(request, connector, key, incoming, TraceKind.LOGOUT_REQUEST, error)
         return _refuse_slo(request, error, connector)
@@ -378,7 +379,7 @@ def _slo_response(request: HttpRequest, connector: Connector) -> HttpResponse:
     incoming = _incoming(request, parameter="SAMLResponse")
     key = services.connector_key(connector)
     try:
-        answer = parse_logout_response(connector, key, incoming, expected_destination=endpoints.slo_url(connector))
+        answer = parse_logout_response(connector, key, incoming, expected_destination=idp_urls.slo_url(connector))
     except SamlRequestError as error:
         _trace_request(request, connector, key, incoming, TraceKind.LOGOUT_RESPONSE_RECEIVED, error)
         return allow_same_origin_framing(_refuse_slo(request, error, connector))

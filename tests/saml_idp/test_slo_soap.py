@@ -11,8 +11,9 @@ from onelogin.saml2.utils import OneLogin_Saml2_Utils
 
 from apps.audit.models import AuditEvent
 from apps.connectors import services as connector_services
+from apps.connectors.idp_urls import backchannel_slo_url as soap_url
 from apps.portal.models import PortalSession
-from apps.saml_idp.backchannel import SOAP_ENV_NS, soap_url
+from apps.saml_idp.backchannel import SOAP_ENV_NS
 from apps.saml_idp.keys import generate_key_pair
 from apps.saml_idp.logout import session_index
 from tests.saml_idp.sp import sp_keys

@@ -277,7 +277,7 @@ def connector_detail(request: HttpRequest, slug: str) -> HttpResponse:
     if connector.has_provisioning:
         context["counts"] = provisioning_selectors.status_counts(connector)
     context["template"] = get_template(connector.template)
-    context["metadata_url"] = idp_urls.idp_metadata_url(connector.slug)
+    context["metadata_url"] = idp_urls.metadata_url(connector)
     return render(request, "console/connectors/detail.html", context)
 
 
@@ -325,8 +325,8 @@ def _sso_context(request: HttpRequest, connector: Connector, form, acs_formset, 
         acs_formset=acs_formset,
         metadata_form=metadata_form,
         keys=published_keys(connector),
-        metadata_url=idp_urls.idp_metadata_url(connector.slug),
-        slo_url=idp_urls.idp_slo_url(connector.slug),
+        metadata_url=idp_urls.metadata_url(connector),
+        slo_url=idp_urls.slo_url(connector),
         fetches=metadata_fetch_list(connector, limit=20),
         pickup=next_key_pickup(connector),
         sha1=connector.sso.signature_algorithm == "rsa-sha1" or connector.sso.allow_sha1,
