@@ -56,6 +56,7 @@ class UserOutputSerializer(serializers.ModelSerializer):
             "status",
             "is_staff",
             "is_superuser",
+            "must_change_password",
             "groups",
             "created",
             "updated",
@@ -72,6 +73,11 @@ class UserCreateInputSerializer(StrictInputSerializer):
     employee_id = serializers.CharField(required=False, allow_blank=True, max_length=EMPLOYEE_ID_MAX_LENGTH)
     status = serializers.ChoiceField(choices=UserStatus.choices, required=False, default=UserStatus.ACTIVE)
     password = serializers.CharField(required=False, write_only=True, max_length=256, trim_whitespace=False)
+    password_temporary = serializers.BooleanField(
+        required=False,
+        default=True,
+        help_text="The person must choose their own password at their first sign-in (with `password`).",
+    )
     is_staff = serializers.BooleanField(required=False, default=False)
     is_superuser = serializers.BooleanField(required=False, default=False)
 
@@ -85,6 +91,11 @@ class UserUpdateInputSerializer(StrictInputSerializer):
     employee_id = serializers.CharField(required=False, allow_blank=True, max_length=EMPLOYEE_ID_MAX_LENGTH)
     status = serializers.ChoiceField(choices=UserStatus.choices, required=False)
     password = serializers.CharField(required=False, write_only=True, max_length=256, trim_whitespace=False)
+    password_temporary = serializers.BooleanField(
+        required=False,
+        default=True,
+        help_text="The person must choose their own password at their next sign-in (with `password`).",
+    )
     is_staff = serializers.BooleanField(required=False)
     is_superuser = serializers.BooleanField(required=False)
 

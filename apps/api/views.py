@@ -106,6 +106,7 @@ class UserViewSet(viewsets.GenericViewSet):
         if any(name in data and data[name] != getattr(user, name) for name in ("is_staff", "is_superuser")):
             _require_role_rights(request.user)
         password = data.pop("password", None)
+        temporary = data.pop("password_temporary", True)
         new_status = data.pop("status", None)
         # One PATCH is one change: a refused step (a weak password, the last super-admin) undoes the rest.
         with transaction.atomic():
@@ -114,7 +115,7 @@ class UserViewSet(viewsets.GenericViewSet):
             if new_status:
                 user = services.user_set_status(actor=request.user, user=user, status=new_status)
             if password:
-                services.user_set_password(actor=request.user, user=user, password=password)
+                services.user_set_password(actor=request.user, user=user, password=password, temporary=temporary)
         return Response(s.UserOutputSerializer(self._get(pk)).data)
 
     def destroy(self, request, pk: str):

@@ -73,6 +73,9 @@ class User(AbstractBaseUser, TimeStampedModel):
     is_superuser = models.BooleanField(default=False, help_text="Has every permission.")
     # Narrows what a staff user may do; empty means "admin" for staff, nothing for everyone else.
     admin_role = models.CharField(max_length=16, choices=AdminRole.choices, blank=True, default="")
+    # Set by an admin's temporary password: the person chooses their own at their next sign-in,
+    # before any other page (apps.portal.middleware.PasswordChangeRequiredMiddleware).
+    must_change_password = models.BooleanField(default=False)
 
     objects = UserManager()
 

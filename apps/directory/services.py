@@ -221,11 +221,14 @@ def user_create(
     external_id: str = "",
     status: str = UserStatus.ACTIVE,
     password: str | None = None,
+    password_temporary: bool = False,
     is_staff: bool = False,
     is_superuser: bool = False,
     validate_password: bool = True,
 ) -> User:
-    """Validate, then insert, audit and record for the connectors in one transaction."""
+    """Validate, then insert, audit and record for the connectors in one transaction.
+
+    `password_temporary`: the person must choose their own password at their first sign-in."""
     values = _clean_text(
         {
             "username": username,
@@ -240,7 +243,13 @@ def user_create(
     )
     if not values["display_name"]:
         values["display_name"] = _default_display_name(values["first_name"], values["last_name"])
-    user = User(**values, status=status, is_staff=is_staff, is_superuser=is_superuser)
+    user = User(
+        **values,
+        status=status,
+        is_staff=is_staff,
+        is_superuser=is_superuser,
+        must_change_password=bool(password and password_temporary),
+    )
     require_reach(actor, [user])  # creating a staff account takes the rank of the role it gives
     _validate_user(user)
     if password:
@@ -358,13 +367,22 @@ def user_set_admin_role(*, actor: Actor, user: User, role: str) -> User:
 
 
 @transaction.atomic
-def user_set_password(*, actor: Actor, user: User, password: str) -> User:
-    if getattr(actor, "pk", None) != user.pk:  # everyone may change their own
+def user_set_password(*, actor: Actor, user: User, password: str, temporary: bool | None = None) -> User:
+    """Set `user`'s password. One set by someone else is `temporary` unless they say otherwise: the
+    person must choose their own at their next sign-in. One a person sets for themselves never is."""
+    own = getattr(actor, "pk", None) == user.pk
+    if not own:  # everyone may change their own
         require_reach(actor, [user])
     _validate_password(password, user)
     user.set_password(password)
-    user.save(update_fields=["password", "updated"])
-    audit_record(actor=actor, action="user.set_password", target=user)
+    user.must_change_password = False if own else (True if temporary is None else temporary)
+    user.save(update_fields=["password", "must_change_password", "updated"])
+    audit_record(
+        actor=actor,
+        action="user.set_password",
+        target=user,
+        after={"must_change_password": user.must_change_password},
+    )
     return user
 
 

@@ -1,10 +1,13 @@
-"""The idle timeout of portal sessions (security headers: apps.common.security_headers)."""
+"""Portal sessions: the idle timeout, and the new password a temporary one requires (security
+headers: apps.common.security_headers)."""
 
 import time
 from collections.abc import Callable
 
 from django.contrib.auth import logout
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
+from django.utils.http import urlencode
 
 from apps.portal import services
 from apps.portal.policy import sign_in_policy
@@ -36,4 +39,27 @@ class SessionIdleTimeoutMiddleware:
                 logout(request)
             elif now - last_seen >= self._RESOLUTION_SECONDS:
                 session[services.LAST_SEEN_KEY] = now
+        return self.get_response(request)
+
+
+class PasswordChangeRequiredMiddleware:
+    """Someone signed in with a temporary password (set by an admin) chooses their own before any
+    other page: the launchpad, SSO into an app, the console. Token-authenticated endpoints (the
+    admin API, SCIM) are not sessions and are not concerned; signing out stays possible."""
+
+    _EXEMPT_PREFIXES = ("/static/", "/api/", "/scim/", "/healthz", "/favicon.ico")
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+        self._exempt_paths: tuple[str, ...] = ()
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated and getattr(user, "must_change_password", False):
+            if not self._exempt_paths:
+                self._exempt_paths = (reverse("portal:password_change"), reverse("portal:logout"))
+            path = request.path
+            if path not in self._exempt_paths and not path.startswith(self._EXEMPT_PREFIXES):
+                target = f"{self._exempt_paths[0]}?{urlencode({'next': request.get_full_path()})}"
+                return HttpResponseRedirect(target)
         return self.get_response(request)

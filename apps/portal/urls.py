@@ -9,6 +9,7 @@ urlpatterns = [
     path("login/mfa/passkey/", views.mfa_passkey, name="mfa_passkey"),
     path("logout/", views.sign_out, name="logout"),
     path("account/", views.profile, name="profile"),
+    path("account/password/", views.password_change, name="password_change"),
     path("account/confirm/", views.confirm_password, name="confirm_password"),
     path("account/mfa/totp/", views.totp_setup, name="totp_setup"),
     path("account/mfa/totp/remove/", views.totp_remove, name="totp_remove"),

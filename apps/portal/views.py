@@ -24,7 +24,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from apps.audit.middleware import client_ip
 from apps.common.security_headers import allow_frames_and_forms
-from apps.portal import enrolment, passkeys, password_reset, selectors, services
+from apps.portal import enrolment, passkeys, passwords, selectors, services
 from apps.portal.forms import CodeForm, PortalPasswordResetForm, SignInForm
 from apps.portal.policy import sign_in_policy
 from apps.portal.sign_in_options import enforced_option, sign_in_options
@@ -320,6 +320,33 @@ def profile(request: HttpRequest) -> HttpResponse:
     return render(request, "portal/profile.html", context)
 
 
+@sensitive_post_parameters("current", "new", "again")
+@csrf_protect
+@never_cache
+@login_required
+@require_http_methods(["GET", "POST"])
+def password_change(request: HttpRequest) -> HttpResponse:
+    """Choose a new password: required after a temporary one, and open to anyone from the profile."""
+    forced = request.user.must_change_password
+    next_url = services.safe_next(request.GET.get("next") or request.POST.get("next"), default="/")
+    error, field = "", ""
+    if request.method == "POST":
+        try:
+            passwords.password_change(
+                request,
+                current=request.POST.get("current", ""),
+                new=request.POST.get("new", ""),
+                again=request.POST.get("again", ""),
+            )
+        except passwords.PasswordChangeError as refusal:
+            error, field = refusal.message, refusal.field
+        else:
+            messages.success(request, "Your password is changed.")
+            return HttpResponseRedirect(next_url if forced else reverse("portal:profile"))
+    context = {"forced": forced, "next": next_url, "error": error, "error_field": field}
+    return _no_store(render(request, "portal/password_change.html", context, status=400 if error else 200))
+
+
 @login_required
 @require_POST
 def recovery_codes_regenerate(request: HttpRequest) -> HttpResponse:
@@ -384,10 +411,10 @@ class PasswordResetView(auth_views.PasswordResetView):
         users = list(form.get_users(email))
         user = users[0] if users else None
         # Throttled or not, the answer is the same page: it must not tell which emails exist.
-        if not password_reset.password_reset_allowed(user=user, ip=client_ip(self.request)):
-            password_reset.password_reset_record(user=user, throttled=True)
+        if not passwords.password_reset_allowed(user=user, ip=client_ip(self.request)):
+            passwords.password_reset_record(user=user, throttled=True)
             return HttpResponseRedirect(self.get_success_url())
-        password_reset.password_reset_record(user=user, throttled=False)
+        passwords.password_reset_record(user=user, throttled=False)
         base = settings.PORTAL_BASE_URL
         scheme, _, host = base.partition("://")
         form.save(
@@ -416,7 +443,7 @@ class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
     def form_valid(self, form) -> HttpResponse:  # type: ignore[no-untyped-def]
         # The service sets the password (policy from AUTH_PASSWORD_VALIDATORS, checked by the
         # form too), ends every session and lifts the account's lockout.
-        password_reset.password_reset_complete(user=form.user, password=form.cleaned_data["new_password1"])
+        passwords.password_reset_complete(user=form.user, password=form.cleaned_data["new_password1"])
         # A fresh, empty session: the reset token goes, and so does any sign-in this browser had.
         self.request.session.flush()
         return HttpResponseRedirect(self.get_success_url())

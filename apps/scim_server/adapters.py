@@ -410,7 +410,10 @@ def user_apply(user: User, fields: UserFields, *, actor: SystemActor, locked: bo
     elif fields.active is False and is_active:
         steps.append(lambda user: services.user_suspend(actor=actor, user=user, locked=locked))
     if fields.password:
-        steps.append(lambda user: services.user_set_password(actor=actor, user=user, password=fields.password))
+        # An HR system or another IdP that sets passwords is their source: nothing to change at sign-in.
+        steps.append(
+            lambda user: services.user_set_password(actor=actor, user=user, password=fields.password, temporary=False)
+        )
     if len(steps) == 1:
         return steps[0](user)  # the service is its own transaction (or runs in the caller's)
     with transaction.atomic(savepoint=not locked):

@@ -24,6 +24,7 @@ USER_FIELDS = {
     "status",
     "is_staff",
     "is_superuser",
+    "must_change_password",
     "groups",
     "created",
     "updated",
@@ -198,6 +199,7 @@ def test_retrieve_has_exactly_the_documented_fields(api_client):
         "status": "active",
         "is_staff": True,
         "is_superuser": False,
+        "must_change_password": False,
     }
     assert body["groups"] == [{"id": str(group.pk), "name": group.name} for group in groups]
     user.refresh_from_db()
@@ -398,7 +400,8 @@ def test_patch_password_sets_it_without_echoing_it(api_client):
     _assert_no_password(response, user.password, STRONG_PASSWORD)
     [event] = _events("user.set_password", user)
     assert event.before is None
-    assert event.after is None
+    assert event.after == {"must_change_password": True}  # set by an admin: temporary (issue 14)
+    assert user.must_change_password
 
 
 def test_patch_weak_password_is_400_and_keeps_the_old_one(api_client):

@@ -19,7 +19,7 @@ from apps.directory import imports
 from apps.directory import services as directory
 from apps.directory.models import AdminRole, Group, GroupImportJob, ImportStatus, Membership, User
 from apps.directory.roles import StaffAccountProtected
-from apps.portal import lockout, password_reset
+from apps.portal import lockout, passwords
 from apps.portal import services as portal
 from tests.conftest import wait_for
 from tests.factories import GroupFactory, UserFactory
@@ -59,7 +59,7 @@ def _attacks(group: Group) -> dict[str, Callable]:
         "delete": lambda actor, target: directory.user_delete(actor=actor, user=target),
         "add_to_group": lambda actor, target: directory.group_add_members(actor=actor, group=group, users=[target]),
         "mfa_reset": lambda actor, target: portal.mfa_reset(actor=actor, user=target),
-        "reset_email": lambda actor, target: password_reset.password_reset_send(actor=actor, user=target),
+        "reset_email": lambda actor, target: passwords.password_reset_send(actor=actor, user=target),
         "unlock": lambda actor, target: lockout.portal_unlock(actor=actor, user=target),
     }
 

@@ -74,6 +74,12 @@ class UserCreateForm(UserForm):
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
         help_text="Optional; the password policy applies. Without one, the person chooses a password by email.",
     )
+    password_temporary = forms.BooleanField(
+        label="Ask for a new password at the first sign-in",
+        required=False,
+        initial=True,
+        help_text="With an initial password: the person replaces it with their own before anything else.",
+    )
     send_reset = forms.BooleanField(label="Email a link to choose a password", required=False, initial=True)
 
 
@@ -88,6 +94,12 @@ class TemporaryPasswordForm(forms.Form):
         label="Temporary password again",
         strip=False,
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+    )
+    temporary = forms.BooleanField(
+        label="Ask for a new password at the next sign-in",
+        required=False,
+        initial=True,
+        help_text="Untick only for an account whose password you manage yourself (a shared kiosk, a test account).",
     )
 
     def clean(self) -> dict:

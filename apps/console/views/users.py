@@ -30,7 +30,7 @@ from apps.directory import selectors as directory_selectors
 from apps.directory import services as directory
 from apps.directory.models import User
 from apps.directory.roles import Capability, can_manage_user
-from apps.portal import lockout, password_reset
+from apps.portal import lockout, passwords
 from apps.portal import selectors as portal_selectors
 from apps.portal import services as portal
 
@@ -87,6 +87,7 @@ def user_create(request: HttpRequest) -> HttpResponse:
                 **{name: data[name] for name in PROFILE_FIELDS},
                 status=data["status"],
                 password=data["password"] or None,
+                password_temporary=data["password_temporary"],
             )
         except (ValidationError, ApplicationError) as error:
             add_service_errors(form, error)
@@ -187,7 +188,7 @@ def user_delete(request: HttpRequest, pk) -> HttpResponse:
 
 def _send_reset(request: HttpRequest, account: User) -> bool:
     try:
-        password_reset.password_reset_send(actor=request.user, user=account)
+        passwords.password_reset_send(actor=request.user, user=account)
     except ApplicationError as error:
         messages.error(request, error.message)
         return False
@@ -207,7 +208,12 @@ def user_password(request: HttpRequest, pk) -> HttpResponse:
         return _detail(account)
     if action == "set" and form.is_valid():
         try:
-            directory.user_set_password(actor=request.user, user=account, password=form.cleaned_data["password1"])
+            directory.user_set_password(
+                actor=request.user,
+                user=account,
+                password=form.cleaned_data["password1"],
+                temporary=form.cleaned_data["temporary"],
+            )
         except ValidationError as error:
             for message in error.message_dict.get("password", error.messages):
                 form.add_error("password1", message)
@@ -216,9 +222,11 @@ def user_password(request: HttpRequest, pk) -> HttpResponse:
             ended = portal.sign_out_everywhere(actor=request.user, user=account)
             messages.success(
                 request,
-                f"{account.username} has a temporary password now"
+                f"{account.username} has "
+                + ("a temporary password now, to replace at the next sign-in" if account.must_change_password
+                   else "a new password now")
                 + (f"; {ended} open session{'s' if ended != 1 else ''} ended." if ended else "."),
-            )
+            )  # fmt: skip
             return _detail(account)
     context = {"nav": "users", "account": account, "form": form}
     return render(request, "console/users/password.html", context, status=400 if form.errors else 200)

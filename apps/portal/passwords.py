@@ -1,23 +1,28 @@
-"""Password resets: the emailed link a person asks for, and the one an admin sends them.
+"""Passwords a person sets themselves: the emailed reset link they ask for (or an admin sends them),
+and changing their own, which a temporary password set by an admin requires at the next sign-in.
 
-The throttle counts from the audit trail (shared by every web process); completing a reset ends
-every session of the account and lifts its lockout.
+The reset throttle counts from the audit trail (shared by every web process); completing a reset
+ends every session of the account and lifts its lockout. Every password is stored through
+apps.directory.services.user_set_password, which owns the rule of what is temporary.
 """
 
 import datetime
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth import password_validation
+from django.contrib.auth import update_session_auth_hash
+from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.http import HttpRequest
 from django.utils import timezone
 
 from apps.audit.models import AuditEvent
 from apps.audit.services import audit_record
 from apps.common.errors import ApplicationError
+from apps.directory import services as directory
 from apps.directory.models import User
 from apps.directory.roles import require_reach
-from apps.portal.lockout import account_lockout_clear
+from apps.portal.lockout import account_lockout_clear, count_failure, is_locked_out
 from apps.portal.services import sign_out_everywhere
 
 
@@ -53,13 +58,43 @@ def password_reset_record(*, user: User | None, throttled: bool) -> None:
 def password_reset_complete(*, user: User, password: str) -> None:
     """Set the new password (the policy in AUTH_PASSWORD_VALIDATORS applies), end every session
     and clear the account's lockout: whoever holds the mailbox has proved it is theirs."""
-    password_validation.validate_password(password, user)
     with transaction.atomic():
-        user.set_password(password)
-        user.save(update_fields=["password", "updated"])
+        directory.user_set_password(actor=user, user=user, password=password)
         audit_record(actor=user, action="portal.password_reset", target=user)
     sign_out_everywhere(actor=user, user=user)
     account_lockout_clear(user)
+
+
+class PasswordChangeError(ApplicationError):
+    """A refused change, with the form field it is about."""
+
+    def __init__(self, message: str, *, field: str) -> None:
+        super().__init__(message, code="password_change")
+        self.field = field
+
+
+def password_change(request: HttpRequest, *, current: str, new: str, again: str) -> User:
+    """The signed-in person chooses a new password. The current one is asked unless an admin set a
+    temporary one that this sign-in just used (it must then be replaced, and by something else).
+    Wrong current passwords count towards the lockout, as at the sign-in page."""
+    user = request.user
+    if not user.must_change_password:
+        if is_locked_out(request, user):
+            raise PasswordChangeError("Too many failed attempts: try again later.", field="current")
+        if not user.check_password(current):
+            count_failure(request, user)
+            raise PasswordChangeError("That is not your current password.", field="current")
+    if new != again:
+        raise PasswordChangeError("The two new passwords differ.", field="again")
+    if user.check_password(new):
+        raise PasswordChangeError("Choose a password other than the one you have now.", field="new")
+    try:
+        directory.user_set_password(actor=user, user=user, password=new)
+    except ValidationError as exc:
+        raise PasswordChangeError(" ".join(exc.message_dict.get("password", exc.messages)), field="new") from exc
+    # The session stays signed in: its hash follows the new password.
+    update_session_auth_hash(request, user)
+    return user
 
 
 class PasswordResetUnavailable(ApplicationError):
