@@ -381,7 +381,7 @@ def user_set_password(*, actor: Actor, user: User, password: str, temporary: boo
         actor=actor,
         action="user.set_password",
         target=user,
-        after={"must_change_password": user.must_change_password},
+        after={"temporary": user.must_change_password},
     )
     return user
 

@@ -72,6 +72,7 @@ def directory(idp_portal) -> Directory:
                 "first_name": "Jane",
                 "last_name": "Interop",
                 "password": PASSWORD,
+                "password_temporary": False,  # the browser signs in with it as the person's own
             },
         ),
         201,

@@ -52,7 +52,7 @@ def test_console_temporary_password_must_be_replaced_at_the_next_sign_in(db):
     jane.refresh_from_db()
     assert jane.check_password(OWN) and not jane.must_change_password
     event = AuditEvent.objects.filter(action="user.set_password", target_id=str(jane.pk)).latest("id")
-    assert event.actor == jane and event.after == {"must_change_password": False}
+    assert event.actor == jane and event.after == {"temporary": False}
 
 
 def test_an_admin_may_untick_temporary(db):
