@@ -51,6 +51,18 @@ def _database_url_for_subprocess() -> str:
     return f"postgres://{auth}{host}:{port}/{settings_dict['NAME']}"
 
 
+def stop_process(process: subprocess.Popen | None, *, timeout: float = 20) -> None:
+    """Ask a test's server or worker process to stop; kill it if it has not within `timeout` seconds."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 class WorkerProcess:
     def __init__(self, env: dict[str, str], queue: str) -> None:
         self.env = env
@@ -71,13 +83,7 @@ class WorkerProcess:
         )  # fmt: skip
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ from wsgiref.simple_server import WSGIServer, make_server
 import httpx
 from django.db import connection
 
-from tests.conftest import PROJECT_ROOT, wait_for
+from tests.conftest import PROJECT_ROOT, stop_process, wait_for
 from tests.saml_sp.upstream import _QuietHandler, _ThreadingWSGIServer
 
 LOG_DIR = PROJECT_ROOT / "var" / "interop"
@@ -120,13 +120,7 @@ class PortalInstance:
     def stop(self) -> None:
         if self.api is not None:
             self.api.close()
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         self._drop()
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import wait_for
+from tests.conftest import stop_process, wait_for
 
 
 def free_port() -> int:
@@ -45,9 +45,7 @@ class ScimServerProcess:
             return False
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
+        stop_process(self.process, timeout=10)
         self.http.close()
 
     def users(self) -> list[dict]:
