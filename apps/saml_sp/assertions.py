@@ -18,11 +18,15 @@ from django.utils import timezone
 from saml2.saml import SCM_BEARER
 
 from apps.common.xml import UnsafeXMLError, parse_untrusted_xml
+from apps.saml_idp import bindings
+from apps.saml_idp.errors import SamlRequestError
 from apps.saml_idp.replay import remember_once
 from apps.saml_sp.conf import sp_urls
 from apps.saml_sp.models import UpstreamIdentityProvider
 
 _DS = "http://www.w3.org/2000/09/xmldsig#"
+_XENC = "http://www.w3.org/2001/04/xmlenc#"
+_SAML = "urn:oasis:names:tc:SAML:2.0:assertion"
 _SHA1_ALGORITHMS = frozenset({"http://www.w3.org/2000/09/xmldsig#rsa-sha1", "http://www.w3.org/2000/09/xmldsig#sha1"})
 REPLAY_PURPOSE = "saml_sp.assertion"
 
@@ -141,3 +145,27 @@ def check_response(
     ):
         raise AssertionRefused("replayed", f"Assertion {response.assertion.id} was already used.")
     return CheckedResponse(assertion_id=response.assertion.id, solicited=solicited)
+
+
+def wire_facts(saml_response: str) -> dict[str, Any]:
+    """How the Response arrived (for the audit trail and the admin): whether its assertion was
+    encrypted, with which data and key transport algorithms, and the signature algorithm."""
+    try:
+        root = parse_untrusted_xml(bindings.decode_post_message(saml_response))
+    except (SamlRequestError, UnsafeXMLError):
+        return {}
+    encrypted = root.find(f"{{{_SAML}}}EncryptedAssertion")
+    data = key = ""
+    if encrypted is not None:
+        data_method = encrypted.find(f"{{{_XENC}}}EncryptedData/{{{_XENC}}}EncryptionMethod")
+        key_method = next(iter(encrypted.iter(f"{{{_XENC}}}EncryptedKey")), None)
+        key_method = key_method.find(f"{{{_XENC}}}EncryptionMethod") if key_method is not None else None
+        data = data_method.get("Algorithm", "") if data_method is not None else ""
+        key = key_method.get("Algorithm", "") if key_method is not None else ""
+    signature = next(iter(root.iter(f"{{{_DS}}}SignatureMethod")), None)
+    return {
+        "encrypted": encrypted is not None,
+        "data": data,
+        "key": key,
+        "signature": signature.get("Algorithm", "") if signature is not None else "",
+    }

@@ -25,7 +25,7 @@ from apps.portal import services as portal_services
 from apps.portal.sign_out_steps import SignOutStep
 from apps.portal.views import end_session_page
 from apps.saml_sp import logout, sessions
-from apps.saml_sp.assertions import AssertionRefused, check_response
+from apps.saml_sp.assertions import AssertionRefused, check_response, wire_facts
 from apps.saml_sp.backends import REFUSAL_ATTRIBUTE
 from apps.saml_sp.conf import sp_metadata_xml, sp_urls
 from apps.saml_sp.selectors import upstream_by_slug
@@ -74,11 +74,23 @@ class UpstreamAcsView(saml2_views.AssertionConsumerServiceView):
         Recipient, audience, age, and each assertion accepted once."""
         upstream = upstream_by_slug(self.request.resolver_match.kwargs["slug"])
         try:
-            check_response(upstream, response)
+            checked = check_response(upstream, response)
         except AssertionRefused as refusal:
             # djangosaml2 turns any exception here into a generic one; keep ours for the audit.
             self.refusal = refusal
             raise
+        with transaction.atomic():
+            audit_record(
+                actor=None,
+                actor_label=f"saml_sp:{upstream.slug}",
+                action="saml_sp.response",
+                target=upstream,
+                after={
+                    "assertion_id": checked.assertion_id,
+                    "solicited": checked.solicited,
+                    "wire": wire_facts(self.request.POST.get("SAMLResponse", "")),
+                },
+            )
 
     def authenticate_user(
         self,
