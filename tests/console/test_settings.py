@@ -52,6 +52,8 @@ def _upstream_form(**overrides) -> dict:
         "map_email": "mail",
         "map_first_name": "givenName",
         "enabled": "on",
+        # Checked on the page by default, as a browser posts it.
+        "single_logout": "on",
     }
     data.update(overrides)
     return {key: value for key, value in data.items() if value is not None}
