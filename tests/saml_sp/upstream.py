@@ -9,6 +9,7 @@ POST /login         the form: username + password -> an auto-posting signed Resp
 
 import base64
 import html
+import re
 import shutil
 import tempfile
 import threading
@@ -162,17 +163,13 @@ class UpstreamIdP:
         """A signed Response for `username`; without `in_response_to`, an unsolicited one (the IdP's
         own launcher). `encrypt` encrypts the assertion to the SP's metadata certificate (or `encrypt_to`)."""
         user = self.users[username]
-        self.session_index = f"_upstream-session-{len(self.responses) + 1}"
         response = self._idp.create_authn_response(
             identity=user.attributes,
             in_response_to=in_response_to,
             destination=acs,
             sp_entity_id=sp_entity_id,
             name_id=NameID(format=NAMEID_FORMAT_EMAILADDRESS, text=user.name_id),
-            authn={
-                "class_ref": "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport",
-                "session_index": self.session_index,
-            },
+            authn={"class_ref": "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"},
             sign_response=True,
             sign_assertion=True,
             sign_alg=SIG_RSA_SHA1 if sha1 else SIG_RSA_SHA256,
@@ -180,6 +177,8 @@ class UpstreamIdP:
             encrypt_assertion=encrypt,
             encrypt_cert_assertion=encrypt_to,
         )
+        # pysaml2 chooses the SessionIndex of the AuthnStatement itself.
+        self.session_index = re.search(r'SessionIndex="([^"]+)"', str(response)).group(1)
         encoded = base64.b64encode(str(response).encode()).decode()
         self.responses.append(encoded)
         return acs, {"SAMLResponse": encoded, "RelayState": relay_state}
