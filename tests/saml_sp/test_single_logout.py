@@ -205,3 +205,35 @@ def _imports(package: str) -> set[str]:
 def test_import_contract_portal_knows_nothing_of_delegated_login_and_the_idp_nothing_of_either():
     assert not {name for name in _imports("portal") if name.startswith("apps.saml_sp")}
     assert not {name for name in _imports("saml_idp") if name.startswith(("apps.portal", "apps.saml_sp"))}
+
+
+def test_apps_are_signed_out_first_then_the_page_goes_on_to_the_upstream(client, signed_in, upstream_idp):
+    from apps.connectors import services as connector_services
+
+    _upstream, user = signed_in
+    app = connector_services.connector_create(
+        actor=None,
+        template="generic-saml",
+        name="App",
+        enabled=True,
+        sso={
+            "sp_entity_id": "https://sp.example.com/saml/metadata",
+            "acs_urls": [{"url": "https://sp.example.com/saml/acs"}],
+            "slo_url": "https://sp.example.com/saml/sls",
+        },
+    )
+    connector_services.assignment_create(actor=None, connector=app, user=user)
+    assert client.post(f"/saml/idp/{app.slug}/launch").status_code == 200
+    response = client.post("/logout/")
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert 'data-src="https://sp.example.com/saml/sls?SAMLRequest=' in body
+    assert "Then signing you out of Corp IdP" in body
+    assert f'href="{upstream_idp.base}/slo?SAMLRequest=' in body and "data-slo-then-link" in body
+    assert 'src="/static/portal/logout.js"' in body
+    assert not _signed_in(client)
+    # The answer is matched in the signed-out session this page left behind.
+    link = body.split(f'href="{upstream_idp.base}/slo?', 1)[1].split('"', 1)[0].replace("&amp;", "&")
+    _request, answer_url = upstream_idp.answer_logout(redirect_query(f"{upstream_idp.base}/slo?{link}"))
+    page = client.get(urlsplit(answer_url).path + "?" + urlsplit(answer_url).query)
+    assert "signed out of the portal and of Corp IdP" in page.content.decode()
