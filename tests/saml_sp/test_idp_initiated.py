@@ -103,7 +103,8 @@ def test_an_unsolicited_response_for_another_sp_is_refused(client, make_upstream
     response = client.post("/saml/sp/corp/acs/", fields)
     assert response.status_code in (400, 403)
     assert "_auth_user_id" not in client.session
-    assert _reason() in ("invalid_response", "wrong_destination", "wrong_recipient")
+    # pysaml2 drops a Response addressed elsewhere (no assertion comes out), else our checks refuse it.
+    assert _reason() in ("invalid_response", "no_assertion", "wrong_destination", "wrong_recipient")
 
 
 def test_an_old_response_is_refused(client, make_upstream, upstream_idp, settings):

@@ -178,7 +178,8 @@ class UpstreamIdP:
             encrypt_cert_assertion=encrypt_to,
         )
         # pysaml2 chooses the SessionIndex of the AuthnStatement itself.
-        self.session_index = re.search(r'SessionIndex="([^"]+)"', str(response)).group(1)
+        found = re.search(r'SessionIndex="([^"]+)"', str(response))  # none to see once encrypted
+        self.session_index = found.group(1) if found else ""
         encoded = base64.b64encode(str(response).encode()).decode()
         self.responses.append(encoded)
         return acs, {"SAMLResponse": encoded, "RelayState": relay_state}
