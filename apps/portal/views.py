@@ -28,6 +28,7 @@ from apps.portal import enrolment, passkeys, passwords, selectors, services
 from apps.portal.forms import CodeForm, PortalPasswordResetForm, SignInForm
 from apps.portal.policy import sign_in_policy
 from apps.portal.sign_in_options import enforced_option, sign_in_options
+from apps.portal.sign_out_steps import SignOutStep, sign_out_step
 from apps.saml_idp import logout as slo
 from apps.saml_idp.session import AUTH_TIME_KEY
 
@@ -386,14 +387,28 @@ def sign_out(request: HttpRequest) -> HttpResponse:
         if not request.user.is_authenticated:
             return _no_store(render(request, "portal/logged_out.html", {"slo": []}))
         return _no_store(render(request, "portal/logout_confirm.html"))
+    then = sign_out_step(request) if request.user.is_authenticated else None
+    return end_session_page(request, then=then)
+
+
+def end_session_page(request: HttpRequest, *, then: SignOutStep | None) -> HttpResponse:
+    """End this portal session and show the signed-out page, which signs the person out of the apps
+    they used during it (front-channel LogoutRequests in frames), then goes on to `then` (the
+    upstream IdP's sign-out, or the answer to it) at the top level. Without apps to tell, the
+    browser goes to `then` at once."""
     messages_out: list[slo.LogoutMessage] = []
     if request.user.is_authenticated:
         stamp = request.session.get(AUTH_TIME_KEY)
         since = datetime.datetime.fromtimestamp(stamp, tz=datetime.UTC) if stamp else None
         messages_out = slo.logout_messages(request.user, session_key=request.session.session_key or "", since=since)
     services.sign_out(request)
-    response = render(request, "portal/logged_out.html", {"slo": messages_out})
-    return _no_store(allow_frames_and_forms(response, [message.origin for message in messages_out]))
+    if then is not None:
+        request.session.update(then.session_data)
+        if not messages_out and not then.fields:
+            return _no_store(HttpResponseRedirect(then.url))
+    response = render(request, "portal/logged_out.html", {"slo": messages_out, "then": then})
+    origins = [message.origin for message in messages_out] + ([then.origin] if then is not None else [])
+    return _no_store(allow_frames_and_forms(response, origins))
 
 
 # --- Password reset -----------------------------------------------------------------------------

@@ -17,7 +17,8 @@ from apps.common.xml import UnsafeXMLError, parse_untrusted_xml
 from apps.directory import services as directory_services
 from apps.directory.models import User
 from apps.directory.selectors import user_get_by_email, user_get_by_username
-from apps.saml_sp.models import MatchAttribute, UpstreamIdentityProvider
+from apps.saml_sp.groups import sync_upstream_groups
+from apps.saml_sp.models import GroupSync, MatchAttribute, UpstreamIdentityProvider
 
 _MD = "urn:oasis:names:tc:SAML:2.0:metadata"
 _DS = "http://www.w3.org/2000/09/xmldsig#"
@@ -32,6 +33,10 @@ UPSTREAM_FIELDS = (
     "attribute_mapping",
     "enforced",
     "enabled",
+    "accept_idp_initiated",
+    "single_logout",
+    "groups_attribute",
+    "groups_sync",
 )
 # Directory fields that a just-in-time user may take from SAML attributes.
 MAPPABLE_FIELDS = ("username", "email", "first_name", "last_name", "display_name", "employee_id")
@@ -104,6 +109,10 @@ def _snapshot(upstream: UpstreamIdentityProvider) -> dict[str, Any]:
         "attribute_mapping": upstream.attribute_mapping,
         "enforced": upstream.enforced,
         "enabled": upstream.enabled,
+        "accept_idp_initiated": upstream.accept_idp_initiated,
+        "single_logout": upstream.single_logout,
+        "groups_attribute": upstream.groups_attribute,
+        "groups_sync": upstream.groups_sync,
     }
 
 
@@ -118,6 +127,15 @@ def _validate(upstream: UpstreamIdentityProvider) -> None:
         errors["attribute_mapping"] = [f"Map directory fields ({', '.join(MAPPABLE_FIELDS)}) to SAML attribute names."]
     if upstream.match_attribute not in MatchAttribute.values:
         errors["match_attribute"] = ["Match on email, username or employee_id."]
+    if upstream.groups_sync not in GroupSync.values:
+        errors["groups_sync"] = [f"Choose one of: {', '.join(GroupSync.values)}."]
+    if not isinstance(upstream.groups_attribute, str) or len(upstream.groups_attribute.strip()) > 255:
+        errors["groups_attribute"] = ["Give the SAML attribute name (at most 255 characters), or leave it empty."]
+    else:
+        upstream.groups_attribute = upstream.groups_attribute.strip()
+    for flag in ("accept_idp_initiated", "single_logout", "jit_create", "enforced", "enabled"):
+        if not isinstance(getattr(upstream, flag), bool):
+            errors[flag] = ["Give true or false."]
     if not upstream.metadata_xml and not upstream.metadata_url:
         errors["metadata_xml"] = ["Give the IdP's metadata, as XML or as a URL."]
     if errors:
@@ -269,4 +287,5 @@ def match_user(upstream: UpstreamIdentityProvider, session_info: dict[str, Any])
         created = True
     if not user.is_active:
         raise UpstreamRefused("inactive", "This account is suspended, so it cannot sign in. Ask your administrator.")
+    sync_upstream_groups(upstream, user, session_info.get("ava", {}))
     return user, created

@@ -88,6 +88,12 @@ SAML_CSP_HANDLER = ""
 SAML_SESSION_COOKIE_SAMESITE = "None" if SESSION_COOKIE_SECURE else "Lax"
 # Largest upstream metadata document fetched or accepted.
 SAML_SP_MAX_METADATA_BYTES = env_int("SAML_SP_MAX_METADATA_BYTES", 1024 * 1024)
+# An upstream's Response (and its assertion) issued longer ago than this is refused, solicited or
+# not; each assertion ID is remembered for this long (plus the clock skew) and accepted once.
+SAML_SP_RESPONSE_MAX_AGE_SECONDS = env_int("SAML_SP_RESPONSE_MAX_AGE_SECONDS", 300)
+# After a rotation, the retired key of delegated login still decrypts this long, for IdPs that
+# encrypt to the certificate they fetched before it.
+SAML_SP_RETIRED_KEY_GRACE_SECONDS = env_int("SAML_SP_RETIRED_KEY_GRACE_SECONDS", 7 * 24 * 3600)
 
 # Usernames are unique case-insensitively (a functional constraint Django's check cannot see),
 # and PortalBackend looks them up that way.

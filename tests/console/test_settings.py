@@ -52,6 +52,8 @@ def _upstream_form(**overrides) -> dict:
         "map_email": "mail",
         "map_first_name": "givenName",
         "enabled": "on",
+        # Checked on the page by default, as a browser posts it.
+        "single_logout": "on",
     }
     data.update(overrides)
     return {key: value for key, value in data.items() if value is not None}
@@ -394,3 +396,74 @@ def test_saving_without_changes_does_not_fetch_again(db, super_client, upstream_
     assert refreshed.status_code == 302
     upstream.refresh_from_db()
     assert upstream.metadata_fetched_at > fetched
+
+
+def test_upstream_switches_for_idp_initiated_sign_in_logout_and_groups(db, super_admin, super_client, upstream_idp):
+    response = super_client.post(
+        "/console/settings/upstreams/new/", _upstream_form(metadata_file=_metadata_file(upstream_idp))
+    )
+    upstream = UpstreamIdentityProvider.objects.get()
+    page = super_client.get(response["Location"]).content.decode()
+    assert "Accept sign-ins started at the IdP" in page and "Groups from attribute" in page
+    assert "/saml/sp/corp/slo/" in page
+    assert not upstream.accept_idp_initiated and upstream.single_logout and upstream.groups_attribute == ""
+    response = super_client.post(
+        f"/console/settings/upstreams/{upstream.pk}/",
+        _upstream_form(
+            slug=None,
+            accept_idp_initiated="on",
+            single_logout=None,
+            groups_attribute="memberOf",
+            groups_sync="create_missing",
+        ),
+    )
+    assert response.status_code == 302, response.context["form"].errors
+    upstream.refresh_from_db()
+    assert upstream.accept_idp_initiated and not upstream.single_logout
+    assert (upstream.groups_attribute, upstream.groups_sync) == ("memberOf", "create_missing")
+    event = AuditEvent.objects.filter(action="saml_sp.upstream.update").latest("created")
+    assert event.actor == super_admin
+    assert event.after == {
+        "accept_idp_initiated": True,
+        "single_logout": False,
+        "groups_attribute": "memberOf",
+        "groups_sync": "create_missing",
+    }
+    refused = super_client.post(
+        f"/console/settings/upstreams/{upstream.pk}/", _upstream_form(slug=None, groups_sync="all-of-them")
+    )
+    assert refused.status_code == 400 and "groups_sync" in refused.context["form"].errors
+
+
+def test_delegated_login_key_is_shown_and_rotated_in_two_steps(db, super_admin, super_client, upstream_idp):
+    from apps.saml_sp.models import SpKey, SpKeyStatus
+
+    overview = super_client.get("/console/settings/").content.decode()
+    assert "Delegated login key" not in overview  # no upstream, no key yet
+    upstream_services.upstream_create(actor=None, name="Corp IdP", slug="corp", metadata_xml=upstream_idp.metadata())
+    overview = super_client.get("/console/settings/").content.decode()
+    active = SpKey.objects.get(status=SpKeyStatus.ACTIVE)
+    assert "Delegated login key" in overview and active.fingerprint_sha256 in overview
+    assert "PRIVATE" not in overview
+
+    assert super_client.get("/console/settings/delegated-login-key/next/").status_code == 405
+    assert super_client.post("/console/settings/delegated-login-key/next/").status_code == 302
+    upcoming = SpKey.objects.get(status=SpKeyStatus.NEXT)
+    assert upcoming.fingerprint_sha256 in super_client.get("/console/settings/").content.decode()
+    certificate = super_client.get(f"/console/settings/delegated-login-key/{upcoming.pk}/certificate.pem")
+    assert certificate.content.decode() == upcoming.certificate_pem
+
+    assert super_client.post("/console/settings/delegated-login-key/rotate/").status_code == 302
+    upcoming.refresh_from_db()
+    assert upcoming.status == SpKeyStatus.ACTIVE
+    assert AuditEvent.objects.get(action="saml_sp.key.rotate").actor == super_admin
+
+
+@pytest.mark.parametrize("role", ["admin", "readonly"])
+def test_only_super_admins_rotate_the_delegated_login_key(db, role, request):
+    from apps.saml_sp.models import SpKey
+
+    client = request.getfixturevalue(f"{role}_client")
+    response = client.post("/console/settings/delegated-login-key/rotate/")
+    assert response.status_code in (302, 403)
+    assert not SpKey.objects.exists()

@@ -57,6 +57,10 @@ class Browser:
     def get(self, url: str, *, sign_in: bool = True) -> httpx.Response:
         return self._settle(self.client.get(url), sign_in=sign_in)
 
+    def submit(self, url: str, fields: dict[str, str]) -> httpx.Response:
+        """Post a form as a person pressing its button would."""
+        return self._settle(self.client.post(url, data=fields), sign_in=False)
+
     def sign_in_to_portal(self, portal_base: str) -> httpx.Response:
         response = self.get(f"{portal_base}/login/")
         assert urlsplit(str(response.url)).path == "/", (response.url, response.text[:300])

@@ -233,7 +233,31 @@ def pysaml2_sp(idp_portal, directory):
     yield from _python_sp(idp_portal, directory, Pysaml2App(), "pysaml2 app", "pysaml2")
 
 
-SP_FIXTURES = {"mod_auth_mellon": "mellon_sp", "python3-saml": "onelogin_sp", "pysaml2": "pysaml2_sp"}
+# --- the portal's own delegated login (djangosaml2) against the IdP portal ---------------------
+
+
+@pytest.fixture(scope="session")
+def portal_sp(idp_portal, directory, tmp_path_factory, django_db_blocker):
+    from tests.interop.portal_sp import PortalSpUnderTest, sp_portal_metadata, start_sp_portal
+
+    connector = _connector(idp_portal, directory, "Portal (delegated login)", "portal-sp")
+    with django_db_blocker.unblock():
+        sp_portal = start_sp_portal(idp_portal, connector, tmp_path_factory.mktemp("portal-sp"))
+    try:
+        connector = _import_sp_metadata(idp_portal, connector, sp_portal_metadata(sp_portal))
+        # IdP-initiated sign-in lands on the SP portal's account page (RelayState is a path there).
+        _ok(idp_portal.api.patch(f"/connectors/{connector['id']}", json={"sso": {"default_relay_state": "/account/"}}))
+        yield PortalSpUnderTest(idp_portal, connector, sp_portal)
+    finally:
+        sp_portal.stop()
+
+
+SP_FIXTURES = {
+    "mod_auth_mellon": "mellon_sp",
+    "python3-saml": "onelogin_sp",
+    "pysaml2": "pysaml2_sp",
+    "djangosaml2": "portal_sp",
+}
 
 
 @pytest.fixture(params=list(SP_FIXTURES))

@@ -66,6 +66,7 @@ class PortalInstance:
 
     def __init__(self, name: str, host: str) -> None:
         self.name = name
+        self.host = host
         self.port = free_port()
         self.base = f"http://{host}:{self.port}"
         self.log_path = LOG_DIR / f"{name}-{os.getpid()}.log"
@@ -99,7 +100,7 @@ class PortalInstance:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [
-                sys.executable, "-m", "gunicorn", "idp_portal.wsgi:application", "--bind", f"127.0.0.1:{self.port}",
+                sys.executable, "-m", "gunicorn", "idp_portal.wsgi:application", "--bind", f"{self.host}:{self.port}",
                 "--workers", "1", "--threads", "8", "--timeout", "60", "--access-logfile", "-",
             ],
             cwd=PROJECT_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
@@ -112,6 +113,12 @@ class PortalInstance:
         assert self.process.poll() is None, self.log_tail()
         self.api = httpx.Client(
             base_url=f"{self.base}/api/v1", headers={"Authorization": f"Bearer {token.stdout.strip()}"}, timeout=30
+        )
+
+    def manage(self, *arguments: str) -> subprocess.CompletedProcess:
+        """A management command run against this instance, as an operator would on its host."""
+        return subprocess.run(
+            [sys.executable, "manage.py", *arguments], cwd=PROJECT_ROOT, env=self.env, capture_output=True, text=True
         )
 
     def log_tail(self) -> str:

@@ -219,4 +219,4 @@ def test_a_sha1_signed_response_is_refused(client, make_upstream, upstream_idp):
     response = client.post(urlsplit(acs).path, fields)
     assert response.status_code == 400
     assert "_auth_user_id" not in client.session
-    assert AuditEvent.objects.get(action="portal.login.failure").after["reason"] == "invalid_response"
+    assert AuditEvent.objects.get(action="portal.login.failure").after["reason"] == "sha1_signature"

@@ -7,7 +7,9 @@ GET /sso            HTTP-Redirect AuthnRequest in; a sign-in form out
 POST /login         the form: username + password -> an auto-posting signed Response to the ACS
 """
 
+import base64
 import html
+import re
 import shutil
 import tempfile
 import threading
@@ -65,6 +67,8 @@ class UpstreamIdP:
         self.users: dict[str, UpstreamUser] = {}
         self.requests: list[dict] = []
         self.responses: list[str] = []
+        self.logout_requests: list[str] = []
+        self.session_index = ""
         self._files = Path(tempfile.mkdtemp(prefix="upstream-idp-"))
         keys = _keys()
         (self._files / "idp.key").write_text(keys.private_key_pem)
@@ -86,7 +90,8 @@ class UpstreamIdP:
                             "single_sign_on_service": [
                                 (f"{self.base}/sso", BINDING_HTTP_REDIRECT),
                                 (f"{self.base}/sso", BINDING_HTTP_POST),
-                            ]
+                            ],
+                            "single_logout_service": [(f"{self.base}/slo", BINDING_HTTP_REDIRECT)],
                         },
                         "signing_algorithm": SIG_RSA_SHA256,
                         "digest_algorithm": DIGEST_SHA256,
@@ -124,7 +129,7 @@ class UpstreamIdP:
     # --- SAML ---
 
     def answer(
-        self, saml_request: str, relay_state: str, username: str, *, sha1: bool = False
+        self, saml_request: str, relay_state: str, username: str, *, sha1: bool = False, encrypt: bool = False
     ) -> tuple[str, dict[str, str]]:
         """(ACS URL, form fields) of a signed Response for `username` to a Redirect-binding request."""
         assert self._idp is not None, "call trust_sp() first"
@@ -133,24 +138,93 @@ class UpstreamIdP:
         self.requests.append(
             {"id": request.id, "issuer": request.issuer.text, "acs": request.assertion_consumer_service_url}
         )
+        return self.respond(
+            username,
+            acs=request.assertion_consumer_service_url,
+            sp_entity_id=request.issuer.text,
+            in_response_to=request.id,
+            relay_state=relay_state,
+            sha1=sha1,
+            encrypt=encrypt,
+        )
+
+    def respond(
+        self,
+        username: str,
+        *,
+        acs: str,
+        sp_entity_id: str,
+        in_response_to: str | None = None,
+        relay_state: str = "",
+        sha1: bool = False,
+        encrypt: bool = False,
+        encrypt_to: str | None = None,
+    ) -> tuple[str, dict[str, str]]:
+        """A signed Response for `username`; without `in_response_to`, an unsolicited one (the IdP's
+        own launcher). `encrypt` encrypts the assertion to the SP's metadata certificate (or `encrypt_to`)."""
         user = self.users[username]
         response = self._idp.create_authn_response(
             identity=user.attributes,
-            in_response_to=request.id,
-            destination=request.assertion_consumer_service_url,
-            sp_entity_id=request.issuer.text,
+            in_response_to=in_response_to,
+            destination=acs,
+            sp_entity_id=sp_entity_id,
             name_id=NameID(format=NAMEID_FORMAT_EMAILADDRESS, text=user.name_id),
             authn={"class_ref": "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"},
             sign_response=True,
             sign_assertion=True,
             sign_alg=SIG_RSA_SHA1 if sha1 else SIG_RSA_SHA256,
             digest_alg=DIGEST_SHA1 if sha1 else DIGEST_SHA256,
+            encrypt_assertion=encrypt,
+            encrypt_cert_assertion=encrypt_to,
         )
-        import base64
-
+        # pysaml2 chooses the SessionIndex of the AuthnStatement itself.
+        found = re.search(r'SessionIndex="([^"]+)"', str(response))  # none to see once encrypted
+        self.session_index = found.group(1) if found else ""
         encoded = base64.b64encode(str(response).encode()).decode()
         self.responses.append(encoded)
-        return request.assertion_consumer_service_url, {"SAMLResponse": encoded, "RelayState": relay_state}
+        return acs, {"SAMLResponse": encoded, "RelayState": relay_state}
+
+    def logout_request_url(
+        self, slo_url: str, sp_entity_id: str, *, name_id: str, session_index: str | None, sign: bool = False
+    ) -> str:
+        """A LogoutRequest from this IdP to the SP, in the Redirect binding (signed or not)."""
+        assert self._idp is not None, "call trust_sp() first"
+        request_id, request = self._idp.create_logout_request(
+            destination=slo_url,
+            issuer_entity_id=sp_entity_id,
+            name_id=NameID(format=NAMEID_FORMAT_EMAILADDRESS, text=name_id),
+            session_indexes=[session_index] if session_index else None,
+            sign=False,
+        )
+        info = self._idp.apply_binding(
+            BINDING_HTTP_REDIRECT, str(request), destination=slo_url, relay_state="", sign=sign, sigalg=SIG_RSA_SHA256
+        )
+        self.logout_requests.append(request_id)
+        return dict(info["headers"])["Location"]
+
+    def answer_logout(self, query: dict[str, str]) -> tuple[object, str]:
+        """Parse the SP's LogoutRequest (its Redirect signature checked against the SP metadata) and
+        answer Success: (the parsed request, the LogoutResponse URL)."""
+        assert self._idp is not None, "call trust_sp() first"
+        self._idp.config._idp_want_authn_requests_signed = True  # makes pysaml2 check Redirect signatures
+        try:
+            parsed = self._idp.parse_logout_request(
+                query["SAMLRequest"],
+                BINDING_HTTP_REDIRECT,
+                relay_state=query.get("RelayState"),
+                sigalg=query.get("SigAlg"),
+                signature=query.get("Signature"),
+            )
+        finally:
+            self._idp.config._idp_want_authn_requests_signed = False
+        response = self._idp.create_logout_response(parsed.message, [BINDING_HTTP_REDIRECT], sign=False)
+        destination = self._idp.config.metadata.single_logout_service(
+            parsed.message.issuer.text, BINDING_HTTP_REDIRECT, "spsso"
+        )[0]["location"]
+        info = self._idp.apply_binding(
+            BINDING_HTTP_REDIRECT, str(response), destination=destination, response=True, sign=True
+        )
+        return parsed.message, dict(info["headers"])["Location"]
 
     # --- HTTP ---
 

@@ -8,7 +8,7 @@ from django.core.files.uploadedfile import UploadedFile
 
 from apps.common.http import OutboundURLError, check_outbound_url
 from apps.portal.policy import POLICY_LIMITS, SignInPolicyValues
-from apps.saml_sp.models import MatchAttribute, UpstreamIdentityProvider
+from apps.saml_sp.models import GroupSync, MatchAttribute, UpstreamIdentityProvider
 from apps.saml_sp.services import MAPPABLE_FIELDS
 
 # --- Password and session policy ------------------------------------------------------------
@@ -161,6 +161,36 @@ class UpstreamForm(forms.Form):
         "/login/?local=1 for emergencies.",
     )
     enabled = forms.BooleanField(label="Enabled", required=False, initial=True)
+    accept_idp_initiated = forms.BooleanField(
+        label="Accept sign-ins started at the IdP",
+        required=False,
+        help_text="For the IdP's own app launcher (IdP-initiated, unsolicited responses). Off: only answers to the "
+        "portal's own sign-in requests are accepted, which ties each answer to the browser that asked. On: the IdP "
+        "can sign people in directly; each answer is still checked (signature, audience, recipient, age) and "
+        "accepted once, and it may only lead to a page of this portal.",
+    )
+    single_logout = forms.BooleanField(
+        label="Sign out of the IdP too",
+        required=False,
+        initial=True,
+        help_text="Signing out of the portal then ends the IdP's session as well (when its metadata lists a "
+        "single logout endpoint), and the IdP's sign-out ends the portal session it names.",
+    )
+    groups_attribute = forms.CharField(
+        label="Groups from attribute",
+        max_length=255,
+        required=False,
+        help_text="The SAML attribute naming the person's groups, e.g. groups or memberOf. Empty: groups are not "
+        "taken from the IdP. Memberships it gives are updated at each sign-in; others are left alone; staff "
+        "accounts' groups are never changed from the IdP.",
+    )
+    groups_sync = forms.ChoiceField(
+        label="Groups the portal lacks",
+        choices=GroupSync.choices,
+        initial=GroupSync.JOIN_EXISTING,
+        required=False,
+        help_text="Join only groups that exist here, or create the missing ones.",
+    )
 
     def __init__(self, *args, upstream: UpstreamIdentityProvider | None = None, **kwargs) -> None:
         self.upstream = upstream
@@ -182,7 +212,18 @@ class UpstreamForm(forms.Form):
     def _initial_from(upstream: UpstreamIdentityProvider) -> dict[str, Any]:
         initial = {
             name: getattr(upstream, name)
-            for name in ("name", "metadata_url", "match_attribute", "match_saml_attribute", "jit_create", "enforced")
+            for name in (
+                "name",
+                "metadata_url",
+                "match_attribute",
+                "match_saml_attribute",
+                "jit_create",
+                "enforced",
+                "accept_idp_initiated",
+                "single_logout",
+                "groups_attribute",
+                "groups_sync",
+            )
         }
         initial["enabled"] = upstream.enabled
         for field, attribute in (upstream.attribute_mapping or {}).items():
@@ -244,6 +285,10 @@ class UpstreamForm(forms.Form):
             "attribute_mapping": self._mapping(),
             "enforced": data["enforced"],
             "enabled": data["enabled"],
+            "accept_idp_initiated": data["accept_idp_initiated"],
+            "single_logout": data["single_logout"],
+            "groups_attribute": data["groups_attribute"].strip(),
+            "groups_sync": data["groups_sync"] or GroupSync.JOIN_EXISTING,
         }
         xml = data.get("metadata_file") or ""
         if self.upstream is None:
