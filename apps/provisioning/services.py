@@ -9,7 +9,6 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -19,6 +18,8 @@ from apps.common.db import hot_path_cursor
 from apps.connectors.models import Assignment, Connector, ConnectorKind, ProvisioningSettings
 from apps.connectors.selectors import users_in_scope
 from apps.directory.models import Group, Membership, User
+from apps.provisioning import dispatch
+from apps.provisioning.dispatch import kick
 from apps.provisioning.models import (
     DeprovisionHold,
     HoldStatus,
@@ -52,124 +53,6 @@ def _active_connectors() -> list[Connector]:
     if not ids:
         return []
     return list(Connector.objects.filter(pk__in=ids).select_related("provisioning"))
-
-
-# --- Enqueueing -------------------------------------------------------------------------------
-
-
-def _redis():
-    from apps.provisioning.ratelimit import _redis as shared_redis
-
-    return shared_redis()
-
-
-def _kick_key(connector_id: Any, slot: int = 0) -> str:
-    return f"idp:prov:kick:{connector_id}" + (f":{slot}" if slot else "")
-
-
-def _wake_key(connector_id: Any) -> str:
-    return f"idp:prov:wake:{connector_id}"
-
-
-def kick(connector_id: Any, *, countdown: float | None = None) -> None:
-    """Ask a worker to process the connector after this transaction commits.
-
-    With Redis, a flag held from the enqueue until the task ends makes a burst of changes enqueue
-    one task, not one each: while the flag is up, a change only wakes the running task (see
-    `wait_for_changes`). The task clears the flag when it ends and kicks again if work is left, so
-    a change that arrives as it ends is not stranded; the flag also expires on its own
-    (PROVISIONING_KICK_TTL, at least the task's time budget) if its worker dies. The outbox stays
-    the source of truth: a lost task only delays work until the periodic sweep.
-    """
-
-    def enqueue() -> None:
-        from apps.provisioning.tasks import process_connector
-
-        client = _redis()
-        if countdown is None and client is not None:
-            try:
-                if not client.set(_kick_key(connector_id), "1", nx=True, ex=settings.PROVISIONING_KICK_TTL):
-                    with client.pipeline() as pipe:
-                        pipe.rpush(_wake_key(connector_id), "1")
-                        pipe.expire(_wake_key(connector_id), settings.PROVISIONING_KICK_TTL)
-                        pipe.execute()
-                    return
-            except Exception:  # noqa: BLE001 - Redis down: the sweep will pick the work up
-                return
-        try:
-            process_connector.apply_async(
-                args=[str(connector_id)], kwargs={"slot": None} if countdown is not None else None,
-                countdown=countdown, retry=False,
-            )  # fmt: skip
-        except Exception as exc:  # noqa: BLE001 - a broker outage must not fail the directory change
-            logger.warning("could not enqueue provisioning of %s (%s); the sweep will retry", connector_id, exc)
-
-    transaction.on_commit(enqueue)
-
-
-def start_helpers(connector_id: Any) -> int:
-    """More work than one task should do alone: enqueue helper tasks, up to
-    PROVISIONING_TASKS_PER_CONNECTOR in all, each holding a flag of its own. Returns how many."""
-    from apps.provisioning.tasks import process_connector
-
-    client = _redis()
-    if client is None:
-        return 0
-    started = 0
-    for slot in range(1, settings.PROVISIONING_TASKS_PER_CONNECTOR):
-        try:
-            if not client.set(_kick_key(connector_id, slot), "1", nx=True, ex=settings.PROVISIONING_KICK_TTL):
-                continue
-            process_connector.apply_async(args=[str(connector_id)], kwargs={"slot": slot}, retry=False)
-        except Exception as exc:  # noqa: BLE001 - helpers only speed things up
-            logger.debug("could not start a helper for %s: %s", connector_id, exc)
-            break
-        started += 1
-    return started
-
-
-def task_started(connector_id: Any, slot: int | None) -> None:
-    """A task holds its flag from now for PROVISIONING_KICK_TTL, as this worker is configured."""
-    client = _redis()
-    if client is None or slot is None:
-        return
-    try:
-        client.set(_kick_key(connector_id, slot), "1", ex=settings.PROVISIONING_KICK_TTL)
-        if slot == 0:
-            client.delete(_wake_key(connector_id))  # the task reads the outbox anyway
-    except Exception:  # noqa: BLE001 - only an optimisation
-        logger.debug("could not refresh the kick flag of %s", connector_id)
-
-
-def task_finished(connector_id: Any, slot: int | None) -> None:
-    """Clear the task's flag, before the task looks for work left (see `kick`)."""
-    client = _redis()
-    if client is not None and slot is not None:
-        try:
-            client.delete(_kick_key(connector_id, slot))
-        except Exception:  # noqa: BLE001 - the flag expires on its own
-            logger.debug("could not clear the kick flag of %s", connector_id)
-
-
-def wait_for_changes(connector_id: Any, seconds: float) -> bool:
-    """Wait up to PROVISIONING_LINGER_SECONDS (and `seconds`) for a change to this connector.
-
-    Only with Redis, and only while no other task waits in the queue: a lingering task holds a
-    worker, which must not delay other connectors.
-    """
-    client = _redis()
-    linger = min(settings.PROVISIONING_LINGER_SECONDS, seconds)
-    if client is None or linger <= 0:
-        return False
-    try:
-        if client.llen(settings.CELERY_TASK_DEFAULT_QUEUE):
-            return False
-        woke = client.blpop([_wake_key(connector_id)], timeout=linger)
-        if woke is not None:
-            client.delete(_wake_key(connector_id))  # the next pass reads every pending change
-        return woke is not None
-    except Exception:  # noqa: BLE001 - Redis gone: end the task, the sweep carries on
-        return False
 
 
 # --- Recording changes ------------------------------------------------------------------------
@@ -286,9 +169,7 @@ def connector_sync(*, actor: Actor, connector: Connector) -> int:
     count = record_full_sync(connector, "sync.manual")
     audit_record(actor=actor, action="provisioning.sync", target=connector, after={"objects": count})
     if connector.provisioning.deprovision_unmanaged:
-        from apps.provisioning.tasks import reconcile_unmanaged
-
-        transaction.on_commit(lambda: reconcile_unmanaged.delay(str(connector.pk)))
+        dispatch.enqueue_on_commit(dispatch.RECONCILE_UNMANAGED, str(connector.pk))
     return count
 
 
@@ -365,9 +246,7 @@ def hold_approve(*, actor: Actor, hold: DeprovisionHold) -> DeprovisionHold:
     )
     kick(hold.connector_id)
     if hold.remote_ids:
-        from apps.provisioning.tasks import deprovision_held_remote_users
-
-        transaction.on_commit(lambda: deprovision_held_remote_users.delay(hold.pk))
+        dispatch.enqueue_on_commit(dispatch.DEPROVISION_HELD_REMOTE_USERS, hold.pk)
     return hold
 
 
