@@ -35,7 +35,7 @@ from apps.connectors.models import (
 )
 from apps.connectors.validation import validate_app_url
 from apps.directory.models import Group, User
-from apps.provisioning import services as provisioning_services
+from apps.provisioning import outbox as provisioning_outbox
 
 CONNECTOR_FIELDS = ("name", "description", "logo", "enabled", "bookmark_url")
 # Fixed when the connector is created: the IdP URLs that admins paste into the app derive from them.
@@ -510,7 +510,7 @@ def connector_update(
             actor=actor, action="connector.update", target=connector, before=changed_before, after=changed_after
         )
         if "enabled" in changed_after or "provisioning" in changed_after:
-            provisioning_services.record_full_sync(connector, "connector.update")
+            provisioning_outbox.record_full_sync(connector, "connector.update")
     return connector
 
 
@@ -710,7 +710,7 @@ def mapping_delete(*, actor: Actor, mapping: AttributeMapping) -> None:
 def _resync_after_mapping_change(connector: Connector, kind: str) -> None:
     """SCIM resources are built from the mappings: re-send what changed (unchanged objects send nothing)."""
     if kind != MappingKind.SAML:
-        provisioning_services.record_full_sync(connector, "mappings.change")
+        provisioning_outbox.record_full_sync(connector, "mappings.change")
 
 
 # --- Assignments --------------------------------------------------------------------------------
@@ -736,7 +736,7 @@ def assignment_create(
         {"user": str(user.pk), "username": user.username} if user else {"group": str(group.pk), "name": group.name}
     )
     audit_record(actor=actor, action="connector.assignment.create", target=connector, after=subject)
-    provisioning_services.record_assignment_change(assignment, "assignment.create")
+    provisioning_outbox.record_assignment_change(assignment, "assignment.create")
     return assignment
 
 
@@ -749,5 +749,5 @@ def assignment_delete(*, actor: Actor, assignment: Assignment) -> None:
     audit_record(actor=actor, action="connector.assignment.delete", target=assignment.connector, before=subject)
     # Recorded before the row goes (it names who was granted access); the worker evaluates scope
     # after commit, so these users are deprovisioned only if nothing else grants them access.
-    provisioning_services.record_assignment_change(assignment, "assignment.delete")
+    provisioning_outbox.record_assignment_change(assignment, "assignment.delete")
     assignment.delete()

@@ -27,7 +27,7 @@ from apps.directory.models import (
     UserStatus,
 )
 from apps.directory.roles import actor_reaches, require_reach, require_reach_query
-from apps.provisioning import services as provisioning
+from apps.provisioning import outbox as provisioning
 
 USER_EDITABLE_FIELDS = (
     "username",

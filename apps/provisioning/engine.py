@@ -55,6 +55,7 @@ from apps.provisioning.models import (
     RemoteObject,
     SyncStatus,
 )
+from apps.provisioning.outbox import record_events
 from apps.provisioning.ratelimit import wait_for_slot
 
 logger = logging.getLogger(__name__)
@@ -450,8 +451,6 @@ def _mark_groups_dirty_for_member(run: ConnectorRun, user_id: Any, reason: str) 
 
 
 def _record_dirty_groups(run: ConnectorRun) -> None:
-    from apps.provisioning.services import record_events
-
     for reason, user_ids in run.dirty_members.items():
         group_ids = set(
             Membership.objects.filter(

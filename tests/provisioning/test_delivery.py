@@ -203,7 +203,7 @@ def test_running_twice_sends_nothing_more(downstream):
 
 def test_same_changes_recorded_twice_are_sent_once(downstream):
     """A duplicated task or a re-recorded event cannot send a change twice (level-triggered)."""
-    from apps.provisioning.services import record_full_sync
+    from apps.provisioning.outbox import record_full_sync
 
     connector = make_connector(downstream)
     alice = _user()
