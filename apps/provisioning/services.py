@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from apps.audit.services import Actor, audit_record
 from apps.connectors.models import Connector
+from apps.connectors.pausing import provisioning_pause, provisioning_resume
 from apps.directory.models import User
 from apps.provisioning import dispatch
 from apps.provisioning.dispatch import kick
@@ -50,9 +51,7 @@ def connector_retry_failed(*, actor: Actor, connector: Connector) -> int:
 
 @transaction.atomic
 def connector_pause(*, actor: Actor, connector: Connector, reason: str = "Paused by an admin") -> None:
-    provisioning = connector.provisioning
-    provisioning.paused, provisioning.paused_reason = True, reason[:255]
-    provisioning.save(update_fields=["paused", "paused_reason"])
+    provisioning_pause(connector=connector, reason=reason)
     audit_record(actor=actor, action="provisioning.pause", target=connector, after={"reason": reason})
 
 
@@ -64,9 +63,7 @@ def connector_resume(*, actor: Actor, connector: Connector) -> None:
         raise ApplicationError(
             "A deprovisioning batch is waiting for approval: approve or cancel it first.", code="hold_pending"
         )
-    provisioning = connector.provisioning
-    provisioning.paused, provisioning.paused_reason = False, ""
-    provisioning.save(update_fields=["paused", "paused_reason"])
+    provisioning_resume(connector=connector)
     audit_record(actor=actor, action="provisioning.resume", target=connector)
     kick(connector.pk)
 
@@ -79,10 +76,9 @@ def hold_open(*, connector: Connector, remotes: list[RemoteObject], threshold: i
         labels=[remote.label or str(remote.object_id) for remote in remotes],
         threshold=threshold,
     )
-    provisioning = connector.provisioning
-    provisioning.paused = True
-    provisioning.paused_reason = f"{len(remotes)} users would be deprovisioned at once (threshold {threshold})"
-    provisioning.save(update_fields=["paused", "paused_reason"])
+    provisioning_pause(
+        connector=connector, reason=f"{len(remotes)} users would be deprovisioned at once (threshold {threshold})"
+    )
     RemoteObject.objects.filter(pk__in=[remote.pk for remote in remotes]).update(status=SyncStatus.HELD)
     audit_record(
         actor=None,
@@ -100,7 +96,7 @@ def hold_approve(*, actor: Actor, hold: DeprovisionHold) -> DeprovisionHold:
         return hold
     hold.status, hold.decided_by, hold.decided_at = HoldStatus.APPROVED, _user_of(actor), timezone.now()
     hold.save(update_fields=["status", "decided_by", "decided_at"])
-    _unpause(hold.connector)
+    provisioning_resume(connector=hold.connector)
     audit_record(
         actor=actor,
         action="provisioning.hold.approve",
@@ -127,18 +123,12 @@ def hold_cancel(*, actor: Actor, hold: DeprovisionHold) -> DeprovisionHold:
     RemoteObject.objects.filter(
         connector=hold.connector, object_type=ObjectType.USER, object_id__in=hold.object_ids
     ).update(status=SyncStatus.SKIPPED, last_error="Deprovisioning cancelled by an admin; the user stays in the app.")
-    _unpause(hold.connector)
+    provisioning_resume(connector=hold.connector)
     audit_record(
         actor=actor, action="provisioning.hold.cancel", target=hold.connector, after={"count": len(hold.object_ids)}
     )
     kick(hold.connector_id)
     return hold
-
-
-def _unpause(connector: Connector) -> None:
-    provisioning = connector.provisioning
-    provisioning.paused, provisioning.paused_reason = False, ""
-    provisioning.save(update_fields=["paused", "paused_reason"])
 
 
 def _user_of(actor: Actor) -> User | None:
@@ -180,12 +170,11 @@ def hold_open_remote(*, connector: Connector, remote_users: list[dict], threshol
         labels=[user["userName"] or user["id"] for user in remote_users],
         threshold=threshold,
     )
-    provisioning = connector.provisioning
-    provisioning.paused = True
-    provisioning.paused_reason = (
-        f"A full sync would deprovision {len(remote_users)} users the directory does not manage (threshold {threshold})"
+    provisioning_pause(
+        connector=connector,
+        reason=f"A full sync would deprovision {len(remote_users)} users the directory does not manage "
+        f"(threshold {threshold})",
     )
-    provisioning.save(update_fields=["paused", "paused_reason"])
     audit_record(
         actor=None,
         action="provisioning.hold",
