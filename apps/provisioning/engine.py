@@ -8,11 +8,8 @@ one delivery, a delayed retry can never send an older state, and running twice s
 import contextlib
 import logging
 import math
-import os
 import random
-import socket
 import time
-import uuid
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -21,7 +18,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import OperationalError, connection, transaction
-from django.db.models import Max, Q
+from django.db.models import Max
 from django.utils import timezone
 
 from apps.common.crypto import SecretDecryptionError, decrypt_secret
@@ -37,6 +34,15 @@ from apps.connectors.models import (
 from apps.connectors.selectors import users_in_scope
 from apps.directory.models import Group, Membership, User, UserStatus
 from apps.provisioning import mapping
+from apps.provisioning.claims import (
+    claim_batch,
+    defer_pending,
+    has_pending_events,
+    hash_joins,
+    pending_event_ids,
+    pending_event_object_ids,
+    release,
+)
 from apps.provisioning.client import (
     ConflictError,
     RateLimitedError,
@@ -59,7 +65,6 @@ from apps.provisioning.outbox import record_events
 from apps.provisioning.ratelimit import wait_for_slot
 
 logger = logging.getLogger(__name__)
-WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
 
 
 class Deferred(Exception):
@@ -77,130 +82,6 @@ class BatchResult:
     held: bool = False
     # Nothing can be sent now (paused, held, disabled, unusable settings): do not ask again at once.
     blocked: bool = False
-
-
-# --- Claiming ---------------------------------------------------------------------------------
-
-
-def _lease_seconds() -> int:
-    return settings.PROVISIONING_LEASE_SECONDS
-
-
-# From this many pending events on, joins with the pending outbox are done by hashing.
-HASH_JOIN_BACKLOG = 20
-
-
-@contextlib.contextmanager
-def hash_joins(connector_id: Any) -> Iterator[None]:
-    """A transaction in which PostgreSQL joins a large pending outbox by hashing, not nested loops.
-
-    The outbox and RemoteObject tables often grow from nothing in one transaction (a group
-    assignment, a full sync); until (auto)ANALYZE has run, PostgreSQL estimates them at a row or
-    two and joins "object_id IN (pending events)" with nested loops whose cost grows with the
-    square of the backlog: 12 s per claim at 10,000 users, measured. A hash semi-join costs about
-    8 ms there whatever the statistics (and 5 ms with them). A small backlog keeps the planner's
-    choice: a hash join would read every RemoteObject of the connector to send one change.
-    Nested uses share the transaction.
-    """
-    if getattr(connection, "_provisioning_hash_joins", False):
-        yield
-        return
-    with transaction.atomic():
-        if connection.vendor == "postgresql":
-            backlog = OutboxEvent.objects.filter(connector_id=connector_id, processed_at__isnull=True)
-            if backlog[:HASH_JOIN_BACKLOG].count() >= HASH_JOIN_BACKLOG:
-                with connection.cursor() as cursor:
-                    cursor.execute("SET LOCAL enable_nestloop = off")
-        connection._provisioning_hash_joins = True
-        try:
-            yield
-        finally:
-            connection._provisioning_hash_joins = False
-
-
-def _pending_event_object_ids(connector: Connector, object_type: str | None = None):
-    events = OutboxEvent.objects.filter(connector=connector, processed_at__isnull=True)
-    if object_type is not None:
-        events = events.filter(object_type=object_type)
-    return events.values("object_id")
-
-
-def _pending_objects(connector: Connector):
-    """RemoteObjects with unprocessed events, due now, not leased: users first (groups need their ids).
-
-    Evaluate within `hash_joins`.
-    """
-    now = timezone.now()
-    return (
-        RemoteObject.objects.filter(connector=connector, object_id__in=_pending_event_object_ids(connector))
-        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-        .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
-        .order_by("-object_type", "updated")  # "user" sorts after "group": descending puts users first
-    )
-
-
-def _has_pending_events(connector: Connector) -> bool:
-    return OutboxEvent.objects.filter(connector=connector, processed_at__isnull=True).exists()
-
-
-def has_due_work(connector_id: Any) -> bool:
-    """Whether a worker could claim something of this connector now (it is active and not paused)."""
-    connector = Connector.objects.select_related("provisioning").filter(pk=connector_id).first()
-    if connector is None or not connector.has_provisioning:
-        return False
-    provisioning = connector.provisioning
-    if not (connector.enabled and provisioning.enabled) or provisioning.paused:
-        return False
-    if not _has_pending_events(connector):
-        return False
-    with hash_joins(connector.pk):
-        return _pending_objects(connector).exists()
-
-
-def claim_batch(connector: Connector, limit: int | None = None) -> list[RemoteObject]:
-    """Lease up to `limit` due objects for this worker.
-
-    One conditional UPDATE stamps a token of this claim on rows whose lease is free, so claims
-    stay exclusive; on PostgreSQL the candidates are locked with SKIP LOCKED, so two workers
-    claiming at once take different objects instead of colliding on the same ones. Without it
-    (SQLite), a claim that lost every row to another worker tries the next candidates.
-    """
-    limit = limit or settings.PROVISIONING_BATCH_SIZE
-    for _attempt in range(3):
-        rows, leased, ids, token = _claim_once(connector, limit)
-        if not rows:
-            return []
-        if leased == len(rows):  # always so under SKIP LOCKED: the rows were locked for this UPDATE
-            return rows
-        if leased:
-            return list(RemoteObject.objects.filter(pk__in=ids, lease_owner=token).order_by("-object_type", "updated"))
-    return []
-
-
-def _claim_once(connector: Connector, limit: int) -> tuple[list[RemoteObject], int, list, str]:
-    now = timezone.now()
-    token = f"{WORKER_ID}:{uuid.uuid4().hex[:8]}"
-    free = Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)
-    expires = now + timedelta(seconds=_lease_seconds())
-    with hash_joins(connector.pk):
-        candidates = _pending_objects(connector)
-        if connection.features.has_select_for_update_skip_locked:
-            candidates = candidates.select_for_update(skip_locked=True, of=("self",))
-        rows = list(candidates[:limit])
-        if not rows:
-            return [], 0, [], token
-        ids = [remote.pk for remote in rows]
-        leased = RemoteObject.objects.filter(pk__in=ids).filter(free)
-        leased = leased.update(lease_owner=token, lease_expires_at=expires)
-    for remote in rows:
-        remote.lease_owner, remote.lease_expires_at = token, expires
-    return rows, leased, ids, token
-
-
-def release(remote: RemoteObject) -> None:
-    RemoteObject.objects.filter(pk=remote.pk, lease_owner=remote.lease_owner).update(
-        lease_owner="", lease_expires_at=None
-    )
 
 
 # --- Creates and the count of the app's users ----------------------------------------------------
@@ -773,18 +654,6 @@ def _save_outcomes(remotes: list[RemoteObject]) -> None:
         cursor.executemany(sql, rows)
 
 
-def _pending_event_ids(connector: Connector, claimed: list[RemoteObject]) -> dict[tuple[str, str], list[int]]:
-    """The unprocessed events of the claimed objects, read before their state is loaded: an event
-    committed later stays pending and is delivered by the next pass."""
-    events: dict[tuple[str, str], list[int]] = {}
-    rows = OutboxEvent.objects.filter(
-        connector=connector, processed_at__isnull=True, object_id__in=[remote.object_id for remote in claimed]
-    ).values_list("object_type", "object_id", "id")
-    for object_type, object_id, event_id in rows:
-        events.setdefault((object_type, str(object_id)), []).append(event_id)
-    return events
-
-
 def process_object(run: ConnectorRun, remote: RemoteObject, event_ids: list[int]) -> tuple[str, Outcome]:
     """Reconcile one claimed object; returns "synced", "failed", "retry" or "rate_limited", and the
     outcome to write."""
@@ -823,14 +692,6 @@ def _fail(remote: RemoteObject, reason: str) -> None:
     remote.attempts += 1
 
 
-def _defer_pending(connector: Connector, until: Any) -> None:
-    """Move every due object of the connector to `until` (a 429 applies to the whole app)."""
-    with hash_joins(connector.pk):
-        RemoteObject.objects.filter(connector=connector, object_id__in=_pending_event_object_ids(connector)).filter(
-            Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lt=until)
-        ).update(next_attempt_at=until)
-
-
 # --- The circuit breaker --------------------------------------------------------------------------
 
 
@@ -841,7 +702,7 @@ def pending_deprovisions(connector: Connector) -> list[RemoteObject]:
             RemoteObject.objects.filter(
                 connector=connector,
                 object_type=ObjectType.USER,
-                object_id__in=_pending_event_object_ids(connector, ObjectType.USER),
+                object_id__in=pending_event_object_ids(connector, ObjectType.USER),
             )
             .exclude(remote_id="")
             .exclude(status=SyncStatus.DEPROVISIONED)
@@ -930,7 +791,7 @@ def process_batch(connector_id: Any, *, deadline: float, limit: int | None = Non
     if not (connector.enabled and provisioning.enabled) or provisioning.paused:
         result.blocked = True
         return result
-    if not _has_pending_events(connector):
+    if not has_pending_events(connector):
         return result
     try:
         run = ConnectorRun(connector)
@@ -948,7 +809,7 @@ def process_batch(connector_id: Any, *, deadline: float, limit: int | None = Non
     result.more = len(claimed) >= limit
     if not claimed:
         return result
-    events = _pending_event_ids(connector, claimed)
+    events = pending_event_ids(connector, claimed)
     run.preload(claimed)
     outcomes: list[Outcome] = []
     first_unwritten = time.monotonic()
@@ -977,7 +838,7 @@ def process_batch(connector_id: Any, *, deadline: float, limit: int | None = Non
                 if outcome == "rate_limited":
                     backing_off = True
                     _flush(run, outcomes)
-                    _defer_pending(connector, remote.next_attempt_at)
+                    defer_pending(connector, remote.next_attempt_at)
             if (
                 time.monotonic() - first_unwritten >= FLUSH_SECONDS
                 or run.creates_lock.held_for() >= CREATES_LOCK_SECONDS

@@ -5,7 +5,6 @@ Recording directory changes is `apps.provisioning.outbox`; reaching a worker, `d
 """
 
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from apps.audit.services import Actor, audit_record
@@ -133,32 +132,6 @@ def hold_cancel(*, actor: Actor, hold: DeprovisionHold) -> DeprovisionHold:
 
 def _user_of(actor: Actor) -> User | None:
     return actor if isinstance(actor, User) else getattr(actor, "user", None)
-
-
-def sweep() -> int:
-    """Re-enqueue connectors whose work is still pending (a lost task, a parked retry, a dead worker)."""
-    now = timezone.now()
-    RemoteObject.objects.filter(lease_expires_at__lt=now).update(lease_owner="", lease_expires_at=None)
-    from apps.provisioning.engine import hash_joins
-
-    connector_ids = set()
-    pending = OutboxEvent.objects.filter(processed_at__isnull=True)
-    for connector_id in set(pending.values_list("connector_id", flat=True).distinct()):
-        with hash_joins(connector_id):
-            due = (
-                RemoteObject.objects.filter(
-                    connector_id=connector_id,
-                    object_id__in=pending.filter(connector_id=connector_id).values("object_id"),
-                )
-                .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-                .exists()
-            )
-        if due:
-            connector_ids.add(connector_id)
-    for connector_id in connector_ids:
-        with transaction.atomic():
-            kick(connector_id)
-    return len(connector_ids)
 
 
 @transaction.atomic

@@ -9,7 +9,7 @@ from celery import shared_task
 from django.conf import settings
 from django.db import close_old_connections, connection
 
-from apps.provisioning import dispatch, engine, services
+from apps.provisioning import claims, dispatch, engine, services
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ def process_connector(connector_id: str, slot: int | None = 0) -> None:
         )
     finally:
         dispatch.task_finished(connector_id, slot)
-    if not result.blocked and engine.has_due_work(connector_id):
+    if not result.blocked and claims.has_due_work(connector_id):
         dispatch.kick(connector_id)
     if result.next_retry_in is not None and result.next_retry_in < settings.PROVISIONING_MAX_COUNTDOWN_SECONDS:
         # Short waits ride on a countdown; anything longer stays parked in the database for the sweep,
@@ -39,7 +39,7 @@ def process_connector(connector_id: str, slot: int | None = 0) -> None:
 
 @shared_task(name=dispatch.SWEEP, ignore_result=True)
 def sweep() -> None:
-    services.sweep()
+    claims.sweep()
 
 
 @shared_task(name=dispatch.RECONCILE_UNMANAGED, ignore_result=True, acks_late=True)
