@@ -7,7 +7,6 @@ one delivery, a delayed retry can never send an older state, and running twice s
 
 import contextlib
 import logging
-import math
 import random
 import time
 import zlib
@@ -18,7 +17,6 @@ from typing import Any
 
 from django.conf import settings
 from django.db import OperationalError, connection, transaction
-from django.db.models import Max
 from django.utils import timezone
 
 from apps.common.crypto import SecretDecryptionError, decrypt_secret
@@ -32,15 +30,15 @@ from apps.connectors.models import (
     UpdateMethod,
 )
 from apps.connectors.selectors import users_in_scope
-from apps.directory.models import Group, Membership, User, UserStatus
+from apps.directory.models import Group, Membership, User
 from apps.provisioning import mapping
+from apps.provisioning.breaker import check_circuit_breaker, deprovision_threshold, hold_open_remote
 from apps.provisioning.claims import (
     claim_batch,
     defer_pending,
     has_pending_events,
     hash_joins,
     pending_event_ids,
-    pending_event_object_ids,
     release,
 )
 from apps.provisioning.client import (
@@ -692,91 +690,6 @@ def _fail(remote: RemoteObject, reason: str) -> None:
     remote.attempts += 1
 
 
-# --- The circuit breaker --------------------------------------------------------------------------
-
-
-def pending_deprovisions(connector: Connector) -> list[RemoteObject]:
-    """Linked users with pending changes who would be deactivated or deleted now."""
-    with hash_joins(connector.pk):
-        linked = list(
-            RemoteObject.objects.filter(
-                connector=connector,
-                object_type=ObjectType.USER,
-                object_id__in=pending_event_object_ids(connector, ObjectType.USER),
-            )
-            .exclude(remote_id="")
-            .exclude(status=SyncStatus.DEPROVISIONED)
-        )
-    if not linked:
-        return []
-    ids = [remote.object_id for remote in linked]
-    in_scope = dict(users_in_scope(connector).filter(pk__in=ids).values_list("pk", "status"))
-    losing = []
-    for remote in linked:
-        status = in_scope.get(remote.object_id)
-        if status == UserStatus.ACTIVE:
-            continue
-        if status is not None and not (remote.last_sent or {}).get("active", True):
-            continue  # already inactive in the app: nothing new would be deactivated
-        losing.append(remote)
-    return losing
-
-
-def deprovision_threshold(connector: Connector) -> int:
-    provisioning = connector.provisioning
-    linked_users = (
-        RemoteObject.objects.filter(connector=connector, object_type=ObjectType.USER).exclude(remote_id="").count()
-    )
-    by_percent = math.ceil(linked_users * provisioning.deprovision_threshold_percent / 100)
-    return max(provisioning.deprovision_threshold_count, by_percent)
-
-
-def _covered_by_approval(remotes: list[RemoteObject], approved: dict[str, Any]) -> set[str]:
-    """Objects whose pending changes all predate their approval: the batch the admin approved.
-
-    A later change (the same users removed again a month on) is a new batch and trips the breaker again.
-    """
-    candidates = [remote.object_id for remote in remotes if str(remote.object_id) in approved]
-    if not candidates:
-        return set()
-    latest = dict(
-        OutboxEvent.objects.filter(object_id__in=candidates, processed_at__isnull=True, object_type=ObjectType.USER)
-        .filter(connector_id=remotes[0].connector_id)
-        .values("object_id")
-        .annotate(last=Max("created"))
-        .values_list("object_id", "last")
-    )
-    return {
-        str(object_id)
-        for object_id in candidates
-        if latest.get(object_id) is not None and latest[object_id] <= approved[str(object_id)]
-    }
-
-
-def check_circuit_breaker(
-    connector: Connector, approved: dict[str, Any], *, pending_hold: DeprovisionHold | None
-) -> DeprovisionHold | None:
-    """Pause the connector and open a hold when too many users would lose access at once.
-
-    `pending_hold` is the waiting hold, read for this batch just before.
-    """
-    if pending_hold is not None:
-        return pending_hold
-    candidates = pending_deprovisions(connector)
-    if not candidates:
-        return None
-    covered = _covered_by_approval(candidates, approved)
-    losing = [remote for remote in candidates if str(remote.object_id) not in covered]
-    if not losing:
-        return None
-    threshold = deprovision_threshold(connector)
-    if len(losing) <= threshold:
-        return None
-    from apps.provisioning.services import hold_open
-
-    return hold_open(connector=connector, remotes=losing, threshold=threshold)
-
-
 # --- One pass over a connector ------------------------------------------------------------------
 
 
@@ -962,8 +875,6 @@ def reconcile_unmanaged(connector_id: Any) -> int:
         return 0
     threshold = deprovision_threshold(connector)
     if len(unmanaged) > threshold:
-        from apps.provisioning.services import hold_open_remote
-
         hold_open_remote(connector=connector, remote_users=unmanaged, threshold=threshold)
         return 0
     return deprovision_remote_ids(run, [user["id"] for user in unmanaged])

@@ -68,27 +68,6 @@ def connector_resume(*, actor: Actor, connector: Connector) -> None:
 
 
 @transaction.atomic
-def hold_open(*, connector: Connector, remotes: list[RemoteObject], threshold: int) -> DeprovisionHold:
-    hold = DeprovisionHold.objects.create(
-        connector=connector,
-        object_ids=[str(remote.object_id) for remote in remotes],
-        labels=[remote.label or str(remote.object_id) for remote in remotes],
-        threshold=threshold,
-    )
-    provisioning_pause(
-        connector=connector, reason=f"{len(remotes)} users would be deprovisioned at once (threshold {threshold})"
-    )
-    RemoteObject.objects.filter(pk__in=[remote.pk for remote in remotes]).update(status=SyncStatus.HELD)
-    audit_record(
-        actor=None,
-        action="provisioning.hold",
-        target=connector,
-        after={"users": hold.labels[:200], "count": len(remotes), "threshold": threshold},
-    )
-    return hold
-
-
-@transaction.atomic
 def hold_approve(*, actor: Actor, hold: DeprovisionHold) -> DeprovisionHold:
     hold = DeprovisionHold.objects.select_for_update().get(pk=hold.pk)
     if hold.status != HoldStatus.PENDING:
@@ -132,29 +111,6 @@ def hold_cancel(*, actor: Actor, hold: DeprovisionHold) -> DeprovisionHold:
 
 def _user_of(actor: Actor) -> User | None:
     return actor if isinstance(actor, User) else getattr(actor, "user", None)
-
-
-@transaction.atomic
-def hold_open_remote(*, connector: Connector, remote_users: list[dict], threshold: int) -> DeprovisionHold:
-    """A hold for users the app has that the directory does not manage (found by a full sync)."""
-    hold = DeprovisionHold.objects.create(
-        connector=connector,
-        remote_ids=[user["id"] for user in remote_users],
-        labels=[user["userName"] or user["id"] for user in remote_users],
-        threshold=threshold,
-    )
-    provisioning_pause(
-        connector=connector,
-        reason=f"A full sync would deprovision {len(remote_users)} users the directory does not manage "
-        f"(threshold {threshold})",
-    )
-    audit_record(
-        actor=None,
-        action="provisioning.hold",
-        target=connector,
-        after={"unmanaged_users": hold.labels[:200], "count": len(remote_users), "threshold": threshold},
-    )
-    return hold
 
 
 def deprovision_approved_remote_users(hold_id: int) -> int:

@@ -8,7 +8,7 @@ import pytest
 from apps.audit.models import AuditEvent
 from apps.connectors import services as connector_services
 from apps.directory import services as directory
-from apps.provisioning import services as provisioning_services
+from apps.provisioning import breaker
 from apps.provisioning.models import DeprovisionHold, HoldStatus, ObjectType, RemoteObject, SyncStatus
 from tests.factories import GroupFactory, UserFactory
 from tests.provisioning.downstream import FaultyScimServer
@@ -193,7 +193,7 @@ def _hold(connector, count: int = 3) -> DeprovisionHold:
         )
         for i in range(count)
     ]
-    return provisioning_services.hold_open(connector=connector, remotes=remotes, threshold=2)
+    return breaker.hold_open(connector=connector, remotes=remotes, threshold=2)
 
 
 @pytest.mark.parametrize(("decision", "status"), [("approve", HoldStatus.APPROVED), ("cancel", HoldStatus.CANCELLED)])
