@@ -9,6 +9,7 @@ import pytest
 from django.utils import timezone
 
 from apps.provisioning import engine, tasks
+from apps.provisioning import run as connector_run
 from apps.provisioning.client import ScimClient
 from apps.provisioning.models import SyncStatus
 from tests.factories import UserFactory
@@ -94,7 +95,7 @@ def test_timeout_is_retried(downstream, monkeypatch):
     def quick_client(connector_id, base_url, token):
         return ScimClient(base_url, token, timeout=httpx2.Timeout(0.3))
 
-    monkeypatch.setattr(engine, "client_for", quick_client)
+    monkeypatch.setattr(connector_run, "client_for", quick_client)
     connector = make_connector(downstream)
     alice = _user()
     assign(connector, user=alice)
