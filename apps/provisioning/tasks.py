@@ -9,7 +9,7 @@ from celery import shared_task
 from django.conf import settings
 from django.db import close_old_connections, connection
 
-from apps.provisioning import claims, dispatch, engine, services
+from apps.provisioning import batch, claims, dispatch, engine, services
 
 logger = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ def process_connector(connector_id: str, slot: int | None = 0) -> None:
         close_old_connections()  # the connection is kept between tasks (CELERY_DB_REUSE_MAX)
     dispatch.task_started(connector_id, slot)
     try:
-        result = engine.process_connector(
+        result = batch.process_connector(
             connector_id,
             on_full_batch=lambda: dispatch.start_helpers(connector_id),
             wait_for_changes=(lambda seconds: dispatch.wait_for_changes(connector_id, seconds)) if slot == 0 else None,

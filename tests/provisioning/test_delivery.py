@@ -8,7 +8,7 @@ import httpx2
 import pytest
 from django.utils import timezone
 
-from apps.provisioning import engine, tasks
+from apps.provisioning import outcomes, tasks
 from apps.provisioning import run as connector_run
 from apps.provisioning.client import ScimClient
 from apps.provisioning.models import SyncStatus
@@ -66,10 +66,10 @@ def test_backoff_grows_exponentially_and_is_capped(settings):
     settings.PROVISIONING_RETRY_BASE_SECONDS = 1.0
     settings.PROVISIONING_RETRY_MAX_SECONDS = 60
     for attempts in range(12):
-        delays = [engine.backoff_seconds(attempts) for _ in range(200)]
+        delays = [outcomes.backoff_seconds(attempts) for _ in range(200)]
         assert min(delays) >= 1.0
         assert max(delays) <= min(60, 2**attempts)
-    assert max(engine.backoff_seconds(3) for _ in range(200)) > 4  # jitter spreads over the window
+    assert max(outcomes.backoff_seconds(3) for _ in range(200)) > 4  # jitter spreads over the window
 
 
 def test_connection_refused_is_retried(downstream):

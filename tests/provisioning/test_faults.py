@@ -300,14 +300,14 @@ def test_a_slow_app_is_waited_for_within_the_timeout(downstream):
 
 def test_a_change_committed_while_the_worker_runs_is_not_marked_processed(downstream, monkeypatch):
     """The high-water mark: events recorded after the object was read stay pending for the next pass."""
-    from apps.provisioning import engine
+    from apps.provisioning import users
 
     connector = make_connector(downstream)
     alice = _user(last_name="Liddell")
     assign(connector, user=alice)
     run(connector)
     directory.user_update(actor=None, user=alice, last_name="One")
-    original = engine._sync_user
+    original = users._sync_user
 
     def sync_then_change(run_, remote_, user):
         original(run_, remote_, user)
@@ -315,7 +315,7 @@ def test_a_change_committed_while_the_worker_runs_is_not_marked_processed(downst
             # Another admin's change commits between the send and the bookkeeping.
             directory.user_update(actor=None, user=user, last_name="Two")
 
-    monkeypatch.setattr(engine, "_sync_user", sync_then_change)
+    monkeypatch.setattr(users, "_sync_user", sync_then_change)
     downstream.reset_log()
     run(connector)
 
