@@ -1,5 +1,5 @@
-"""Admin operations on a connector's provisioning: full sync, retry, pause and resume, the
-decisions on deprovisioning holds, and the sweep. Each is audited with the acting admin.
+"""Admin operations on a connector's provisioning: full sync, retry, pause and resume, and the
+decisions on deprovisioning holds. Each is audited with the acting admin.
 
 Recording directory changes is `apps.provisioning.outbox`; reaching a worker, `dispatch`.
 """
@@ -8,11 +8,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.audit.services import Actor, audit_record
+from apps.common.errors import ApplicationError
 from apps.connectors.models import Connector
 from apps.connectors.pausing import provisioning_pause, provisioning_resume
 from apps.directory.models import User
 from apps.provisioning import dispatch
-from apps.provisioning.dispatch import kick
 from apps.provisioning.models import (
     DeprovisionHold,
     HoldStatus,
@@ -22,8 +22,6 @@ from apps.provisioning.models import (
     SyncStatus,
 )
 from apps.provisioning.outbox import record_events, record_full_sync
-
-# --- Admin operations ---------------------------------------------------------------------------
 
 
 @transaction.atomic
@@ -57,14 +55,12 @@ def connector_pause(*, actor: Actor, connector: Connector, reason: str = "Paused
 @transaction.atomic
 def connector_resume(*, actor: Actor, connector: Connector) -> None:
     if DeprovisionHold.objects.filter(connector=connector, status=HoldStatus.PENDING).exists():
-        from apps.common.errors import ApplicationError
-
         raise ApplicationError(
             "A deprovisioning batch is waiting for approval: approve or cancel it first.", code="hold_pending"
         )
     provisioning_resume(connector=connector)
     audit_record(actor=actor, action="provisioning.resume", target=connector)
-    kick(connector.pk)
+    dispatch.kick(connector.pk)
 
 
 @transaction.atomic
@@ -81,7 +77,7 @@ def hold_approve(*, actor: Actor, hold: DeprovisionHold) -> DeprovisionHold:
         target=hold.connector,
         after={"count": len(hold.object_ids) + len(hold.remote_ids)},
     )
-    kick(hold.connector_id)
+    dispatch.kick(hold.connector_id)
     if hold.remote_ids:
         dispatch.enqueue_on_commit(dispatch.DEPROVISION_HELD_REMOTE_USERS, hold.pk)
     return hold
@@ -105,18 +101,9 @@ def hold_cancel(*, actor: Actor, hold: DeprovisionHold) -> DeprovisionHold:
     audit_record(
         actor=actor, action="provisioning.hold.cancel", target=hold.connector, after={"count": len(hold.object_ids)}
     )
-    kick(hold.connector_id)
+    dispatch.kick(hold.connector_id)
     return hold
 
 
 def _user_of(actor: Actor) -> User | None:
     return actor if isinstance(actor, User) else getattr(actor, "user", None)
-
-
-def deprovision_approved_remote_users(hold_id: int) -> int:
-    from apps.provisioning.engine import ConnectorRun, deprovision_remote_ids
-
-    hold = DeprovisionHold.objects.select_related("connector__provisioning").filter(pk=hold_id).first()
-    if hold is None or hold.status != HoldStatus.APPROVED or not hold.remote_ids:
-        return 0
-    return deprovision_remote_ids(ConnectorRun(hold.connector), list(hold.remote_ids))

@@ -1,4 +1,4 @@
-"""Thin Celery wrappers: take ids, call the engine or a service.
+"""Thin Celery wrappers: take ids, call the engine.
 
 Each task is registered under the name `dispatch` sends it by.
 """
@@ -9,7 +9,7 @@ from celery import shared_task
 from django.conf import settings
 from django.db import close_old_connections, connection
 
-from apps.provisioning import batch, claims, dispatch, engine, services
+from apps.provisioning import batch, claims, dispatch, unmanaged
 
 logger = logging.getLogger(__name__)
 
@@ -44,9 +44,9 @@ def sweep() -> None:
 
 @shared_task(name=dispatch.RECONCILE_UNMANAGED, ignore_result=True, acks_late=True)
 def reconcile_unmanaged(connector_id: str) -> None:
-    engine.reconcile_unmanaged(connector_id)
+    unmanaged.reconcile_unmanaged(connector_id)
 
 
 @shared_task(name=dispatch.DEPROVISION_HELD_REMOTE_USERS, ignore_result=True)
 def deprovision_held_remote_users(hold_id: int) -> None:
-    services.deprovision_approved_remote_users(hold_id)
+    unmanaged.deprovision_approved_remote_users(hold_id)

@@ -9,11 +9,9 @@ from apps.connectors.selectors import users_in_scope
 from apps.provisioning import mapping
 from apps.provisioning.breaker import deprovision_threshold, hold_open_remote
 from apps.provisioning.client import RemoteNotFoundError, ScimClient
-from apps.provisioning.models import ObjectType, RemoteObject
+from apps.provisioning.models import DeprovisionHold, HoldStatus, ObjectType, RemoteObject
 from apps.provisioning.outcomes import flush
 from apps.provisioning.run import ConnectorRun
-
-# --- Full reconcile: users the app has that the directory does not manage ------------------------
 
 REMOTE_PAGE_SIZE = 100
 
@@ -83,3 +81,10 @@ def reconcile_unmanaged(connector_id: Any) -> int:
         hold_open_remote(connector=connector, remote_users=unmanaged, threshold=threshold)
         return 0
     return deprovision_remote_ids(run, [user["id"] for user in unmanaged])
+
+
+def deprovision_approved_remote_users(hold_id: int) -> int:
+    hold = DeprovisionHold.objects.select_related("connector__provisioning").filter(pk=hold_id).first()
+    if hold is None or hold.status != HoldStatus.APPROVED or not hold.remote_ids:
+        return 0
+    return deprovision_remote_ids(ConnectorRun(hold.connector), list(hold.remote_ids))
