@@ -14,10 +14,10 @@ from apps.common.http import OutboundURLError, check_outbound_url
 from apps.connectors.models import Connector, Deprovision, MappingKind
 from apps.connectors.selectors import users_in_scope
 from apps.directory.models import Membership, User
-from apps.provisioning import mapping
 from apps.provisioning.client import ResponseRecord, ScimClient, ScimError, client_for
 from apps.provisioning.creates_lock import CreatesLock, user_creates_paused
 from apps.provisioning.models import Delivery, DeprovisionHold, HoldStatus, ObjectType, RemoteObject, SyncStatus
+from apps.provisioning.planner import PlanSettings, Request
 from apps.provisioning.ratelimit import wait_for_slot
 
 logger = logging.getLogger(__name__)
@@ -28,16 +28,19 @@ _none_unlinked_at: dict[str, float] = {}
 NONE_UNLINKED_SECONDS = 5.0
 
 
+def plan_settings(connector: Connector) -> PlanSettings:
+    """The settings the planner reads: the connector's provisioning row and its SCIM mappings (one query)."""
+    rows = connector.mappings.filter(kind__in=[MappingKind.SCIM_USER, MappingKind.SCIM_GROUP])
+    return PlanSettings.of(connector.provisioning, rows)
+
+
 class ConnectorRun:
     """What reconciling one connector's objects needs, loaded once per batch."""
 
     def __init__(self, connector: Connector, client: ScimClient | None = None) -> None:
         self.connector = connector
         self.settings = connector.provisioning
-        self.operations = set(self.settings.operations)
-        rows = list(connector.mappings.filter(kind__in=[MappingKind.SCIM_USER, MappingKind.SCIM_GROUP]))
-        self.user_mappings = mapping.mapping_pairs(row for row in rows if row.kind == MappingKind.SCIM_USER)
-        self.group_mappings = mapping.mapping_pairs(row for row in rows if row.kind == MappingKind.SCIM_GROUP)
+        self.plan = plan_settings(connector)
         self.client = client or self._client()
         self.current_object: RemoteObject | None = None
         self.client.observer = self._record
@@ -55,6 +58,18 @@ class ConnectorRun:
         self.group_names: dict[str, list[str]] = {}
         self._unlinked_remote_users: bool | None = None
         self.creates_lock = CreatesLock(connector)
+
+    def send(self, request: Request) -> dict | None:
+        """Send a planned request; returns the app's answer (the created or replaced resource)."""
+        client, kind = self.client, request.resource_type
+        if request.method == "POST":
+            return client.create(kind, request.body)
+        if request.method == "PUT":
+            return client.replace(kind, request.remote_id, request.body)
+        if request.method == "PATCH":
+            return client.patch(kind, request.remote_id, request.body)
+        client.delete(kind, request.remote_id)
+        return None
 
     def app_has_unlinked_users(self) -> None:
         self._unlinked_remote_users = True

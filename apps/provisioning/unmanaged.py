@@ -2,22 +2,24 @@
 the connector allows it (through a hold above the circuit breaker's threshold).
 """
 
+import contextlib
 from typing import Any
 
-from apps.connectors.models import Connector, Deprovision
+from apps.connectors.models import Connector
 from apps.connectors.selectors import users_in_scope
-from apps.provisioning import mapping
 from apps.provisioning.breaker import deprovision_threshold, hold_open_remote
 from apps.provisioning.client import RemoteNotFoundError, ScimClient
 from apps.provisioning.models import DeprovisionHold, HoldStatus, ObjectType, RemoteObject
 from apps.provisioning.outcomes import flush
+from apps.provisioning.planner import PlanSettings, plan_unmanaged_user, unmanaged_deprovision
 from apps.provisioning.run import ConnectorRun
 
 REMOTE_PAGE_SIZE = 100
 
 
-def unmanaged_remote_users(connector: Connector, client: ScimClient) -> list[dict]:
-    """Users the app has that no in-scope directory user is, or will be, linked to."""
+def unmanaged_remote_users(connector: Connector, client: ScimClient, settings: PlanSettings) -> list[dict]:
+    """Users the app has that the connector deprovisions: no in-scope directory user is, or will be,
+    linked to them (see `planner.plan_unmanaged_user`). Each as {"id", "userName"}."""
     linked = set(
         RemoteObject.objects.filter(connector=connector, object_type=ObjectType.USER)
         .exclude(remote_id="")
@@ -30,14 +32,8 @@ def unmanaged_remote_users(connector: Connector, client: ScimClient) -> list[dic
         page = client.list_page("Users", start_index=start, count=REMOTE_PAGE_SIZE)
         resources = page.get("Resources") or []
         for resource in resources:
-            remote_id = str(resource.get("id", ""))
-            if not remote_id or remote_id in linked:
-                continue
-            if str(resource.get("userName", "")).lower() in in_scope_names:
-                continue  # the next pass links it instead of creating a duplicate
-            if resource.get("active") is False and connector.provisioning.deprovision == Deprovision.DEACTIVATE:
-                continue
-            unmanaged.append({"id": remote_id, "userName": str(resource.get("userName", ""))})
+            if plan_unmanaged_user(resource, settings, linked_remote_ids=linked, in_scope_names=in_scope_names):
+                unmanaged.append({"id": str(resource["id"]), "userName": str(resource.get("userName", ""))})
         total = int(page.get("totalResults") or 0)
         start += len(resources)
         if not resources or start > total:
@@ -48,15 +44,9 @@ def deprovision_remote_ids(run: ConnectorRun, remote_ids: list[str]) -> int:
     done = 0
     try:
         for remote_id in remote_ids:
-            try:
-                if run.settings.deprovision == Deprovision.DELETE:
-                    run.client.delete("Users", remote_id)
-                else:
-                    operations = [{"op": "replace", "path": "active", "value": False}]
-                    run.client.patch("Users", remote_id, mapping.patch_request(operations))
-                done += 1
-            except RemoteNotFoundError:
-                done += 1
+            with contextlib.suppress(RemoteNotFoundError):  # already gone: done all the same
+                run.send(unmanaged_deprovision(remote_id, run.plan))
+            done += 1
     finally:
         flush(run, [])  # the delivery log
     return done
@@ -71,7 +61,7 @@ def reconcile_unmanaged(connector_id: Any) -> int:
         return 0
     run = ConnectorRun(connector)
     try:
-        unmanaged = unmanaged_remote_users(connector, run.client)
+        unmanaged = unmanaged_remote_users(connector, run.client, run.plan)
     finally:
         flush(run, [])  # the delivery log of the listing
     if not unmanaged:

@@ -1,13 +1,17 @@
-"""Reconciling one user with the app: create it (or link the account the app has), update what
-differs, or deactivate or delete it once it leaves the connector's scope.
+"""Reconciling one user with the app: carry out its plan (apps.provisioning.planner).
+
+Create it (looking up, or after a 409, the account the app already has, and linking that one
+instead), update what differs, or deactivate or delete it once it leaves the connector's scope.
 """
 
-from apps.connectors.models import Deprovision, ProvisioningOperation, UpdateMethod
+import contextlib
+
 from apps.directory.models import User
 from apps.provisioning import mapping
 from apps.provisioning.client import ConflictError, RemoteNotFoundError, ScimError
 from apps.provisioning.models import RemoteObject, SyncStatus
 from apps.provisioning.outcomes import finish, mark_groups_dirty_for_member, sent
+from apps.provisioning.planner import Action, UserPlan, plan_user
 from apps.provisioning.run import ConnectorRun
 
 
@@ -61,80 +65,50 @@ def _create_user(run: ConnectorRun, remote: RemoteObject, resource: dict) -> dic
     return existing
 
 
+def _plan(run: ConnectorRun, remote: RemoteObject, user: User | None) -> UserPlan:
+    key = str(remote.object_id)
+    return plan_user(user, remote, run.plan, in_scope=key in run.in_scope, group_names=run.group_names.get(key, ()))
+
+
 def _sync_user(run: ConnectorRun, remote: RemoteObject, user: User) -> None:
-    properties = mapping.user_properties(user, run.group_names.get(str(user.pk), []))
-    resource = mapping.build_user_resource(properties, run.user_mappings)
-    digest = mapping.resource_hash(resource)
+    plan = _plan(run, remote, user)
     remote.label = user.username
-    if not remote.remote_id or (
-        remote.status == SyncStatus.DEPROVISIONED and run.settings.deprovision == Deprovision.DELETE
-    ):
-        if ProvisioningOperation.CREATE_USERS not in run.operations:
-            finish(remote, SyncStatus.SKIPPED, "Creating users is turned off for this connector.")
-            return
-        existing = _create_user(run, remote, resource)
+    if plan.action == Action.CREATE:
+        existing = _create_user(run, remote, plan.request.body)
         if existing is None:
-            sent(remote, resource, digest)
+            sent(remote, plan.last_sent, plan.last_sent_hash)
             mark_groups_dirty_for_member(run, user.pk, "member.provisioned")
             return
         remote.remote_id = str(existing["id"])
+        remote.status = SyncStatus.PENDING  # linked again, whatever it was: the plan below updates it
         # What the app holds of the attributes we manage: the update below sends only their difference,
         # never a removal of id, meta or attributes the connector does not map.
-        remote.last_sent = {key: existing[key] for key in resource if key in existing}
+        remote.last_sent = {key: existing[key] for key in plan.request.body if key in existing}
         remote.last_sent_hash = ""
         mark_groups_dirty_for_member(run, user.pk, "member.linked")
-    if digest == remote.last_sent_hash:
-        finish(remote, SyncStatus.SYNCED)
-        return
-    only_active_changed = mapping.changed_attributes(remote.last_sent, resource) == ["active"]
-    allowed = ProvisioningOperation.UPDATE_USERS in run.operations or (
-        only_active_changed and ProvisioningOperation.DEACTIVATE_USERS in run.operations
-    )
-    if not allowed:
-        finish(remote, SyncStatus.SKIPPED, "Updating users is turned off for this connector.")
+        plan = _plan(run, remote, user)
+    if plan.action in (Action.NONE, Action.SKIP):
+        finish(remote, plan.status, plan.note)
         return
     try:
-        if run.settings.update_method == UpdateMethod.PUT:
-            run.client.replace("Users", remote.remote_id, resource)
-        else:
-            operations = mapping.patch_operations(remote.last_sent, resource)
-            if operations:
-                run.client.patch("Users", remote.remote_id, mapping.patch_request(operations))
+        if plan.request is not None:
+            run.send(plan.request)
     except RemoteNotFoundError:
         # Someone deleted it in the app: create it again on the next pass.
         remote.remote_id, remote.last_sent, remote.last_sent_hash = "", None, ""
         raise
-    sent(remote, resource, digest)
+    sent(remote, plan.last_sent, plan.last_sent_hash)
 
 
-def _deprovision_user(run: ConnectorRun, remote: RemoteObject, *, deleted: bool) -> None:
-    if not remote.remote_id or remote.status == SyncStatus.DEPROVISIONED:
-        finish(remote, SyncStatus.DEPROVISIONED if remote.remote_id else SyncStatus.SKIPPED)
+def _deprovision_user(run: ConnectorRun, remote: RemoteObject, user: User | None) -> None:
+    plan = _plan(run, remote, user)
+    if plan.action in (Action.NONE, Action.SKIP):
+        finish(remote, plan.status, plan.note)
         return
-    use_delete = run.settings.deprovision == Deprovision.DELETE
-    operation = ProvisioningOperation.DELETE_USERS if use_delete else ProvisioningOperation.DEACTIVATE_USERS
-    if operation not in run.operations:
-        finish(remote, SyncStatus.SKIPPED, f"{operation.label} is turned off for this connector.")
-        return
-    try:
-        if use_delete:
-            run.client.delete("Users", remote.remote_id)
-        elif run.settings.update_method == UpdateMethod.PUT and remote.last_sent:
-            run.client.replace("Users", remote.remote_id, {**remote.last_sent, "active": False})
-        else:
-            run.client.patch(
-                "Users",
-                remote.remote_id,
-                mapping.patch_request([{"op": "replace", "path": "active", "value": False}]),
-            )
-    except RemoteNotFoundError:
-        pass  # already gone: the goal is reached
-    if use_delete:
-        remote.last_sent, remote.last_sent_hash = None, ""
-    elif remote.last_sent:
-        remote.last_sent = {**remote.last_sent, "active": False}
-        remote.last_sent_hash = mapping.resource_hash(remote.last_sent)
-    finish(remote, SyncStatus.DEPROVISIONED)
+    with contextlib.suppress(RemoteNotFoundError):  # already gone: the goal is reached
+        run.send(plan.request)
+    remote.last_sent, remote.last_sent_hash = plan.last_sent, plan.last_sent_hash
+    finish(remote, plan.status)
     mark_groups_dirty_for_member(run, remote.object_id, "member.deprovisioned")
 
 
@@ -142,8 +116,8 @@ def reconcile_user(run: ConnectorRun, remote: RemoteObject) -> None:
     user = run.users.get(str(remote.object_id))
     in_scope = user is not None and str(user.pk) in run.in_scope
     if in_scope:
-        if remote.status == SyncStatus.DEPROVISIONED and run.settings.deprovision == Deprovision.DELETE:
-            remote.remote_id = ""
+        if remote.status == SyncStatus.DEPROVISIONED and run.plan.deletes_users:
+            remote.remote_id = ""  # deleted in the app: created again
         _sync_user(run, remote, user)
     else:
-        _deprovision_user(run, remote, deleted=user is None)
+        _deprovision_user(run, remote, user)

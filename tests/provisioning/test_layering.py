@@ -19,7 +19,7 @@ BOTTOM = {
     f"{PACKAGE}.outbox": {f"{PACKAGE}.dispatch", f"{PACKAGE}.models"},
 }
 # Pure modules: no database, no HTTP, no other provisioning module but each other.
-PURE = {f"{PACKAGE}.mapping"}
+PURE = {f"{PACKAGE}.mapping", f"{PACKAGE}.planner"}
 
 
 def _module_name(path: Path) -> str:
