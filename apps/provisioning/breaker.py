@@ -17,21 +17,17 @@ from apps.provisioning.claims import hash_joins, pending_event_object_ids
 from apps.provisioning.models import DeprovisionHold, ObjectType, OutboxEvent, RemoteObject, SyncStatus
 
 
-def pending_deprovisions(connector: Connector) -> list[RemoteObject]:
-    """Linked users with pending changes who would be deactivated or deleted now."""
-    with hash_joins(connector.pk):
-        linked = list(
-            RemoteObject.objects.filter(
-                connector=connector,
-                object_type=ObjectType.USER,
-                object_id__in=pending_event_object_ids(connector, ObjectType.USER),
-            )
-            .exclude(remote_id="")
-            .exclude(status=SyncStatus.DEPROVISIONED)
-        )
-    if not linked:
-        return []
-    ids = [remote.object_id for remote in linked]
+def _linked_users(connector: Connector):
+    return (
+        RemoteObject.objects.filter(connector=connector, object_type=ObjectType.USER)
+        .exclude(remote_id="")
+        .exclude(status=SyncStatus.DEPROVISIONED)
+    )
+
+
+def _losing_access(connector: Connector, linked: list[RemoteObject], ids: Any) -> list[RemoteObject]:
+    """Of these linked users (`ids`: their object ids, or a query of them), those a pass would
+    deactivate or delete: out of scope, or in scope but no longer active."""
     in_scope = dict(users_in_scope(connector).filter(pk__in=ids).values_list("pk", "status"))
     losing = []
     for remote in linked:
@@ -42,6 +38,25 @@ def pending_deprovisions(connector: Connector) -> list[RemoteObject]:
             continue  # already inactive in the app: nothing new would be deactivated
         losing.append(remote)
     return losing
+
+
+def pending_deprovisions(connector: Connector) -> list[RemoteObject]:
+    """Linked users with pending changes who would be deactivated or deleted now."""
+    with hash_joins(connector.pk):
+        linked = list(
+            _linked_users(connector).filter(object_id__in=pending_event_object_ids(connector, ObjectType.USER))
+        )
+    if not linked:
+        return []
+    return _losing_access(connector, linked, [remote.object_id for remote in linked])
+
+
+def full_sync_deprovisions(connector: Connector) -> list[RemoteObject]:
+    """Whom a full sync would deactivate or delete at once: it records a change for every linked user
+    (so no earlier approval covers them)."""
+    linked = _linked_users(connector)
+    rows = list(linked.only("id", "connector_id", "object_id", "label", "last_sent"))
+    return _losing_access(connector, rows, linked.values("object_id")) if rows else []
 
 
 def deprovision_threshold(connector: Connector) -> int:

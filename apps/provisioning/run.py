@@ -28,6 +28,25 @@ _none_unlinked_at: dict[str, float] = {}
 NONE_UNLINKED_SECONDS = 5.0
 
 
+def connector_client(connector: Connector, *, shared: bool = True) -> ScimClient:
+    """The client of the connector's app: this worker's keep-alive one, or (`shared=False`) a new one
+    that the caller closes, whose hooks no batch of the worker sees."""
+    provisioning = connector.provisioning
+    # Checked on every batch, resolving the name again: a URL saved while a setting allowed it, or
+    # a name that now resolves to an internal address, is not contacted.
+    try:
+        check_outbound_url(provisioning.base_url)
+    except OutboundURLError as exc:
+        raise ScimError(f"The SCIM base URL is refused: {exc}") from exc
+    try:
+        token = decrypt_secret(provisioning.token_ciphertext)
+    except SecretDecryptionError as exc:
+        raise ScimError("The stored bearer token cannot be decrypted; set the token again.") from exc
+    if not shared:
+        return ScimClient(provisioning.base_url, token)
+    return client_for(connector.pk, provisioning.base_url, token)
+
+
 def plan_settings(connector: Connector) -> PlanSettings:
     """The settings the planner reads: the connector's provisioning row and its SCIM mappings (one query)."""
     rows = connector.mappings.filter(kind__in=[MappingKind.SCIM_USER, MappingKind.SCIM_GROUP])
@@ -41,7 +60,7 @@ class ConnectorRun:
         self.connector = connector
         self.settings = connector.provisioning
         self.plan = plan_settings(connector)
-        self.client = client or self._client()
+        self.client = client or connector_client(connector)
         self.current_object: RemoteObject | None = None
         self.client.observer = self._record
         rate = self.settings.rate_limit_per_second
@@ -74,19 +93,6 @@ class ConnectorRun:
     def app_has_unlinked_users(self) -> None:
         self._unlinked_remote_users = True
         _none_unlinked_at.pop(str(self.connector.pk), None)
-
-    def _client(self) -> ScimClient:
-        # Checked on every batch, resolving the name again: a URL saved while a setting allowed it, or
-        # a name that now resolves to an internal address, is not contacted.
-        try:
-            check_outbound_url(self.settings.base_url)
-        except OutboundURLError as exc:
-            raise ScimError(f"The SCIM base URL is refused: {exc}") from exc
-        try:
-            token = decrypt_secret(self.settings.token_ciphertext)
-        except SecretDecryptionError as exc:
-            raise ScimError("The stored bearer token cannot be decrypted; set the token again.") from exc
-        return client_for(self.connector.pk, self.settings.base_url, token)
 
     def _record(self, record: ResponseRecord) -> None:
         remote = self.current_object

@@ -11,7 +11,7 @@ from apps.provisioning import mapping
 from apps.provisioning.client import ConflictError, RemoteNotFoundError, ScimError
 from apps.provisioning.models import RemoteObject, SyncStatus
 from apps.provisioning.outcomes import finish, mark_groups_dirty_for_member, sent
-from apps.provisioning.planner import Action, UserPlan, plan_user
+from apps.provisioning.planner import Action, UserPlan, plan_user, user_is_linked
 from apps.provisioning.run import ConnectorRun
 
 
@@ -116,8 +116,8 @@ def reconcile_user(run: ConnectorRun, remote: RemoteObject) -> None:
     user = run.users.get(str(remote.object_id))
     in_scope = user is not None and str(user.pk) in run.in_scope
     if in_scope:
-        if remote.status == SyncStatus.DEPROVISIONED and run.plan.deletes_users:
-            remote.remote_id = ""  # deleted in the app: created again
+        if not user_is_linked(remote, run.plan):
+            remote.remote_id = ""  # deleted in the app (deprovision = delete): created again, if allowed
         _sync_user(run, remote, user)
     else:
         _deprovision_user(run, remote, user)
