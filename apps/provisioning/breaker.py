@@ -112,45 +112,44 @@ def check_circuit_breaker(
     return hold_open(connector=connector, remotes=losing, threshold=threshold)
 
 
-@transaction.atomic
-def hold_open(*, connector: Connector, remotes: list[RemoteObject], threshold: int) -> DeprovisionHold:
-    hold = DeprovisionHold.objects.create(
-        connector=connector,
-        object_ids=[str(remote.object_id) for remote in remotes],
-        labels=[remote.label or str(remote.object_id) for remote in remotes],
-        threshold=threshold,
-    )
-    provisioning_pause(
-        connector=connector, reason=f"{len(remotes)} users would be deprovisioned at once (threshold {threshold})"
-    )
-    RemoteObject.objects.filter(pk__in=[remote.pk for remote in remotes]).update(status=SyncStatus.HELD)
+def _open_hold(
+    *, connector: Connector, threshold: int, reason: str, labels: list[str], audited_as: str, **targets: list[str]
+) -> DeprovisionHold:
+    """Pause the connector with `reason` and keep what it would deprovision (`targets`) for an admin."""
+    hold = DeprovisionHold.objects.create(connector=connector, labels=labels, threshold=threshold, **targets)
+    provisioning_pause(connector=connector, reason=reason)
     audit_record(
         actor=None,
         action="provisioning.hold",
         target=connector,
-        after={"users": hold.labels[:200], "count": len(remotes), "threshold": threshold},
+        after={audited_as: hold.labels[:200], "count": len(labels), "threshold": threshold},
     )
+    return hold
+
+
+@transaction.atomic
+def hold_open(*, connector: Connector, remotes: list[RemoteObject], threshold: int) -> DeprovisionHold:
+    hold = _open_hold(
+        connector=connector,
+        threshold=threshold,
+        reason=f"{len(remotes)} users would be deprovisioned at once (threshold {threshold})",
+        labels=[remote.label or str(remote.object_id) for remote in remotes],
+        audited_as="users",
+        object_ids=[str(remote.object_id) for remote in remotes],
+    )
+    RemoteObject.objects.filter(pk__in=[remote.pk for remote in remotes]).update(status=SyncStatus.HELD)
     return hold
 
 
 @transaction.atomic
 def hold_open_remote(*, connector: Connector, remote_users: list[dict], threshold: int) -> DeprovisionHold:
     """A hold for users the app has that the directory does not manage (found by a full sync)."""
-    hold = DeprovisionHold.objects.create(
+    return _open_hold(
         connector=connector,
-        remote_ids=[user["id"] for user in remote_users],
-        labels=[user["userName"] or user["id"] for user in remote_users],
         threshold=threshold,
-    )
-    provisioning_pause(
-        connector=connector,
         reason=f"A full sync would deprovision {len(remote_users)} users the directory does not manage "
         f"(threshold {threshold})",
+        labels=[user["userName"] or user["id"] for user in remote_users],
+        audited_as="unmanaged_users",
+        remote_ids=[user["id"] for user in remote_users],
     )
-    audit_record(
-        actor=None,
-        action="provisioning.hold",
-        target=connector,
-        after={"unmanaged_users": hold.labels[:200], "count": len(remote_users), "threshold": threshold},
-    )
-    return hold

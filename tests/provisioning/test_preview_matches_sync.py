@@ -74,8 +74,13 @@ class Example:
             assign(self.connector, group=group)
         self.groups.append(group)
 
-    def assigned(self, *, user=None, group=None) -> bool:
-        return self.connector.assignments.filter(user=user, group=group).exists()
+    def assignment(self, move: str, *, user=None, group=None) -> None:
+        """Assign, or unassign, when that changes something."""
+        assigned = self.connector.assignments.filter(user=user, group=group).exists()
+        if move == "assign" and not assigned:
+            assign(self.connector, user=user, group=group)
+        elif move == "unassign" and assigned:
+            unassign(self.connector, user=user, group=group)
 
     def change(self) -> None:
         """A few random directory changes, each through the directory's and connectors' services."""
@@ -94,10 +99,8 @@ class Example:
                 directory.user_suspend(actor=None, user=user)
             elif move == "reactivate":
                 directory.user_reactivate(actor=None, user=user)
-            elif move == "assign" and not self.assigned(user=user):
-                assign(self.connector, user=user)
-            elif move == "unassign" and self.assigned(user=user):
-                unassign(self.connector, user=user)
+            elif move in ("assign", "unassign"):
+                self.assignment(move, user=user)
             elif move == "delete":
                 directory.user_delete(actor=None, user=user)
             elif move == "new_user":
@@ -112,10 +115,8 @@ class Example:
                 directory.group_remove_members(actor=None, group=group, users=[user])
             elif move == "rename_group":
                 directory.group_update(actor=None, group=group, name=self.name("Team "))
-            elif move == "assign_group" and not self.assigned(group=group):
-                assign(self.connector, group=group)
-            elif move == "unassign_group" and self.assigned(group=group):
-                unassign(self.connector, group=group)
+            elif move in ("assign_group", "unassign_group"):
+                self.assignment(move.removesuffix("_group"), group=group)
             elif move == "delete_group":
                 directory.group_delete(actor=None, group=group)
                 self.groups.remove(group)
