@@ -407,7 +407,7 @@ def wait_for_connector(connector, expected: int, *, timeout: float, on_tick=None
     Beat is not running: if nothing moves for `sweep_after` seconds, run the sweep once (what beat
     does every PROVISIONING_SWEEP_SECONDS) and count it, so a stall shows instead of hanging.
     """
-    from apps.provisioning import services
+    from apps.provisioning import claims
 
     started = time.perf_counter()
     last_progress, last_state, sweeps, polls = started, None, 0, 0
@@ -424,7 +424,7 @@ def wait_for_connector(connector, expected: int, *, timeout: float, on_tick=None
             last_state, last_progress = state, now
         elif now - last_progress > sweep_after:
             sweeps += 1
-            services.sweep()
+            claims.sweep()
             last_progress = now
         if now - started > timeout:
             return {"done": False, "state": state, "sweeps": sweeps, "at": now, "polls": polls}

@@ -20,6 +20,7 @@ from apps.connectors.models import (
     SignatureAlgorithm,
     UpdateMethod,
 )
+from apps.provisioning.preview import MAX_PAGE_SIZE, PAGE_SIZE
 
 
 def logo_url(logo: str) -> str:
@@ -317,6 +318,13 @@ class SpMetadataInputSerializer(StrictInputSerializer):
 class TestConnectionInputSerializer(StrictInputSerializer):
     base_url = serializers.CharField(required=False, max_length=2000)
     token = serializers.CharField(required=False, write_only=True, max_length=4096)
+
+
+class SyncPreviewQuerySerializer(serializers.Serializer):
+    """The page of a dry run (query parameters; others, such as dry_run itself, are the view's)."""
+
+    page = serializers.IntegerField(required=False, min_value=1, default=1)
+    page_size = serializers.IntegerField(required=False, min_value=1, max_value=MAX_PAGE_SIZE, default=PAGE_SIZE)
 
 
 class RemoteObjectOutputSerializer(serializers.Serializer):

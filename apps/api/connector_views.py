@@ -18,8 +18,8 @@ from apps.connectors.models import Assignment, AttributeMapping, Connector
 from apps.directory.models import Group, User
 from apps.provisioning import selectors as prov_selectors
 from apps.provisioning import services as prov_services
-from apps.provisioning.diff import preview_sync
 from apps.provisioning.models import DeprovisionHold
+from apps.provisioning.preview import preview_sync
 from apps.provisioning.probe import connection_test
 
 
@@ -247,14 +247,22 @@ class ProvisioningViewSet(viewsets.GenericViewSet):
         return Response(report.as_dict())
 
     @extend_schema(
-        parameters=[OpenApiParameter("dry_run", bool, description="Return the diff without sending anything")],
+        parameters=[
+            OpenApiParameter(
+                "dry_run", bool, description="Return what a sync would send, page by page, and send nothing"
+            ),
+            OpenApiParameter("page", int, description="Dry run: the page of objects (users, then groups) to examine"),
+            OpenApiParameter("page_size", int, description="Dry run: objects per page, at most 500 (default 200)"),
+        ],
         responses=OpenApiTypes.OBJECT,
     )
     @action(detail=True, methods=["post"])
     def sync(self, request, pk: str):
         connector = self._get(pk)
         if request.query_params.get("dry_run", "").lower() in {"1", "true", "yes"}:
-            return Response(preview_sync(connector).as_dict())
+            query = {name: request.query_params[name] for name in ("page", "page_size") if name in request.query_params}
+            window = _validated(cs.SyncPreviewQuerySerializer, query)
+            return Response(preview_sync(connector, page=window["page"], page_size=window["page_size"]).as_dict())
         count = prov_services.connector_sync(actor=request.user, connector=connector)
         return Response({"queued_objects": count}, status=status.HTTP_202_ACCEPTED)
 

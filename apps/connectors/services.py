@@ -33,7 +33,7 @@ from apps.connectors.validation import (
     unique_slug,
 )
 from apps.directory.models import Group, User
-from apps.provisioning import services as provisioning_services
+from apps.provisioning import outbox as provisioning_outbox
 
 # --- Snapshots (secrets reduced to whether they are set) ----------------------------------------
 
@@ -192,7 +192,7 @@ def connector_update(
     if changed_after:
         _audit_update(actor, connector, changed_before, changed_after)
         if "enabled" in changed_after or "provisioning" in changed_after:
-            provisioning_services.record_full_sync(connector, "connector.update")
+            provisioning_outbox.record_full_sync(connector, "connector.update")
     return connector
 
 
@@ -383,7 +383,7 @@ def mapping_delete(*, actor: Actor, mapping: AttributeMapping) -> None:
 def _resync_after_mapping_change(connector: Connector, kind: str) -> None:
     """SCIM resources are built from the mappings: re-send what changed (unchanged objects send nothing)."""
     if kind != MappingKind.SAML:
-        provisioning_services.record_full_sync(connector, "mappings.change")
+        provisioning_outbox.record_full_sync(connector, "mappings.change")
 
 
 # --- Assignments --------------------------------------------------------------------------------
@@ -409,7 +409,7 @@ def assignment_create(
         {"user": str(user.pk), "username": user.username} if user else {"group": str(group.pk), "name": group.name}
     )
     audit_record(actor=actor, action="connector.assignment.create", target=connector, after=subject)
-    provisioning_services.record_assignment_change(assignment, "assignment.create")
+    provisioning_outbox.record_assignment_change(assignment, "assignment.create")
     return assignment
 
 
@@ -422,5 +422,5 @@ def assignment_delete(*, actor: Actor, assignment: Assignment) -> None:
     audit_record(actor=actor, action="connector.assignment.delete", target=assignment.connector, before=subject)
     # Recorded before the row goes (it names who was granted access); the worker evaluates scope
     # after commit, so these users are deprovisioned only if nothing else grants them access.
-    provisioning_services.record_assignment_change(assignment, "assignment.delete")
+    provisioning_outbox.record_assignment_change(assignment, "assignment.delete")
     assignment.delete()

@@ -22,7 +22,7 @@ from apps.directory.models import (
     UserStatus,
 )
 from apps.directory.roles import require_reach, require_reach_query
-from apps.provisioning import services as provisioning
+from apps.provisioning import outbox as provisioning
 
 USER_EDITABLE_FIELDS = (
     "username",

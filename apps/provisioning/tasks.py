@@ -1,4 +1,7 @@
-"""Thin Celery wrappers: take ids, call the engine or a service."""
+"""Thin Celery wrappers: take ids, call the engine.
+
+Each task is registered under the name `dispatch` sends it by.
+"""
 
 import logging
 
@@ -6,44 +9,44 @@ from celery import shared_task
 from django.conf import settings
 from django.db import close_old_connections, connection
 
-from apps.provisioning import engine, services
+from apps.provisioning import batch, claims, dispatch, unmanaged
 
 logger = logging.getLogger(__name__)
 
 
-@shared_task(name="provisioning.process_connector", ignore_result=True)
+@shared_task(name=dispatch.PROCESS_CONNECTOR, ignore_result=True)
 def process_connector(connector_id: str, slot: int | None = 0) -> None:
     """Slot 0 is the connector's main task (the one `kick` enqueues), 1.. its helpers, None a
     delayed retry that holds no flag."""
     if not connection.in_atomic_block:
         close_old_connections()  # the connection is kept between tasks (CELERY_DB_REUSE_MAX)
-    services.task_started(connector_id, slot)
+    dispatch.task_started(connector_id, slot)
     try:
-        result = engine.process_connector(
+        result = batch.process_connector(
             connector_id,
-            on_full_batch=lambda: services.start_helpers(connector_id),
-            wait_for_changes=(lambda seconds: services.wait_for_changes(connector_id, seconds)) if slot == 0 else None,
+            on_full_batch=lambda: dispatch.start_helpers(connector_id),
+            wait_for_changes=(lambda seconds: dispatch.wait_for_changes(connector_id, seconds)) if slot == 0 else None,
         )
     finally:
-        services.task_finished(connector_id, slot)
-    if not result.blocked and engine.has_due_work(connector_id):
-        services.kick(connector_id)
+        dispatch.task_finished(connector_id, slot)
+    if not result.blocked and claims.has_due_work(connector_id):
+        dispatch.kick(connector_id)
     if result.next_retry_in is not None and result.next_retry_in < settings.PROVISIONING_MAX_COUNTDOWN_SECONDS:
         # Short waits ride on a countdown; anything longer stays parked in the database for the sweep,
         # because a countdown past the broker's visibility timeout would run twice.
-        services.kick(connector_id, countdown=max(result.next_retry_in, 0.1))
+        dispatch.kick(connector_id, countdown=max(result.next_retry_in, 0.1))
 
 
-@shared_task(name="provisioning.sweep", ignore_result=True)
+@shared_task(name=dispatch.SWEEP, ignore_result=True)
 def sweep() -> None:
-    services.sweep()
+    claims.sweep()
 
 
-@shared_task(name="provisioning.reconcile_unmanaged", ignore_result=True, acks_late=True)
+@shared_task(name=dispatch.RECONCILE_UNMANAGED, ignore_result=True, acks_late=True)
 def reconcile_unmanaged(connector_id: str) -> None:
-    engine.reconcile_unmanaged(connector_id)
+    unmanaged.reconcile_unmanaged(connector_id)
 
 
-@shared_task(name="provisioning.deprovision_held_remote_users", ignore_result=True)
+@shared_task(name=dispatch.DEPROVISION_HELD_REMOTE_USERS, ignore_result=True)
 def deprovision_held_remote_users(hold_id: int) -> None:
-    services.deprovision_approved_remote_users(hold_id)
+    unmanaged.deprovision_approved_remote_users(hold_id)

@@ -41,7 +41,7 @@ CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 60)
 # (`close_old_connections`) and renewed every CELERY_DB_REUSE_MAX tasks.
 CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000)
 CELERY_BEAT_SCHEDULE_FILENAME = env_str("CELERY_BEAT_SCHEDULE_FILENAME", str(VAR_DIR / "celerybeat-schedule"))
-# Outbound provisioning: see apps/provisioning/engine.py.
+# Outbound provisioning: see apps/provisioning/batch.py (the loop) and its neighbours.
 PROVISIONING_LEASE_SECONDS = env_int("PROVISIONING_LEASE_SECONDS", 120)
 PROVISIONING_TASK_BUDGET_SECONDS = env_int("PROVISIONING_TASK_BUDGET_SECONDS", 45)
 PROVISIONING_MAX_ATTEMPTS = env_int("PROVISIONING_MAX_ATTEMPTS", 12)

@@ -17,7 +17,7 @@ from apps.connectors.catalog import load_catalog
 from apps.connectors.checks import connector_checks
 from apps.connectors.models import Connector
 from apps.directory import services as directory
-from apps.provisioning import engine
+from apps.provisioning import batch
 from apps.provisioning.models import OutboxEvent, RemoteObject, SyncStatus
 from apps.saml_idp import keys as key_services
 from apps.saml_idp.models import KeyScope, KeyStatus, MetadataFetch, SigningKey
@@ -200,7 +200,7 @@ def test_twingate_wizard_from_the_catalog_to_users_downstream(admin, admin_clien
     assert scim.users() == []
     assert admin_client.post(f"/console/connectors/{connector.slug}/provisioning/sync/").status_code == 302
     for _ in range(10):
-        engine.process_connector(connector.pk)
+        batch.process_connector(connector.pk)
         if not OutboxEvent.objects.filter(connector=connector, processed_at__isnull=True).exists():
             break
     assert {user["userName"] for user in scim.users()} == {"alice", "bob"}

@@ -8,7 +8,7 @@ import pytest
 from apps.audit.models import AuditEvent
 from apps.connectors import services as connector_services
 from apps.directory import services as directory
-from apps.provisioning import services as provisioning_services
+from apps.provisioning import breaker
 from apps.provisioning.models import DeprovisionHold, HoldStatus, ObjectType, RemoteObject, SyncStatus
 from tests.factories import GroupFactory, UserFactory
 from tests.provisioning.downstream import FaultyScimServer
@@ -137,6 +137,23 @@ def test_preview_shows_each_change_with_its_attributes_before_anything_is_sent(d
     assert app.count() == 0  # nothing was sent
 
 
+def test_preview_shows_what_the_switches_hold_back_and_pages_a_large_directory(db, admin_client, app, monkeypatch):
+    connector = make_connector(app, operations=["update_users", "push_groups"])
+    _team(connector, 5, "Crew")
+    monkeypatch.setattr("apps.provisioning.preview.PAGE_SIZE", 4)
+    url = f"/console/connectors/{connector.slug}/provisioning/preview/"
+
+    first = admin_client.get(url)
+
+    html = first.content.decode()
+    assert first.context["summary"]["creates"] == 0
+    assert "Not sent" in html and "Creating users is turned off for this connector." in html
+    assert "Objects 1\u20134 of 6" in html and 'rel="next"' in html
+    last = admin_client.get(url, {"page": "2"}).content.decode()
+    assert "Objects 5\u20136 of 6" in last and "Empty groups are not created in the app." in last
+    assert app.count() == 0
+
+
 def test_preview_says_when_the_app_is_up_to_date(db, admin_client, app):
     connector = make_connector(app)
     _team(connector, 2)
@@ -193,7 +210,7 @@ def _hold(connector, count: int = 3) -> DeprovisionHold:
         )
         for i in range(count)
     ]
-    return provisioning_services.hold_open(connector=connector, remotes=remotes, threshold=2)
+    return breaker.hold_open(connector=connector, remotes=remotes, threshold=2)
 
 
 @pytest.mark.parametrize(("decision", "status"), [("approve", HoldStatus.APPROVED), ("cancel", HoldStatus.CANCELLED)])

@@ -18,7 +18,7 @@ from django.conf import settings
 from apps.connectors import services as connector_services
 from apps.connectors.models import Connector
 from apps.directory.models import Group, User
-from apps.provisioning import engine
+from apps.provisioning import batch
 from apps.provisioning.models import Delivery, OutboxEvent, RemoteObject
 from tests.conftest import PROJECT_ROOT, _database_url_for_subprocess, wait_for
 from tests.provisioning.conftest import free_port
@@ -72,16 +72,16 @@ def pending(connector: Connector) -> int:
     return OutboxEvent.objects.filter(connector=connector, processed_at__isnull=True).count()
 
 
-def run(connector: Connector) -> engine.BatchResult:
+def run(connector: Connector) -> batch.BatchResult:
     """One task's worth of work, in this process."""
-    return engine.process_connector(connector.pk)
+    return batch.process_connector(connector.pk)
 
 
 def sync(connector: Connector, *, timeout: float = 15.0) -> None:
     """Run the engine until no change is pending, waiting for retries to come due."""
 
     def settled() -> bool:
-        engine.process_connector(connector.pk)
+        batch.process_connector(connector.pk)
         return pending(connector) == 0
 
     wait_for(settled, timeout=timeout, interval=0.02, message="the connector's pending changes to be delivered")

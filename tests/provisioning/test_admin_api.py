@@ -197,37 +197,55 @@ def test_dry_run_returns_the_exact_diff_and_sends_nothing(downstream, api_client
     assert response.status_code == 200
     diff = response.json()
     carol = o["carol"]
+    carol_resource = {
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": "carol",
+        "emails": [{"type": "work", "value": "carol@example.com", "primary": True}],
+        "active": True,
+        "name": {"givenName": "Carol", "familyName": "Sea", "formatted": "Carol Sea"},
+        "displayName": "Carol Sea",
+        "externalId": carol.employee_id,
+    }
     assert diff["creates"] == [
         {
             "id": str(carol.pk),
             "userName": "carol",
-            "resource": {
-                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
-                "userName": "carol",
-                "emails": [{"type": "work", "value": "carol@example.com", "primary": True}],
-                "active": True,
-                "name": {"givenName": "Carol", "familyName": "Sea", "formatted": "Carol Sea"},
-                "displayName": "Carol Sea",
-                "externalId": carol.employee_id,
-            },
+            "resource": carol_resource,
+            "request": {"method": "POST", "path": "/Users", "body": carol_resource},
         }
     ]
+    bumble = {"givenName": "Bob", "familyName": "Bumble", "formatted": "Bob Bumble"}
+    patch_schema = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
     assert diff["updates"] == [
         {
             "id": str(o["bob"].pk),
             "userName": "bob",
             "changed": {
                 "displayName": {"from": "Bob Bee", "to": "Bob Bumble"},
-                "name": {
-                    "from": {"givenName": "Bob", "familyName": "Bee", "formatted": "Bob Bee"},
-                    "to": {"givenName": "Bob", "familyName": "Bumble", "formatted": "Bob Bumble"},
+                "name": {"from": {"givenName": "Bob", "familyName": "Bee", "formatted": "Bob Bee"}, "to": bumble},
+            },
+            "request": {
+                "method": "PATCH",
+                "path": f"/Users/{remote(connector, o['bob']).remote_id}",
+                "body": {
+                    "schemas": [patch_schema],
+                    "Operations": [
+                        {"op": "replace", "path": "displayName", "value": "Bob Bumble"},
+                        {"op": "replace", "path": "name", "value": bumble},
+                    ],
                 },
             },
         }
     ]
+    inactive = {"schemas": [patch_schema], "Operations": [{"op": "replace", "path": "active", "value": False}]}
     assert sorted(diff["deactivations"], key=lambda entry: entry["userName"]) == [
-        {"id": str(o["dave"].pk), "userName": "dave", "reason": "suspended"},
-        {"id": str(o["erin"].pk), "userName": "erin", "reason": "no longer assigned or deleted"},
+        {
+            "id": str(o[name].pk),
+            "userName": name,
+            "reason": reason,
+            "request": {"method": "PATCH", "path": f"/Users/{remote(connector, o[name]).remote_id}", "body": inactive},
+        }
+        for name, reason in (("dave", "suspended"), ("erin", "no longer assigned"))
     ]
     assert diff["membership_changes"] == [
         {
@@ -236,9 +254,12 @@ def test_dry_run_returns_the_exact_diff_and_sends_nothing(downstream, api_client
             "add": [str(carol.pk)],
             "remove": [str(o["anna"].pk)],
             "renamed_from": "",
+            "operations": [],
+            "request": {"method": "PATCH", "path": f"/Groups/{remote(connector, o['group']).remote_id}"},
         }
     ]
     assert diff["deletions"] == diff["group_creates"] == diff["group_deletes"] == diff["errors"] == []
+    assert diff["skipped"] == diff["unmanaged"] == []
     assert diff["summary"] == {
         "creates": 1,
         "updates": 1,
@@ -247,8 +268,12 @@ def test_dry_run_returns_the_exact_diff_and_sends_nothing(downstream, api_client
         "group_creates": 0,
         "group_deletes": 0,
         "membership_changes": 1,
+        "skipped": 0,
         "errors": 0,
+        "unmanaged": 0,
     }
+    assert diff["page"] == {"number": 1, "size": 200, "objects": 6, "pages": 1}  # five users and the group
+    assert (diff["blocked"], diff["held"], diff["unmanaged_count"]) == ("", None, 0)
 
     # Nothing sent, nothing recorded, nothing consumed.
     assert Delivery.objects.count() == sent_before
@@ -261,7 +286,6 @@ def test_dry_run_returns_the_exact_diff_and_sends_nothing(downstream, api_client
     sync(connector)
     writes = downstream.writes()
     assert [r.body["userName"] for r in writes if r.method == "POST"] == ["carol"]
-    bumble = {"givenName": "Bob", "familyName": "Bumble", "formatted": "Bob Bumble"}
     user_patches = {
         r.path: r.body["Operations"] for r in writes if r.method == "PATCH" and r.path.startswith("/Users/")
     }

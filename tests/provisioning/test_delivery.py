@@ -8,7 +8,8 @@ import httpx2
 import pytest
 from django.utils import timezone
 
-from apps.provisioning import engine, tasks
+from apps.provisioning import outcomes, tasks
+from apps.provisioning import run as connector_run
 from apps.provisioning.client import ScimClient
 from apps.provisioning.models import SyncStatus
 from tests.factories import UserFactory
@@ -65,10 +66,10 @@ def test_backoff_grows_exponentially_and_is_capped(settings):
     settings.PROVISIONING_RETRY_BASE_SECONDS = 1.0
     settings.PROVISIONING_RETRY_MAX_SECONDS = 60
     for attempts in range(12):
-        delays = [engine.backoff_seconds(attempts) for _ in range(200)]
+        delays = [outcomes.backoff_seconds(attempts) for _ in range(200)]
         assert min(delays) >= 1.0
         assert max(delays) <= min(60, 2**attempts)
-    assert max(engine.backoff_seconds(3) for _ in range(200)) > 4  # jitter spreads over the window
+    assert max(outcomes.backoff_seconds(3) for _ in range(200)) > 4  # jitter spreads over the window
 
 
 def test_connection_refused_is_retried(downstream):
@@ -94,7 +95,7 @@ def test_timeout_is_retried(downstream, monkeypatch):
     def quick_client(connector_id, base_url, token):
         return ScimClient(base_url, token, timeout=httpx2.Timeout(0.3))
 
-    monkeypatch.setattr(engine, "client_for", quick_client)
+    monkeypatch.setattr(connector_run, "client_for", quick_client)
     connector = make_connector(downstream)
     alice = _user()
     assign(connector, user=alice)
@@ -203,7 +204,7 @@ def test_running_twice_sends_nothing_more(downstream):
 
 def test_same_changes_recorded_twice_are_sent_once(downstream):
     """A duplicated task or a re-recorded event cannot send a change twice (level-triggered)."""
-    from apps.provisioning.services import record_full_sync
+    from apps.provisioning.outbox import record_full_sync
 
     connector = make_connector(downstream)
     alice = _user()

@@ -9,7 +9,7 @@ from django.utils import timezone
 from apps.connectors import services as connector_services
 from apps.connectors.models import MappingKind
 from apps.directory import services as directory
-from apps.provisioning import services, tasks
+from apps.provisioning import claims, tasks
 from apps.provisioning.models import OutboxEvent, SyncStatus
 from tests.factories import UserFactory
 from tests.provisioning.helpers import assign, make_connector, make_due, pending, remote, run, sync
@@ -174,19 +174,19 @@ def test_retry_after_beyond_the_visibility_timeout_is_parked_in_the_database(
 
     # Sweeps before it is due leave it parked.
     with django_capture_on_commit_callbacks(execute=True):
-        assert services.sweep() == 0
+        assert claims.sweep() == 0
     assert enqueued == []
 
     # Time passes: the next sweep hands it to a worker, once.
     make_due(connector)
     with django_capture_on_commit_callbacks(execute=True):
-        assert services.sweep() == 1
+        assert claims.sweep() == 1
     assert [e["args"] for e in enqueued] == [[str(connector.pk)]]
     assert enqueued[0]["countdown"] is None
     with django_capture_on_commit_callbacks(execute=True):
         tasks.process_connector(str(connector.pk))
     with django_capture_on_commit_callbacks(execute=True):
-        assert services.sweep() == 0
+        assert claims.sweep() == 0
         tasks.process_connector(str(connector.pk))
 
     assert remote(connector, alice).status == SyncStatus.SYNCED
@@ -300,14 +300,14 @@ def test_a_slow_app_is_waited_for_within_the_timeout(downstream):
 
 def test_a_change_committed_while_the_worker_runs_is_not_marked_processed(downstream, monkeypatch):
     """The high-water mark: events recorded after the object was read stay pending for the next pass."""
-    from apps.provisioning import engine
+    from apps.provisioning import users
 
     connector = make_connector(downstream)
     alice = _user(last_name="Liddell")
     assign(connector, user=alice)
     run(connector)
     directory.user_update(actor=None, user=alice, last_name="One")
-    original = engine._sync_user
+    original = users._sync_user
 
     def sync_then_change(run_, remote_, user):
         original(run_, remote_, user)
@@ -315,7 +315,7 @@ def test_a_change_committed_while_the_worker_runs_is_not_marked_processed(downst
             # Another admin's change commits between the send and the bookkeeping.
             directory.user_update(actor=None, user=user, last_name="Two")
 
-    monkeypatch.setattr(engine, "_sync_user", sync_then_change)
+    monkeypatch.setattr(users, "_sync_user", sync_then_change)
     downstream.reset_log()
     run(connector)
 

@@ -7,7 +7,7 @@ from django.apps import apps as django_apps
 from django.core import serializers
 
 from apps.audit.models import AuditEvent
-from apps.provisioning import engine, tasks
+from apps.provisioning import claims, tasks
 from apps.provisioning.models import Delivery
 from tests.factories import GroupFactory, UserFactory
 from tests.provisioning.helpers import assign, make_connector, make_due, run, sync
@@ -202,4 +202,4 @@ def test_bearer_token_is_not_in_client_errors(downstream, monkeypatch):
         assert downstream.token not in remote.last_error
     for delivery in Delivery.objects.filter(connector=connector):
         assert downstream.token not in delivery.error
-    assert engine.WORKER_ID not in downstream.token
+    assert claims.WORKER_ID not in downstream.token

@@ -1,6 +1,6 @@
 """Console pages: a connector's Provisioning tab: state per object, deliveries, sync, preview, holds.
 
-Reads come from apps.provisioning.selectors and the dry-run diff (apps.provisioning.diff); every
+Reads come from apps.provisioning.selectors and the dry-run preview (apps.provisioning.preview); every
 action goes through apps.provisioning.services with the acting admin, which audits it.
 """
 
@@ -19,8 +19,8 @@ from apps.console.views.connectors import connector_or_404, layout_context
 from apps.directory.models import User
 from apps.directory.roles import Capability
 from apps.provisioning import selectors, services
-from apps.provisioning.diff import preview_sync
 from apps.provisioning.models import DeprovisionHold, HoldStatus, SyncStatus
+from apps.provisioning.preview import preview_sync
 
 DELIVERY_PAGE_SIZE = 25
 
@@ -127,9 +127,10 @@ def _usernames(ids: set[str]) -> dict[str, str]:
 
 @console_view(Capability.VIEW_CONNECTORS)
 def connector_preview(request: HttpRequest, slug: str) -> HttpResponse:
-    """The dry-run diff: what a sync would send, computed without contacting the app."""
+    """The dry run: what a sync would send, a page of objects at a time; nothing is sent."""
     connector = connector_or_404(slug, needs="provisioning")
-    preview = preview_sync(connector)
+    page = request.GET.get("page", "1")
+    preview = preview_sync(connector, page=int(page) if page.isdigit() else 1)
     member_ids = {member for change in preview.membership_changes for member in (*change["add"], *change["remove"])}
     names = _usernames(member_ids)
     membership_changes = [
@@ -152,7 +153,8 @@ def connector_preview(request: HttpRequest, slug: str) -> HttpResponse:
         "updates": updates,
         "membership_changes": membership_changes,
         "summary": summary,
-        "nothing": not any(count for name, count in summary.items() if name != "errors"),
+        "nothing": preview.sends_nothing,
+        "page": preview.page,
     }
     return render(request, "console/connectors/preview.html", context)
 

@@ -1,0 +1,115 @@
+"""Reconciling one group with the app: carry out its plan (apps.provisioning.planner).
+
+Create it with its provisioned members (or adopt the group of that name the app already has), send
+the difference of attributes and members, or delete it once it is no longer assigned.
+"""
+
+import contextlib
+
+from apps.connectors.models import Assignment, ProvisioningOperation
+from apps.directory.models import Group, Membership
+from apps.provisioning import mapping
+from apps.provisioning.client import ConflictError, RemoteNotFoundError
+from apps.provisioning.models import ObjectType, RemoteObject, SyncStatus
+from apps.provisioning.outcomes import finish
+from apps.provisioning.planner import Action, GroupPlan, member_provisioned, plan_group
+from apps.provisioning.run import ConnectorRun
+
+
+def _member_links(run: ConnectorRun, group: Group, remote: RemoteObject) -> tuple[dict[str, str], dict[str, str]]:
+    """Remote ids, by directory id, of the members the app can be sent, and of the other users the
+    app holds in the group or might (their links have a remote id): one query for both."""
+    member_ids = {str(pk) for pk in Membership.objects.filter(group=group).values_list("user_id", flat=True)}
+    links = (
+        RemoteObject.objects.filter(
+            connector=run.connector, object_type=ObjectType.USER, object_id__in=member_ids | set(remote.remote_members)
+        )
+        .exclude(remote_id="")
+        .values_list("object_id", "remote_id", "status")
+    )
+    members: dict[str, str] = {}
+    others: dict[str, str] = {}
+    for object_id, remote_id, status in links:
+        key = str(object_id)
+        if key in member_ids and member_provisioned(status, remote_id):
+            members[key] = remote_id
+        else:
+            others[key] = remote_id
+    return members, others
+
+
+def _create_group(
+    run: ConnectorRun, remote: RemoteObject, group: Group, plan: GroupPlan, members: dict[str, str]
+) -> bool:
+    """Create the group, or link the one of that name the app already has; True once created."""
+    quoted = group.name.replace("\\", "\\\\").replace('"', '\\"')
+    existing = run.client.search("Groups", f'displayName eq "{quoted}"')
+    if existing:
+        adopted = existing[0]
+        remote.remote_id = str(adopted["id"])
+        by_remote = {remote_id: object_id for object_id, remote_id in members.items()}
+        remote.remote_members = [
+            by_remote[m["value"]] for m in adopted.get("members") or [] if m.get("value") in by_remote
+        ]
+        remote.last_sent = {key: adopted.get(key) for key in plan.resource if key != "schemas"}
+        return False
+    try:
+        created = run.send(plan.request())
+    except ConflictError:
+        existing = run.client.search("Groups", f'displayName eq "{quoted}"')
+        if not existing:
+            raise
+        remote.remote_id = str(existing[0]["id"])
+        remote.remote_members = []
+        return False
+    remote.remote_id = str(created.get("id", ""))
+    remote.remote_members = list(plan.members)
+    remote.last_sent = plan.resource
+    remote.last_sent_hash = mapping.resource_hash(plan.resource)
+    finish(remote, SyncStatus.SYNCED)
+    return True
+
+
+def _forget(remote: RemoteObject) -> None:
+    remote.remote_id, remote.remote_members, remote.last_sent, remote.last_sent_hash = "", [], None, ""
+
+
+def reconcile_group(run: ConnectorRun, remote: RemoteObject) -> None:
+    group = Group.objects.filter(pk=remote.object_id).first()
+    assigned = group is not None and Assignment.objects.filter(connector=run.connector, group=group).exists()
+    members: dict[str, str] = {}
+    others: dict[str, str] = {}
+    if assigned and run.plan.allows(ProvisioningOperation.PUSH_GROUPS):  # else no member is sent: none is read
+        remote.label = group.name
+        members, others = _member_links(run, group, remote)
+
+    def plan() -> GroupPlan:
+        return plan_group(
+            group, remote, run.plan, assigned=assigned, member_remote_ids=members, removed_remote_ids=others
+        )
+
+    current = plan()
+    if current.action == Action.CREATE:
+        if _create_group(run, remote, group, current, members):
+            return
+        current = plan()  # linked to the app's group: send what differs from it
+    if current.action in (Action.NONE, Action.SKIP):
+        finish(remote, current.status, current.note)
+        return
+    if current.action == Action.DELETE:
+        with contextlib.suppress(RemoteNotFoundError):
+            run.send(current.request())
+        _forget(remote)
+        finish(remote, SyncStatus.DEPROVISIONED)
+        return
+    request = current.request()
+    if request is not None:
+        try:
+            run.send(request)
+        except RemoteNotFoundError:
+            _forget(remote)
+            raise
+    remote.remote_members = list(current.members)
+    remote.last_sent = current.resource
+    remote.last_sent_hash = mapping.resource_hash(current.resource)
+    finish(remote, SyncStatus.SYNCED)

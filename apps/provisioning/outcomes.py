@@ -1,0 +1,128 @@
+"""What became of each object of a batch, and writing it: the objects, their settled events, the
+delivery log and the groups to re-send, together in one transaction.
+"""
+
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from apps.directory.models import Membership
+from apps.provisioning.models import Delivery, ObjectType, OutboxEvent, RemoteObject, SyncStatus
+from apps.provisioning.outbox import record_events
+from apps.provisioning.run import ConnectorRun
+
+
+def sent(remote: RemoteObject, resource: dict, digest: str) -> None:
+    remote.last_sent = resource
+    remote.last_sent_hash = digest
+    finish(remote, SyncStatus.SYNCED)
+
+
+def finish(remote: RemoteObject, status: str, note: str = "") -> None:
+    remote.status = status
+    remote.last_error = note
+    remote.attempts = 0
+    remote.next_attempt_at = None
+    remote.last_synced_at = timezone.now()
+
+
+def fail(remote: RemoteObject, reason: str) -> None:
+    remote.status = SyncStatus.FAILED
+    remote.last_error = reason[:2000]
+    remote.next_attempt_at = None
+    remote.attempts += 1
+
+
+def backoff_seconds(attempts: int) -> float:
+    """Exponential backoff with full jitter, capped."""
+    base = settings.PROVISIONING_RETRY_BASE_SECONDS
+    cap = settings.PROVISIONING_RETRY_MAX_SECONDS
+    return random.uniform(base, min(cap, base * (2 ** min(attempts, 20))))
+
+
+def mark_groups_dirty_for_member(run: ConnectorRun, user_id: Any, reason: str) -> None:
+    """A member became (un)provisioned: the connector's groups that include it must be re-sent.
+
+    Collected for the batch and recorded with its outcomes (`flush`). Groups a user left, or was
+    deleted from, were recorded by the directory change itself.
+    """
+    run.dirty_members.setdefault(reason, set()).add(str(user_id))
+
+
+def _record_dirty_groups(run: ConnectorRun) -> None:
+    for reason, user_ids in run.dirty_members.items():
+        group_ids = set(
+            Membership.objects.filter(
+                user_id__in=user_ids, group__connector_assignments__connector=run.connector
+            ).values_list("group_id", flat=True)
+        )
+        if group_ids:
+            record_events(run.connector, ObjectType.GROUP, group_ids, reason)
+    run.dirty_members = {}
+
+
+_OUTCOME_FIELDS = [
+    "label", "remote_id", "status", "last_sent", "last_sent_hash", "remote_members", "last_error",
+    "attempts", "next_attempt_at", "last_synced_at", "lease_owner", "lease_expires_at", "updated",
+]  # fmt: skip
+# Outcomes are written together, at most this long after the first of them.
+FLUSH_SECONDS = 1.0
+
+
+@dataclass
+class Outcome:
+    remote: RemoteObject
+    # The pending events this outcome settles (None: they stay pending, as for a retry).
+    event_ids: list[int] | None
+
+
+def flush(run: ConnectorRun, outcomes: list[Outcome]) -> None:
+    """Write a run of outcomes in one transaction: the objects, their settled events, the delivery
+    log, and the groups to re-send for members that were provisioned or deprovisioned.
+
+    Until then the objects stay leased, so no other worker sends them meanwhile; if this worker is
+    killed first, the leases expire and the events, still pending, are delivered again (a user it
+    created is then in the app but not linked: the app holds more users than links, so the next
+    attempt looks it up before creating). The creates lock is released once the links are committed.
+    """
+    if not outcomes and not run.deliveries and not run.dirty_members:
+        run.creates_lock.release()
+        return
+    now = timezone.now()
+    for outcome in outcomes:
+        outcome.remote.lease_owner, outcome.remote.lease_expires_at, outcome.remote.updated = "", None, now
+    with transaction.atomic():
+        if outcomes:
+            _save_outcomes([outcome.remote for outcome in outcomes])
+        settled = [event_id for outcome in outcomes for event_id in outcome.event_ids or ()]
+        if settled:
+            OutboxEvent.objects.filter(id__in=settled, processed_at__isnull=True).update(processed_at=now)
+        if run.deliveries:
+            Delivery.objects.bulk_create(run.deliveries, batch_size=500)
+            run.deliveries = []
+        if run.dirty_members:
+            _record_dirty_groups(run)
+    run.creates_lock.release()  # the new links are committed
+    outcomes.clear()
+
+
+def _save_outcomes(remotes: list[RemoteObject]) -> None:
+    """One UPDATE per object, sent as one executemany (a pipeline on psycopg 3).
+
+    Not `bulk_update`: building its CASE WHEN expressions took more of the worker's CPU than all
+    the HTTP requests of the sync (9.6 of 17 CPU seconds for 1,000 users, profiled).
+    """
+    fields = [RemoteObject._meta.get_field(name) for name in _OUTCOME_FIELDS]
+    quote = connection.ops.quote_name
+    table, assignments = quote(RemoteObject._meta.db_table), ", ".join(f"{quote(f.column)} = %s" for f in fields)
+    sql = f"UPDATE {table} SET {assignments} WHERE {quote('id')} = %s"  # noqa: S608 - names from the model
+    rows = [
+        [field.get_db_prep_save(getattr(remote, field.attname), connection) for field in fields] + [remote.pk]
+        for remote in remotes
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)

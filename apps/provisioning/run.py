@@ -1,0 +1,195 @@
+"""ConnectorRun: what reconciling one connector's objects needs, loaded once per batch.
+
+The connector's settings and SCIM mappings, the client (checked against the outbound URL policy on
+every batch), the deliveries log written with the batch's outcomes, approved deprovisioning holds,
+the claimed users and whether the app may hold users this connector has not linked.
+"""
+
+import logging
+import time
+from typing import Any
+
+from apps.common.crypto import SecretDecryptionError, decrypt_secret
+from apps.common.http import OutboundURLError, check_outbound_url
+from apps.connectors.models import Connector, Deprovision, MappingKind
+from apps.connectors.selectors import users_in_scope
+from apps.directory.models import Membership, User
+from apps.provisioning.client import ResponseRecord, ScimClient, ScimError, client_for
+from apps.provisioning.creates_lock import CreatesLock, user_creates_paused
+from apps.provisioning.models import Delivery, DeprovisionHold, HoldStatus, ObjectType, RemoteObject, SyncStatus
+from apps.provisioning.planner import PlanSettings, Request
+from apps.provisioning.ratelimit import wait_for_slot
+
+logger = logging.getLogger(__name__)
+
+
+# Connector id -> when this worker last found that the app holds no user the connector has not linked.
+_none_unlinked_at: dict[str, float] = {}
+NONE_UNLINKED_SECONDS = 5.0
+
+
+def connector_client(connector: Connector, *, shared: bool = True) -> ScimClient:
+    """The client of the connector's app: this worker's keep-alive one, or (`shared=False`) a new one
+    that the caller closes, whose hooks no batch of the worker sees."""
+    provisioning = connector.provisioning
+    # Checked on every batch, resolving the name again: a URL saved while a setting allowed it, or
+    # a name that now resolves to an internal address, is not contacted.
+    try:
+        check_outbound_url(provisioning.base_url)
+    except OutboundURLError as exc:
+        raise ScimError(f"The SCIM base URL is refused: {exc}") from exc
+    try:
+        token = decrypt_secret(provisioning.token_ciphertext)
+    except SecretDecryptionError as exc:
+        raise ScimError("The stored bearer token cannot be decrypted; set the token again.") from exc
+    if not shared:
+        return ScimClient(provisioning.base_url, token)
+    return client_for(connector.pk, provisioning.base_url, token)
+
+
+def plan_settings(connector: Connector) -> PlanSettings:
+    """The settings the planner reads: the connector's provisioning row and its SCIM mappings (one query)."""
+    rows = connector.mappings.filter(kind__in=[MappingKind.SCIM_USER, MappingKind.SCIM_GROUP])
+    return PlanSettings.of(connector.provisioning, rows)
+
+
+class ConnectorRun:
+    """What reconciling one connector's objects needs, loaded once per batch."""
+
+    def __init__(self, connector: Connector, client: ScimClient | None = None) -> None:
+        self.connector = connector
+        self.settings = connector.provisioning
+        self.plan = plan_settings(connector)
+        self.client = client or connector_client(connector)
+        self.current_object: RemoteObject | None = None
+        self.client.observer = self._record
+        rate = self.settings.rate_limit_per_second
+        self.client.before_request = (lambda: wait_for_slot(str(connector.pk), rate)) if rate else None
+        self.pending_hold: DeprovisionHold | None = None
+        self.approved_deprovisions = self._load_holds()
+        # Written with the batch's outcomes (one transaction), not one row per request.
+        self.deliveries: list[Delivery] = []
+        # Users whose provisioning changed, by reason: their groups on this connector are re-sent.
+        self.dirty_members: dict[str, set] = {}
+        # Loaded once per batch by `preload`.
+        self.users: dict[str, User] = {}
+        self.in_scope: set[str] = set()
+        self.group_names: dict[str, list[str]] = {}
+        self._unlinked_remote_users: bool | None = None
+        self.creates_lock = CreatesLock(connector)
+
+    def send(self, request: Request) -> dict | None:
+        """Send a planned request; returns the app's answer (the created or replaced resource)."""
+        client, kind = self.client, request.resource_type
+        if request.method == "POST":
+            return client.create(kind, request.body)
+        if request.method == "PUT":
+            return client.replace(kind, request.remote_id, request.body)
+        if request.method == "PATCH":
+            return client.patch(kind, request.remote_id, request.body)
+        client.delete(kind, request.remote_id)
+        return None
+
+    def app_has_unlinked_users(self) -> None:
+        self._unlinked_remote_users = True
+        _none_unlinked_at.pop(str(self.connector.pk), None)
+
+    def _record(self, record: ResponseRecord) -> None:
+        remote = self.current_object
+        self.deliveries.append(
+            Delivery(
+                connector=self.connector,
+                object_type=remote.object_type if remote else "",
+                object_id=remote.object_id if remote else None,
+                method=record.method,
+                path=record.path[:1000],
+                request_body=record.body,
+                status_code=record.status,
+                duration_ms=round(record.duration_ms, 2),
+                error=record.error[:2000],
+            )
+        )
+
+    def preload(self, claimed: list[RemoteObject]) -> None:
+        """The claimed users, whether each is in scope, and their group names: three queries a batch."""
+        ids = [remote.object_id for remote in claimed if remote.object_type == ObjectType.USER]
+        self.users = {str(pk): user for pk, user in User.objects.in_bulk(ids).items()} if ids else {}
+        self.in_scope = (
+            {str(pk) for pk in users_in_scope(self.connector).filter(pk__in=ids).values_list("pk", flat=True)}
+            if ids
+            else set()
+        )
+        self.group_names = {}
+        if self.in_scope:
+            for user_id, name in Membership.objects.filter(user_id__in=self.in_scope).values_list(
+                "user_id", "group__name"
+            ):
+                self.group_names.setdefault(str(user_id), []).append(name)
+
+    def app_may_hold_unlinked_users(self) -> bool:
+        """Whether the app holds users that no directory user of this connector is linked to.
+
+        Asked once per batch, before its first create: `GET /Users?count=1` against the users this
+        connector has linked. When every user the app has is one of ours, a lookup by userName or
+        externalId cannot find anything, so users are created straight away (a 409 still leads to
+        the lookup). When the app holds others (existing accounts, a create whose answer was lost),
+        each create is preceded by the lookups, which also covers apps that do not answer 409 for a
+        duplicate userName. An app that cannot say how many users it has gets the lookups.
+
+        A worker trusts its own finding for NONE_UNLINKED_SECONDS (its creates are all linked, and
+        a lost answer or a 409 ends the trust), so the count does not stall every batch.
+        """
+        checked_at = _none_unlinked_at.get(str(self.connector.pk))
+        if self._unlinked_remote_users is None and checked_at and time.monotonic() - checked_at < NONE_UNLINKED_SECONDS:
+            self._unlinked_remote_users = False
+        if self._unlinked_remote_users is None:
+            linked = RemoteObject.objects.filter(connector=self.connector, object_type=ObjectType.USER).exclude(
+                remote_id=""
+            )
+            if self.settings.deprovision == Deprovision.DELETE:
+                linked = linked.exclude(status=SyncStatus.DEPROVISIONED)
+            with user_creates_paused(self.connector) as paused:
+                if not paused:
+                    # Another worker's create could land between the two counts and pass for a
+                    # user we do not know: look up first, which is always safe.
+                    logger.info("%s: other creates kept running; looking up before creating", self.connector.slug)
+                    self._unlinked_remote_users = True
+                    return True
+                # Counted before asking the app: every user linked by then is in the app's total,
+                # so a total no larger than this count leaves no room for a user we do not know.
+                linked_before = linked.count()
+                try:
+                    total = int(self.client.list_page("Users", start_index=1, count=1)["totalResults"])
+                except ScimError as exc:
+                    if exc.retryable:
+                        raise  # a 429, a 5xx or a timeout: the object waits like any other request
+                    self._unlinked_remote_users = True
+                except (KeyError, TypeError, ValueError):
+                    self._unlinked_remote_users = True
+                else:
+                    self._unlinked_remote_users = total > linked_before
+                    if not self._unlinked_remote_users:
+                        _none_unlinked_at[str(self.connector.pk)] = time.monotonic()
+                    else:
+                        _none_unlinked_at.pop(str(self.connector.pk), None)
+                        logger.info(
+                            "%s: the app has %s users, %s linked; looking up before creating",
+                            self.connector.slug, total, linked_before,
+                        )  # fmt: skip
+        return self._unlinked_remote_users
+
+    def _load_holds(self) -> dict[str, Any]:
+        """Object id -> when an admin approved deprovisioning it (the latest approval); also notes a
+        hold still waiting for a decision."""
+        approved: dict[str, Any] = {}
+        holds = DeprovisionHold.objects.filter(
+            connector=self.connector, status__in=[HoldStatus.APPROVED, HoldStatus.PENDING]
+        ).order_by("-created")
+        for hold in holds:
+            if hold.status == HoldStatus.PENDING:
+                self.pending_hold = self.pending_hold or hold
+                continue
+            for object_id in hold.object_ids:
+                if object_id not in approved or approved[object_id] < hold.decided_at:
+                    approved[object_id] = hold.decided_at
+        return approved
