@@ -182,23 +182,26 @@ def _window(ids_query: Any, offset: int, limit: int) -> list[str]:
 def preview_sync(connector: Connector, *, page: int = 1, page_size: int | None = None) -> SyncPreview:
     """What a full sync (`services.connector_sync`) would send now: one page of the objects it examines."""
     settings = plan_settings(connector)
+    # Each side of a UNION without its model's default ordering: SQLite allows none inside one.
     user_ids = (
         User.objects.filter(users_in_scope_q(connector))
+        .order_by()
         .values_list("pk", flat=True)
         .union(
-            RemoteObject.objects.filter(connector=connector, object_type=ObjectType.USER).values_list(
-                "object_id", flat=True
-            )
+            RemoteObject.objects.filter(connector=connector, object_type=ObjectType.USER)
+            .order_by()
+            .values_list("object_id", flat=True)
         )
         .order_by("pk")
     )
     group_ids = (
         Assignment.objects.filter(connector=connector, group__isnull=False)
+        .order_by()
         .values_list("group_id", flat=True)
         .union(
-            RemoteObject.objects.filter(connector=connector, object_type=ObjectType.GROUP).values_list(
-                "object_id", flat=True
-            )
+            RemoteObject.objects.filter(connector=connector, object_type=ObjectType.GROUP)
+            .order_by()
+            .values_list("object_id", flat=True)
         )
         .order_by("group_id")
     )
