@@ -27,4 +27,4 @@ def favicon(request: HttpRequest) -> FileResponse:
     path = finders.find("favicon.ico")
     if path is None:
         raise Http404("No favicon.")
-    return FileResponse(open(path, "rb"), content_type="image/x-icon")  # noqa: SIM115 - FileResponse closes it
+    return FileResponse(open(path, "rb"), content_type="image/x-icon")  # FileResponse closes the file
