@@ -60,3 +60,25 @@ def test_staff_see_the_console_link_in_the_header(db):
     assert TOTPDevice.objects.filter(user=staff).exists()
     header = re.search(r"<header.*?</header>", console_client(staff).get("/account/").content.decode(), re.S).group(0)
     assert 'href="/console/">Console' in header
+
+
+def test_recovery_codes_can_be_copied_and_downloaded_as_text(client, jane, totp_device):
+    from urllib.parse import unquote
+
+    from tests.portal.conftest import totp_code
+
+    sign_in(client)
+    client.post("/login/mfa/", {"code": totp_code(totp_device)})
+    html = client.post("/account/mfa/recovery-codes/").content.decode()
+    codes = re.findall(r"<li><code>([^<]+)</code></li>", html)
+    assert len(codes) >= 8
+    link = re.search(
+        r'<a class="button button-secondary" download="([^"]+)" href="data:text/plain;charset=utf-8,([^"]+)"', html
+    )
+    assert link and link.group(1) == "idp-portal-recovery-codes.txt"
+    text = unquote(link.group(2))
+    assert text.startswith("idp-portal recovery codes for jane.doe\n")
+    assert text.splitlines()[-len(codes) :] == codes
+    assert 'data-copy-codes="recovery-codes"' in html
+    assert re.search(r'<script src="/static/portal/recovery_codes\.js" defer></script>', html)
+    assert "<script>" not in html and " onclick=" not in html
