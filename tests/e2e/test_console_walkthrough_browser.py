@@ -2,8 +2,9 @@
 code like a person, then Chromium opens every console page, at 1280x800 and at 390x844.
 
 Every page is checked at both sizes: the document never scrolls sideways, the connector tabs stay on
-one line, no date or time is broken across lines, a URL breaks only after a slash, and nothing the
-page loads answers an error (the favicon included). With SCREENSHOTS=1 (`make screenshots`) each
+one line, no date or time is broken across lines, a URL breaks only after a slash, the fields and
+buttons of a filter bar line up, and nothing the page loads answers an error (the favicon included).
+At 1280 pixels no table needs scrolling sideways either. With SCREENSHOTS=1 (`make screenshots`) each
 page is also saved as docs/screenshots/<page>-<width>.png, the pictures the README shows.
 
 The pages come from the console's URLconf, as tests/console/test_guards.py walks it: a page added
@@ -73,9 +74,19 @@ PAGE_CHECKS = """() => {
   const width = window.innerWidth;
   const root = document.documentElement;
   if (root.scrollWidth > width + 1) {
-    const wide = [...document.querySelectorAll('main *')]
-      .filter(e => e.getBoundingClientRect().right > width + 1 && getComputedStyle(e).position !== 'fixed')
-      .filter(e => !e.closest('.c-table-wrap, .c-scroll, .c-tabs'))
+    const clipped = e => {
+      for (let p = e.parentElement; p && p !== document.body; p = p.parentElement) {
+        if (getComputedStyle(p).overflowX !== 'visible') return true;
+      }
+      return false;
+    };
+    const wide = [...document.querySelectorAll('body *')]
+      .filter(e => e.getBoundingClientRect().right > width + 1 && !clipped(e))
+      .filter(e => ![...e.children].some(c => c.getBoundingClientRect().right > width + 1))
+      .concat([...document.querySelectorAll('body *')].filter(e => !clipped(e) && [...e.childNodes].some(n => {
+        if (n.nodeType !== 3 || !n.textContent.trim()) return false;
+        const range = document.createRange(); range.selectNodeContents(n);
+        return range.getBoundingClientRect().right > width + 1; })))
       .slice(0, 4)
       .map(e => e.tagName.toLowerCase() + (e.className ? '.' + String(e.className).split(' ').join('.') : '')
                 + ' ' + JSON.stringify((e.textContent || '').trim().slice(0, 40)));
@@ -86,6 +97,25 @@ PAGE_CHECKS = """() => {
     const tops = new Set([...tabs.querySelectorAll('a')].map(a => Math.round(a.getBoundingClientRect().top)));
     if (tops.size > 1) problems.push(`the connector tabs wrap onto ${tops.size} lines`);
     if (width >= 1280 && tabs.scrollWidth > tabs.clientWidth + 1) problems.push('the tabs do not fit at 1280px');
+  }
+  if (width >= 1280) {
+    for (const wrap of document.querySelectorAll('.c-table-wrap')) {
+      if (wrap.scrollWidth > wrap.clientWidth + 1) {
+        const heading = wrap.closest('section, main').querySelector('h1, h2');
+        problems.push(`a table scrolls sideways at 1280px (${wrap.scrollWidth}px in ${wrap.clientWidth}px)`
+                      + (heading ? ` under "${heading.textContent.trim()}"` : ''));
+      }
+    }
+  }
+  for (const toolbar of document.querySelectorAll('.c-toolbar')) {
+    const middles = [...toolbar.querySelectorAll('input:not([type=hidden]), select, button, a.c-btn')]
+      .filter(control => control.getClientRects().length)
+      .map(control => { const box = control.getBoundingClientRect(); return box.top + box.height / 2; })
+      .sort((a, b) => a - b);
+    for (let i = 1; i < middles.length; i++) {
+      const apart = middles[i] - middles[i - 1];
+      if (apart >= 2 && apart < 16) problems.push(`filters out of line by ${Math.round(apart)}px`);
+    }
   }
   for (const time of document.querySelectorAll('time')) {
     const lines = time.getClientRects().length;
@@ -228,3 +258,66 @@ def test_every_console_page_at_laptop_and_phone_width(walkthrough_env):
         context.close()
 
     assert not problems, "\n".join(f"{where}: {'; '.join(found)}" for where, found in problems.items())
+
+
+def test_recovery_codes_a_failed_save_and_unsaved_mapping_in_the_browser(walkthrough_env):
+    """Recovery codes copy and download; a failed SSO save opens on its error summary, whose link
+    goes to the field; leaving the mapping tab with unsaved edits asks: discard, or save and go on."""
+    demo = seed_demo_directory()
+    base = walkthrough_env.url
+    twingate = Connector.objects.get(slug=demo.connectors["twingate"])
+    with chromium() as browser:
+        context = browser.new_context(viewport={"width": 1280, "height": 800}, accept_downloads=True)
+        context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base)
+        page = context.new_page()
+        page.set_default_timeout(20000)
+        _sign_in(page, base, demo)
+
+        # Recovery codes: copied one a line, and downloaded as a text file.
+        page.goto(f"{base}/account/")
+        page.get_by_role("button", name="New recovery codes").click()
+        codes = [code.strip() for code in page.locator("#recovery-codes code").all_inner_texts()]
+        assert len(codes) >= 8
+        page.get_by_role("button", name="Copy the codes").click()
+        page.get_by_text(f"Copied {len(codes)} codes.").wait_for()
+        assert page.evaluate("navigator.clipboard.readText()").split() == codes
+        with page.expect_download() as download:
+            page.get_by_role("link", name="Download as a text file").click()
+        assert download.value.suggested_filename == "idp-portal-recovery-codes.txt"
+        saved = Path(download.value.path()).read_text()
+        assert all(f"\n{code}\n" in saved for code in codes) and ADMIN_USERNAME in saved
+
+        # A failed SSO save: the summary is what the page opens on, and its link leads to the field.
+        page.goto(f"{base}/console/connectors/{twingate.slug}/sso/")
+        page.get_by_label("ACS URL 1", exact=True).fill("http://acme.twingate.com/auth/saml/callback")
+        page.get_by_role("button", name="Save SSO settings").click()
+        summary = page.locator("[data-error-summary]")
+        summary.wait_for()
+        assert page.evaluate("document.activeElement.hasAttribute('data-error-summary')")
+        box = summary.bounding_box()
+        assert 0 <= box["y"] < 800
+        summary.get_by_role("link", name=re.compile("https")).click()
+        assert page.evaluate("document.activeElement.id") == "id_acs-0-url"
+
+        # The mapping tab: leaving with an unsaved edit asks first.
+        saved_targets = list(twingate.mappings.filter(kind="scim_user").values_list("target", flat=True))
+        page.goto(f"{base}/console/connectors/{twingate.slug}/mappings/?wizard=1")
+        page.get_by_label("SCIM user attributes row 6: app attribute").fill("title")
+        page.get_by_role("link", name=re.compile("Skip to Assignments")).click()
+        dialog = page.get_by_role("dialog", name="You have unsaved changes")
+        dialog.wait_for()
+        dialog.get_by_role("link", name="Discard changes").click()
+        page.wait_for_url(re.compile(r"/assignments/\?wizard=1$"))
+        assert list(twingate.mappings.filter(kind="scim_user").values_list("target", flat=True)) == saved_targets
+
+        page.goto(f"{base}/console/connectors/{twingate.slug}/mappings/")
+        page.get_by_label("SCIM user attributes row 6: app attribute").fill("title")
+        page.get_by_label("SAML attributes row 1: app attribute").fill("mail")
+        page.get_by_role("navigation", name="Connector sections").get_by_role("link", name="Activation").click()
+        page.get_by_role("dialog", name="You have unsaved changes").get_by_role(
+            "button", name="Save and continue"
+        ).click()
+        page.wait_for_url(re.compile(r"/activate/$"))
+        assert "title" in twingate.mappings.filter(kind="scim_user").values_list("target", flat=True)
+        assert twingate.mappings.filter(kind="saml", target="mail").exists()
+        context.close()
