@@ -144,6 +144,7 @@ def seed_demo_directory() -> DemoDirectory:
         demo.connectors[connector.template] = connector.slug
     connectors.assignment_create(actor=admin, connector=twingate, user=demo.people["claude.shannon"])
     connectors.connector_update(actor=admin, connector=bookmark, enabled=True)
+    directory.group_add_members(actor=admin, group=demo.groups["Engineering"], users=[admin])
 
     keys.ensure_active_key()
     scim_token, _ = scim_token_create(actor=admin, name="HR system (Workday) nightly import")
