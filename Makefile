@@ -8,7 +8,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 TEST_WORKERS ?= 2
 PYTEST_ARGS ?=
 
-.PHONY: run test test-sqlite lint format bench migrate clean system-deps
+.PHONY: run test test-sqlite lint format bench migrate clean system-deps screenshots
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,11 @@ test: $(DEV_STAMP) system-deps
 
 test-sqlite:
 	DATABASE_URL= REDIS_URL= $(MAKE) test
+
+## The console walk-through in Chromium, saving every page at 1280x800 and 390x844 into docs/screenshots/
+screenshots:
+	rm -f docs/screenshots/*.png
+	SCREENSHOTS=1 $(MAKE) test TEST_WORKERS=0 PYTEST_ARGS="tests/e2e/test_console_walkthrough_browser.py -k every_console_page -q"
 
 lint: $(DEV_STAMP)
 	$(PY) -m ruff check .

@@ -2,11 +2,12 @@
 
 from dataclasses import dataclass, field
 
+from django.core.paginator import Page
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 
 from apps.connectors.models import Assignment, AttributeMapping, Connector, Deprovision, ProvisioningOperation
 from apps.directory.models import Group, Membership, User
-from apps.directory.selectors import user_directory_list
+from apps.directory.selectors import SearchPage, group_page, user_directory_list, user_page
 from apps.provisioning.models import ObjectType, RemoteObject, SyncStatus
 
 
@@ -266,29 +267,36 @@ def group_removal_impacts(group: Group) -> list[GroupRemovalImpact]:
     return impacts
 
 
-def assignable_search(connector: Connector, query: str, *, limit: int = 10) -> tuple[list, list]:
-    """Users and groups matching `query`, each flagged `assigned` when already assigned directly."""
-    query = (query or "").strip()
-    if not query:
-        return [], []
-    # Flagged in the same query: a connector may have thousands of assignments, a page ten matches.
-    direct = Assignment.objects.filter(connector=connector)
-    users = list(
-        User.objects.filter(
-            Q(username__icontains=query)
-            | Q(email__icontains=query)
-            | Q(first_name__icontains=query)
-            | Q(last_name__icontains=query)
+def assignable_users_page(
+    connector: Connector, *, search: str, number: str | int | None, size: int
+) -> Page | SearchPage:
+    """A page of the directory's users for the Assignments tab (username order; a search by name,
+    email or employee ID narrows it), each with its groups and flagged `assigned` (directly to the
+    connector) and `via_group` (through an assigned group). Five queries, whatever the page size."""
+    users = user_directory_list(search=search or None)
+    page, _ = user_page(users, searching=bool(search), number=number, size=size)
+    ids = [user.pk for user in page.object_list]
+    direct = set(Assignment.objects.filter(connector=connector, user_id__in=ids).values_list("user_id", flat=True))
+    through_group = set(
+        Membership.objects.filter(user_id__in=ids, group__connector_assignments__connector=connector).values_list(
+            "user_id", flat=True
         )
-        .annotate(assigned=Exists(direct.filter(user=OuterRef("pk"))))
-        .order_by("username")[:limit]
     )
-    groups = list(
-        Group.objects.filter(name__icontains=query)
-        .annotate(assigned=Exists(direct.filter(group=OuterRef("pk"))))
-        .order_by("name")[:limit]
-    )
-    return users, groups
+    for user in page.object_list:
+        user.assigned = user.pk in direct
+        user.via_group = user.pk in through_group
+    return page
+
+
+def assignable_groups_page(connector: Connector, *, search: str, number: str | int | None, size: int) -> Page:
+    """A page of the directory's groups for the Assignments tab (name order), each with
+    `member_count` and `assigned`. Four queries, whatever the page size."""
+    page = group_page(search=search, number=number, size=size)
+    ids = [group.pk for group in page.object_list]
+    assigned = set(Assignment.objects.filter(connector=connector, group_id__in=ids).values_list("group_id", flat=True))
+    for group in page.object_list:
+        group.assigned = group.pk in assigned
+    return page
 
 
 def users_in_scope_q(connector: Connector) -> Q:

@@ -4,6 +4,8 @@ from django.urls import include, path
 
 from apps.console.views import (
     audit,
+    connector_assignments,
+    connector_mappings,
     connectors,
     dashboard,
     groups,
@@ -23,6 +25,8 @@ urlpatterns = [
     path("users/", include(users)),
     path("groups/", include(groups)),
     path("connectors/", include(connectors)),
+    path("connectors/", include(connector_mappings)),
+    path("connectors/", include(connector_assignments)),
     path("connectors/", include(provisioning)),
     path("connectors/", include(tracer)),
     path("keys/", include(keys)),

@@ -341,3 +341,40 @@ def test_a_broken_file_is_not_cached_as_a_half_catalog(catalog_copy):
     (catalog_copy / "broken-app.json").unlink()
 
     assert "twingate" in load_catalog()
+
+
+# --- What the app's own SAML values look like (sp_hints) -------------------------------------------
+
+
+def test_twingate_hints_at_its_network_urls(fresh_catalog):
+    hints = get_template("twingate").sp_hints
+    assert hints == {
+        "entity_id": "https://<network>.twingate.com/auth/saml/metadata",
+        "acs_url": "https://<network>.twingate.com/auth/saml/callback",
+    }
+
+
+def test_every_hint_is_for_an_app_with_saml(fresh_catalog):
+    for template in load_catalog().values():
+        if template.sp_hints:
+            assert template.kind in (ConnectorKind.SAML, ConnectorKind.SAML_SCIM), template.slug
+            assert set(template.sp_hints) <= {"entity_id", "acs_url"}
+
+
+@pytest.mark.parametrize(
+    ("kind", "hints", "message"),
+    [
+        ("saml", {"acs": "https://x"}, r"broken-app: unknown sp_hints acs; known: entity_id, acs_url"),
+        ("saml", {"acs_url": ""}, r"broken-app: sp_hints\.acs_url must be a non-empty string"),
+        ("saml", {"acs_url": 3}, r"broken-app: sp_hints\.acs_url must be a non-empty string"),
+        ("saml", ["https://x"], r"broken-app: sp_hints must be an object"),
+        ("scim", {"acs_url": "https://x"}, r"broken-app: sp_hints are for apps with SAML sign-in"),
+    ],
+)
+def test_malformed_hints_are_refused(catalog_copy, kind, hints, message):
+    data = {**NEW_TEMPLATE, "slug": "broken-app", "kind": kind, "sp_hints": hints}
+    data.pop("mappings", None)
+    _write(catalog_copy, "broken-app.json", data)
+
+    with pytest.raises(CatalogError, match=message):
+        load_catalog()

@@ -45,7 +45,7 @@ def test_create_shows_the_secret_once_and_it_works_against_scim_at_once(db, admi
     assert page.count(secret) == 1
     assert 'data-copy-target="new-token-secret"' in page
     assert "only time the token is shown" in page
-    assert "http://127.0.0.1:8000/scim/v2" in page or "/scim/v2" in page
+    assert "http://127.0.0.1:8000/scim/v2" in re.sub(r"<[^>]+>", "", page)  # shown in pieces that wrap
 
     token = ScimToken.objects.get()
     assert token.name == "Workday HR"

@@ -123,7 +123,7 @@ def test_new_admin_connects_twingate_and_users_arrive_downstream(
         # 5. Attribute mapping: the seed's defaults, kept.
         assert page.get_by_label("App attribute").first.input_value()
         screenshot(page, "console-twingate-06-mapping")
-        page.get_by_text("Continue to Assignments", exact=True).click()
+        page.get_by_role("button", name="Save and continue to Assignments").click()
 
         # 6. Assignments: the Engineering group.
         page.get_by_label("Find users and groups").fill("Engin")

@@ -54,6 +54,9 @@ class Template:
     sso: dict = field(default_factory=dict)
     provisioning: dict = field(default_factory=dict)
     mappings: tuple[MappingRow, ...] = ()
+    # What the app's own SAML values look like, shown beside the SSO fields: {"entity_id": ...,
+    # "acs_url": ...}, with the parts each customer has in <angle brackets>.
+    sp_hints: dict[str, str] = field(default_factory=dict)
 
 
 def _mapping_rows(slug: str, spec: dict) -> tuple[MappingRow, ...]:
@@ -94,6 +97,23 @@ def _account_match(slug: str, value: str) -> str:
     return value
 
 
+SP_HINT_FIELDS = ("entity_id", "acs_url")
+
+
+def _sp_hints(slug: str, kind: str, value: object) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise CatalogError(f"{slug}: sp_hints must be an object")
+    if value and kind not in (ConnectorKind.SAML, ConnectorKind.SAML_SCIM):
+        raise CatalogError(f"{slug}: sp_hints are for apps with SAML sign-in")
+    unknown = set(value) - set(SP_HINT_FIELDS)
+    if unknown:
+        raise CatalogError(f"{slug}: unknown sp_hints {', '.join(sorted(unknown))}; known: {', '.join(SP_HINT_FIELDS)}")
+    for name, hint in value.items():
+        if not isinstance(hint, str) or not hint.strip():
+            raise CatalogError(f"{slug}: sp_hints.{name} must be a non-empty string")
+    return dict(value)
+
+
 def _parse(path: Path, data: dict) -> Template:
     slug = data["slug"]
     if slug != path.stem:
@@ -111,6 +131,7 @@ def _parse(path: Path, data: dict) -> Template:
         sso=data.get("sso", {}),
         provisioning=data.get("provisioning", {}),
         mappings=_mapping_rows(slug, data.get("mappings", {})),
+        sp_hints=_sp_hints(slug, data["kind"], data.get("sp_hints", {})),
     )
 
 

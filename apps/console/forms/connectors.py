@@ -42,7 +42,9 @@ class ConnectorSearchForm(forms.Form):
 
 class GeneralForm(forms.Form):
     name = forms.CharField(label="Display label", max_length=100, help_text="What users see on their launchpad.")
-    description = forms.CharField(label="Description", required=False, max_length=2000, widget=forms.Textarea)
+    description = forms.CharField(
+        label="Description", required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 3})
+    )
     logo = forms.CharField(
         label="Logo",
         required=False,
@@ -81,13 +83,17 @@ class SsoForm(forms.Form):
         label="Allow SHA-1 for this app (insecure: only if it accepts nothing else)", required=False
     )
     require_signed_requests = forms.BooleanField(label="AuthnRequests must be signed by the app", required=False)
+    # Three rows that grow with what is pasted (field-sizing in console.css), not ten empty ones.
     sp_signing_cert = forms.CharField(
-        label="SP signing certificate (PEM)", required=False, widget=forms.Textarea, max_length=20000
+        label="SP signing certificate (PEM)",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        max_length=20000,
     )
     sp_encryption_cert = forms.CharField(
         label="SP encryption certificate (PEM)",
         required=False,
-        widget=forms.Textarea,
+        widget=forms.Textarea(attrs={"rows": 3}),
         max_length=20000,
         help_text="Importing the app's metadata fills it and switches encryption on.",
     )
@@ -145,6 +151,17 @@ class AcsRowForm(forms.Form):
 
 
 AcsFormSet = forms.formset_factory(AcsRowForm, extra=0, can_delete=True, max_num=20, absolute_max=20)
+
+
+def show_sp_hints(form: SsoForm, acs_formset, hints: dict[str, str], app: str) -> None:
+    """What the app's own values look like (the catalog template's `sp_hints`), as placeholders
+    and help beside the SP entity ID and the first ACS URL: the admin sees which URL to look for."""
+    if hints.get("entity_id"):
+        field = form.fields["sp_entity_id"]
+        field.widget.attrs["placeholder"] = hints["entity_id"]
+        field.help_text = f"{app}'s looks like {hints['entity_id']}"
+    if hints.get("acs_url") and acs_formset.forms:
+        acs_formset.forms[0].fields["url"].widget.attrs["placeholder"] = hints["acs_url"]
 
 
 def acs_rows(formset) -> list[dict]:

@@ -18,7 +18,9 @@ class GroupFilterForm(forms.Form):
 
 class GroupForm(forms.Form):
     name = forms.CharField(label="Name", max_length=GROUP_NAME_MAX_LENGTH)
-    description = forms.CharField(label="Description", required=False, max_length=2000, widget=forms.Textarea)
+    description = forms.CharField(
+        label="Description", required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 3})
+    )
     external_id = forms.CharField(
         label="External ID",
         required=False,

@@ -14,20 +14,20 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import render
 from django.urls import path, reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from apps.common.errors import ApplicationError
 from apps.connectors import idp_urls, selectors, services
-from apps.connectors.catalog import SEED_SCIM_GROUP_MAPPINGS, SEED_SCIM_USER_MAPPINGS, get_template, load_catalog
+from apps.connectors.catalog import get_template, load_catalog
 from apps.connectors.checks import connector_checks
-from apps.connectors.models import Assignment, Connector, ConnectorKind, MappingKind
+from apps.connectors.models import Connector, ConnectorKind
 from apps.console.decorators import console_view
 from apps.console.forms import add_service_errors
 from apps.console.forms import connectors as forms
-from apps.directory.models import Group, User
+from apps.directory.models import User
 from apps.directory.roles import Capability, has_capability
 from apps.provisioning import selectors as provisioning_selectors
 from apps.provisioning.probe import connection_test
@@ -160,7 +160,7 @@ def checks_with_links(connector: Connector) -> list[dict]:
     ]
 
 
-def _form_count(request: HttpRequest, prefix: str, limit: int) -> int:
+def form_count(request: HttpRequest, prefix: str, limit: int) -> int:
     """TOTAL_FORMS of a posted formset, bounded: the rows to keep when a row is added."""
     try:
         return max(0, min(int(request.POST.get(f"{prefix}-TOTAL_FORMS") or 0), limit))
@@ -168,7 +168,7 @@ def _form_count(request: HttpRequest, prefix: str, limit: int) -> int:
         return 0
 
 
-def _scope_size(connector: Connector) -> int:
+def scope_size(connector: Connector) -> int:
     """How many users the connector reaches: the IN-list form, not `users_in_scope`'s per-row
     EXISTS pair, which tests every user of the directory (selectors.users_in_scope_q)."""
     return User.objects.filter(selectors.users_in_scope_q(connector)).count()
@@ -182,7 +182,7 @@ def _provisioning_field(name: str) -> str:
     return name.removeprefix("provisioning.")
 
 
-def _service_error_message(error: Exception) -> str:
+def service_error_message(error: Exception) -> str:
     if isinstance(error, ValidationError):
         return " ".join(error.messages)
     return getattr(error, "message", str(error))
@@ -273,7 +273,7 @@ def connector_detail(request: HttpRequest, slug: str) -> HttpResponse:
     context["assignment_counts"] = connector.assignments.aggregate(
         users=Count("id", filter=Q(user__isnull=False)), groups=Count("id", filter=Q(group__isnull=False))
     )
-    context["users_in_scope"] = _scope_size(connector)
+    context["users_in_scope"] = scope_size(connector)
     if connector.has_provisioning:
         context["counts"] = provisioning_selectors.status_counts(connector)
     context["template"] = get_template(connector.template)
@@ -319,8 +319,13 @@ def _sso_context(request: HttpRequest, connector: Connector, form, acs_formset, 
     from apps.saml_idp.keys import published_keys
     from apps.saml_idp.selectors import metadata_fetch_list, next_key_pickup
 
+    spec = get_template(connector.template)
+    hints = spec.sp_hints if spec else {}
+    forms.show_sp_hints(form, acs_formset, hints, spec.name if spec else connector.name)
     context = layout_context(request, connector, "sso")
     context.update(
+        sp_hints=hints,
+        template_name=spec.name if spec else "",
         form=form,
         acs_formset=acs_formset,
         metadata_form=metadata_form,
@@ -348,7 +353,7 @@ def connector_sso(request: HttpRequest, slug: str) -> HttpResponse:
         if request.POST.get("action") == "add_acs":
             rows = [
                 {key: request.POST.get(f"acs-{n}-{key}", "") for key in ("url", "binding", "index")}
-                for n in range(_form_count(request, "acs", 19))
+                for n in range(form_count(request, "acs", 19))
                 if not request.POST.get(f"acs-{n}-DELETE")
             ]
             acs_formset = forms.AcsFormSet(prefix="acs", initial=[*rows, {"binding": forms.BINDING_POST}])
@@ -482,171 +487,6 @@ def connector_apply_fix(request: HttpRequest, slug: str, code: str) -> HttpRespo
     return HttpResponseRedirect(back)
 
 
-# --- Attribute mapping --------------------------------------------------------------------------
-
-
-def _mapping_kinds(connector: Connector) -> list[str]:
-    kinds = []
-    if connector.has_provisioning:
-        kinds += [MappingKind.SCIM_USER, MappingKind.SCIM_GROUP]
-    if connector.has_sso:
-        kinds.append(MappingKind.SAML)
-    return kinds
-
-
-def template_default_rows(connector: Connector, kind: str) -> list[dict]:
-    """The catalog template's rows for `kind`; the seed's SCIM attributes when it has none."""
-    spec = get_template(connector.template)
-    rows = [
-        {"source": row.source, "target": row.target, "name_format": row.name_format}
-        for row in (spec.mappings if spec else ())
-        if row.kind == kind
-    ]
-    if not rows and kind == MappingKind.SCIM_USER:
-        rows = [{"source": s, "target": t, "name_format": ""} for s, t in SEED_SCIM_USER_MAPPINGS]
-    if not rows and kind == MappingKind.SCIM_GROUP:
-        rows = [{"source": s, "target": t, "name_format": ""} for s, t in SEED_SCIM_GROUP_MAPPINGS]
-    return rows
-
-
-def _mapping_table(connector: Connector, kind: str, formset=None) -> dict:
-    title, properties = forms.MAPPING_TABLES[kind]
-    if formset is None:
-        initial = forms.mapping_initial(selectors.mapping_list(connector, kind))
-        formset = forms.MappingFormSet(prefix=kind, initial=initial)
-    return {"kind": kind, "title": title, "properties": properties, "formset": formset, "saml": kind == "saml"}
-
-
-def _put_mapping_errors(formset, error: ValidationError, origins: list[int]) -> None:
-    other = []
-    for name, texts in error.message_dict.items():
-        parts = name.split(".")
-        if len(parts) == 3 and parts[0] == "rows" and parts[1].isdigit() and int(parts[1]) < len(origins):
-            row_form = formset.forms[origins[int(parts[1])]]
-            field = parts[2] if parts[2] in row_form.fields else None
-            for text in texts:
-                row_form.add_error(field, text)
-        else:
-            other.extend(texts)
-    if other:
-        formset._non_form_errors = formset.error_class(other)
-
-
-@console_view(Capability.VIEW_CONNECTORS)
-def connector_mappings(request: HttpRequest, slug: str) -> HttpResponse:
-    connector = connector_or_404(slug)
-    kinds = _mapping_kinds(connector)
-    if not kinds:
-        raise Http404("A bookmark sends no attributes.")
-    posted_kind, posted_formset, status = None, None, 200
-    if request.method == "POST":
-        require_manage(request)
-        posted_kind = request.POST.get("kind")
-        if posted_kind not in kinds:
-            raise Http404("No such mapping table.")
-        action = request.POST.get("action", "save")
-        formset = forms.MappingFormSet(request.POST, prefix=posted_kind)
-        if action == "reset":
-            try:
-                services.mappings_replace(
-                    actor=request.user,
-                    connector=connector,
-                    kind=posted_kind,
-                    rows=template_default_rows(connector, posted_kind),
-                )
-            except ValidationError as error:
-                messages.error(request, _service_error_message(error))
-            else:
-                messages.success(request, f"{forms.MAPPING_TABLES[posted_kind][0]} were reset to the defaults.")
-            return HttpResponseRedirect(request.get_full_path())
-        if action == "add":
-            rows = [
-                {key: request.POST.get(f"{posted_kind}-{n}-{key}", "") for key in ("source", "target", "name_format")}
-                for n in range(_form_count(request, posted_kind, 199))
-                if not request.POST.get(f"{posted_kind}-{n}-DELETE")
-            ]
-            posted_formset = forms.MappingFormSet(prefix=posted_kind, initial=[*rows, {}])
-        elif formset.is_valid():
-            rows, origins = forms.mapping_rows(formset)
-            try:
-                services.mappings_replace(actor=request.user, connector=connector, kind=posted_kind, rows=rows)
-            except ValidationError as error:
-                _put_mapping_errors(formset, error, origins)
-                posted_formset, status = formset, 400
-            else:
-                messages.success(request, f"{forms.MAPPING_TABLES[posted_kind][0]} saved.")
-                return (
-                    after_save(request, connector, MAPPINGS)
-                    if in_wizard(request)
-                    else HttpResponseRedirect(request.get_full_path())
-                )
-        else:
-            posted_formset, status = formset, 400
-    tables = [_mapping_table(connector, kind, posted_formset if kind == posted_kind else None) for kind in kinds]
-    context = {**layout_context(request, connector, "mappings"), "tables": tables}
-    return render(request, "console/connectors/mappings.html", context, status=status)
-
-
-# --- Assignments --------------------------------------------------------------------------------
-
-
-@console_view(Capability.VIEW_CONNECTORS)
-def connector_assignments(request: HttpRequest, slug: str) -> HttpResponse:
-    connector = connector_or_404(slug)
-    search_form = forms.AssignmentSearchForm(request.GET)
-    query = search_form.cleaned_data["q"] if search_form.is_valid() else ""
-    found_users, found_groups = selectors.assignable_search(connector, query)
-    search_context = {"connector": connector, "query": query, "found_users": found_users, "found_groups": found_groups}
-    search_context["can_manage"] = has_capability(request.user, Capability.MANAGE_CONNECTORS)
-    search_context["wizard"] = in_wizard(request)
-    if request.htmx and request.method == "GET":
-        return render(request, "console/connectors/_assignment_search.html", search_context)
-    status = 200
-    if request.method == "POST":
-        require_manage(request)
-        add_form = forms.AssignmentAddForm(request.POST)
-        if add_form.is_valid():
-            user = get_object_or_404(User, pk=add_form.cleaned_data["user"]) if add_form.cleaned_data["user"] else None
-            group = (
-                get_object_or_404(Group, pk=add_form.cleaned_data["group"]) if add_form.cleaned_data["group"] else None
-            )
-            try:
-                services.assignment_create(actor=request.user, connector=connector, user=user, group=group)
-            except ValidationError as error:
-                messages.error(request, _service_error_message(error))
-                status = 400
-            else:
-                messages.success(request, f"{user.username if user else group.name} is now assigned.")
-                return HttpResponseRedirect(request.get_full_path())
-        else:
-            messages.error(request, "Choose a user or a group to assign.")
-            status = 400
-    assignments = selectors.assignment_list(connector).order_by("group__name", "user__username", "id")
-    page = Paginator(assignments, settings.CONSOLE_PAGE_SIZE).get_page(request.GET.get("page"))
-    context = {
-        **layout_context(request, connector, "assignments"),
-        **search_context,
-        "search_form": search_form,
-        "page_obj": page,
-        "assignments": page.object_list,
-        "users_in_scope": _scope_size(connector),
-    }
-    return render(request, "console/connectors/assignments.html", context, status=status)
-
-
-@console_view(Capability.MANAGE_CONNECTORS)
-def connector_assignment_remove(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
-    connector = connector_or_404(slug)
-    assignment = get_object_or_404(Assignment.objects.select_related("user", "group"), pk=pk, connector=connector)
-    target = reverse("console:connector_assignments", args=[slug])
-    if request.method != "POST":
-        return HttpResponseRedirect(target)
-    name = assignment.user.username if assignment.user else assignment.group.name
-    services.assignment_delete(actor=request.user, assignment=assignment)
-    messages.success(request, f"{name} is no longer assigned; whoever lost access is deprovisioned from the app.")
-    return HttpResponseRedirect(f"{target}?wizard=1" if in_wizard(request) else target)
-
-
 # --- Activation and deletion --------------------------------------------------------------------
 
 
@@ -666,7 +506,7 @@ def connector_activate(request: HttpRequest, slug: str) -> HttpResponse:
             try:
                 services.connector_update(actor=request.user, connector=connector, enabled=enable)
             except (ValidationError, ApplicationError) as error:
-                messages.error(request, _service_error_message(error))
+                messages.error(request, service_error_message(error))
                 status = 400
             else:
                 if enable:
@@ -709,9 +549,6 @@ urlpatterns = [
     path("<slug:slug>/identity/", connector_identity, name="connector_identity"),
     path("<slug:slug>/identity/test/", connector_test_connection, name="connector_test_connection"),
     path("<slug:slug>/checks/<slug:code>/fix/", connector_apply_fix, name="connector_apply_fix"),
-    path("<slug:slug>/mappings/", connector_mappings, name="connector_mappings"),
-    path("<slug:slug>/assignments/", connector_assignments, name="connector_assignments"),
-    path("<slug:slug>/assignments/<int:pk>/remove/", connector_assignment_remove, name="connector_assignment_remove"),
     path("<slug:slug>/activate/", connector_activate, name="connector_activate"),
     path("<slug:slug>/delete/", connector_delete, name="connector_delete"),
 ]
