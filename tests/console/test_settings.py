@@ -407,7 +407,7 @@ def test_upstream_switches_for_idp_initiated_sign_in_logout_and_groups(db, super
     upstream = UpstreamIdentityProvider.objects.get()
     page = super_client.get(response["Location"]).content.decode()
     assert "Accept sign-ins started at the IdP" in page and "Groups from attribute" in page
-    assert "/saml/sp/corp/slo/" in page
+    assert "/saml/sp/corp/slo/" in re.sub(r"<[^>]+>", "", page)  # shown in pieces that wrap
     assert not upstream.accept_idp_initiated and upstream.single_logout and upstream.groups_attribute == ""
     response = super_client.post(
         f"/console/settings/upstreams/{upstream.pk}/",

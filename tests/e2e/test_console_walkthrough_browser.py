@@ -62,6 +62,9 @@ NOT_PAGES = {
     "key_certificate": "a .pem download",
     "audit_export": "a CSV download",
     "audit_export_jsonl": "a JSON Lines download",
+    "settings_sp_key_next": "POST only",
+    "settings_sp_key_rotate": "POST only",
+    "settings_sp_key_certificate": "a .pem download",
 }
 # The end user's pages that share the portal's header, checked and pictured alongside.
 PORTAL_PAGES = [("portal_launchpad", "", "/"), ("portal_profile", "", "/account/")]
