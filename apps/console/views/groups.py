@@ -10,7 +10,7 @@ from django.urls import path
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.common.errors import ApplicationError, PermissionRefused
-from apps.connectors.selectors import assignment_counts_by_group, group_removal_impacts
+from apps.connectors.selectors import assignment_counts_by_group
 from apps.console.decorators import console_view
 from apps.console.forms import add_service_errors, save_changed_fields
 from apps.console.forms.groups import GroupFilterForm, GroupForm, MemberImportForm
@@ -19,6 +19,7 @@ from apps.directory import selectors as directory_selectors
 from apps.directory import services as directory
 from apps.directory.models import Group, GroupImportJob, User
 from apps.directory.roles import Capability, administrators_beyond_reach
+from apps.provisioning.impacts import group_removal_impacts
 from apps.scim_server import selectors as scim_selectors
 
 # Matches offered by the add-member search box.

@@ -13,8 +13,6 @@ from apps.common.errors import ApplicationError
 from apps.connectors.selectors import (
     connector_choices,
     user_access_paths,
-    user_deprovision_plan,
-    user_remote_objects,
     users_filtered,
 )
 from apps.console.decorators import console_view
@@ -33,6 +31,7 @@ from apps.directory.roles import Capability, can_manage_user
 from apps.portal import lockout, passwords
 from apps.portal import selectors as portal_selectors
 from apps.portal import services as portal
+from apps.provisioning.impacts import user_deprovision_plan, user_remote_objects
 
 PROFILE_FIELDS = tuple(UserForm.base_fields)
 
