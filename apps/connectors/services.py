@@ -8,7 +8,7 @@ from django.db import IntegrityError, transaction
 
 from apps.audit.services import Actor, audit_record
 from apps.common.errors import ApplicationError
-from apps.connectors import idp_urls
+from apps.connectors import changes, idp_urls
 from apps.connectors.attributes import SAML_NAME_FORMATS, MappingError, target_key, validate_mapping
 from apps.connectors.catalog import Template, get_template
 from apps.connectors.checks import CheckResult, connector_checks
@@ -33,7 +33,6 @@ from apps.connectors.validation import (
     unique_slug,
 )
 from apps.directory.models import Group, User
-from apps.provisioning import outbox as provisioning_outbox
 
 # --- Snapshots (secrets reduced to whether they are set) ----------------------------------------
 
@@ -192,7 +191,7 @@ def connector_update(
     if changed_after:
         _audit_update(actor, connector, changed_before, changed_after)
         if "enabled" in changed_after or "provisioning" in changed_after:
-            provisioning_outbox.record_full_sync(connector, "connector.update")
+            changes.settings_changed(connector, "connector.update")
     return connector
 
 
@@ -243,18 +242,6 @@ def connector_delete(*, actor: Actor, connector: Connector) -> None:
     before = connector_snapshot(_locked(connector))
     audit_record(actor=actor, action="connector.delete", target=connector, before=before)
     connector.delete()
-
-
-# --- SP metadata --------------------------------------------------------------------------------
-
-
-def connector_import_sp_metadata(
-    *, actor: Actor, connector: Connector, xml: bytes | str | None = None, url: str | None = None
-) -> Connector:
-    """Fill the SSO settings from the SP's metadata, given as XML or fetched from `url`."""
-    from apps.connectors.metadata_refresh import sp_metadata_import
-
-    return sp_metadata_import(actor=actor, connector=connector, xml=xml, url=url)
 
 
 # --- Mappings -----------------------------------------------------------------------------------
@@ -383,7 +370,7 @@ def mapping_delete(*, actor: Actor, mapping: AttributeMapping) -> None:
 def _resync_after_mapping_change(connector: Connector, kind: str) -> None:
     """SCIM resources are built from the mappings: re-send what changed (unchanged objects send nothing)."""
     if kind != MappingKind.SAML:
-        provisioning_outbox.record_full_sync(connector, "mappings.change")
+        changes.settings_changed(connector, "mappings.change")
 
 
 # --- Assignments --------------------------------------------------------------------------------
@@ -409,7 +396,7 @@ def assignment_create(
         {"user": str(user.pk), "username": user.username} if user else {"group": str(group.pk), "name": group.name}
     )
     audit_record(actor=actor, action="connector.assignment.create", target=connector, after=subject)
-    provisioning_outbox.record_assignment_change(assignment, "assignment.create")
+    changes.assignment_changed(assignment, "assignment.create")
     return assignment
 
 
@@ -422,5 +409,5 @@ def assignment_delete(*, actor: Actor, assignment: Assignment) -> None:
     audit_record(actor=actor, action="connector.assignment.delete", target=assignment.connector, before=subject)
     # Recorded before the row goes (it names who was granted access); the worker evaluates scope
     # after commit, so these users are deprovisioned only if nothing else grants them access.
-    provisioning_outbox.record_assignment_change(assignment, "assignment.delete")
+    changes.assignment_changed(assignment, "assignment.delete")
     assignment.delete()

@@ -7,14 +7,13 @@ from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import ProtectedError, RestrictedError
-from django.db.models.functions import Lower
 from django.utils import timezone
 
 from apps.audit.services import Actor, audit_record
 from apps.common.db import batched_statements, insert_row
 from apps.common.errors import ApplicationError, ConflictError, field_error
+from apps.directory import changes
 from apps.directory.models import (
-    DISPLAY_NAME_MAX_LENGTH,
     AdminRole,
     Group,
     Membership,
@@ -22,7 +21,16 @@ from apps.directory.models import (
     UserStatus,
 )
 from apps.directory.roles import require_reach, require_reach_query
-from apps.provisioning import outbox as provisioning
+from apps.directory.validation import (
+    USER_UNIQUE_FIELDS,
+    clean_text,
+    default_display_name,
+    refused_user_error,
+    save_unique,
+    save_user,
+    validate_password,
+    validate_user,
+)
 
 USER_EDITABLE_FIELDS = (
     "username",
@@ -38,8 +46,6 @@ USER_EDITABLE_FIELDS = (
 _USER_TEXT_FIELDS = ("username", "email", "first_name", "last_name", "display_name", "employee_id", "external_id")
 GROUP_EDITABLE_FIELDS = ("name", "description", "external_id")
 GROUP_DESCRIPTION_MAX_LENGTH = 2000
-# Parts of the unique constraints' names, mapped to the field a lost race is reported on.
-_USER_UNIQUE_FIELDS = {"username": "username", "email": "email"}
 
 
 class LastSuperAdminError(ApplicationError):
@@ -74,110 +80,6 @@ def user_snapshot(user: User) -> dict[str, Any]:
 
 def group_snapshot(group: Group) -> dict[str, Any]:
     return {"id": str(group.pk), "name": group.name, "description": group.description, "external_id": group.external_id}
-
-
-# --- Validation -------------------------------------------------------------------------------
-
-
-def _clean_text(values: dict[str, Any], fields: Iterable[str]) -> dict[str, Any]:
-    cleaned = dict(values)
-    for name in fields:
-        if name in cleaned:
-            value = cleaned[name]
-            cleaned[name] = "" if value is None else str(value).strip()
-    if cleaned.get("email"):
-        local, _, domain = cleaned["email"].rpartition("@")
-        cleaned["email"] = f"{local}@{domain.lower()}" if local else cleaned["email"]
-    return cleaned
-
-
-def _user_clashes(user: User, unique: Iterable[str]) -> dict[str, list]:
-    """Errors for those of the `unique` fields (username, email) another user already has."""
-    errors: dict[str, list] = {}
-    others = User.objects.exclude(pk=user.pk)
-    if (
-        "username" in unique
-        and user.username
-        and (others.alias(username_lower=Lower("username")).filter(username_lower=user.username.lower()).exists())
-    ):
-        errors["username"] = [ValidationError("A user with this username already exists.", code="unique")]
-    if (
-        user.email
-        and "email" in unique
-        # `.exclude(email="")` repeats the partial unique index's condition, so the index serves it.
-        and others.exclude(email="").alias(email_lower=Lower("email")).filter(email_lower=user.email.lower()).exists()
-    ):
-        errors["email"] = [ValidationError("A user with this email already exists.", code="unique")]
-    return errors
-
-
-def _validate_user(user: User, unique: Iterable[str] = ("username", "email")) -> None:
-    """Field validation. Uniqueness is the unique constraints' (see _save_user): the `unique` fields
-    (those that may have changed) are only looked up here when the user is refused anyway, so that
-    one answer names every problem."""
-    errors: dict[str, list] = {}
-    try:
-        user.full_clean(exclude=["password", "last_login"], validate_unique=False, validate_constraints=False)
-    except ValidationError as exc:
-        errors.update(exc.error_dict)
-    if not user.username and "username" not in errors:
-        errors["username"] = [ValidationError("This field is required.", code="required")]
-    if errors:
-        clashes = _user_clashes(user, [field for field in unique if field not in errors])
-        raise ValidationError({**errors, **clashes})
-
-
-def _validate_password(password: str, user: User) -> None:
-    try:
-        password_validation.validate_password(password, user)
-    except ValidationError as exc:
-        raise ValidationError({"password": exc.error_list}) from exc
-
-
-def _refused_user_error(user: User, exc: IntegrityError, unique: Iterable[str]) -> ValidationError | None:
-    """What to report when a constraint refused `user`: every field that clashes, as a pre-check
-    would say (None if it was no clash on a username or email).
-
-    Looking clashes up only after a refusal keeps two queries off every write that succeeds; the
-    caller runs this outside the refused transaction (or savepoint), which can run no more queries.
-    """
-    clashes = _user_clashes(user, unique)
-    if clashes:
-        return ValidationError(clashes)
-    message = str(exc).lower()
-    for constraint_part, field in _USER_UNIQUE_FIELDS.items():
-        if constraint_part in message:  # the other user is gone already: name the constraint's field
-            return field_error(field, f"This {field} is already taken.", code="unique")
-    return None
-
-
-def _save_user(user: User, *, unique: Iterable[str], update_fields: list[str] | None = None) -> None:
-    """Save in a savepoint; a refusal by a unique constraint is reported on every clashing field."""
-    try:
-        with transaction.atomic():
-            user.save(update_fields=update_fields)
-    except IntegrityError as exc:
-        error = _refused_user_error(user, exc, unique)
-        if error is not None:
-            raise error from exc
-        raise
-
-
-def _save_unique(instance: User | Group, *, fields: dict[str, str]) -> None:
-    """Save, turning a lost uniqueness race into the same field error the pre-check gives."""
-    try:
-        with transaction.atomic():
-            instance.save()
-    except IntegrityError as exc:
-        message = str(exc).lower()
-        for constraint_part, field in fields.items():
-            if constraint_part in message:
-                raise field_error(field, f"This {field} is already taken.", code="unique") from exc
-        raise
-
-
-def _default_display_name(first_name: str, last_name: str) -> str:
-    return f"{first_name} {last_name}".strip()[:DISPLAY_NAME_MAX_LENGTH]
 
 
 def _active_superadmins_other_than(user: User) -> bool:
@@ -229,7 +131,7 @@ def user_create(
     """Validate, then insert, audit and record for the connectors in one transaction.
 
     `password_temporary`: the person must choose their own password at their first sign-in."""
-    values = _clean_text(
+    values = clean_text(
         {
             "username": username,
             "email": email,
@@ -242,7 +144,7 @@ def user_create(
         _USER_TEXT_FIELDS,
     )
     if not values["display_name"]:
-        values["display_name"] = _default_display_name(values["first_name"], values["last_name"])
+        values["display_name"] = default_display_name(values["first_name"], values["last_name"])
     user = User(
         **values,
         status=status,
@@ -251,10 +153,10 @@ def user_create(
         must_change_password=bool(password and password_temporary),
     )
     require_reach(actor, [user])  # creating a staff account takes the rank of the role it gives
-    _validate_user(user)
+    validate_user(user)
     if password:
         if validate_password:
-            _validate_password(password, user)
+            validate_password(password, user)
         user.set_password(password)
     else:
         user.set_unusable_password()
@@ -266,10 +168,10 @@ def user_create(
             if password:
                 password_validation.password_changed(password, user)  # as User.save() would
             audit_record(actor=actor, action="user.create", target=user, after=user_snapshot(user))
-            provisioning.record_user_change([user.pk], "user.create")
+            changes.user_changed([user.pk], "user.create")
     except IntegrityError as exc:
         # Rolled back: the clashes can be looked up now, with no savepoint around the insert.
-        error = _refused_user_error(user, exc, _USER_UNIQUE_FIELDS)
+        error = refused_user_error(user, exc, USER_UNIQUE_FIELDS)
         if error is not None:
             raise error from exc
         raise
@@ -295,25 +197,25 @@ def user_update(*, actor: Actor, user: User, locked: bool = False, **changes: An
 def _update_locked_user(*, actor: Actor, user: User, changes: dict[str, Any]) -> User:
     require_reach(actor, [user])
     before = user_snapshot(user)
-    values = _clean_text(changes, _USER_TEXT_FIELDS)
+    values = clean_text(changes, _USER_TEXT_FIELDS)
 
     # The display name follows first/last name until someone sets it to something else.
-    derived_before = _default_display_name(user.first_name, user.last_name)
+    derived_before = default_display_name(user.first_name, user.last_name)
     follows_name = user.display_name in ("", derived_before)
     for name, value in values.items():
         setattr(user, name, value)
     if "display_name" not in values and follows_name:
-        user.display_name = _default_display_name(user.first_name, user.last_name)
+        user.display_name = default_display_name(user.first_name, user.last_name)
     if not user.display_name:
-        user.display_name = _default_display_name(user.first_name, user.last_name)
+        user.display_name = default_display_name(user.first_name, user.last_name)
 
     if user.console_role != before["admin_role"]:
         require_reach(actor, [user])  # the role it is given
     if before["is_superuser"] and not user.is_superuser:
         _guard_last_superadmin(User(pk=user.pk, is_superuser=True, status=before["status"]))
-    # Only a username or email that changed can clash (the constraints decide; see _save_user).
-    unique = [field for field in _USER_UNIQUE_FIELDS if getattr(user, field) != before[field]]
-    _validate_user(user, unique)
+    # Only a username or email that changed can clash (the constraints decide; see save_user).
+    unique = [field for field in USER_UNIQUE_FIELDS if getattr(user, field) != before[field]]
+    validate_user(user, unique)
     after = user_snapshot(user)
     if after == before:
         return user
@@ -321,12 +223,12 @@ def _update_locked_user(*, actor: Actor, user: User, changes: dict[str, Any]) ->
     update_fields = [name for name in USER_EDITABLE_FIELDS if name in changed] + ["updated"]
     audit = {"before": {key: before[key] for key in changed}, "after": {key: after[key] for key in changed}}
     if unique:
-        _save_user(user, unique=unique, update_fields=update_fields)
+        save_user(user, unique=unique, update_fields=update_fields)
         _audit_and_notify(
             actor=actor,
             action="user.update",
             target=user,
-            notify=lambda: provisioning.record_user_change([user.pk], "user.update"),
+            notify=lambda: changes.user_changed([user.pk], "user.update"),
             **audit,
         )
         return user
@@ -336,7 +238,7 @@ def _update_locked_user(*, actor: Actor, user: User, changes: dict[str, Any]) ->
     with batched_statements():
         User.objects.filter(pk=user.pk).update(**{name: getattr(user, name) for name in update_fields})
         audit_record(actor=actor, action="user.update", target=user, **audit)
-        provisioning.record_user_change([user.pk], "user.update")
+        changes.user_changed([user.pk], "user.update")
     return user
 
 
@@ -373,7 +275,7 @@ def user_set_password(*, actor: Actor, user: User, password: str, temporary: boo
     own = getattr(actor, "pk", None) == user.pk
     if not own:  # everyone may change their own
         require_reach(actor, [user])
-    _validate_password(password, user)
+    validate_password(password, user)
     user.set_password(password)
     user.must_change_password = False if own else (True if temporary is None else temporary)
     user.save(update_fields=["password", "must_change_password", "updated"])
@@ -408,7 +310,7 @@ def _set_locked_user_status(*, actor: Actor, user: User, status: str, action: st
         target=user,
         before={"status": before_status},
         after={"status": status},
-        notify=lambda: provisioning.record_user_change([user.pk], action),
+        notify=lambda: changes.user_changed([user.pk], action),
     )
     return user
 
@@ -451,7 +353,7 @@ def user_delete(*, actor: Actor, user: User) -> None:
         action="user.delete",
         target=user,
         before=before,
-        notify=lambda: provisioning.record_user_deletion(user),
+        notify=lambda: changes.user_deleted(user),
     )
     user.delete()
 
@@ -485,7 +387,7 @@ def group_create(
         name=(name or "").strip(), description=(description or "").strip(), external_id=(external_id or "").strip()
     )
     _validate_group(group)
-    _save_unique(group, fields={"name": "name"})
+    save_unique(group, fields={"name": "name"})
     audit_record(actor=actor, action="group.create", target=group, after=group_snapshot(group))
     members = list(members)
     if members:
@@ -506,7 +408,7 @@ def group_update(*, actor: Actor, group: Group, **changes: Any) -> Group:
     after = group_snapshot(group)
     if after == before:
         return group
-    _save_unique(group, fields={"name": "name"})
+    save_unique(group, fields={"name": "name"})
     action = "group.rename" if before["name"] != after["name"] else "group.update"
     changed = {key for key in after if after[key] != before[key]}
     _audit_and_notify(
@@ -515,7 +417,7 @@ def group_update(*, actor: Actor, group: Group, **changes: Any) -> Group:
         target=group,
         before={key: before[key] for key in changed},
         after={key: after[key] for key in changed},
-        notify=lambda: provisioning.record_group_change(group, action),
+        notify=lambda: changes.group_changed(group, action),
     )
     return group
 
@@ -532,7 +434,7 @@ def group_delete(*, actor: Actor, group: Group) -> None:
         action="group.delete",
         target=group,
         before=before,
-        notify=lambda: provisioning.record_group_deletion(group),
+        notify=lambda: changes.group_deleted(group),
     )
     try:
         group.delete()  # refused by the collector before any row goes
@@ -570,9 +472,7 @@ def group_add_members(*, actor: Actor, group: Group, users: Iterable[User]) -> l
         action="group.members.add",
         target=group,
         after={"added": [{"id": str(user.pk), "username": user.username} for user in added]},
-        notify=lambda: provisioning.record_group_change(
-            group, "group.members.add", member_ids=[user.pk for user in added]
-        ),
+        notify=lambda: changes.group_changed(group, "group.members.add", member_ids=[user.pk for user in added]),
     )
     return added
 
@@ -595,9 +495,7 @@ def group_remove_members(*, actor: Actor, group: Group, users: Iterable[User]) -
         action="group.members.remove",
         target=group,
         before={"removed": [{"id": str(user.pk), "username": user.username} for user in removed]},
-        notify=lambda: provisioning.record_group_change(
-            group, "group.members.remove", member_ids=[user.pk for user in removed]
-        ),
+        notify=lambda: changes.group_changed(group, "group.members.remove", member_ids=[user.pk for user in removed]),
     )
     return removed
 

@@ -6,5 +6,13 @@ class ProvisioningConfig(AppConfig):
     label = "provisioning"
 
     def ready(self) -> None:
+        from apps.connectors import changes as connector_changes
+        from apps.directory import changes as directory_changes
+
         # Registers the Celery tasks in every process (web too): `dispatch` sends them by name.
-        from apps.provisioning import tasks  # noqa: F401
+        from apps.provisioning import outbox, tasks  # noqa: F401
+
+        # Every change to the directory or to a connector's scope is recorded in the outbox, in
+        # the change's own transaction; those apps never import this one.
+        directory_changes.listen(outbox)
+        connector_changes.listen(outbox)

@@ -1,0 +1,54 @@
+"""Who hears of a change to the directory, inside the change's own transaction.
+
+The directory's services announce each change here; the apps that act on changes (provisioning
+records them for the connectors) register a listener from their AppConfig.ready(), so that the
+directory, at the bottom of the layers, imports none of them. Not Django signals: the services call
+these explicitly, in the transaction (and the batched round trip) of the change itself, so a change
+and what it sets off commit together or not at all, and no bulk path skips them as it skips model
+signals.
+"""
+
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+from apps.directory.models import Group, User
+
+
+class DirectoryListener(Protocol):
+    def record_user_change(self, user_ids: Iterable[Any], reason: str) -> None: ...
+
+    def record_user_deletion(self, user: User) -> None: ...
+
+    def record_group_change(self, group: Group, reason: str, *, member_ids: Iterable[Any] = ()) -> None: ...
+
+    def record_group_deletion(self, group: Group) -> None: ...
+
+
+_listeners: list[DirectoryListener] = []
+
+
+def listen(listener: DirectoryListener) -> None:
+    if listener not in _listeners:
+        _listeners.append(listener)
+
+
+def user_changed(user_ids: Iterable[Any], reason: str) -> None:
+    ids = list(user_ids)
+    for listener in _listeners:
+        listener.record_user_change(ids, reason)
+
+
+def user_deleted(user: User) -> None:
+    for listener in _listeners:
+        listener.record_user_deletion(user)
+
+
+def group_changed(group: Group, reason: str, *, member_ids: Iterable[Any] = ()) -> None:
+    members = list(member_ids)
+    for listener in _listeners:
+        listener.record_group_change(group, reason, member_ids=members)
+
+
+def group_deleted(group: Group) -> None:
+    for listener in _listeners:
+        listener.record_group_deletion(group)
