@@ -12,11 +12,14 @@ from django.utils import timezone
 
 from apps.audit.services import Actor, audit_record
 from apps.common.errors import field_error
+from apps.common.queue import enqueue_on_commit
 from apps.directory.models import Group, GroupImportJob, ImportStatus, User
 from apps.directory.roles import actor_reaches
 from apps.directory.services import group_add_members
 
 GROUP_IMPORT_MAX_ROWS = 100_000
+# The Celery task that runs an import (apps/directory/tasks.py), sent by name.
+GROUP_IMPORT_TASK = "directory.group_import_run"
 GROUP_IMPORT_BATCH_SIZE = 500
 # Unknown rows listed on the page (a wrong file could make every row unknown); all are counted.
 GROUP_IMPORT_UNKNOWN_KEPT = 1000
@@ -69,12 +72,7 @@ def group_import_start(*, actor: Actor, group: Group, filename: str, content: by
         actor=actor, action="group.import.start", target=group, after={"file": job.filename, "rows": len(rows)}
     )
 
-    def enqueue() -> None:
-        from apps.directory.tasks import group_import_run
-
-        group_import_run.delay(str(job.pk))
-
-    transaction.on_commit(enqueue)
+    enqueue_on_commit(GROUP_IMPORT_TASK, str(job.pk))
     return job
 
 

@@ -6,7 +6,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from apps.directory import imports
 
 
-@shared_task(name="directory.group_import_run", ignore_result=True)
+@shared_task(name=imports.GROUP_IMPORT_TASK, ignore_result=True)
 def group_import_run(job_id: str) -> None:
     """Add a CSV import's rows to its group; a long file continues in a fresh task."""
     try:

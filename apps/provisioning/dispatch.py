@@ -9,10 +9,10 @@ registers), so this module never imports the task module that imports the engine
 import logging
 from typing import Any
 
-from celery import current_app
 from django.conf import settings
 from django.db import transaction
 
+from apps.common.queue import registered_task
 from apps.common.redis import redis_client
 
 logger = logging.getLogger(__name__)
@@ -21,15 +21,6 @@ PROCESS_CONNECTOR = "provisioning.process_connector"
 SWEEP = "provisioning.sweep"
 RECONCILE_UNMANAGED = "provisioning.reconcile_unmanaged"
 DEPROVISION_HELD_REMOTE_USERS = "provisioning.deprovision_held_remote_users"
-
-
-def _task(name: str) -> Any:
-    return current_app.tasks[name]
-
-
-def enqueue_on_commit(name: str, *args: Any) -> None:
-    """Send the task `name` with `args` once this transaction commits (at once outside one)."""
-    transaction.on_commit(lambda: _task(name).delay(*args))
 
 
 def _redis():
@@ -68,7 +59,7 @@ def kick(connector_id: Any, *, countdown: float | None = None) -> None:
             except Exception:  # noqa: BLE001 - Redis down: the sweep will pick the work up
                 return
         try:
-            _task(PROCESS_CONNECTOR).apply_async(
+            registered_task(PROCESS_CONNECTOR).apply_async(
                 args=[str(connector_id)], kwargs={"slot": None} if countdown is not None else None,
                 countdown=countdown, retry=False,
             )  # fmt: skip
@@ -89,7 +80,7 @@ def start_helpers(connector_id: Any) -> int:
         try:
             if not client.set(_kick_key(connector_id, slot), "1", nx=True, ex=settings.PROVISIONING_KICK_TTL):
                 continue
-            _task(PROCESS_CONNECTOR).apply_async(args=[str(connector_id)], kwargs={"slot": slot}, retry=False)
+            registered_task(PROCESS_CONNECTOR).apply_async(args=[str(connector_id)], kwargs={"slot": slot}, retry=False)
         except Exception as exc:  # noqa: BLE001 - helpers only speed things up
             logger.debug("could not start a helper for %s: %s", connector_id, exc)
             break

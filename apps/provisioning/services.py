@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from apps.audit.services import Actor, audit_record
 from apps.common.errors import ApplicationError
+from apps.common.queue import enqueue_on_commit
 from apps.connectors.models import Connector
 from apps.connectors.pausing import provisioning_pause, provisioning_resume
 from apps.directory.models import User
@@ -30,7 +31,7 @@ def connector_sync(*, actor: Actor, connector: Connector) -> int:
     count = record_full_sync(connector, "sync.manual")
     audit_record(actor=actor, action="provisioning.sync", target=connector, after={"objects": count})
     if connector.provisioning.deprovision_unmanaged:
-        dispatch.enqueue_on_commit(dispatch.RECONCILE_UNMANAGED, str(connector.pk))
+        enqueue_on_commit(dispatch.RECONCILE_UNMANAGED, str(connector.pk))
     return count
 
 
@@ -79,7 +80,7 @@ def hold_approve(*, actor: Actor, hold: DeprovisionHold) -> DeprovisionHold:
     )
     dispatch.kick(hold.connector_id)
     if hold.remote_ids:
-        dispatch.enqueue_on_commit(dispatch.DEPROVISION_HELD_REMOTE_USERS, hold.pk)
+        enqueue_on_commit(dispatch.DEPROVISION_HELD_REMOTE_USERS, hold.pk)
     return hold
 
 
