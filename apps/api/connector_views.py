@@ -12,7 +12,7 @@ from apps.api import connector_serializers as cs
 from apps.api.parsers import RawXMLParser, SamlMetadataParser, TextXMLParser
 from apps.api.views import _uuid_or_404, _validated
 from apps.common.errors import ApplicationError
-from apps.connectors import selectors, services
+from apps.connectors import metadata_refresh, selectors, services
 from apps.connectors.catalog import get_template, load_catalog
 from apps.connectors.models import Assignment, AttributeMapping, Connector
 from apps.directory.models import Group, User
@@ -184,10 +184,12 @@ class ConnectorViewSet(viewsets.GenericViewSet):
         """Import the SP's metadata: POST the XML itself, or JSON {"url": ...} or {"xml": ...}."""
         connector = self._get(pk)
         if isinstance(request.data, bytes):
-            connector = services.connector_import_sp_metadata(actor=request.user, connector=connector, xml=request.data)
+            connector = metadata_refresh.connector_import_sp_metadata(
+                actor=request.user, connector=connector, xml=request.data
+            )
         else:
             data = _validated(cs.SpMetadataInputSerializer, request.data)
-            connector = services.connector_import_sp_metadata(
+            connector = metadata_refresh.connector_import_sp_metadata(
                 actor=request.user, connector=connector, xml=data.get("xml"), url=data.get("url")
             )
         return self._render(connector)

@@ -27,6 +27,7 @@ from apps.common.http import OutboundURLError, fetch_limited
 from apps.connectors.metadata import MAX_METADATA_BYTES, MetadataError, SpMetadata, parse_sp_metadata
 from apps.connectors.models import Connector, NameIdFormat, NameIdProperty, SsoSettings
 from apps.connectors.saml_algorithms import AdvertisedEncryption, negotiate_encryption, negotiate_signature
+from apps.connectors.services import connector_update
 from apps.connectors.validation import validate_app_url
 
 # What a refresh may change: what an SP rotates or moves without asking the IdP's admin.
@@ -105,13 +106,11 @@ def _as_metadata_error(exc: ValidationError) -> ValidationError:
 
 
 @transaction.atomic
-def sp_metadata_import(
+def connector_import_sp_metadata(
     *, actor: Actor, connector: Connector, xml: bytes | str | None = None, url: str | None = None
 ) -> Connector:
     """Fill the SSO settings from the SP's metadata, given as XML or fetched from `url` (which is then
     kept, and fetched again on schedule)."""
-    from apps.connectors.services import connector_update
-
     if not connector.has_sso:
         raise ApplicationError(f"A {connector.get_kind_display()} has no SSO settings.", code="no_sso")
     if (xml is None) == (url is None):
@@ -155,8 +154,6 @@ def sp_metadata_refresh(*, connector: Connector, actor: Actor = None) -> list[st
     guard, not metadata, another entity, a rule broken) changes nothing and is kept on the
     connector as its last fetch error; it is audited once when it starts, not at every attempt.
     """
-    from apps.connectors.services import connector_update
-
     sso = connector.sso
     url = sso.sp_metadata_url
     if not url:

@@ -80,7 +80,7 @@ def served():
 @pytest.fixture
 def imported(served):
     connector = make_connector(sso={"sp_entity_id": ""})
-    return connector_services.connector_import_sp_metadata(actor=None, connector=connector, url=served.url)
+    return metadata_refresh.connector_import_sp_metadata(actor=None, connector=connector, url=served.url)
 
 
 def _fresh(connector) -> SsoSettings:

@@ -16,7 +16,7 @@ from apps.audit.models import AuditEvent
 from apps.common.crypto import decrypt_secret
 from apps.common.errors import ApplicationError
 from apps.common.pki import certificate_base64
-from apps.connectors import selectors, services
+from apps.connectors import metadata_refresh, selectors, services
 from apps.connectors.metadata import BINDING_POST, BINDING_REDIRECT
 from apps.connectors.models import (
     Assignment,
@@ -1111,7 +1111,7 @@ def test_slug_is_free_again_after_delete(actor):
 def test_metadata_import_fills_the_sso_settings(actor, cert_pem):
     connector = _create(actor)
 
-    services.connector_import_sp_metadata(
+    metadata_refresh.connector_import_sp_metadata(
         actor=actor, connector=connector, xml=_sp_metadata(cert_pem, extra_sp_attrs=' AuthnRequestsSigned="true"')
     )
 
@@ -1136,7 +1136,7 @@ def test_metadata_import_on_a_scim_only_connector_is_refused(actor):
     connector = _create(actor, "generic-scim")
 
     with pytest.raises(ApplicationError) as excinfo:
-        services.connector_import_sp_metadata(actor=actor, connector=connector, xml=_sp_metadata())
+        metadata_refresh.connector_import_sp_metadata(actor=actor, connector=connector, xml=_sp_metadata())
 
     assert excinfo.value.code == "no_sso"
 
@@ -1145,7 +1145,7 @@ def test_metadata_whose_values_break_a_rule_is_refused(actor):
     connector = _create(actor)
 
     errors = _refused(
-        services.connector_import_sp_metadata,
+        metadata_refresh.connector_import_sp_metadata,
         actor=actor,
         connector=connector,
         xml=_sp_metadata(acs="http://sp.example.com/saml/acs"),
@@ -1172,7 +1172,7 @@ def test_metadata_whose_values_break_a_rule_is_refused(actor):
 def test_bad_metadata_is_refused_under_xml(actor, xml, message):
     connector = _create(actor)
 
-    errors = _refused(services.connector_import_sp_metadata, actor=actor, connector=connector, xml=xml)
+    errors = _refused(metadata_refresh.connector_import_sp_metadata, actor=actor, connector=connector, xml=xml)
 
     assert list(errors) == ["xml"]
     assert message in errors["xml"][0]
@@ -1182,9 +1182,13 @@ def test_metadata_xml_or_url_not_both(actor):
     connector = _create(actor)
 
     both = _refused(
-        services.connector_import_sp_metadata, actor=actor, connector=connector, xml="<x/>", url="https://x.test"
+        metadata_refresh.connector_import_sp_metadata,
+        actor=actor,
+        connector=connector,
+        xml="<x/>",
+        url="https://x.test",
     )
-    neither = _refused(services.connector_import_sp_metadata, actor=actor, connector=connector)
+    neither = _refused(metadata_refresh.connector_import_sp_metadata, actor=actor, connector=connector)
 
     assert both == neither == {"xml": ["Give the metadata XML or its URL, not both."]}
 
@@ -1201,7 +1205,7 @@ def test_metadata_xml_or_url_not_both(actor):
 def test_metadata_url_is_guarded(actor, url, message):
     connector = _create(actor)
 
-    errors = _refused(services.connector_import_sp_metadata, actor=actor, connector=connector, url=url)
+    errors = _refused(metadata_refresh.connector_import_sp_metadata, actor=actor, connector=connector, url=url)
 
     assert list(errors) == ["url"]
     assert message in errors["url"][0]

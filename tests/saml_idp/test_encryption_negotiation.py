@@ -11,6 +11,7 @@ import pytest
 from lxml import etree
 
 from apps.common.pki import certificate_base64
+from apps.connectors import metadata_refresh
 from apps.connectors import services as connector_services
 from apps.connectors.metadata import BINDING_REDIRECT, parse_sp_metadata
 from apps.connectors.saml_algorithms import (
@@ -106,7 +107,7 @@ def test_metadata_parser_reads_slo_bindings_and_algorithm_support():
 )
 def test_import_switches_encryption_on_with_the_negotiated_algorithm(name, data):
     connector = make_connector(sso={"sp_entity_id": ""})
-    connector = connector_services.connector_import_sp_metadata(actor=None, connector=connector, xml=fixture(name))
+    connector = metadata_refresh.connector_import_sp_metadata(actor=None, connector=connector, xml=fixture(name))
     sso = connector.sso
     assert sso.encrypt_assertions is True and sso.sp_encryption_cert
     assert sso.encryption_algorithm == data
@@ -116,7 +117,7 @@ def test_import_switches_encryption_on_with_the_negotiated_algorithm(name, data)
 @pytest.mark.django_db
 def test_import_negotiates_signatures_and_keeps_the_admins_choice_afterwards():
     connector = make_connector(sso={"sp_entity_id": ""})
-    connector = connector_services.connector_import_sp_metadata(
+    connector = metadata_refresh.connector_import_sp_metadata(
         actor=None, connector=connector, xml=fixture("strongest-and-algsupport.xml")
     )
     assert (connector.sso.signature_algorithm, connector.sso.digest_algorithm) == ("rsa-sha512", "sha512")

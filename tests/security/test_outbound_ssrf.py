@@ -13,7 +13,7 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from apps.common.http import OutboundURLError, check_outbound_url
-from apps.connectors import services as connector_services
+from apps.connectors import metadata_refresh
 from apps.connectors.models import SsoSettings
 from apps.provisioning.client import ScimClient, TransientScimError
 from apps.saml_sp import services as upstream_services
@@ -174,7 +174,7 @@ def test_sp_metadata_import_refuses_a_url_that_resolves_to_a_non_public_address(
     before = SsoSettings.objects.filter(pk=connector.pk).values().get()
     dns["sp.attacker.test"] = address
     with pytest.raises(ValidationError) as refused:
-        connector_services.connector_import_sp_metadata(
+        metadata_refresh.connector_import_sp_metadata(
             actor=None, connector=connector, url="https://sp.attacker.test/saml/metadata"
         )
     assert "does not contact" in str(refused.value.message_dict["url"])

@@ -20,7 +20,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from apps.common.errors import ApplicationError
-from apps.connectors import idp_urls, selectors, services
+from apps.connectors import idp_urls, metadata_refresh, selectors, services
 from apps.connectors.catalog import get_template, load_catalog
 from apps.connectors.checks import connector_checks
 from apps.connectors.models import Connector, ConnectorKind
@@ -394,9 +394,11 @@ def connector_sp_metadata(request: HttpRequest, slug: str) -> HttpResponse:
         upload, url = metadata_form.cleaned_data["file"], metadata_form.cleaned_data["url"]
         try:
             if upload is not None:
-                services.connector_import_sp_metadata(actor=request.user, connector=connector, xml=upload.read())
+                metadata_refresh.connector_import_sp_metadata(
+                    actor=request.user, connector=connector, xml=upload.read()
+                )
             else:
-                services.connector_import_sp_metadata(actor=request.user, connector=connector, url=url)
+                metadata_refresh.connector_import_sp_metadata(actor=request.user, connector=connector, url=url)
         except ValidationError as error:
             for name, texts in error.message_dict.items():
                 field = "url" if name == "url" else ("file" if upload is not None else "url")
