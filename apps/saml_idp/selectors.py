@@ -20,15 +20,8 @@ from django.db import connection
 
 from apps.common.db import hot_path_cursor, model_columns, model_from_row
 from apps.connectors.models import Connector, ConnectorKind, SsoSettings
-from apps.directory.models import User
-from apps.saml_idp.keys import connector_override_key, portal_next_key
+from apps.saml_idp.keys import CHOSEN_KEY_SQL, as_uuid, connector_override_key, portal_next_key, uuid_param
 from apps.saml_idp.models import MetadataFetch
-
-# The key that signs for a connector: its own (an override), else the portal's active key.
-_CHOSEN_KEY_SQL = (
-    "COALESCE((SELECT o.key_id FROM saml_idp_connectorsigningkey o WHERE o.connector_id = c.id), "
-    "(SELECT p.id FROM saml_idp_signingkey p WHERE p.scope = 'portal' AND p.status = 'active'))"
-)
 
 
 @cache
@@ -36,7 +29,7 @@ def _sso_connector_sql() -> str:
     # Every concrete column of both models, so that a field added to either is loaded too. Only
     # column names from the models' metadata, quoted, go into the text; values are bound.
     return (
-        f"SELECT {model_columns(Connector, 'c')}, {model_columns(SsoSettings, 's')}, {_CHOSEN_KEY_SQL} "  # noqa: S608
+        f"SELECT {model_columns(Connector, 'c')}, {model_columns(SsoSettings, 's')}, {CHOSEN_KEY_SQL} "  # noqa: S608
         "FROM connectors_connector c JOIN connectors_ssosettings s ON s.connector_id = c.id "
         "WHERE c.slug = %s AND c.kind IN (%s, %s)"
     )
@@ -56,17 +49,8 @@ def sso_connector(slug: str) -> Connector | None:
     connector_width = len(Connector._meta.concrete_fields)
     connector = model_from_row(Connector, row[:connector_width])
     connector.sso = model_from_row(SsoSettings, row[connector_width:-1])  # fills the reverse one-to-one cache
-    connector.signing_key_id = _as_uuid(row[-1]) if row[-1] is not None else None
+    connector.signing_key_id = as_uuid(row[-1]) if row[-1] is not None else None
     return connector
-
-
-def _uuid_param(value: uuid.UUID) -> object:
-    # SQLite stores UUIDs as 32 hex characters, PostgreSQL as uuid: let the field say which.
-    return User._meta.pk.get_db_prep_value(value, connection)
-
-
-def _as_uuid(value: object) -> uuid.UUID:
-    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
 
 
 def user_assigned(connector_id: uuid.UUID, user_id: uuid.UUID) -> bool:
@@ -76,7 +60,7 @@ def user_assigned(connector_id: uuid.UUID, user_id: uuid.UUID) -> bool:
             "SELECT 1 FROM connectors_assignment a "
             "LEFT JOIN directory_membership m ON m.group_id = a.group_id AND m.user_id = %s "
             "WHERE a.connector_id = %s AND (a.user_id = %s OR m.user_id IS NOT NULL) LIMIT 1",
-            [_uuid_param(user_id), _uuid_param(connector_id), _uuid_param(user_id)],
+            [uuid_param(user_id), uuid_param(connector_id), uuid_param(user_id)],
         )
         return cursor.fetchone() is not None
 
@@ -87,7 +71,7 @@ def saml_mapping_rows(connector_id: uuid.UUID) -> list[tuple[str, str, str]]:
         cursor.execute(
             "SELECT source, target, name_format FROM connectors_attributemapping "
             "WHERE connector_id = %s AND kind = %s ORDER BY position, id",
-            [_uuid_param(connector_id), "saml"],
+            [uuid_param(connector_id), "saml"],
         )
         return [tuple(row) for row in cursor.fetchall()]
 
@@ -97,7 +81,7 @@ def user_group_names(user_id: uuid.UUID) -> list[str]:
         cursor.execute(
             "SELECT g.name FROM directory_group g JOIN directory_membership m ON m.group_id = g.id "
             "WHERE m.user_id = %s",
-            [_uuid_param(user_id)],
+            [uuid_param(user_id)],
         )
         return sorted(row[0] for row in cursor.fetchall())
 
@@ -134,7 +118,7 @@ _SIGN_IN_FACTS_SQL = (
 def sign_in_facts(connector_id: uuid.UUID, user_id: uuid.UUID) -> SignInFacts:
     """`user_assigned`, `saml_mapping_rows` and `user_group_names` (when needed) in one query."""
     with hot_path_cursor() as cursor:
-        cursor.execute(_SIGN_IN_FACTS_SQL, {"user": _uuid_param(user_id), "connector": _uuid_param(connector_id)})
+        cursor.execute(_SIGN_IN_FACTS_SQL, {"user": uuid_param(user_id), "connector": uuid_param(connector_id)})
         rows = cursor.fetchall()
     mappings = [(source, target, name_format) for part, _, _, source, target, name_format in rows if part == 1]
     groups = sorted(name for part, _, _, name, _, _ in rows if part == 2)
@@ -143,16 +127,6 @@ def sign_in_facts(connector_id: uuid.UUID, user_id: uuid.UUID) -> SignInFacts:
         mappings=mappings,
         groups=groups if any(source == "groups" for source, _, _ in mappings) else None,
     )
-
-
-def signing_key_choice(connector_id: uuid.UUID) -> uuid.UUID | None:
-    """Id of the key that signs for the connector: its own, else the portal's active key."""
-    with connection.cursor() as cursor:
-        # Only the fixed text above goes into the statement; the id is bound.
-        chosen_key_sql = f"SELECT {_CHOSEN_KEY_SQL} FROM connectors_connector c WHERE c.id = %s"  # noqa: S608
-        cursor.execute(chosen_key_sql, [_uuid_param(connector_id)])
-        row = cursor.fetchone()
-    return _as_uuid(row[0]) if row and row[0] is not None else None
 
 
 def metadata_fetch_list(connector: Connector, *, limit: int = 100) -> list[dict]:

@@ -193,11 +193,11 @@ def test_hot_path_reads_agree_with_the_orm(connector, user):
     )
     assert selectors.saml_mapping_rows(connector.pk) == orm_rows
     assert selectors.user_group_names(grouped.pk) == [other_group.name]
-    assert selectors.signing_key_choice(connector.pk) is None  # no key yet: the caller generates one
+    assert keys.signing_key_choice(connector.pk) is None  # no key yet: the caller generates one
     assert keys.loaded_key_for(connector).id == keys.signing_key_for(connector).pk
-    assert selectors.signing_key_choice(connector.pk) == keys.signing_key_for(connector).pk
+    assert keys.signing_key_choice(connector.pk) == keys.signing_key_for(connector).pk
     own = keys.connector_signing_key_set(actor=None, connector=connector)
-    assert selectors.signing_key_choice(connector.pk) == own.pk == keys.signing_key_for(connector).pk
+    assert keys.signing_key_choice(connector.pk) == own.pk == keys.signing_key_for(connector).pk
     found = selectors.sso_connector(connector.slug)
     assert found == connector and found.sso.acs_urls == connector.sso.acs_urls
     assert found.sso.sp_entity_id == connector.sso.sp_entity_id and found.updated == connector.updated
