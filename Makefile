@@ -67,6 +67,8 @@ screenshots:
 lint: $(DEV_STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	@# The import contract: layers, no app or module cycles, no foreign writes, no module over 600 lines.
+	$(PY) -m pytest -q -p no:cacheprovider tests/test_architecture.py
 
 format: $(DEV_STAMP)
 	$(PY) -m ruff format .
