@@ -4,6 +4,7 @@ from django.urls import include, path
 
 from apps.console.views import (
     audit,
+    connector_oidc,
     connectors,
     dashboard,
     groups,
@@ -25,6 +26,7 @@ urlpatterns = [
     path("connectors/", include(connectors)),
     path("connectors/", include(provisioning)),
     path("connectors/", include(tracer)),
+    path("connectors/", include(connector_oidc)),
     path("keys/", include(keys)),
     path("tokens/", include(tokens)),
     path("audit/", include(audit)),
