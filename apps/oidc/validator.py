@@ -182,7 +182,58 @@ class PortalOAuth2Validator(OAuth2Validator):
             request.refusal = refusal
             return False
         request.oidc_session = session
-        return super().validate_code(client_id, code, client, request, *args, **kwargs)
+        # What the toolkit's own validate_code sets, from the grant read once for this request.
+        request.grant = grant
+        request.scopes = grant.scope.split(" ")
+        request.user = grant.user
+        if grant.nonce:
+            request.nonce = grant.nonce
+        if grant.claims:
+            request.claims = json.loads(grant.claims)
+        return True
+
+    # The grant read by validate_code answers the toolkit's later questions about the same code.
+
+    def _grant_of(self, code: str, request: Any) -> Any:
+        grant = getattr(request, "grant", None)
+        if grant is not None and grant.code == code:
+            return grant
+        return Grant.objects.filter(code=code, application=request.client).first()
+
+    def get_code_challenge(self, code: str, request: Any) -> str | None:
+        grant = self._grant_of(code, request)
+        return (grant.code_challenge or None) if grant else None
+
+    def get_code_challenge_method(self, code: str, request: Any) -> str | None:
+        grant = self._grant_of(code, request)
+        return (grant.code_challenge_method or None) if grant else None
+
+    def confirm_redirect_uri(
+        self, client_id: str, code: str, redirect_uri: str, client: Any, *args: Any, **kwargs: Any
+    ) -> bool:
+        request = kwargs.get("request") or (args[0] if args else None)
+        grant = self._grant_of(code, request) if request is not None else None
+        if grant is None:
+            return super().confirm_redirect_uri(client_id, code, redirect_uri, client, *args, **kwargs)
+        return grant.redirect_uri_allowed(redirect_uri)
+
+    def get_authorization_code_nonce(self, client_id: str, code: str, redirect_uri: str, request: Any) -> str | None:
+        grant = self._grant_of(code, request)
+        return (grant.nonce or None) if grant else None
+
+    def _create_access_token(self, expires: Any, request: Any, token: dict, source_refresh_token: Any = None) -> Any:
+        """The ID token row was made in this request (finalize_id_token): link it rather than
+        have the toolkit parse and verify the token it just signed."""
+        id_token = token.pop("id_token", None)
+        try:
+            access_token = super()._create_access_token(expires, request, token, source_refresh_token)
+        finally:
+            if id_token is not None:
+                token["id_token"] = id_token
+        if id_token is not None and getattr(request, "id_token", None) is not None:
+            access_token.id_token = request.id_token
+            access_token.save(update_fields=["id_token"])
+        return access_token
 
     def validate_refresh_token(self, refresh_token: str, client: Any, request: Any, *args: Any, **kwargs: Any) -> bool:
         previous = RefreshToken.objects.filter(token_checksum=services.code_checksum(refresh_token)).first()

@@ -5,6 +5,7 @@ carry the answer back."""
 import json
 
 from django.conf import settings
+from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse, QueryDict
 from django.shortcuts import render
 from django.utils.html import escape
@@ -140,7 +141,10 @@ def _refused_token(connector: Connector, body: str, status: int) -> None:
 @require_POST
 def token(request: HttpRequest, slug: str) -> HttpResponse:
     connector = _connector(slug)
-    _url, headers, body, status = core(request, connector.slug).create_token_response(request)
+    # One transaction: the grant's deletion, the tokens, the ID token row and the session link
+    # commit together (and in one flush rather than five).
+    with transaction.atomic():
+        _url, headers, body, status = core(request, connector.slug).create_token_response(request)
     _refused_token(connector, body, status)
     return _cors(_oauthlib_response(headers, body, status))
 
