@@ -162,3 +162,24 @@ def test_api_creates_an_oidc_connector_and_rotates_its_secret(api_client):
     assert {"source": "groups", "target": "groups"}.items() <= next(
         row for row in mappings if row["target"] == "groups"
     ).items()
+
+
+def test_checks_name_what_the_oidc_settings_lack(db):
+    from apps.connectors.checks import connector_checks
+
+    connector = make_oidc_connector(slug="bare", oidc={"redirect_uris": [], "frontchannel_logout_uri": ""})
+    codes = {check.code: check for check in connector_checks(connector)}
+    assert codes["oidc_no_redirect_uri"].blocks_activation
+    assert not codes["oidc_no_frontchannel_logout"].blocks_activation
+
+
+def test_housekeeping_sweeps_expired_codes(client, connector):
+    from oauth2_provider.models import Grant
+
+    from apps.oidc.tasks import housekeeping
+
+    sign_in(client)
+    RelyingParty(client, connector).code()
+    Grant.objects.update(expires=timezone.now() - datetime.timedelta(minutes=1))
+    housekeeping()
+    assert not Grant.objects.exists()
