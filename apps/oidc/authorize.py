@@ -8,7 +8,7 @@ portal's sign-in) or an error page when the request cannot be trusted to name a 
 
 import time
 from dataclasses import dataclass
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from django.conf import settings
 from django.core import signing
@@ -74,7 +74,16 @@ def _redirect_error(request: HttpRequest, connector: Connector, credentials: dic
     params = [("error", refusal.error), ("error_description", refusal.description)]
     if credentials.get("state"):
         params.append(("state", credentials["state"]))
-    return Outcome(url=add_params_to_uri(credentials["redirect_uri"], params))
+    return Outcome(url=with_issuer(add_params_to_uri(credentials["redirect_uri"], params), connector))
+
+
+def with_issuer(url: str, connector: Connector) -> str:
+    """The authorization response names its issuer (RFC 9207), the connector's own: a client that
+    talks to several issuers can tell whose code or error it got."""
+    parts = urlsplit(url)
+    query = [(name, value) for name, value in parse_qsl(parts.query, keep_blank_values=True) if name != "iss"]
+    query.append(("iss", connector.idp_entity_id))
+    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 def _reauth_marker(request: HttpRequest) -> float | None:
@@ -221,7 +230,7 @@ def authorize(request: HttpRequest, connector: Connector) -> Outcome:
         "oidc.authorize.success", connector=connector, user=request.user, scope=" ".join(scopes), acr=sign_in.acr
     )
     tracer.record(connector, request, outcome=TraceOutcome.ACCEPTED)
-    return Outcome(url=url)
+    return Outcome(url=with_issuer(url, connector))
 
 
 _DENIED = {

@@ -35,5 +35,5 @@ def provider_metadata(connector: Connector) -> dict:
         "request_uri_parameter_supported": False,
         "frontchannel_logout_supported": True,
         "frontchannel_logout_session_supported": True,
-        "authorization_response_iss_parameter_supported": False,
+        "authorization_response_iss_parameter_supported": True,
     }

@@ -46,7 +46,14 @@ OAUTH2_PROVIDER = {
     "OIDC_RESPONSE_TYPES_SUPPORTED": ["code"],
     "OIDC_TOKEN_ENDPOINT_AUTH_METHODS_SUPPORTED": ["client_secret_basic", "client_secret_post", "none"],
     # Public clients must use PKCE with S256; the validator decides per client (is_pkce_required).
-    "ALLOWED_REDIRECT_URI_SCHEMES": ["https", "http"],
+    # Read only by the toolkit's own views and forms, which the portal does not use: redirect URIs are
+    # validated by apps.connectors.oidc_settings (https, or http on loopback for native apps).
+    "ALLOWED_REDIRECT_URI_SCHEMES": ["https"],
+    # Tokens are stored as SHA-256 checksums only (RFC 9700 4): a database read gives no usable token.
+    "COMPLIANT_BCP_RFC9700_TOKEN_STORAGE": True,
+    # The `iss` authorization-response parameter (RFC 9207); apps.oidc.authorize sets each
+    # connector's own issuer in it.
+    "COMPLIANT_BCP_RFC9700_AUTHZ_RESPONSE_ISS": True,
     "COMPLIANT_BCP_RFC9700_IMPLICIT_GRANT": True,
     "COMPLIANT_BCP_RFC9700_PASSWORD_GRANT": True,
     "COMPLIANT_BCP_RFC9700_PKCE_METHOD": True,

@@ -183,3 +183,17 @@ def test_housekeeping_sweeps_expired_codes(client, connector):
     Grant.objects.update(expires=timezone.now() - datetime.timedelta(minutes=1))
     housekeeping()
     assert not Grant.objects.exists()
+
+
+def test_responses_name_their_issuer_and_tokens_are_stored_as_checksums(client, connector):
+    from oauth2_provider.models import AccessToken, RefreshToken
+
+    sign_in(client)
+    rp = RelyingParty(client, connector)
+    answer = RelyingParty.answer(rp.authorize())
+    assert answer["iss"] == connector.idp_entity_id  # RFC 9207
+    tokens = json.loads(rp.token(answer["code"]).content)
+    assert RelyingParty.answer(rp.authorize(prompt="none", max_age="0"))["iss"] == connector.idp_entity_id
+    assert {row.token for row in AccessToken.objects.all()} == {""}
+    assert {row.token for row in RefreshToken.objects.all()} == {""}
+    assert rp.userinfo(tokens["access_token"]).status_code == 200
