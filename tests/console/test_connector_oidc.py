@@ -58,7 +58,12 @@ def test_oidc_wizard_from_the_catalog_to_a_sign_in(admin, admin_client, client):
     mappings = admin_client.get(f"/console/connectors/{connector.slug}/mappings/?wizard=1").content.decode()
     assert "OIDC claims" in mappings and 'value="preferred_username"' in mappings
     admin_client.post(f"/console/connectors/{connector.slug}/assignments/?wizard=1", {"group": str(engineering.pk)})
+    activate = admin_client.get(f"/console/connectors/{connector.slug}/activate/?wizard=1")
+    assert activate.status_code == 200 and "Activate connector" in activate.content.decode()
     admin_client.post(f"/console/connectors/{connector.slug}/activate/", {"action": "activate"})
+    overview = admin_client.get(f"/console/connectors/{connector.slug}/").content.decode()
+    assert "OIDC tracer" in overview and "Sign-in (OIDC)" in overview
+    assert "Wiki" in admin_client.get("/console/connectors/").content.decode()
     connector.refresh_from_db()
     assert connector.enabled
 
