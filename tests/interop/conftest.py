@@ -72,6 +72,8 @@ def directory(idp_portal) -> Directory:
                 "first_name": "Jane",
                 "last_name": "Interop",
                 "password": PASSWORD,
+                # A person's own password, not a temporary one an admin hands out (issue 14).
+                "password_temporary": False,
             },
         ),
         201,
