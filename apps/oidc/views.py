@@ -14,12 +14,14 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from oauthlib.common import add_params_to_uri
 
+from apps.audit.middleware import client_ip
 from apps.common.security_headers import allow_frames_and_forms
 from apps.connectors import idp_urls
 from apps.connectors.models import Connector
 from apps.oidc import authorize as authorization
 from apps.oidc import discovery, keys, logout, selectors, services
 from apps.oidc.server import core
+from apps.saml_idp.services import metadata_fetch_record
 
 
 def _connector(slug: str) -> Connector:
@@ -62,7 +64,16 @@ def provider_configuration(request: HttpRequest, slug: str) -> HttpResponse:
 
 @require_GET
 def jwks(request: HttpRequest, slug: str) -> HttpResponse:
-    response = JsonResponse(keys.jwks(_connector(slug)))
+    connector = _connector(slug)
+    published = keys.jwks_keys(connector)
+    # The key page shows which apps have fetched the next key before it is rotated to, as for SAML.
+    metadata_fetch_record(
+        connector=connector,
+        ip=client_ip(request),
+        user_agent=request.META.get("HTTP_USER_AGENT", ""),
+        keys=published,
+    )
+    response = JsonResponse({"keys": [keys.public_jwk(key) for key in published]})
     response["Cache-Control"] = f"public, max-age={settings.OIDC_JWKS_MAX_AGE_SECONDS}"
     return _cors(response)
 

@@ -197,3 +197,13 @@ def test_responses_name_their_issuer_and_tokens_are_stored_as_checksums(client, 
     assert {row.token for row in AccessToken.objects.all()} == {""}
     assert {row.token for row in RefreshToken.objects.all()} == {""}
     assert rp.userinfo(tokens["access_token"]).status_code == 200
+
+
+def test_the_key_page_shows_which_oidc_apps_fetched_the_next_key(client, connector, admin_user):
+    signing_keys.ensure_active_key()
+    next_key = signing_keys.signing_key_create_next(actor=admin_user)
+    pending = {c.slug: c for c in signing_keys.metadata_pickup(next_key)}[connector.slug]
+    assert pending.fetched_since_next is None
+    client.get(f"/oidc/{connector.slug}/jwks", HTTP_USER_AGENT="rp/1.0")
+    fetched = {c.slug: c for c in signing_keys.metadata_pickup(next_key)}[connector.slug]
+    assert fetched.fetched_since_next is not None
