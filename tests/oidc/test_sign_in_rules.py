@@ -133,3 +133,44 @@ def test_rp_initiated_logout_without_a_hint_asks_first(client, connector):
     response = client.get(f"/oidc/{connector.slug}/logout")
     assert response.status_code == 200 and b'name="confirm"' in response.content
     assert client.get("/").status_code == 200  # a GET from anywhere signs nobody out
+
+
+def test_after_a_portal_form_the_redirect_to_the_app_is_a_page(client, connector):
+    """Browsers apply a form's form-action to the redirects after it: coming from the sign-in
+    form, the code goes to the app through a page that navigates by itself."""
+    sign_in(client)
+    rp = RelyingParty(client, connector)
+    page = client.get(rp.authorize_url(), HTTP_SEC_FETCH_SITE="same-origin")
+    assert page.status_code == 200 and b'http-equiv="refresh"' in page.content
+    assert b"https://rp.example.com/callback?code=" in page.content.replace(b"&amp;", b"&")
+    assert page["Referrer-Policy"] == "no-referrer"
+
+
+def test_rp_logout_signs_the_other_apps_out_front_channel(client, connector, group):
+    from tests.oidc.conftest import make_oidc_connector
+
+    other = make_oidc_connector(slug="other", oidc={"frontchannel_logout_uri": "https://other.example.com/fc"})
+    connector_services.assignment_create(actor=None, connector=other, group=group)
+    sign_in(client)
+    first, second = RelyingParty(client, connector), RelyingParty(client, other)
+    first_tokens, second_tokens = first.tokens(), second.tokens()
+    page = client.get(
+        f"/oidc/{connector.slug}/logout",
+        {
+            "id_token_hint": first_tokens["id_token"],
+            "post_logout_redirect_uri": "https://rp.example.com/signed-out",
+        },
+    )
+    assert page.status_code == 200
+    frames = html.fromstring(page.content).xpath("//iframe/@data-src")
+    assert [frame.split("?")[0] for frame in frames] == ["https://other.example.com/fc"]  # not the app that asked
+    assert b"https://rp.example.com/signed-out" in page.content
+    for rp, tokens in ((first, first_tokens), (second, second_tokens)):
+        assert rp.userinfo(tokens["access_token"]).status_code == 401
+
+
+def test_confirmed_logout_without_a_hint(client, connector):
+    sign_in(client)
+    page = client.post(f"/oidc/{connector.slug}/logout", {"confirm": "yes"})
+    assert page.status_code == 200 and b"You are signed out" in page.content
+    assert client.get("/").status_code == 302
