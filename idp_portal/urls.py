@@ -11,6 +11,7 @@ urlpatterns = [
     path("scim/v2/", include("apps.scim_server.urls")),
     path("saml/idp/", include("apps.saml_idp.urls")),
     path("saml/sp/", include("apps.saml_sp.urls")),
+    path("oidc/", include("apps.oidc.urls")),
     path("console/", include("apps.console.urls")),
     path("", include("apps.portal.urls")),
 ]

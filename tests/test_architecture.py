@@ -1,7 +1,7 @@
 """The import contract of apps/: which app may import which, read from the code itself.
 
 Layers, from the edges in: the ways in (console, api, scim_server, portal, saml_sp) call the domain
-(saml_idp, provisioning, connectors), which calls the core (directory, audit, common). An import
+(saml_idp, oidc, provisioning, connectors), which calls the core (directory, audit, common). An import
 never goes up a layer, no two apps import each other (directly or round a longer loop), no two
 modules import each other, and no app writes another app's models through their managers.
 """
@@ -20,6 +20,7 @@ LAYERS = {
     "portal": 3,
     "saml_sp": 3,
     "saml_idp": 2,
+    "oidc": 2,
     "provisioning": 2,
     "connectors": 2,
     "directory": 1,

@@ -1,8 +1,10 @@
 """Input and output shapes of the connector endpoints."""
 
 from django.templatetags.static import static
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from apps.api.oidc_serializers import OidcInputSerializer, OidcOutputSerializer
 from apps.api.serializers import StrictInputSerializer
 from apps.connectors import idp_urls
 from apps.connectors.models import (
@@ -48,6 +50,9 @@ class TemplateOutputSerializer(serializers.Serializer):
     setup_notes = serializers.CharField()
     sso = serializers.DictField()
     provisioning = serializers.DictField()
+    oidc = serializers.DictField(
+        help_text="OpenID Connect defaults; redirect_uri_pattern is the vendor's documented shape."
+    )
     mappings = TemplateMappingSerializer(many=True)
 
     def get_logo(self, template) -> str:
@@ -116,6 +121,7 @@ class ConnectorOutputSerializer(serializers.ModelSerializer):
     idp_slo_url = serializers.SerializerMethodField()
     sso = serializers.SerializerMethodField()
     provisioning = serializers.SerializerMethodField()
+    oidc = serializers.SerializerMethodField()
 
     class Meta:
         model = Connector
@@ -135,6 +141,7 @@ class ConnectorOutputSerializer(serializers.ModelSerializer):
             "idp_metadata_url",
             "sso",
             "provisioning",
+            "oidc",
             "created",
             "updated",
         ]
@@ -156,6 +163,13 @@ class ConnectorOutputSerializer(serializers.ModelSerializer):
     def get_provisioning(self, connector: Connector) -> dict | None:
         provisioning = getattr(connector, "provisioning", None) if connector.has_provisioning else None
         return ProvisioningOutputSerializer(provisioning).data if provisioning is not None else None
+
+    @extend_schema_field(OidcOutputSerializer(allow_null=True))
+    def get_oidc(self, connector: Connector) -> dict | None:
+        oidc = getattr(connector, "oidc", None) if connector.has_oidc else None
+        if oidc is None:
+            return None
+        return OidcOutputSerializer(oidc, context=self.context).data
 
 
 # --- Connectors: input --------------------------------------------------------------------------
@@ -225,6 +239,7 @@ class ConnectorUpdateInputSerializer(StrictInputSerializer):
     bookmark_url = serializers.CharField(required=False, allow_blank=True, max_length=2000)
     sso = SsoInputSerializer(required=False)
     provisioning = ProvisioningInputSerializer(required=False)
+    oidc = OidcInputSerializer(required=False)
 
     def to_service_kwargs(self) -> dict:
         return _plain(dict(self.validated_data))

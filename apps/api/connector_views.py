@@ -49,7 +49,7 @@ def _refuse_fixed_fields(data) -> None:
     list=extend_schema(
         parameters=[
             OpenApiParameter("search", str),
-            OpenApiParameter("kind", str, enum=["saml", "scim", "saml_scim", "bookmark"]),
+            OpenApiParameter("kind", str, enum=["saml", "scim", "saml_scim", "oidc", "oidc_scim", "bookmark"]),
         ],
         responses=cs.ConnectorOutputSerializer(many=True),
     ),
@@ -66,7 +66,9 @@ class ConnectorViewSet(viewsets.GenericViewSet):
         return get_object_or_404(selectors.connector_list(), pk=_uuid_or_404(pk))
 
     def _render(self, connector: Connector, code: int = status.HTTP_200_OK) -> Response:
-        return Response(cs.ConnectorOutputSerializer(self._get(str(connector.pk))).data, status=code)
+        # A client secret issued by this request (OIDC) is in this answer only.
+        context = {"issued_client_secret": getattr(connector, "issued_client_secret", None)}
+        return Response(cs.ConnectorOutputSerializer(self._get(str(connector.pk)), context=context).data, status=code)
 
     def list(self, request):
         connectors = selectors.connector_list(

@@ -2,7 +2,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
-from apps.api import connector_views, idp_key_views, views
+from apps.api import connector_views, idp_key_views, oidc_views, views
 from apps.api.scim_token_views import ScimTokenViewSet
 
 
@@ -43,6 +43,11 @@ urlpatterns = [
         "connectors/<uuid:connector_id>/signing-key",
         idp_key_views.ConnectorSigningKeyView.as_view(),
         name="connector-signing-key",
+    ),
+    path(
+        "connectors/<uuid:connector_id>/oidc/client-secret",
+        oidc_views.ClientSecretRotateView.as_view(),
+        name="connector-oidc-client-secret",
     ),
     path("", include(router.urls)),
 ]

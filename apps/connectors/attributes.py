@@ -31,8 +31,19 @@ GROUP_PROPERTIES: dict[str, str] = {
     "external_id": "External id from the upstream source",
     "members": "Members (provisioned users)",
 }
+# An OIDC claim may also say whether the email is verified: the directory owns its users' company
+# addresses, so a user who has one has a verified one.
+OIDC_CLAIM_PROPERTIES: dict[str, str] = {
+    **USER_PROPERTIES,
+    "email_verified": "Email verified (true when the user has a company email)",
+}
+# Claims the protocol sets itself; a mapping cannot name them.
+OIDC_RESERVED_CLAIMS = frozenset(
+    {"iss", "sub", "aud", "exp", "iat", "nbf", "auth_time", "nonce", "acr", "amr", "azp", "at_hash", "c_hash",
+     "sid", "jti", "typ", "cnf"}
+)  # fmt: skip
 # Properties whose values are not text: they cannot be embedded in a template.
-_NON_TEXT = {"status", "groups", "members"}
+_NON_TEXT = {"status", "groups", "members", "email_verified"}
 
 SCIM_USER_ATTRIBUTES: dict[str, set[str] | None] = {
     # attribute -> sub-attributes (None: a simple attribute)
@@ -82,6 +93,7 @@ _FILTER = rf"{_ATTR}\s+(?:eq|ne|co|sw|ew|gt|ge|lt|le)\s+{_VALUE}|{_ATTR}\s+pr"
 _SCIM_PATH = re.compile(
     rf"^(?:(?P<urn>urn:[A-Za-z0-9._:-]+):)?(?P<attr>{_ATTR})(?:\[(?P<filter>{_FILTER})\])?(?:\.(?P<sub>{_ATTR}))?$"
 )
+_OIDC_CLAIM = re.compile(r"^[A-Za-z][A-Za-z0-9_.:/-]{0,99}$")
 _SAML_NAME = re.compile(r"^[A-Za-z0-9_:./#@-]{1,255}$")
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 
@@ -116,6 +128,8 @@ class ScimPath:
 
 
 def properties_for(kind: str) -> dict[str, str]:
+    if kind == MappingKind.OIDC:
+        return OIDC_CLAIM_PROPERTIES
     return GROUP_PROPERTIES if kind == MappingKind.SCIM_GROUP else USER_PROPERTIES
 
 
@@ -197,8 +211,16 @@ def validate_saml_target(target: str) -> None:
         raise MappingError("target", "A SAML attribute name is 1-255 letters, digits and _ : . / # @ - (no spaces).")
 
 
+def validate_oidc_target(target: str) -> None:
+    target = target.strip()
+    if not _OIDC_CLAIM.match(target):
+        raise MappingError("target", "A claim name is 1-100 letters, digits and _ . : / - and starts with a letter.")
+    if target in OIDC_RESERVED_CLAIMS:
+        raise MappingError("target", f"{target} is set by the protocol itself and cannot be mapped.")
+
+
 def target_key(kind: str, target: str) -> str:
-    if kind == MappingKind.SAML:
+    if kind in (MappingKind.SAML, MappingKind.OIDC):
         return target.strip()
     return parse_scim_path(target).key()
 
@@ -207,7 +229,11 @@ def validate_mapping(kind: str, source: str, target: str, name_format: str = "")
     if kind not in MappingKind.values:
         raise MappingError("kind", f"Choose one of {', '.join(MappingKind.values)}.")
     validate_source(kind, source)
-    if kind == MappingKind.SAML:
+    if kind == MappingKind.OIDC:
+        validate_oidc_target(target)
+        if name_format:
+            raise MappingError("name_format", "Only SAML attributes have a name format.")
+    elif kind == MappingKind.SAML:
         validate_saml_target(target)
         if name_format not in SAML_NAME_FORMATS and name_format not in SAML_NAME_FORMATS.values():
             raise MappingError("name_format", "Choose basic, uri or unspecified.")

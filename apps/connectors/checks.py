@@ -119,9 +119,45 @@ def _sso_settings(connector: Connector) -> list[CheckResult]:
     return results
 
 
+def _oidc_settings(connector: Connector) -> list[CheckResult]:
+    if not connector.has_oidc:
+        return []
+    oidc = connector.oidc
+    results = []
+    if not oidc.redirect_uris:
+        where = f" ({oidc.redirect_uri_pattern})" if oidc.redirect_uri_pattern else ""
+        results.append(
+            CheckResult(
+                "oidc_no_redirect_uri",
+                Level.ERROR,
+                f"Sign-in has no redirect URI yet: add the one the app sends{where}.",
+                "oidc",
+            )
+        )
+    if not oidc.is_public and not oidc.client_secret_hash:
+        results.append(
+            CheckResult("oidc_no_secret", Level.ERROR, "The confidential client has no secret: rotate one.", "oidc")
+        )
+    if not oidc.frontchannel_logout_uri:
+        results.append(
+            CheckResult(
+                "oidc_no_frontchannel_logout",
+                Level.INFO,
+                "No front-channel logout URI: signing out of the portal revokes this app's tokens, but the app "
+                "keeps its own session until it expires.",
+                "oidc",
+            )
+        )
+    return results
+
+
 def _assignments(connector: Connector) -> list[CheckResult]:
     if not users_in_scope(connector).exists():
-        what = "sign in to" if connector.has_sso else ("be provisioned to" if connector.has_provisioning else "see")
+        what = (
+            "sign in to"
+            if connector.has_sso or connector.has_oidc
+            else ("be provisioned to" if connector.has_provisioning else "see")
+        )
         return [
             CheckResult(
                 "no_users_assigned",
@@ -195,6 +231,7 @@ def connector_checks(connector: Connector) -> list[CheckResult]:
     """Every warning for the connector, errors first."""
     results = [
         *_sso_settings(connector),
+        *_oidc_settings(connector),
         *_nameid_vs_scim(connector),
         *(result for check in _registered for result in check(connector)),
         *_provisioning(connector),

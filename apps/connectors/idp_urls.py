@@ -46,3 +46,42 @@ def backchannel_slo_url(connector: Connector) -> str:
 
 def metadata_url(connector: Connector) -> str:
     return f"{base_url(connector)}/metadata"
+
+
+# --- OpenID Connect -----------------------------------------------------------------------------
+# An OIDC connector is an issuer of its own: its entity ID is the issuer URL and its SSO URL the
+# authorization endpoint; every other endpoint hangs below the issuer (OpenID Connect Discovery 4).
+
+OIDC_ENDPOINTS = {
+    "authorization_endpoint": "authorize",
+    "token_endpoint": "token",
+    "userinfo_endpoint": "userinfo",
+    "jwks_uri": "jwks",
+    "introspection_endpoint": "introspect",
+    "revocation_endpoint": "revoke",
+    "end_session_endpoint": "logout",
+}
+
+
+def oidc_issuer_for(slug: str) -> str:
+    """A new OIDC connector's issuer."""
+    return f"{settings.PORTAL_BASE_URL}/oidc/{slug}"
+
+
+def oidc_issuer(connector: Connector) -> str:
+    return connector.idp_entity_id
+
+
+def oidc_endpoint(connector: Connector, name: str) -> str:
+    return f"{oidc_issuer(connector)}/{OIDC_ENDPOINTS[name]}"
+
+
+def oidc_discovery_url(connector: Connector) -> str:
+    return f"{oidc_issuer(connector)}/.well-known/openid-configuration"
+
+
+def oidc_urls(connector: Connector) -> dict[str, str]:
+    """What an admin pastes into the app: the issuer, its discovery document and each endpoint."""
+    urls = {"issuer": oidc_issuer(connector), "discovery": oidc_discovery_url(connector)}
+    urls.update({name: oidc_endpoint(connector, name) for name in OIDC_ENDPOINTS})
+    return urls

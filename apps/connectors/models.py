@@ -10,6 +10,8 @@ class ConnectorKind(models.TextChoices):
     SAML = "saml", "SAML app"
     SCIM = "scim", "SCIM-only app"
     SAML_SCIM = "saml_scim", "SAML + SCIM app"
+    OIDC = "oidc", "OpenID Connect app"
+    OIDC_SCIM = "oidc_scim", "OpenID Connect + SCIM app"
     BOOKMARK = "bookmark", "Bookmark"
 
 
@@ -76,6 +78,7 @@ class MappingKind(models.TextChoices):
     SCIM_USER = "scim_user", "SCIM user attribute"
     SCIM_GROUP = "scim_group", "SCIM group attribute"
     SAML = "saml", "SAML attribute"
+    OIDC = "oidc", "OIDC claim"
 
 
 class Connector(TimeStampedModel):
@@ -105,8 +108,12 @@ class Connector(TimeStampedModel):
         return self.kind in (ConnectorKind.SAML, ConnectorKind.SAML_SCIM)
 
     @property
+    def has_oidc(self) -> bool:
+        return self.kind in (ConnectorKind.OIDC, ConnectorKind.OIDC_SCIM)
+
+    @property
     def has_provisioning(self) -> bool:
-        return self.kind in (ConnectorKind.SCIM, ConnectorKind.SAML_SCIM)
+        return self.kind in (ConnectorKind.SCIM, ConnectorKind.SAML_SCIM, ConnectorKind.OIDC_SCIM)
 
 
 class SsoSettings(models.Model):
@@ -161,6 +168,68 @@ class SsoSettings(models.Model):
     @property
     def default_acs(self) -> dict | None:
         return self.acs_urls[0] if self.acs_urls else None
+
+
+class OidcClientType(models.TextChoices):
+    CONFIDENTIAL = "confidential", "Confidential (a server that keeps a client secret)"
+    PUBLIC = "public", "Public (a browser or native app: PKCE with S256, no secret)"
+
+
+class OidcSubject(models.TextChoices):
+    ID = "id", "Directory id (UUID, never changes)"
+    EMAIL = "email", "Company email"
+    USERNAME = "username", "Username"
+
+
+def _default_oidc_scopes() -> list[str]:
+    return ["openid", "profile", "email", "groups", "offline_access"]
+
+
+class OidcSettings(models.Model):
+    """How a connector signs people in with OpenID Connect (apps/oidc speaks the protocol)."""
+
+    connector = models.OneToOneField(Connector, on_delete=models.CASCADE, primary_key=True, related_name="oidc")
+    # Generated when the connector is created; the relying party identifies itself with it.
+    client_id = models.CharField(max_length=64, unique=True)
+    client_type = models.CharField(max_length=16, choices=OidcClientType.choices, default=OidcClientType.CONFIDENTIAL)
+    # SHA-256 of the client secret (apps.common.tokens.hash_secret): the secret is shown once.
+    client_secret_hash = models.CharField(max_length=64, blank=True)
+    client_secret_prefix = models.CharField(max_length=24, blank=True)
+    client_secret_created = models.DateTimeField(null=True, blank=True)
+    # After a rotation the previous secret keeps working until then, so the app can be updated.
+    previous_secret_hash = models.CharField(max_length=64, blank=True)
+    previous_secret_expires = models.DateTimeField(null=True, blank=True)
+    # Exact matches only; https, or http on a loopback address.
+    redirect_uris = models.JSONField(default=list, blank=True)
+    post_logout_redirect_uris = models.JSONField(default=list, blank=True)
+    # Loaded in a hidden frame when the person signs out of the portal (OIDC Front-Channel Logout).
+    frontchannel_logout_uri = models.CharField(max_length=2000, blank=True)
+    # The app's own "sign in with SSO" URL, which the launchpad tile opens (initiate_login_uri).
+    login_url = models.CharField(max_length=2000, blank=True)
+    # A fixed shape the app's documentation gives for its redirect URI (from the catalog template),
+    # with {host} for the admin's own host name: e.g. https://{host}/login/generic_oauth.
+    redirect_uri_pattern = models.CharField(max_length=500, blank=True, editable=False)
+    allowed_scopes = models.JSONField(default=_default_oidc_scopes, blank=True)
+    sub_source = models.CharField("subject (sub)", max_length=16, choices=OidcSubject.choices, default=OidcSubject.ID)
+    access_token_lifetime_seconds = models.PositiveIntegerField(default=3600)
+    id_token_lifetime_seconds = models.PositiveIntegerField(default=3600)
+    # From the sign-in, whatever the rotations; 0 issues no refresh tokens.
+    refresh_token_lifetime_seconds = models.PositiveIntegerField(default=30 * 24 * 3600)
+    # Every sign-in to this app needs a second factor (as if it always sent acr_values=mfa).
+    require_mfa = models.BooleanField("require a second factor", default=False)
+    # The tracer records this connector's authorization requests until then (apps/oidc/tracer.py).
+    trace_until = models.DateTimeField(null=True, blank=True, editable=False)
+
+    def __str__(self) -> str:
+        return f"OIDC of {self.connector_id}"
+
+    @property
+    def is_public(self) -> bool:
+        return self.client_type == OidcClientType.PUBLIC
+
+    @property
+    def default_redirect_uri(self) -> str:
+        return self.redirect_uris[0] if self.redirect_uris else ""
 
 
 class ProvisioningSettings(models.Model):

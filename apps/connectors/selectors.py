@@ -13,7 +13,7 @@ from apps.directory.selectors import SearchPage, group_page, user_directory_list
 def connector_list(
     *, search: str | None = None, kind: str | None = None, enabled: bool | None = None
 ) -> QuerySet[Connector]:
-    connectors = Connector.objects.select_related("sso", "provisioning")
+    connectors = Connector.objects.select_related("sso", "provisioning", "oidc")
     if search:
         connectors = connectors.filter(Q(name__icontains=search) | Q(slug__icontains=search))
     if kind:
@@ -24,7 +24,7 @@ def connector_list(
 
 
 def connector_get_by_slug(slug: str) -> Connector | None:
-    return Connector.objects.select_related("sso", "provisioning").filter(slug=slug).first()
+    return Connector.objects.select_related("sso", "provisioning", "oidc").filter(slug=slug).first()
 
 
 def _assigned_condition(connector: Connector) -> Q:

@@ -20,6 +20,13 @@ from apps.connectors.models import (
     ProvisioningSettings,
     SsoSettings,
 )
+from apps.connectors.oidc_settings import (
+    apply_oidc,
+    client_type_changed,
+    issue_initial_secret,
+    new_oidc_settings,
+    oidc_snapshot,
+)
 from apps.connectors.validation import (
     CONNECTOR_FIELDS,
     FIXED_FIELDS,
@@ -48,6 +55,9 @@ def connector_snapshot(connector: Connector) -> dict[str, Any]:
             field: getattr(provisioning, field) for field in PROVISIONING_FIELDS if field != "token"
         }
         snapshot["provisioning"]["token_set"] = provisioning.token_set
+    oidc = getattr(connector, "oidc", None) if connector.has_oidc else None
+    if oidc is not None:
+        snapshot["oidc"] = oidc_snapshot(oidc)
     return snapshot
 
 
@@ -68,8 +78,11 @@ def connector_create(
     slug: str | None = None,
     sso: dict | None = None,
     provisioning: dict | None = None,
+    oidc: dict | None = None,
     **fields: Any,
 ) -> Connector:
+    """Create from a catalog template. An OIDC connector with a confidential client gets its first
+    client secret, readable once as `connector.issued_client_secret` (None otherwise)."""
     spec = get_template(template)
     if spec is None:
         raise ValidationError({"template": [ValidationError(f"No catalog template {template!r}.")]})
@@ -81,8 +94,12 @@ def connector_create(
     connector.description = spec.description
     apply_connector_fields(connector, {k: v for k, v in fields.items() if k in CONNECTOR_FIELDS}, errors)
     connector.slug = unique_slug(slug, connector.name, errors)
-    connector.idp_entity_id = idp_urls.idp_entity_id(connector.slug)
-    connector.sso_url = idp_urls.idp_sso_url(connector.slug)
+    if connector.has_oidc:
+        connector.idp_entity_id = idp_urls.oidc_issuer_for(connector.slug)
+        connector.sso_url = f"{connector.idp_entity_id}/{idp_urls.OIDC_ENDPOINTS['authorization_endpoint']}"
+    else:
+        connector.idp_entity_id = idp_urls.idp_entity_id(connector.slug)
+        connector.sso_url = idp_urls.idp_sso_url(connector.slug)
 
     sso_settings = SsoSettings(**spec.sso) if connector.has_sso else None
     if sso is not None and not connector.has_sso:
@@ -95,6 +112,14 @@ def connector_create(
         errors.add("provisioning", f"A {connector.get_kind_display()} has no Identity Management settings.")
     elif provisioning_settings is not None:
         token_set = apply_provisioning(provisioning_settings, provisioning or {}, errors)
+    oidc_settings = new_oidc_settings(connector, spec.oidc) if connector.has_oidc else None
+    if oidc is not None and oidc_settings is None:
+        errors.add("oidc", f"A {connector.get_kind_display()} has no OpenID Connect settings.")
+    elif oidc_settings is not None:
+        if not isinstance(oidc, dict | None):
+            errors.add("oidc", "Give an object of OpenID Connect settings.")
+        else:
+            apply_oidc(oidc_settings, oidc or {}, errors)
     errors.raise_if_any()
 
     try:
@@ -108,6 +133,11 @@ def connector_create(
     if provisioning_settings is not None:
         provisioning_settings.connector = connector
         provisioning_settings.save()
+    connector.issued_client_secret = None
+    if oidc_settings is not None:
+        oidc_settings.connector = connector
+        connector.issued_client_secret = issue_initial_secret(oidc_settings)
+        oidc_settings.save()
     _create_template_mappings(connector, spec)
     after = connector_snapshot(connector)
     if token_set:
@@ -120,9 +150,7 @@ def _create_template_mappings(connector: Connector, spec: Template) -> None:
     rows = []
     positions: dict[str, int] = {}
     for row in spec.mappings:
-        if row.kind != MappingKind.SAML and not connector.has_provisioning:
-            continue
-        if row.kind == MappingKind.SAML and not connector.has_sso:
+        if not _mapping_kind_applies(connector, row.kind):
             continue
         position = positions.get(row.kind, 0)
         positions[row.kind] = position + 1
@@ -139,15 +167,35 @@ def _create_template_mappings(connector: Connector, spec: Template) -> None:
     AttributeMapping.objects.bulk_create(rows)
 
 
+def _mapping_kind_applies(connector: Connector, kind: str) -> bool:
+    if kind == MappingKind.SAML:
+        return connector.has_sso
+    if kind == MappingKind.OIDC:
+        return connector.has_oidc
+    return connector.has_provisioning
+
+
 def _locked(connector: Connector) -> Connector:
     # Only the connector row is locked: PostgreSQL cannot lock the nullable side of the outer joins.
-    return Connector.objects.select_for_update(of=("self",)).select_related("sso", "provisioning").get(pk=connector.pk)
+    return (
+        Connector.objects.select_for_update(of=("self",))
+        .select_related("sso", "provisioning", "oidc")
+        .get(pk=connector.pk)
+    )
 
 
 @transaction.atomic
 def connector_update(
-    *, actor: Actor, connector: Connector, sso: dict | None = None, provisioning: dict | None = None, **fields: Any
+    *,
+    actor: Actor,
+    connector: Connector,
+    sso: dict | None = None,
+    provisioning: dict | None = None,
+    oidc: dict | None = None,
+    **fields: Any,
 ) -> Connector:
+    """Change a connector. Making an OIDC client confidential issues its first secret, readable
+    once as `connector.issued_client_secret`."""
     for field in FIXED_FIELDS:
         if field in fields:
             raise FixedFieldError(field)
@@ -176,9 +224,23 @@ def connector_update(
             errors.add("provisioning", "Give an object of Identity Management settings.")
         else:
             token_changed = apply_provisioning(provisioning_settings, provisioning, errors)
+    oidc_settings = getattr(connector, "oidc", None) if connector.has_oidc else None
+    client_type_before = oidc_settings.client_type if oidc_settings is not None else None
+    if oidc is not None:
+        if oidc_settings is None:
+            errors.add("oidc", f"A {connector.get_kind_display()} has no OpenID Connect settings.")
+        elif not isinstance(oidc, dict):
+            errors.add("oidc", "Give an object of OpenID Connect settings.")
+        else:
+            apply_oidc(oidc_settings, oidc, errors)
     errors.raise_if_any()
 
     connector.save()
+    connector.issued_client_secret = None
+    if oidc_settings is not None and oidc is not None:
+        if oidc_settings.client_type != client_type_before:
+            connector.issued_client_secret = client_type_changed(oidc_settings)
+        oidc_settings.save()
     if sso_settings is not None and sso is not None:
         sso_settings.save()
     if provisioning_settings is not None and provisioning is not None:
@@ -197,7 +259,11 @@ def connector_update(
 
 # A connector update is audited as what happened, one event per part: switched on or off, its SSO
 # settings, its Identity Management settings, its name and the rest.
-_UPDATE_PARTS = (("sso", "connector.sso.update"), ("provisioning", "connector.provisioning.update"))
+_UPDATE_PARTS = (
+    ("sso", "connector.sso.update"),
+    ("provisioning", "connector.provisioning.update"),
+    ("oidc", "connector.oidc.update"),
+)
 
 
 def _audit_update(actor: Actor, connector: Connector, before: dict, after: dict) -> None:
@@ -248,6 +314,8 @@ def connector_delete(*, actor: Actor, connector: Connector) -> None:
 
 
 def _check_mapping_kind(connector: Connector, kind: str) -> None:
+    if kind == MappingKind.OIDC and not connector.has_oidc:
+        raise ValidationError({"kind": [ValidationError("This connector has no OpenID Connect, so no OIDC claims.")]})
     if kind == MappingKind.SAML and not connector.has_sso:
         raise ValidationError({"kind": [ValidationError("This connector has no SSO, so no SAML attributes.")]})
     if kind in (MappingKind.SCIM_USER, MappingKind.SCIM_GROUP) and not connector.has_provisioning:

@@ -1,9 +1,10 @@
-"""When a connector's SAML traffic is recorded (`SsoSettings.trace_until`): the connectors app owns
-the setting; apps.saml_idp.tracer decides, audits and records through these."""
+"""When a connector's sign-in traffic is recorded (`SsoSettings.trace_until`, `OidcSettings.trace_until`):
+the connectors app owns the setting; apps.saml_idp.tracer and apps.oidc.tracer decide, audit and
+record through these."""
 
 import datetime
 
-from apps.connectors.models import Connector, SsoSettings
+from apps.connectors.models import Connector, OidcSettings, SsoSettings
 
 
 def trace_window_set(connector: Connector, until: datetime.datetime | None) -> None:
@@ -14,4 +15,11 @@ def trace_window_set(connector: Connector, until: datetime.datetime | None) -> N
 
 def trace_windows_close_past(now: datetime.datetime) -> int:
     """End every capture whose time is up; returns how many."""
-    return SsoSettings.objects.filter(trace_until__lte=now).update(trace_until=None)
+    closed = SsoSettings.objects.filter(trace_until__lte=now).update(trace_until=None)
+    return closed + OidcSettings.objects.filter(trace_until__lte=now).update(trace_until=None)
+
+
+def oidc_trace_window_set(connector: Connector, until: datetime.datetime | None) -> None:
+    """Record the connector's OpenID Connect authorization requests until `until` (None: stop now)."""
+    OidcSettings.objects.filter(connector=connector).update(trace_until=until)
+    connector.oidc.trace_until = until

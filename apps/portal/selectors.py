@@ -53,12 +53,18 @@ def _logo_url(connector: Connector) -> str:
 
 
 def launchpad_tiles(user: User, *, search: str = "") -> list[Tile]:
-    """The user's apps: SAML apps start IdP-initiated SSO, bookmarks open their URL.
+    """The user's apps: SAML apps start IdP-initiated SSO, OIDC apps their sign-in, bookmarks open their URL.
 
     SCIM-only connectors are provisioning targets with nothing to open, so they have no tile.
     """
     connectors = connectors_for_user(user).filter(
-        kind__in=[ConnectorKind.SAML, ConnectorKind.SAML_SCIM, ConnectorKind.BOOKMARK]
+        kind__in=[
+            ConnectorKind.SAML,
+            ConnectorKind.SAML_SCIM,
+            ConnectorKind.OIDC,
+            ConnectorKind.OIDC_SCIM,
+            ConnectorKind.BOOKMARK,
+        ]
     )
     if search:
         connectors = connectors.filter(Q(name__icontains=search) | Q(description__icontains=search))
@@ -77,6 +83,10 @@ def launchpad_tiles(user: User, *, search: str = "") -> list[Tile]:
                     True,
                 )
             )
+        elif connector.has_oidc:
+            # The app's own login URL when it has one, else its authorization request (apps.oidc).
+            url = reverse("oidc:launch", args=[connector.slug])
+            tiles.append(Tile(connector.name, connector.description, _logo_url(connector), url, "oidc", False))
         else:
             url = reverse("saml_idp:launch", args=[connector.slug])
             tiles.append(Tile(connector.name, connector.description, _logo_url(connector), url, "saml", False))

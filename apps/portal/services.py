@@ -29,6 +29,8 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from apps.audit.middleware import client_ip
 from apps.audit.services import audit_record
 from apps.common.errors import ApplicationError
+from apps.common.sign_in_method import SIGN_IN_METHOD_SESSION_KEY
+from apps.common.sign_out import sign_out_participants
 from apps.directory.models import User
 from apps.directory.roles import require_reach
 from apps.portal import passkeys
@@ -43,7 +45,7 @@ LAST_SEEN_KEY = "portal_last_seen"
 # When this session was signed in; bounds its whole life to the policy's session lifetime.
 SIGNED_IN_AT_KEY = "portal_signed_in_at"
 # How this session was signed in ("password", "password+totp", "saml:<slug>+totp", ...).
-METHOD_KEY = "portal_sign_in_method"
+METHOD_KEY = SIGN_IN_METHOD_SESSION_KEY
 PASSWORD_BACKEND = "apps.portal.backends.PortalBackend"  # noqa: S105 - a dotted path, not a password
 
 INVALID_CREDENTIALS = "That username or email and password do not match. Check them and try again."
@@ -374,6 +376,7 @@ def sign_out_everywhere(*, actor: User | None, user: User) -> int:
     with transaction.atomic():
         PortalSession.objects.filter(pk__in=[session.pk for session in sessions]).delete()
         audit_record(actor=actor, action="portal.logout_everywhere", target=user, after={"sessions": len(sessions)})
+        sign_out_participants(user=user, session_key=None, since=None, actor_label="logout_everywhere")
     return len(sessions)
 
 
@@ -386,6 +389,8 @@ def end_sessions(*, user: User, actor_label: str, matching: Callable[[str], bool
         store(session_key=session.session_key).delete()
     with transaction.atomic():
         PortalSession.objects.filter(pk__in=[session.pk for session in sessions]).delete()
+        for session in sessions:
+            sign_out_participants(user=user, session_key=session.session_key, since=None, actor_label=actor_label)
         if sessions:
             audit_record(
                 actor=user,

@@ -24,6 +24,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from apps.audit.middleware import client_ip
 from apps.common.security_headers import allow_frames_and_forms
+from apps.common.sign_out import FrontChannelLogout, sign_out_participants
 from apps.portal import enrolment, passkeys, passwords, selectors, services
 from apps.portal.forms import CodeForm, PortalPasswordResetForm, SignInForm
 from apps.portal.policy import sign_in_policy
@@ -396,11 +397,14 @@ def end_session_page(request: HttpRequest, *, then: SignOutStep | None) -> HttpR
     they used during it (front-channel LogoutRequests in frames), then goes on to `then` (the
     upstream IdP's sign-out, or the answer to it) at the top level. Without apps to tell, the
     browser goes to `then` at once."""
-    messages_out: list[slo.LogoutMessage] = []
+    messages_out: list[slo.LogoutMessage | FrontChannelLogout] = []
     if request.user.is_authenticated:
         stamp = request.session.get(AUTH_TIME_KEY)
         since = datetime.datetime.fromtimestamp(stamp, tz=datetime.UTC) if stamp else None
-        messages_out = slo.logout_messages(request.user, session_key=request.session.session_key or "", since=since)
+        session_key = request.session.session_key or ""
+        messages_out = slo.logout_messages(request.user, session_key=session_key, since=since)
+        # OpenID Connect sign-ins of this session end too, and their apps get front-channel logouts.
+        messages_out += sign_out_participants(user=request.user, session_key=session_key, since=since)
     services.sign_out(request)
     if then is not None:
         request.session.update(then.session_data)

@@ -276,13 +276,16 @@ def connector_key_overrides() -> QuerySet[ConnectorSigningKey]:
 
 
 def metadata_pickup(next_key: SigningKey | None) -> QuerySet[Connector]:
-    """SAML connectors that sign with the portal's keys, each with `last_fetch` (its latest metadata
-    download) and `fetched_since_next` (the latest one since `next_key` was published), in one query.
+    """SAML and OIDC connectors that sign with the portal's keys, each with `last_fetch` (its latest
+    metadata or JWKS download) and `fetched_since_next` (the latest one since `next_key` was
+    published), in one query.
 
-    Metadata lists the next key from its creation on, so an app that fetched since then trusts it.
+    Metadata and JWKS list the next key from its creation on, so an app that fetched since then
+    trusts it.
     """
+    kinds = [ConnectorKind.SAML, ConnectorKind.SAML_SCIM, ConnectorKind.OIDC, ConnectorKind.OIDC_SCIM]
     connectors = (
-        Connector.objects.filter(kind__in=[ConnectorKind.SAML, ConnectorKind.SAML_SCIM])
+        Connector.objects.filter(kind__in=kinds)
         .exclude(pk__in=ConnectorSigningKey.objects.values("connector_id"))
         .annotate(last_fetch=Max("saml_metadata_fetches__created"))
         .order_by("name")

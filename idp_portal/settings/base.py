@@ -51,6 +51,8 @@ INSTALLED_APPS = [
     "apps.provisioning",
     "apps.scim_server",
     "apps.saml_idp",
+    "oauth2_provider",
+    "apps.oidc",
     "apps.portal",
     "apps.console",
     "django_htmx",

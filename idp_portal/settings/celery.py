@@ -80,6 +80,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(seconds=env_int("SP_METADATA_REFRESH_CHECK_SECONDS", 300)),
         "options": {"expires": env_int("SP_METADATA_REFRESH_CHECK_SECONDS", 300)},
     },
+    "oidc-housekeeping": {
+        "task": "oidc.housekeeping",
+        "schedule": timedelta(minutes=30),
+        "options": {"expires": 1800},
+    },
     "saml-trace-expire": {
         "task": "saml_idp.trace_expire",
         "schedule": timedelta(minutes=10),

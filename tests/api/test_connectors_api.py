@@ -263,9 +263,16 @@ def test_catalog_lists_every_template(api):
         "setup_notes",
         "sso",
         "provisioning",
+        "oidc",
         "mappings",
     }
     kinds = {item["slug"]: item["kind"] for item in templates}
+    assert (kinds["generic-oidc"], kinds["generic-oidc-scim"], kinds["grafana"], kinds["tailscale"]) == (
+        "oidc",
+        "oidc_scim",
+        "oidc",
+        "oidc",
+    )
     assert (kinds["twingate"], kinds["generic-saml"], kinds["generic-scim"], kinds["bookmark"]) == (
         "saml_scim",
         "saml",

@@ -188,9 +188,11 @@ def test_scim_templates_use_the_seed_table(slug, fresh_catalog):
 def test_kinds_match_what_the_templates_configure(fresh_catalog):
     for template in load_catalog().values():
         has_sso = template.kind in (ConnectorKind.SAML, ConnectorKind.SAML_SCIM)
-        has_scim = template.kind in (ConnectorKind.SCIM, ConnectorKind.SAML_SCIM)
+        has_oidc = template.kind in (ConnectorKind.OIDC, ConnectorKind.OIDC_SCIM)
+        has_scim = template.kind in (ConnectorKind.SCIM, ConnectorKind.SAML_SCIM, ConnectorKind.OIDC_SCIM)
         kinds = {row.kind for row in template.mappings}
         assert has_sso or (not template.sso and MappingKind.SAML not in kinds), template.slug
+        assert has_oidc or (not template.oidc and MappingKind.OIDC not in kinds), template.slug
         assert has_scim or (not template.provisioning and not kinds & {"scim_user", "scim_group"}), template.slug
 
 

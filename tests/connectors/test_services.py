@@ -1347,7 +1347,8 @@ def test_saml_mappings_may_be_emptied_and_take_short_name_formats(actor):
         ("generic-scim", "saml", "This connector has no SSO, so no SAML attributes."),
         ("generic-saml", "scim_user", "This connector has no Identity Management, so no SCIM mappings."),
         ("bookmark", "scim_group", "This connector has no Identity Management, so no SCIM mappings."),
-        ("twingate", "ldap", "Choose one of scim_user, scim_group, saml."),
+        ("twingate", "ldap", "Choose one of scim_user, scim_group, saml, oidc."),
+        ("twingate", "oidc", "This connector has no OpenID Connect, so no OIDC claims."),
     ],
 )
 def test_mapping_kind_must_fit_the_connector(actor, template, kind, message):

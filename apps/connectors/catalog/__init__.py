@@ -53,6 +53,9 @@ class Template:
     account_match: str = "userName"
     sso: dict = field(default_factory=dict)
     provisioning: dict = field(default_factory=dict)
+    # OpenID Connect defaults; `redirect_uri_pattern` is the redirect URI the vendor documents,
+    # with {host} where the admin's own host name goes.
+    oidc: dict = field(default_factory=dict)
     mappings: tuple[MappingRow, ...] = ()
     # What the app's own SAML values look like, shown beside the SSO fields: {"entity_id": ...,
     # "acs_url": ...}, with the parts each customer has in <angle brackets>.
@@ -130,6 +133,7 @@ def _parse(path: Path, data: dict) -> Template:
         account_match=_account_match(slug, data.get("account_match", "userName")),
         sso=data.get("sso", {}),
         provisioning=data.get("provisioning", {}),
+        oidc=data.get("oidc", {}),
         mappings=_mapping_rows(slug, data.get("mappings", {})),
         sp_hints=_sp_hints(slug, data["kind"], data.get("sp_hints", {})),
     )

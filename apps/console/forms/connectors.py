@@ -3,7 +3,7 @@
 from django import forms
 from django.core.exceptions import ValidationError
 
-from apps.connectors.attributes import GROUP_PROPERTIES, USER_PROPERTIES
+from apps.connectors.attributes import GROUP_PROPERTIES, OIDC_CLAIM_PROPERTIES, USER_PROPERTIES
 from apps.connectors.metadata import BINDING_POST, MAX_METADATA_BYTES
 from apps.connectors.models import (
     Deprovision,
@@ -267,6 +267,7 @@ MAPPING_TABLES = {
     MappingKind.SCIM_USER: ("SCIM user attributes", USER_PROPERTIES),
     MappingKind.SCIM_GROUP: ("SCIM group attributes", GROUP_PROPERTIES),
     MappingKind.SAML: ("SAML attributes", USER_PROPERTIES),
+    MappingKind.OIDC: ("OIDC claims", OIDC_CLAIM_PROPERTIES),
 }
 
 

@@ -17,14 +17,8 @@ from apps.connectors import selectors, services
 from apps.connectors.models import Assignment, Connector
 from apps.console.decorators import console_view
 from apps.console.forms import connectors as forms
-from apps.console.views.connectors import (
-    connector_or_404,
-    in_wizard,
-    layout_context,
-    require_manage,
-    scope_size,
-    service_error_message,
-)
+from apps.console.views.connector_steps import in_wizard, layout_context
+from apps.console.views.connectors import connector_or_404, require_manage, scope_size, service_error_message
 from apps.directory.models import Group, User
 from apps.directory.roles import Capability, has_capability
 

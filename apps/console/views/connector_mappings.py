@@ -19,16 +19,8 @@ from apps.connectors.catalog import SEED_SCIM_GROUP_MAPPINGS, SEED_SCIM_USER_MAP
 from apps.connectors.models import Connector, MappingKind
 from apps.console.decorators import console_view
 from apps.console.forms import connectors as forms
-from apps.console.views.connectors import (
-    MAPPINGS,
-    after_save,
-    connector_or_404,
-    form_count,
-    in_wizard,
-    layout_context,
-    require_manage,
-    service_error_message,
-)
+from apps.console.views.connector_steps import MAPPINGS, after_save, in_wizard, layout_context
+from apps.console.views.connectors import connector_or_404, form_count, require_manage, service_error_message
 from apps.directory.roles import Capability
 
 _ROW_KEYS = ("source", "target", "name_format")
@@ -40,6 +32,8 @@ def _mapping_kinds(connector: Connector) -> list[str]:
         kinds += [MappingKind.SCIM_USER, MappingKind.SCIM_GROUP]
     if connector.has_sso:
         kinds.append(MappingKind.SAML)
+    if connector.has_oidc:
+        kinds.append(MappingKind.OIDC)
     return kinds
 
 

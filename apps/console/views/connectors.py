@@ -6,8 +6,6 @@ page. The same view serves a step and its tab: `?wizard=1` shows the steps and m
 next one after saving. Every change goes through apps.connectors.services with the acting admin.
 """
 
-from dataclasses import dataclass
-
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -27,94 +25,24 @@ from apps.connectors.models import Connector, ConnectorKind
 from apps.console.decorators import console_view
 from apps.console.forms import add_service_errors
 from apps.console.forms import connectors as forms
+from apps.console.views.connector_oidc_secret import oidc_secret_page
+from apps.console.views.connector_steps import (
+    ACTIVATE,
+    ASSIGNMENTS,
+    GENERAL,
+    IDENTITY,
+    MAPPINGS,
+    OIDC,
+    SSO,
+    after_save,
+    in_wizard,
+    layout_context,
+    steps_for,
+)
 from apps.directory.models import User
 from apps.directory.roles import Capability, has_capability
 from apps.provisioning import selectors as provisioning_selectors
 from apps.provisioning.probe import connection_test
-
-# --- Steps and tabs -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Step:
-    key: str
-    label: str
-    url_name: str
-
-
-GENERAL = Step("general", "General info", "console:connector_general")
-SSO = Step("sso", "SSO", "console:connector_sso")
-IDENTITY = Step("identity", "Identity Management", "console:connector_identity")
-MAPPINGS = Step("mappings", "Attribute mapping", "console:connector_mappings")
-ASSIGNMENTS = Step("assignments", "Assignments", "console:connector_assignments")
-ACTIVATE = Step("activate", "Activate", "console:connector_activate")
-
-
-def steps_for(connector: Connector) -> list[Step]:
-    """The wizard's steps for this kind: bookmarks and SCIM-only apps skip what does not apply."""
-    steps = [GENERAL]
-    if connector.has_sso:
-        steps.append(SSO)
-    if connector.has_provisioning:
-        steps.append(IDENTITY)
-    if connector.has_sso or connector.has_provisioning:
-        steps.append(MAPPINGS)
-    return [*steps, ASSIGNMENTS, ACTIVATE]
-
-
-def connector_tabs(connector: Connector) -> list[dict]:
-    tabs = [{"key": "overview", "label": "Overview", "url": reverse("console:connector_detail", args=[connector.slug])}]
-    for step in steps_for(connector):
-        label = "Activation" if step is ACTIVATE else step.label
-        tabs.append({"key": step.key, "label": label, "url": reverse(step.url_name, args=[connector.slug])})
-    if connector.has_provisioning:
-        url = reverse("console:connector_provisioning", args=[connector.slug])
-        tabs.append({"key": "provisioning", "label": "Provisioning", "url": url})
-    if connector.has_sso:
-        url = reverse("console:connector_tracer", args=[connector.slug])
-        tabs.append({"key": "tracer", "label": "SAML tracer", "url": url})
-    return tabs
-
-
-def in_wizard(request: HttpRequest) -> bool:
-    return request.GET.get("wizard") == "1"
-
-
-def layout_context(request: HttpRequest, connector: Connector, tab: str) -> dict:
-    """What the connector layout needs: the tabs, or in the wizard the steps with where we are."""
-    context = {"nav": "connectors", "connector": connector, "tab": tab, "wizard": in_wizard(request)}
-    context["can_manage"] = has_capability(request.user, Capability.MANAGE_CONNECTORS)
-    if context["wizard"]:
-        steps = steps_for(connector)
-        keys = [step.key for step in steps]
-        current = keys.index(tab) if tab in keys else 0
-        context["steps"] = [
-            {
-                "label": step.label,
-                "url": f"{reverse(step.url_name, args=[connector.slug])}?wizard=1",
-                "state": "done" if position < current else ("current" if position == current else ""),
-            }
-            for position, step in enumerate(steps)
-        ]
-        if current + 1 < len(steps):
-            following = steps[current + 1]
-            context["next_step"] = {
-                "label": following.label,
-                "url": f"{reverse(following.url_name, args=[connector.slug])}?wizard=1",
-            }
-    else:
-        context["tabs"] = connector_tabs(connector)
-    return context
-
-
-def after_save(request: HttpRequest, connector: Connector, step: Step) -> HttpResponse:
-    """Back to the tab, or in the wizard on to the next step."""
-    if in_wizard(request):
-        steps = steps_for(connector)
-        position = steps.index(step)
-        if position + 1 < len(steps):
-            return HttpResponseRedirect(f"{reverse(steps[position + 1].url_name, args=[connector.slug])}?wizard=1")
-    return HttpResponseRedirect(reverse(step.url_name, args=[connector.slug]))
 
 
 def connector_or_404(slug: str, *, needs: str = "") -> Connector:
@@ -137,6 +65,7 @@ def require_manage(request: HttpRequest) -> None:
 
 _CHECK_TABS = {
     "sso": SSO.url_name,
+    "oidc": OIDC.url_name,
     "identity": IDENTITY.url_name,
     "assignments": ASSIGNMENTS.url_name,
     "mappings": MAPPINGS.url_name,
@@ -248,12 +177,17 @@ def connector_create(request: HttpRequest, template: str) -> HttpResponse:
             else:
                 messages.success(request, f"{connector.name} was created. Continue with its settings.")
                 steps = steps_for(connector)
-                return HttpResponseRedirect(f"{reverse(steps[1].url_name, args=[connector.slug])}?wizard=1")
+                next_url = f"{reverse(steps[1].url_name, args=[connector.slug])}?wizard=1"
+                if connector.issued_client_secret:
+                    return oidc_secret_page(request, connector, connector.issued_client_secret, next_url)
+                return HttpResponseRedirect(next_url)
         status = 400
     step_labels = [GENERAL.label]
     if spec.kind in (ConnectorKind.SAML, ConnectorKind.SAML_SCIM):
         step_labels.append(SSO.label)
-    if spec.kind in (ConnectorKind.SCIM, ConnectorKind.SAML_SCIM):
+    if spec.kind in (ConnectorKind.OIDC, ConnectorKind.OIDC_SCIM):
+        step_labels.append(OIDC.label)
+    if spec.kind in (ConnectorKind.SCIM, ConnectorKind.SAML_SCIM, ConnectorKind.OIDC_SCIM):
         step_labels.append(IDENTITY.label)
     if not bookmark:
         step_labels.append(MAPPINGS.label)

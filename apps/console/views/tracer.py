@@ -15,7 +15,8 @@ from apps.common.errors import ApplicationError
 from apps.connectors.models import Connector
 from apps.console.decorators import console_view
 from apps.console.forms.tracer import AssertionPreviewForm, SpReportForm, TraceStartForm
-from apps.console.views.connectors import connector_or_404, layout_context
+from apps.console.views.connector_steps import layout_context
+from apps.console.views.connectors import connector_or_404
 from apps.directory.models import User
 from apps.directory.roles import Capability
 from apps.directory.selectors import user_get_by_email, user_get_by_username, user_list

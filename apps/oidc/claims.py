@@ -1,0 +1,80 @@
+"""The claims an OIDC app gets about a person: pure functions of the user's properties, the
+connector's claim mappings, its subject source and the scopes granted. No database, no request.
+
+Standard claims come with their OpenID Connect scope (Core 5.4): `email` and `email_verified` with
+`email`; names and `preferred_username` with `profile`; `groups` with `groups`. Any other claim an
+admin maps comes with `profile`. Empty values are left out, as relying parties expect.
+"""
+
+from collections.abc import Iterable
+from typing import Any
+
+from apps.connectors.attributes import render_source
+from apps.connectors.models import OidcSubject
+
+CLAIM_SCOPES: dict[str, str] = {
+    "email": "email",
+    "email_verified": "email",
+    "name": "profile",
+    "given_name": "profile",
+    "family_name": "profile",
+    "middle_name": "profile",
+    "nickname": "profile",
+    "preferred_username": "profile",
+    "profile": "profile",
+    "picture": "profile",
+    "website": "profile",
+    "zoneinfo": "profile",
+    "locale": "profile",
+    "updated_at": "profile",
+    "phone_number": "phone",
+    "address": "address",
+    "groups": "groups",
+}
+CUSTOM_CLAIM_SCOPE = "profile"
+
+
+def scope_of(claim: str) -> str:
+    return CLAIM_SCOPES.get(claim, CUSTOM_CLAIM_SCOPE)
+
+
+def claim_properties(properties: dict[str, Any]) -> dict[str, Any]:
+    """A user's directory properties (apps.saml_idp.attributes.user_properties) plus what only a
+    claim can say: the company email is verified when there is one (the directory owns it)."""
+    return {**properties, "email_verified": bool(properties.get("email"))}
+
+
+def subject(properties: dict[str, Any], sub_source: str) -> str:
+    """The `sub` claim: the directory id unless the connector says email or username."""
+    if sub_source == OidcSubject.EMAIL and properties.get("email"):
+        return str(properties["email"])
+    if sub_source == OidcSubject.USERNAME:
+        return str(properties["username"])
+    return str(properties["id"])
+
+
+def _empty(value: Any) -> bool:
+    return value is None or value == "" or value == []
+
+
+def mapped_claims(properties: dict[str, Any], mappings: Iterable[tuple[str, str]], scopes: Iterable[str]) -> dict:
+    """Claims from the connector's (source, claim) rows that the granted `scopes` reveal."""
+    granted = set(scopes)
+    values = claim_properties(properties)
+    claims: dict[str, Any] = {}
+    for source, claim in mappings:
+        if scope_of(claim) not in granted:
+            continue
+        value = render_source(source, values)
+        if isinstance(value, tuple):
+            value = list(value)
+        if not _empty(value):
+            claims[claim] = value
+    return claims
+
+
+def user_claims(
+    properties: dict[str, Any], mappings: Iterable[tuple[str, str]], scopes: Iterable[str], sub_source: str
+) -> dict:
+    """`sub` and the mapped claims: what the userinfo endpoint answers and the ID token carries."""
+    return {"sub": subject(properties, sub_source), **mapped_claims(properties, mappings, scopes)}
