@@ -6,7 +6,7 @@ from django.core.paginator import Page
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 
 from apps.connectors.models import Assignment, AttributeMapping, Connector
-from apps.directory.models import Group, Membership, User
+from apps.directory.models import Group, Membership, User, UserStatus
 from apps.directory.selectors import SearchPage, group_page, user_directory_list, user_page
 
 
@@ -90,28 +90,47 @@ def mapping_list(connector: Connector, kind: str | None = None) -> QuerySet[Attr
 
 @dataclass
 class AccessPath:
-    """One connector a user may use, and every assignment that grants it."""
+    """One connector a user is assigned to, every assignment that grants it, and whether the user
+    can use it now: an assignment grants nothing to a suspended or staged account, nor on a
+    connector that is switched off."""
 
     connector: Connector
+    user_status: str = UserStatus.ACTIVE
     direct: bool = False
     groups: list[Group] = field(default_factory=list)
 
+    @property
+    def usable(self) -> bool:
+        return self.connector.enabled and self.user_status == UserStatus.ACTIVE
+
+    @property
+    def state(self) -> str:
+        if self.user_status == UserStatus.SUSPENDED:
+            return "No access: the account is suspended"
+        if self.user_status == UserStatus.STAGED:
+            return "No access yet: the account is staged"
+        if not self.connector.enabled:
+            return "No access: the connector is not active"
+        return "Can sign in"
+
 
 def user_access_paths(user: User) -> list[AccessPath]:
-    """Each connector the user is assigned to (enabled or not), directly and through which groups.
+    """Each connector the user is assigned to (enabled or not), directly and through which groups,
+    with whether the user can use it now.
 
     Two queries whatever the number of connectors and groups.
     """
     paths: dict = {}
     for assignment in Assignment.objects.filter(user=user).select_related("connector"):
-        paths.setdefault(assignment.connector_id, AccessPath(assignment.connector)).direct = True
+        paths.setdefault(assignment.connector_id, AccessPath(assignment.connector, user.status)).direct = True
     through_groups = (
         Assignment.objects.filter(group__memberships__user=user)
         .select_related("connector", "group")
         .order_by("group__name")
     )
     for assignment in through_groups:
-        paths.setdefault(assignment.connector_id, AccessPath(assignment.connector)).groups.append(assignment.group)
+        path = paths.setdefault(assignment.connector_id, AccessPath(assignment.connector, user.status))
+        path.groups.append(assignment.group)
     return sorted(paths.values(), key=lambda path: path.connector.name.lower())
 
 

@@ -8,7 +8,8 @@ from django.db import IntegrityError, transaction
 
 from apps.audit.services import Actor, audit_record
 from apps.common.errors import ApplicationError
-from apps.connectors import changes, idp_urls
+from apps.connectors import changes as announce
+from apps.connectors import idp_urls
 from apps.connectors.attributes import SAML_NAME_FORMATS, MappingError, target_key, validate_mapping
 from apps.connectors.catalog import Template, get_template
 from apps.connectors.checks import CheckResult, connector_checks
@@ -253,7 +254,7 @@ def connector_update(
     if changed_after:
         _audit_update(actor, connector, changed_before, changed_after)
         if "enabled" in changed_after or "provisioning" in changed_after:
-            changes.settings_changed(connector, "connector.update")
+            announce.settings_changed(connector, "connector.update")
     return connector
 
 
@@ -438,7 +439,7 @@ def mapping_delete(*, actor: Actor, mapping: AttributeMapping) -> None:
 def _resync_after_mapping_change(connector: Connector, kind: str) -> None:
     """SCIM resources are built from the mappings: re-send what changed (unchanged objects send nothing)."""
     if kind != MappingKind.SAML:
-        changes.settings_changed(connector, "mappings.change")
+        announce.settings_changed(connector, "mappings.change")
 
 
 # --- Assignments --------------------------------------------------------------------------------
@@ -464,7 +465,7 @@ def assignment_create(
         {"user": str(user.pk), "username": user.username} if user else {"group": str(group.pk), "name": group.name}
     )
     audit_record(actor=actor, action="connector.assignment.create", target=connector, after=subject)
-    changes.assignment_changed(assignment, "assignment.create")
+    announce.assignment_changed(assignment, "assignment.create")
     return assignment
 
 
@@ -477,5 +478,5 @@ def assignment_delete(*, actor: Actor, assignment: Assignment) -> None:
     audit_record(actor=actor, action="connector.assignment.delete", target=assignment.connector, before=subject)
     # Recorded before the row goes (it names who was granted access); the worker evaluates scope
     # after commit, so these users are deprovisioned only if nothing else grants them access.
-    changes.assignment_changed(assignment, "assignment.delete")
+    announce.assignment_changed(assignment, "assignment.delete")
     assignment.delete()

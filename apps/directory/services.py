@@ -12,7 +12,7 @@ from django.utils import timezone
 from apps.audit.services import Actor, audit_record
 from apps.common.db import batched_statements, insert_row
 from apps.common.errors import ApplicationError, ConflictError, field_error
-from apps.directory import changes
+from apps.directory import changes as announce
 from apps.directory.models import (
     AdminRole,
     Group,
@@ -23,12 +23,12 @@ from apps.directory.models import (
 from apps.directory.roles import require_reach, require_reach_query
 from apps.directory.validation import (
     USER_UNIQUE_FIELDS,
+    check_password_policy,
     clean_text,
     default_display_name,
     refused_user_error,
     save_unique,
     save_user,
-    validate_password,
     validate_user,
 )
 
@@ -156,7 +156,7 @@ def user_create(
     validate_user(user)
     if password:
         if validate_password:
-            validate_password(password, user)
+            check_password_policy(password, user)
         user.set_password(password)
     else:
         user.set_unusable_password()
@@ -168,7 +168,7 @@ def user_create(
             if password:
                 password_validation.password_changed(password, user)  # as User.save() would
             audit_record(actor=actor, action="user.create", target=user, after=user_snapshot(user))
-            changes.user_changed([user.pk], "user.create")
+            announce.user_changed([user.pk], "user.create")
     except IntegrityError as exc:
         # Rolled back: the clashes can be looked up now, with no savepoint around the insert.
         error = refused_user_error(user, exc, USER_UNIQUE_FIELDS)
@@ -228,7 +228,7 @@ def _update_locked_user(*, actor: Actor, user: User, changes: dict[str, Any]) ->
             actor=actor,
             action="user.update",
             target=user,
-            notify=lambda: changes.user_changed([user.pk], "user.update"),
+            notify=lambda: announce.user_changed([user.pk], "user.update"),
             **audit,
         )
         return user
@@ -238,7 +238,7 @@ def _update_locked_user(*, actor: Actor, user: User, changes: dict[str, Any]) ->
     with batched_statements():
         User.objects.filter(pk=user.pk).update(**{name: getattr(user, name) for name in update_fields})
         audit_record(actor=actor, action="user.update", target=user, **audit)
-        changes.user_changed([user.pk], "user.update")
+        announce.user_changed([user.pk], "user.update")
     return user
 
 
@@ -275,7 +275,7 @@ def user_set_password(*, actor: Actor, user: User, password: str, temporary: boo
     own = getattr(actor, "pk", None) == user.pk
     if not own:  # everyone may change their own
         require_reach(actor, [user])
-    validate_password(password, user)
+    check_password_policy(password, user)
     user.set_password(password)
     user.must_change_password = False if own else (True if temporary is None else temporary)
     user.save(update_fields=["password", "must_change_password", "updated"])
@@ -310,7 +310,7 @@ def _set_locked_user_status(*, actor: Actor, user: User, status: str, action: st
         target=user,
         before={"status": before_status},
         after={"status": status},
-        notify=lambda: changes.user_changed([user.pk], action),
+        notify=lambda: announce.user_changed([user.pk], action),
     )
     return user
 
@@ -353,7 +353,7 @@ def user_delete(*, actor: Actor, user: User) -> None:
         action="user.delete",
         target=user,
         before=before,
-        notify=lambda: changes.user_deleted(user),
+        notify=lambda: announce.user_deleted(user),
     )
     user.delete()
 
@@ -417,7 +417,7 @@ def group_update(*, actor: Actor, group: Group, **changes: Any) -> Group:
         target=group,
         before={key: before[key] for key in changed},
         after={key: after[key] for key in changed},
-        notify=lambda: changes.group_changed(group, action),
+        notify=lambda: announce.group_changed(group, action),
     )
     return group
 
@@ -434,7 +434,7 @@ def group_delete(*, actor: Actor, group: Group) -> None:
         action="group.delete",
         target=group,
         before=before,
-        notify=lambda: changes.group_deleted(group),
+        notify=lambda: announce.group_deleted(group),
     )
     try:
         group.delete()  # refused by the collector before any row goes
@@ -472,7 +472,7 @@ def group_add_members(*, actor: Actor, group: Group, users: Iterable[User]) -> l
         action="group.members.add",
         target=group,
         after={"added": [{"id": str(user.pk), "username": user.username} for user in added]},
-        notify=lambda: changes.group_changed(group, "group.members.add", member_ids=[user.pk for user in added]),
+        notify=lambda: announce.group_changed(group, "group.members.add", member_ids=[user.pk for user in added]),
     )
     return added
 
@@ -495,7 +495,7 @@ def group_remove_members(*, actor: Actor, group: Group, users: Iterable[User]) -
         action="group.members.remove",
         target=group,
         before={"removed": [{"id": str(user.pk), "username": user.username} for user in removed]},
-        notify=lambda: changes.group_changed(group, "group.members.remove", member_ids=[user.pk for user in removed]),
+        notify=lambda: announce.group_changed(group, "group.members.remove", member_ids=[user.pk for user in removed]),
     )
     return removed
 

@@ -64,7 +64,7 @@ def validate_user(user: User, unique: Iterable[str] = ("username", "email")) -> 
         raise ValidationError({**errors, **clashes})
 
 
-def validate_password(password: str, user: User) -> None:
+def check_password_policy(password: str, user: User) -> None:
     try:
         password_validation.validate_password(password, user)
     except ValidationError as exc:

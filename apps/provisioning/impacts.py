@@ -2,6 +2,7 @@
 taken off connectors (deleted, or unassigned), each connector's step (deactivate or delete, or
 nothing while the operation is off) and who it reaches; and each app's record of a user."""
 
+import datetime
 from dataclasses import dataclass
 
 from django.db.models import QuerySet
@@ -71,6 +72,47 @@ def user_deprovision_plan(user: User) -> list[UserDeprovisioning]:
     ]
 
 
+@dataclass(frozen=True)
+class AppRecord:
+    """What one app holds of a user, from what it was last told: for a person reading the user's page."""
+
+    remote: RemoteObject
+    label: str  # Active, Deactivated, Deleted, Waiting, Failed, Held, Not sent
+    detail: str  # a sentence naming the app
+    badge: str  # a status pill tone key
+    at: datetime.datetime | None  # when the app was last told
+
+    @property
+    def connector(self) -> Connector:
+        return self.remote.connector
+
+
+def _told_active(remote: RemoteObject) -> bool | None:
+    sent = remote.last_sent or {}
+    return sent.get("active") if isinstance(sent.get("active"), bool) else None
+
+
+def app_record(remote: RemoteObject) -> AppRecord:
+    name, at = remote.connector.name, remote.last_synced_at
+    status, active = remote.status, _told_active(remote)
+    if status == SyncStatus.DEPROVISIONED:
+        if active is False:
+            return AppRecord(remote, "Deactivated", f"Deactivated in {name} (active=false)", "suspended", at)
+        return AppRecord(remote, "Deleted", f"Deleted in {name}", "failed", at)
+    if status == SyncStatus.SYNCED:
+        if active is False:
+            return AppRecord(remote, "Deactivated", f"Deactivated in {name} (active=false)", "suspended", at)
+        return AppRecord(remote, "Active", f"Active in {name}", "synced", at)
+    held_since = "" if active is None else f"; the app still has it {'active' if active else 'deactivated'}"
+    if status == SyncStatus.FAILED:
+        return AppRecord(remote, "Failed", f"The last change failed to reach {name}{held_since}", "failed", at)
+    if status == SyncStatus.HELD:
+        return AppRecord(remote, "Held", f"A deprovisioning waits for approval{held_since}", "held", at)
+    if status == SyncStatus.SKIPPED:
+        return AppRecord(remote, "Not sent", f"Not sent to {name}: {remote.last_error or 'turned off'}", "skipped", at)
+    return AppRecord(remote, "Waiting", f"A change waits to be sent to {name}{held_since}", "pending", at)
+
+
 def user_remote_objects(user: User) -> QuerySet[RemoteObject]:
     """The user's provisioning state on every connector that has heard of them."""
     return (
@@ -78,6 +120,11 @@ def user_remote_objects(user: User) -> QuerySet[RemoteObject]:
         .select_related("connector")
         .order_by("connector__name")
     )
+
+
+def user_app_records(user: User) -> list[AppRecord]:
+    """What each app that has heard of the user holds now, in words (one query)."""
+    return [app_record(remote) for remote in user_remote_objects(user)]
 
 
 @dataclass(frozen=True)

@@ -549,3 +549,35 @@ def test_postgresql_has_trigram_indexes_for_the_search(db):
         )
         names = {row[0] for row in cursor.fetchall()}
     assert names == {f"directory_user_{column}_trgm" for column in ("username", "email", "first_name", "last_name")}
+
+
+# --- The user's page tells the truth about access and what each app holds (issue 14) -------------
+
+
+def test_a_suspended_users_page_shows_no_access_and_what_the_app_was_last_told(admin_client):
+    from apps.connectors.services import assignment_create
+    from tests.provisioning.downstream import FaultyScimServer
+    from tests.provisioning.helpers import make_connector as provisioning_connector
+    from tests.provisioning.helpers import run
+
+    app = FaultyScimServer().start()
+    try:
+        connector = provisioning_connector(app, name="Twingate")
+        engineering = GroupFactory(name="Engineering")
+        jane = UserFactory(username="jane.doe")
+        directory.group_add_members(actor=None, group=engineering, users=[jane])
+        assignment_create(actor=None, connector=connector, group=engineering)
+        run(connector)
+        page = admin_client.get(f"/console/users/{jane.pk}/").content.decode()
+        assert "Can sign in" in page and "Active in Twingate" in page
+
+        directory.user_suspend(actor=None, user=jane)
+        run(connector)
+        assert [request.body for request in app.requests if request.method in ("PATCH", "PUT")][-1] is not None
+        page = " ".join(admin_client.get(f"/console/users/{jane.pk}/").content.decode().split())
+    finally:
+        app.close()
+
+    assert "Can sign in" not in page and "No access" in page and "the account is suspended" in page
+    assert "Deactivated in Twingate (active=false) at" in page
+    assert ">Synced<" not in page

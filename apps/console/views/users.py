@@ -31,7 +31,7 @@ from apps.directory.roles import Capability, can_manage_user
 from apps.portal import lockout, passwords
 from apps.portal import selectors as portal_selectors
 from apps.portal import services as portal
-from apps.provisioning.impacts import user_deprovision_plan, user_remote_objects
+from apps.provisioning.impacts import user_app_records, user_deprovision_plan
 
 PROFILE_FIELDS = tuple(UserForm.base_fields)
 
@@ -108,7 +108,7 @@ def user_detail(request: HttpRequest, pk) -> HttpResponse:
         "account": account,
         "groups": list(account.groups.order_by("name")),
         "access_paths": user_access_paths(account),
-        "remote_objects": list(user_remote_objects(account)),
+        "app_records": user_app_records(account),
         "sign_ins": list(user_sign_in_events(account)),
         "mfa": portal_selectors.mfa_summary(account),
         "can_manage": can_manage_user(request.user, account),
