@@ -1,9 +1,104 @@
 import re
+from dataclasses import dataclass
 
 from django.db.models import Count, Q, QuerySet
 
 from apps.connectors.models import Connector
-from apps.provisioning.models import Delivery, DeprovisionHold, HoldStatus, OutboxEvent, RemoteObject, SyncStatus
+from apps.directory.models import Group, User
+from apps.provisioning.models import (
+    Delivery,
+    DeprovisionHold,
+    HoldStatus,
+    ObjectType,
+    OutboxEvent,
+    RemoteObject,
+    SyncStatus,
+)
+
+
+@dataclass(frozen=True)
+class ProvisioningState:
+    """One state of a connector's provisioning and one count per concept, for every page that shows
+    them (the Provisioning tab, its polled counts, the connector's header): nothing contradicts."""
+
+    key: str  # off, paused, held, failing, syncing, up_to_date
+    label: str
+    detail: str
+    in_app: int  # synced and active in the app
+    deactivated: int  # told active=false, or deprovisioned
+    waiting: int  # objects with something not yet sent (pending links, or unprocessed changes)
+    failed: int
+    held: int  # objects waiting on an approval
+    not_sent: int  # skipped by the connector's switches
+
+    @property
+    def syncing(self) -> bool:
+        return self.key == "syncing"
+
+
+def provisioning_state(connector: Connector) -> ProvisioningState:
+    """Four queries: the links by status, the objects with unsent changes, open holds."""
+    settings = connector.provisioning
+    counts = dict(
+        RemoteObject.objects.filter(connector=connector).values_list("status").annotate(n=Count("id")).order_by()
+    )
+    deactivated = RemoteObject.objects.filter(
+        connector=connector, status=SyncStatus.SYNCED, last_sent__active=False
+    ).count()
+    unsent = set(
+        OutboxEvent.objects.filter(connector=connector, processed_at__isnull=True)
+        .values_list("object_type", "object_id")
+        .distinct()
+    )
+    unsent |= set(
+        RemoteObject.objects.filter(connector=connector, status=SyncStatus.PENDING).values_list(
+            "object_type", "object_id"
+        )
+    )
+    holds = DeprovisionHold.objects.filter(connector=connector, status=HoldStatus.PENDING).count()
+    waiting, failed = len(unsent), counts.get(SyncStatus.FAILED, 0)
+    facts = {
+        "in_app": counts.get(SyncStatus.SYNCED, 0) - deactivated,
+        "deactivated": deactivated + counts.get(SyncStatus.DEPROVISIONED, 0),
+        "waiting": waiting,
+        "failed": failed,
+        "held": counts.get(SyncStatus.HELD, 0),
+        "not_sent": counts.get(SyncStatus.SKIPPED, 0),
+    }
+    if not (connector.enabled and settings.enabled):
+        why = "the connector is not active" if not connector.enabled else "Identity Management is off"
+        return ProvisioningState("off", "Off", f"Nothing is sent: {why}.", **facts)
+    if settings.paused:
+        later = f" {waiting} change{'s' if waiting != 1 else ''} will be sent when it resumes." if waiting else ""
+        reason = f" ({settings.paused_reason})" if settings.paused_reason else ""
+        return ProvisioningState("paused", "Paused", f"Nothing is sent while paused{reason}.{later}", **facts)
+    if holds:
+        return ProvisioningState(
+            "held", "Waiting for approval", "A deprovisioning of many users waits for an admin's decision.", **facts
+        )
+    if waiting:
+        return ProvisioningState(
+            "syncing", "Syncing", f"{waiting} object{'s' if waiting != 1 else ''} to send.", **facts
+        )
+    if failed:
+        return ProvisioningState("failing", "Failures", f"{failed} object{'s' if failed != 1 else ''} failed.", **facts)
+    return ProvisioningState("up_to_date", "Up to date", "The app has everything the directory says.", **facts)
+
+
+def with_names(remotes: list[RemoteObject]) -> list[RemoteObject]:
+    """Fill the label of links made before the object was first sent (their name is not copied yet):
+    one query for users and one for groups, never an id where a person expects a name."""
+    missing = {kind: [remote.object_id for remote in remotes if not remote.label and remote.object_type == kind]
+               for kind in (ObjectType.USER, ObjectType.GROUP)}  # fmt: skip
+    names: dict = {}
+    if missing[ObjectType.USER]:
+        names.update(User.objects.filter(pk__in=missing[ObjectType.USER]).values_list("pk", "username"))
+    if missing[ObjectType.GROUP]:
+        names.update(Group.objects.filter(pk__in=missing[ObjectType.GROUP]).values_list("pk", "name"))
+    for remote in remotes:
+        if not remote.label:
+            remote.label = names.get(remote.object_id, "(deleted from the directory)")
+    return remotes
 
 
 def status_counts(connector: Connector) -> dict[str, int]:
@@ -14,12 +109,26 @@ def status_counts(connector: Connector) -> dict[str, int]:
     return counts
 
 
+_DEACTIVATED = Q(status=SyncStatus.SYNCED, last_sent__active=False) | Q(status=SyncStatus.DEPROVISIONED)
+# The concepts ProvisioningState counts, as filters of the list (a count and its list always agree).
+_STATE_FILTERS = {
+    "in_app": lambda connector: Q(status=SyncStatus.SYNCED) & ~Q(last_sent__active=False),
+    "deactivated": lambda connector: _DEACTIVATED,
+    "waiting": lambda connector: (
+        Q(status=SyncStatus.PENDING)
+        | Q(
+            object_id__in=OutboxEvent.objects.filter(connector=connector, processed_at__isnull=True).values("object_id")
+        )
+    ),
+}
+
+
 def remote_object_list(
     connector: Connector, *, status: str | None = None, object_type: str | None = None
 ) -> QuerySet[RemoteObject]:
     objects = RemoteObject.objects.filter(connector=connector)
     if status:
-        objects = objects.filter(status=status)
+        objects = objects.filter(_STATE_FILTERS[status](connector) if status in _STATE_FILTERS else Q(status=status))
     if object_type:
         objects = objects.filter(object_type=object_type)
     return objects.order_by("object_type", "label")

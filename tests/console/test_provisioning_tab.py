@@ -58,15 +58,15 @@ def test_counts_are_polled_while_anything_is_pending_and_polling_stops_when_sync
     counts_url = f"/console/connectors/{connector.slug}/provisioning/counts/"
     assert f'hx-get="{counts_url}"' in page
     partial = admin_client.get(counts_url, HTTP_HX_REQUEST="true").content.decode()
-    assert "Sync in progress" in partial and "<html" not in partial
+    assert "Syncing:" in partial and "<html" not in partial
 
     sync(connector)
 
     partial = admin_client.get(counts_url, HTTP_HX_REQUEST="true")
     assert "every 2s" not in partial.content.decode()
-    states = {state["status"]: state["count"] for state in partial.context["states"]}
-    assert states["synced"] == 4  # three users and the group
-    assert states["pending"] == 0
+    state = partial.context["state"]
+    assert state.in_app == 4  # three users and the group
+    assert state.waiting == 0 and state.key == "up_to_date"
 
 
 def test_failures_are_filterable_and_explained_in_plain_words(db, admin_client, app):
@@ -273,3 +273,40 @@ def test_a_connector_without_identity_management_has_no_provisioning_tab(db, adm
     assert "Provisioning" not in [
         tab["label"] for tab in admin_client.get(f"/console/connectors/{connector.slug}/").context["tabs"]
     ]
+
+
+def test_a_paused_connector_says_paused_everywhere_and_counts_each_thing_once(db, admin, admin_client, app):
+    from apps.provisioning.services import connector_pause
+
+    connector = make_connector(app)
+    _team(connector, 3)
+    sync(connector)
+    newcomer = UserFactory(username="newcomer.person")
+    assign(connector, user=newcomer)
+    connector_pause(actor=admin, connector=connector, reason="Paused by an admin")
+
+    page = " ".join(_tab(admin_client, connector).content.decode().split())
+
+    assert "Provisioning <span" in page and ">Paused</span>" in page  # the header, not "Active" alone
+    assert "Sync in progress" not in page and "Syncing" not in page and "<progress" not in page
+    assert 'hx-trigger="every 2s"' not in page  # nothing moves while paused
+    assert "will be sent when it resumes" in page
+    state = _tab(admin_client, connector).context["state"]
+    assert (state.key, state.waiting, state.in_app) == ("paused", 1, 4)
+    waiting = _tab(admin_client, connector, "?status=waiting")
+    listed = [row["object"].label for row in waiting.context["rows"]]
+    never_sent = waiting.context["unlisted_waiting"]
+    assert len(listed) + never_sent == state.waiting == 1
+    assert listed in ([], ["newcomer.person"])  # listed by name once linked, counted before
+
+
+def test_objects_not_yet_sent_show_their_names_not_ids(db, admin_client, app):
+    from apps.provisioning.models import ObjectType as Kind
+
+    connector = make_connector(app)
+    person = UserFactory(username="named.person")
+    RemoteObject.objects.create(connector=connector, object_type=Kind.USER, object_id=person.pk)
+
+    html = _tab(admin_client, connector).content.decode()
+
+    assert "named.person" in html and str(person.pk) not in html.split("objects-heading")[1]

@@ -305,6 +305,14 @@ class AssignmentAddForm(forms.Form):
         return cleaned
 
 
+# The Provisioning tab's counts, each a filter of the list below them (apps.provisioning.selectors).
+REMOTE_STATE_FILTERS = [
+    ("in_app", "In the app"),
+    ("deactivated", "Deactivated in the app"),
+    ("waiting", "Waiting to be sent"),
+]
+
+
 class RemoteObjectFilterForm(forms.Form):
     status = forms.ChoiceField(label="State", required=False)
     object_type = forms.ChoiceField(label="Type", required=False)
@@ -313,5 +321,5 @@ class RemoteObjectFilterForm(forms.Form):
         from apps.provisioning.models import ObjectType, SyncStatus
 
         super().__init__(*args, **kwargs)
-        self.fields["status"].choices = [("", "All states"), *SyncStatus.choices]
+        self.fields["status"].choices = [("", "All states"), *REMOTE_STATE_FILTERS, *SyncStatus.choices]
         self.fields["object_type"].choices = [("", "Users and groups"), *ObjectType.choices]

@@ -20,28 +20,17 @@ from apps.console.views.connectors import connector_or_404
 from apps.directory.models import User
 from apps.directory.roles import Capability
 from apps.provisioning import selectors, services
-from apps.provisioning.models import DeprovisionHold, HoldStatus, SyncStatus
+from apps.provisioning.models import DeprovisionHold, HoldStatus
 from apps.provisioning.preview import preview_sync
 
 DELIVERY_PAGE_SIZE = 25
 
 
 def _counts_context(connector: Connector) -> dict:
-    counts = selectors.status_counts(connector)
-    pending = counts.get(SyncStatus.PENDING, 0) + counts.get("pending_changes", 0)
-    states = [
-        {"status": status, "label": label, "count": counts.get(status, 0)} for status, label in SyncStatus.choices
-    ]
-    total = sum(state["count"] for state in states)
-    done = total - counts.get(SyncStatus.PENDING, 0)
-    return {
-        "connector": connector,
-        "counts": counts,
-        "states": states,
-        "pending": pending,
-        "total": total,
-        "done": done,
-    }
+    """The one state of the connector's provisioning and its counts (selectors.provisioning_state)."""
+    state = selectors.provisioning_state(connector)
+    total = state.in_app + state.deactivated + state.waiting + state.failed + state.held + state.not_sent
+    return {"connector": connector, "state": state, "total": total, "done": total - state.waiting}
 
 
 @console_view(Capability.VIEW_CONNECTORS)
@@ -54,14 +43,19 @@ def connector_provisioning(request: HttpRequest, slug: str) -> HttpResponse:
         object_type = filters.cleaned_data["object_type"] or None
     objects = selectors.remote_object_list(connector, status=status, object_type=object_type)
     page = Paginator(objects, settings.CONSOLE_PAGE_SIZE).get_page(request.GET.get("page"))
+    page.object_list = selectors.with_names(list(page.object_list))
     rows = [{"object": remote, "hint": selectors.explain_error(remote.last_error)} for remote in page.object_list]
     deliveries = Paginator(selectors.delivery_list(connector).defer("request_body"), DELIVERY_PAGE_SIZE).get_page(
         request.GET.get("dpage")
     )
     holds = list(selectors.pending_hold_list(connector))
+    counts = _counts_context(connector)
+    # Objects never sent yet have a change waiting but no link row to list: say so, not a smaller number.
+    unlisted = counts["state"].waiting - page.paginator.count if status == "waiting" and not object_type else 0
     context = {
         **layout_context(request, connector, "provisioning"),
-        **_counts_context(connector),
+        **counts,
+        "unlisted_waiting": max(unlisted, 0),
         "filters": filters,
         "filtered": bool(status or object_type),
         "page_obj": page,
