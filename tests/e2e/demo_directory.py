@@ -139,7 +139,16 @@ def seed_demo_directory() -> DemoDirectory:
         name="Employee handbook",
         bookmark_url="https://handbook.example-corporation.com/welcome/first-week/getting-started",
     )
-    for connector in (twingate, saml_app, scim_app, bookmark):
+    oidc_app = connectors.connector_create(
+        actor=admin,
+        template="generic-oidc",
+        name="Grafana dashboards (operations)",
+        oidc={
+            "redirect_uris": ["https://grafana.operations.example-corporation.com/login/generic_oauth"],
+            "post_logout_redirect_uris": ["https://grafana.operations.example-corporation.com/logout"],
+        },
+    )
+    for connector in (twingate, saml_app, scim_app, bookmark, oidc_app):
         connectors.assignment_create(actor=admin, connector=connector, group=demo.groups["Engineering"])
         demo.connectors[connector.template] = connector.slug
     connectors.assignment_create(actor=admin, connector=twingate, user=demo.people["claude.shannon"])

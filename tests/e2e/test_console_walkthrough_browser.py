@@ -65,6 +65,8 @@ NOT_PAGES = {
     "settings_sp_key_next": "POST only",
     "settings_sp_key_rotate": "POST only",
     "settings_sp_key_certificate": "a .pem download",
+    "connector_oidc_secret_rotate": "POST only",
+    "connector_oidc_tracer_action": "POST only",
 }
 # The end user's pages that share the portal's header, checked and pictured alongside.
 PORTAL_PAGES = [("portal_launchpad", "", "/"), ("portal_profile", "", "/account/")]
@@ -72,6 +74,7 @@ PORTAL_PAGES = [("portal_launchpad", "", "/"), ("portal_profile", "", "/account/
 _NEEDS_SSO = {"connector_sso", "connector_tracer"}
 _NEEDS_PROVISIONING = {"connector_identity", "connector_provisioning", "connector_preview"}
 _NEEDS_EITHER = {"connector_mappings"}
+_NEEDS_OIDC = {"connector_oidc", "connector_oidc_tracer"}
 
 # What every page must hold at every size; returns the problems found, in words.
 PAGE_CHECKS = """() => {
@@ -153,7 +156,9 @@ def _connector_has(connector: Connector, name: str) -> bool:
     if name in _NEEDS_PROVISIONING:
         return connector.has_provisioning
     if name in _NEEDS_EITHER:
-        return connector.has_sso or connector.has_provisioning
+        return connector.has_sso or connector.has_provisioning or connector.has_oidc
+    if name in _NEEDS_OIDC:
+        return connector.has_oidc
     return True
 
 
