@@ -1,3 +1,5 @@
+import uuid
+
 from django.db import models
 
 
@@ -7,6 +9,25 @@ class TimeStampedModel(models.Model):
 
     class Meta:
         abstract = True
+
+
+class KeyPairModel(models.Model):
+    """An RSA key pair the portal generated: the private half as Fernet ciphertext (apps.common.crypto)
+    of its PKCS#8 PEM, the certificate in clear, and its life (active, next, retired)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    private_key_ciphertext = models.TextField()
+    certificate_pem = models.TextField()
+    fingerprint_sha256 = models.CharField(max_length=95)
+    key_size = models.PositiveIntegerField()
+    created = models.DateTimeField(auto_now_add=True)
+    not_after = models.DateTimeField()
+    activated = models.DateTimeField(null=True, blank=True)
+    retired = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+        ordering = ["-created"]
 
 
 class WorkerHeartbeat(models.Model):

@@ -90,10 +90,17 @@ def apps_signed_in_during(user: User, since: datetime.datetime | None) -> list[C
     ]
 
 
-def logout_request_xml(
-    connector: Connector, user: User, *, session_key: str, now: datetime.datetime | None = None
+def logout_request_element(
+    *,
+    issuer: str,
+    destination: str,
+    name_id: str,
+    name_id_attributes: dict[str, str],
+    session_index: str,
+    now: datetime.datetime | None = None,
 ) -> etree._Element:
-    sso = connector.sso
+    """A SAML LogoutRequest, unsigned (the IdP's to an app, or delegated login's to an upstream IdP).
+    `name_id_attributes`: Format, NameQualifier, SPNameQualifier (empty values are left out)."""
     now = now or timezone.now()
     p, a = f"{{{PROTOCOL_NS}}}", f"{{{ASSERTION_NS}}}"
     root = etree.Element(
@@ -102,17 +109,33 @@ def logout_request_xml(
         ID=new_id(),
         Version="2.0",
         IssueInstant=instant(now),
-        Destination=sso.slo_url,
+        Destination=destination,
         NotOnOrAfter=instant(now + LOGOUT_REQUEST_LIFETIME),
         Reason="urn:oasis:names:tc:SAML:2.0:logout:user",
     )
-    etree.SubElement(root, f"{a}Issuer").text = connector.idp_entity_id
-    name_id = etree.SubElement(root, f"{a}NameID", Format=NAMEID_FORMATS[sso.nameid_format])
-    if sso.sp_entity_id:
-        name_id.set("SPNameQualifier", sso.sp_entity_id)
-    name_id.text = name_id_value(connector, user)
-    etree.SubElement(root, f"{p}SessionIndex").text = session_index(session_key)
+    etree.SubElement(root, f"{a}Issuer").text = issuer
+    element = etree.SubElement(root, f"{a}NameID")
+    for attribute, value in name_id_attributes.items():
+        if value:
+            element.set(attribute, value)
+    element.text = name_id
+    if session_index:
+        etree.SubElement(root, f"{p}SessionIndex").text = session_index
     return root
+
+
+def logout_request_xml(
+    connector: Connector, user: User, *, session_key: str, now: datetime.datetime | None = None
+) -> etree._Element:
+    sso = connector.sso
+    return logout_request_element(
+        issuer=connector.idp_entity_id,
+        destination=sso.slo_url,
+        name_id=name_id_value(connector, user),
+        name_id_attributes={"Format": NAMEID_FORMATS[sso.nameid_format], "SPNameQualifier": sso.sp_entity_id},
+        session_index=session_index(session_key),
+        now=now,
+    )
 
 
 def logout_message(connector: Connector, user: User, *, session_key: str) -> LogoutMessage:

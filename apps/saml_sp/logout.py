@@ -31,12 +31,12 @@ from apps.saml_idp.constants import (
 )
 from apps.saml_idp.errors import SamlRequestError
 from apps.saml_idp.keys import LoadedKey
+from apps.saml_idp.logout import logout_request_element
 from apps.saml_idp.responses import instant, new_id
 from apps.saml_idp.signing import XmlSignatureError, sign_element, verify_element, verify_redirect_signature
 from apps.saml_sp.models import UpstreamIdentityProvider
 
 _MD = "urn:oasis:names:tc:SAML:2.0:metadata"
-LOGOUT_REQUEST_LIFETIME = datetime.timedelta(minutes=5)
 
 
 class LogoutMessageError(ValueError):
@@ -158,30 +158,18 @@ def logout_request(
     if endpoint is None:
         return None
     binding, url = endpoint
-    now = now or timezone.now()
-    p, a = f"{{{PROTOCOL_NS}}}", f"{{{ASSERTION_NS}}}"
-    root = etree.Element(
-        f"{p}LogoutRequest",
-        nsmap={"samlp": PROTOCOL_NS, "saml": ASSERTION_NS},
-        ID=new_id(),
-        Version="2.0",
-        IssueInstant=instant(now),
-        Destination=url,
-        NotOnOrAfter=instant(now + LOGOUT_REQUEST_LIFETIME),
-        Reason="urn:oasis:names:tc:SAML:2.0:logout:user",
+    root = logout_request_element(
+        issuer=sp_entity_id,
+        destination=url,
+        name_id=subject.name_id,
+        name_id_attributes={
+            "Format": subject.name_id_format,
+            "NameQualifier": subject.name_qualifier,
+            "SPNameQualifier": subject.sp_name_qualifier,
+        },
+        session_index=subject.session_index,
+        now=now,
     )
-    _issuer(root, sp_entity_id)
-    name_id = etree.SubElement(root, f"{a}NameID")
-    for attribute, value in (
-        ("Format", subject.name_id_format),
-        ("NameQualifier", subject.name_qualifier),
-        ("SPNameQualifier", subject.sp_name_qualifier),
-    ):
-        if value:
-            name_id.set(attribute, value)
-    name_id.text = subject.name_id
-    if subject.session_index:
-        etree.SubElement(root, f"{p}SessionIndex").text = subject.session_index
     return _outgoing(root, binding=binding, url=url, parameter="SAMLRequest", key=key, relay_state=relay_state)
 
 

@@ -3,7 +3,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 
-from apps.common.models import TimeStampedModel
+from apps.common.models import KeyPairModel, TimeStampedModel
 
 
 class MatchAttribute(models.TextChoices):
@@ -79,24 +79,13 @@ class SpKeyStatus(models.TextChoices):
     RETIRED = "retired", "Retired"
 
 
-class SpKey(models.Model):
-    """Delegated login's own RSA key pair: upstream IdPs encrypt assertions to its certificate
-    (published in the SP metadata) and it signs the portal's logout messages. Generated here; the
-    private half is encrypted at rest (apps.common.crypto)."""
+class SpKey(KeyPairModel):
+    """Delegated login's own key pair: upstream IdPs encrypt assertions to its certificate (published
+    in the SP metadata) and it signs the portal's logout messages."""
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     status = models.CharField(max_length=16, choices=SpKeyStatus.choices, db_index=True)
-    private_key_ciphertext = models.TextField()
-    certificate_pem = models.TextField()
-    fingerprint_sha256 = models.CharField(max_length=95)
-    key_size = models.PositiveIntegerField()
-    created = models.DateTimeField(auto_now_add=True)
-    not_after = models.DateTimeField()
-    activated = models.DateTimeField(null=True, blank=True)
-    retired = models.DateTimeField(null=True, blank=True)
 
-    class Meta:
-        ordering = ["-created"]
+    class Meta(KeyPairModel.Meta):
         constraints = [
             models.UniqueConstraint(
                 fields=["status"],
