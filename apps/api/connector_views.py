@@ -227,7 +227,16 @@ class ProvisioningViewSet(viewsets.GenericViewSet):
         )
         page = self.paginate_queryset(objects)
         body = self.get_paginated_response(cs.RemoteObjectOutputSerializer(page, many=True).data).data
-        body["counts"] = prov_selectors.status_counts(connector)
+        state = prov_selectors.provisioning_state(connector)
+        body["state"] = {"key": state.key, "label": state.label, "detail": state.detail}
+        body["counts"] = {
+            "in_app": state.in_app,
+            "deactivated": state.deactivated,
+            "waiting": state.waiting,
+            "failed": state.failed,
+            "held": state.held,
+            "not_sent": state.not_sent,
+        }
         body["paused"] = connector.provisioning.paused
         body["paused_reason"] = connector.provisioning.paused_reason
         body["deliveries"] = cs.DeliveryOutputSerializer(prov_selectors.delivery_list(connector)[:100], many=True).data

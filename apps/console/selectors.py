@@ -1,7 +1,5 @@
 """Reads that only the console needs: the dashboard's summaries, each a fixed number of queries."""
 
-from dataclasses import dataclass
-
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Q, QuerySet
 from django.urls import reverse
@@ -10,20 +8,11 @@ from apps.api.models import ApiToken
 from apps.audit.models import AuditEvent
 from apps.connectors.models import Connector
 from apps.directory.models import Group, User, UserStatus
-from apps.provisioning.selectors import health_by_connector
+from apps.provisioning.selectors import ProvisioningState, provisioning_states
 from apps.saml_sp.models import UpstreamIdentityProvider
 from apps.scim_server.models import ScimToken
 
 SIGN_IN_ACTIONS = ("portal.login.success", "portal.login.failure", "portal.lockout", "portal.mfa.failure")
-
-
-@dataclass(frozen=True)
-class ProvisioningHealth:
-    connector: Connector
-    pending: int
-    failed: int
-    held: int
-    paused: bool
 
 
 def directory_counts() -> dict[str, int]:
@@ -40,22 +29,13 @@ def directory_counts() -> dict[str, int]:
     return counts
 
 
-def provisioning_health() -> list[ProvisioningHealth]:
-    """Every connector with Identity Management on, with what is waiting, failing or held."""
+def provisioning_health() -> list[tuple[Connector, ProvisioningState]]:
+    """Every connector with Identity Management on, with its one provisioning state."""
     connectors = list(
         Connector.objects.filter(provisioning__enabled=True).select_related("provisioning").order_by("name")
     )
-    health = health_by_connector([connector.pk for connector in connectors])
-    return [
-        ProvisioningHealth(
-            connector=connector,
-            pending=health[connector.pk]["pending"],
-            failed=health[connector.pk]["failed"],
-            held=health[connector.pk]["held"],
-            paused=connector.provisioning.paused,
-        )
-        for connector in connectors
-    ]
+    states = provisioning_states(connectors)
+    return [(connector, states[connector.pk]) for connector in connectors]
 
 
 def recent_sign_ins(limit: int = 10) -> QuerySet[AuditEvent]:

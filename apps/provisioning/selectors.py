@@ -1,6 +1,8 @@
 import re
 from dataclasses import dataclass
+from functools import cache
 
+from django.db import connection
 from django.db.models import Count, Q, QuerySet
 
 from apps.connectors.models import Connector
@@ -36,27 +38,82 @@ class ProvisioningState:
         return self.key == "syncing"
 
 
-def provisioning_state(connector: Connector) -> ProvisioningState:
-    """Four queries: the links by status, the objects with unsent changes, open holds."""
-    settings = connector.provisioning
-    counts = dict(
-        RemoteObject.objects.filter(connector=connector).values_list("status").annotate(n=Count("id")).order_by()
+@cache
+def _waiting_sql() -> str:
+    """Per connector, the objects with something not yet sent: a pending link, or a change not
+    processed yet (counted once however many changes wait for it). Table and column names come
+    from the models' metadata; the connector ids are bound."""
+    quote = connection.ops.quote_name
+    outbox, remote = quote(OutboxEvent._meta.db_table), quote(RemoteObject._meta.db_table)
+    return (
+        "SELECT connector_id, COUNT(*) FROM ("  # noqa: S608
+        f"SELECT connector_id, object_type, object_id FROM {outbox} "
+        "WHERE processed_at IS NULL AND connector_id IN ({ids}) "
+        f"UNION SELECT connector_id, object_type, object_id FROM {remote} "
+        "WHERE status = %s AND connector_id IN ({ids})"
+        ") waiting GROUP BY connector_id"
     )
-    deactivated = RemoteObject.objects.filter(
-        connector=connector, status=SyncStatus.SYNCED, last_sent__active=False
-    ).count()
-    unsent = set(
-        OutboxEvent.objects.filter(connector=connector, processed_at__isnull=True)
-        .values_list("object_type", "object_id")
-        .distinct()
+
+
+def _waiting_by_connector(connector_ids: list) -> dict:
+    if not connector_ids:
+        return {}
+    ids = [Connector._meta.pk.get_db_prep_value(pk, connection) for pk in connector_ids]
+    marks = ", ".join(["%s"] * len(ids))
+    with connection.cursor() as cursor:
+        cursor.execute(_waiting_sql().format(ids=marks), [*ids, SyncStatus.PENDING, *ids])
+        return {_pk(connector_id): count for connector_id, count in cursor.fetchall()}
+
+
+def _pk(value: object) -> object:
+    return Connector._meta.pk.to_python(value)
+
+
+def provisioning_states(connectors: list[Connector]) -> dict:
+    """Connector id -> its ProvisioningState, in four queries whatever the number of connectors (the
+    dashboard, the connector list, the Provisioning tab and the connector's header all read these)."""
+    ids = [connector.pk for connector in connectors]
+    counts: dict = {pk: {} for pk in ids}
+    rows = (
+        RemoteObject.objects.filter(connector_id__in=ids)
+        .values_list("connector_id", "status")
+        .annotate(n=Count("id"))
+        .order_by()
     )
-    unsent |= set(
-        RemoteObject.objects.filter(connector=connector, status=SyncStatus.PENDING).values_list(
-            "object_type", "object_id"
+    for connector_id, status, count in rows:
+        counts[connector_id][status] = count
+    deactivated = dict(
+        RemoteObject.objects.filter(connector_id__in=ids, status=SyncStatus.SYNCED, last_sent__active=False)
+        .values_list("connector_id")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    holds = dict(
+        DeprovisionHold.objects.filter(connector_id__in=ids, status=HoldStatus.PENDING)
+        .values_list("connector_id")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    waiting = _waiting_by_connector(ids)
+    return {
+        connector.pk: _state(
+            connector,
+            counts[connector.pk],
+            deactivated=deactivated.get(connector.pk, 0),
+            waiting=waiting.get(connector.pk, 0),
+            holds=holds.get(connector.pk, 0),
         )
-    )
-    holds = DeprovisionHold.objects.filter(connector=connector, status=HoldStatus.PENDING).count()
-    waiting, failed = len(unsent), counts.get(SyncStatus.FAILED, 0)
+        for connector in connectors
+    }
+
+
+def provisioning_state(connector: Connector) -> ProvisioningState:
+    return provisioning_states([connector])[connector.pk]
+
+
+def _state(connector: Connector, counts: dict, *, deactivated: int, waiting: int, holds: int) -> ProvisioningState:
+    settings = connector.provisioning
+    failed = counts.get(SyncStatus.FAILED, 0)
     facts = {
         "in_app": counts.get(SyncStatus.SYNCED, 0) - deactivated,
         "deactivated": deactivated + counts.get(SyncStatus.DEPROVISIONED, 0),
@@ -101,14 +158,6 @@ def with_names(remotes: list[RemoteObject]) -> list[RemoteObject]:
     return remotes
 
 
-def status_counts(connector: Connector) -> dict[str, int]:
-    counts = dict(
-        RemoteObject.objects.filter(connector=connector).values_list("status").annotate(n=Count("id")).order_by()
-    )
-    counts["pending_changes"] = OutboxEvent.objects.filter(connector=connector, processed_at__isnull=True).count()
-    return counts
-
-
 _DEACTIVATED = Q(status=SyncStatus.SYNCED, last_sent__active=False) | Q(status=SyncStatus.DEPROVISIONED)
 # The concepts ProvisioningState counts, as filters of the list (a count and its list always agree).
 _STATE_FILTERS = {
@@ -140,40 +189,6 @@ def delivery_list(connector: Connector) -> QuerySet[Delivery]:
 
 def hold_list(connector: Connector) -> QuerySet[DeprovisionHold]:
     return DeprovisionHold.objects.filter(connector=connector).order_by("-created")
-
-
-def health_by_connector(connector_ids: list) -> dict:
-    """Per connector id: {"pending", "failed", "held", "synced"}, in three queries whatever the number of connectors."""
-    health = {connector_id: {"pending": 0, "failed": 0, "held": 0, "synced": 0} for connector_id in connector_ids}
-    rows = (
-        RemoteObject.objects.filter(connector_id__in=connector_ids)
-        .values("connector_id")
-        .annotate(
-            pending=Count("id", filter=Q(status=SyncStatus.PENDING)),
-            failed=Count("id", filter=Q(status=SyncStatus.FAILED)),
-            synced=Count("id", filter=Q(status=SyncStatus.SYNCED)),
-        )
-        .order_by()
-    )
-    for row in rows:
-        health[row["connector_id"]].update(pending=row["pending"], failed=row["failed"], synced=row["synced"])
-    queued = (
-        OutboxEvent.objects.filter(connector_id__in=connector_ids, processed_at__isnull=True)
-        .values_list("connector_id")
-        .annotate(n=Count("id"))
-        .order_by()
-    )
-    for connector_id, count in queued:
-        health[connector_id]["pending"] += count
-    held = (
-        DeprovisionHold.objects.filter(connector_id__in=connector_ids, status=HoldStatus.PENDING)
-        .values_list("connector_id")
-        .annotate(n=Count("id"))
-        .order_by()
-    )
-    for connector_id, count in held:
-        health[connector_id]["held"] = count
-    return health
 
 
 def pending_hold_list(connector: Connector) -> QuerySet[DeprovisionHold]:

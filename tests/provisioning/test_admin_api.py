@@ -139,7 +139,9 @@ def test_provisioning_state_per_object_counts_and_delivery_log(downstream, api_c
     assert "carol is blocked" in states[("user", "carol")]["last_error"]
     assert states[("user", "carol")]["attempts"] == 1
     assert states[("user", "alice")]["last_sent"]["userName"] == "alice"
-    assert body["counts"] == {"synced": 3, "failed": 1, "pending_changes": 0}
+    # One count per concept, the same the console shows (provisioning.selectors.provisioning_state).
+    assert body["counts"] == {"in_app": 3, "deactivated": 0, "waiting": 0, "failed": 1, "held": 0, "not_sent": 0}
+    assert body["state"]["key"] == "failing"
     assert body["paused"] is False
     assert body["holds"] == []
     assert len(body["deliveries"]) == Delivery.objects.filter(connector=connector).count()
@@ -365,7 +367,7 @@ def test_pause_stops_delivery_and_resume_sends_what_waited(downstream, api_clien
     body = api_client.get(_url(connector, "provisioning")).json()
     assert body["paused"] is True
     assert body["paused_reason"] == "Paused by an admin"
-    assert body["counts"]["pending_changes"] == 1
+    assert body["counts"]["waiting"] == 1 and body["state"]["key"] == "paused"
 
     assert api_client.post(_url(connector, "resume")).json() == {"paused": False}
     sync(connector)

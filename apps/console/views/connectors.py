@@ -128,8 +128,9 @@ def connector_list(request: HttpRequest) -> HttpResponse:
         assignment_count=Count("assignments", distinct=True)
     )
     page = Paginator(connectors, settings.CONSOLE_PAGE_SIZE).get_page(request.GET.get("page"))
-    health = provisioning_selectors.health_by_connector([connector.pk for connector in page.object_list])
-    rows = [{"connector": connector, "health": health[connector.pk]} for connector in page.object_list]
+    with_provisioning = [connector for connector in page.object_list if connector.has_provisioning]
+    states = provisioning_selectors.provisioning_states(with_provisioning)
+    rows = [{"connector": connector, "state": states.get(connector.pk)} for connector in page.object_list]
     context = {"nav": "connectors", "form": form, "page_obj": page, "rows": rows, "search": search}
     return render(request, "console/connectors/list.html", context)
 
@@ -209,7 +210,7 @@ def connector_detail(request: HttpRequest, slug: str) -> HttpResponse:
     )
     context["users_in_scope"] = scope_size(connector)
     if connector.has_provisioning:
-        context["counts"] = provisioning_selectors.status_counts(connector)
+        context["state"] = provisioning_selectors.provisioning_state(connector)
     context["template"] = get_template(connector.template)
     context["metadata_url"] = idp_urls.metadata_url(connector)
     return render(request, "console/connectors/detail.html", context)
