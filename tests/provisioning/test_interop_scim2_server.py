@@ -63,7 +63,7 @@ def _settled(api_client, connector):
 
     def check():
         state = _ok(api_client.get(f"/api/v1/connectors/{connector}/provisioning")).json()
-        busy = state["counts"]["pending_changes"] or any(o["status"] == "pending" for o in state["results"])
+        busy = state["counts"]["waiting"] or any(o["status"] == "pending" for o in state["results"])
         return None if busy else state
 
     return check
