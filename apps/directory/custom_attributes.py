@@ -218,9 +218,7 @@ def custom_attribute_delete(*, actor: Actor, definition: CustomAttribute) -> int
     )
     definition.delete()
     if holder_ids:
-        announce.user_changed(
-            holder_ids, "custom_attribute.delete", attributes={f"{CUSTOM_PREFIX}{definition.name}"}
-        )
+        announce.user_changed(holder_ids, "custom_attribute.delete", attributes={f"{CUSTOM_PREFIX}{definition.name}"})
     return len(holder_ids)
 
 
