@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from functools import cache
 
 from django.db import connection
+from django.db.models import Model
+from django.db.models.base import ModelState
 
 from apps.common import generations
 from apps.common.db import hot_path_cursor, model_columns, model_from_row
@@ -63,15 +65,25 @@ def sso_connector(slug: str) -> Connector | None:
 
 
 def _copy_of(template: Connector) -> Connector:
-    connector = copy.copy(template)
-    sso = copy.copy(template.sso)
-    for instance in (connector, sso):
-        # JSON values (ACS URLs, algorithms) are lists and dicts: not shared with the cached one.
-        for name, value in instance.__dict__.items():
-            if isinstance(value, list | dict) and not name.startswith("_"):
-                instance.__dict__[name] = copy.deepcopy(value)
-    connector.sso = sso
+    sso = _shallow_copy(template.sso)
+    connector = _shallow_copy(template)
+    connector.sso = sso  # the reverse one-to-one, both ways, as the query result had it
     return connector
+
+
+def _shallow_copy(instance: Model) -> Model:
+    """A new instance with the same field values and a state of its own (copy.copy goes through
+    pickling's __reduce__, several times slower), JSON values (ACS URLs, algorithms) copied too."""
+    copied = instance.__class__.__new__(instance.__class__)
+    values = {
+        name: copy.deepcopy(value) if isinstance(value, list | dict) else value
+        for name, value in instance.__dict__.items()
+        if name != "_state"
+    }
+    state = ModelState()
+    state.adding, state.db = instance._state.adding, instance._state.db
+    copied.__dict__.update(values, _state=state)
+    return copied
 
 
 def _read_sso_connector(slug: str) -> Connector | None:

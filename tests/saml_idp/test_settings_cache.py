@@ -137,3 +137,22 @@ def test_changes_made_by_another_process_are_seen_at_the_next_request(session_cl
     # Signed out now, the launch would send to the sign-in page again; a switched-off app refuses.
     _in_another_process("disable", slug=connector.slug)
     assert _launch(session_client, connector).status_code == 403
+
+
+def test_each_caller_gets_its_own_copy(connector):
+    from apps.common import generations
+    from apps.saml_idp.selectors import sso_connector
+
+    generations.request_started()
+    try:
+        first = sso_connector(connector.slug)
+        acs_urls = list(first.sso.acs_urls)
+        first.name = "Changed here"
+        first.sso.acs_urls.append({"url": "https://elsewhere.example/acs"})
+        with CaptureQueriesContext(connection) as captured:
+            second = sso_connector(connector.slug)
+        assert captured.captured_queries == []  # from the cache
+        assert second.name == connector.name and second.sso.acs_urls == acs_urls
+        assert second.sso.connector is second and second.signing_key_id == first.signing_key_id
+    finally:
+        generations.request_finished()
