@@ -50,6 +50,11 @@ def watch(name: str, tables: Iterable[str]) -> None:
     """Declare that the cache `name` is read from `tables` (called from an AppConfig.ready())."""
     if not re.fullmatch(r"[a-z0-9_.]{1,40}", name):
         raise ValueError(f"Generation names are short lowercase words, not {name!r}.")
+    tables = set(tables)
+    for table in tables:
+        # PostgreSQL cuts identifiers at 63 bytes: two triggers must never end up with one name.
+        if len(_trigger_name(name, table, "_d")) > 63:
+            raise ValueError(f"The trigger name for {name} on {table} is too long: shorten the generation name.")
     _watched.setdefault(name, set()).update(tables)
 
 
@@ -141,7 +146,7 @@ END $$
 
 
 def _trigger_name(name: str, table: str, event: str = "") -> str:
-    return re.sub(r"[^a-z0-9_]", "_", f"cachegen_{name}_{table}{event}")[:63]
+    return re.sub(r"[^a-z0-9_]", "_", f"cachegen_{name}_{table}{event}")
 
 
 def ensure_triggers(using: str = "default", **kwargs: Any) -> None:
@@ -151,9 +156,9 @@ def ensure_triggers(using: str = "default", **kwargs: Any) -> None:
     triggers, so they are made again rather than only once in a migration.
     """
     database = connections[using]
-    if TABLE not in database.introspection.table_names():
-        return
     existing_tables = set(database.introspection.table_names())
+    if TABLE not in existing_tables:
+        return
     with database.cursor() as cursor:
         if database.vendor == "postgresql":
             cursor.execute(_POSTGRES_FUNCTION)
@@ -172,7 +177,7 @@ def ensure_triggers(using: str = "default", **kwargs: Any) -> None:
                     continue
                 for event in ("INSERT", "UPDATE", "DELETE"):
                     # Names only: generation names are checked by watch(), tables come from the models.
-                    trigger = _trigger_name(name, table, "_" + event.lower())
+                    trigger = _trigger_name(name, table, "_" + event[0].lower())
                     cursor.execute(
                         f"CREATE TRIGGER IF NOT EXISTS {trigger} AFTER {event} ON {quoted} FOR EACH ROW BEGIN "  # noqa: S608
                         "UPDATE common_cachegeneration SET token = lower(hex(randomblob(16))) "
