@@ -30,5 +30,4 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
   CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz?only=database', timeout=4).status == 200 else 1)"
 # Forwarded headers are believed only from TRUSTED_PROXIES (gunicorn.conf.py, and the portal's own
 # settings): whoever reaches port 8000 directly cannot claim another address or HTTPS.
-CMD ["gunicorn", "idp_portal.wsgi:application", "--config", "gunicorn.conf.py", "--bind", "0.0.0.0:8000", \
-     "--workers", "2", "--threads", "4", "--access-logfile", "-"]
+CMD ["gunicorn", "idp_portal.wsgi:application", "--config", "gunicorn.conf.py", "--bind", "0.0.0.0:8000"]

@@ -8,7 +8,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 TEST_WORKERS ?= 2
 PYTEST_ARGS ?=
 
-.PHONY: run test test-sqlite lint format bench migrate clean system-deps screenshots
+.PHONY: run test test-sqlite lint format bench migrate clean system-deps bench-deps screenshots
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -74,7 +74,19 @@ format: $(DEV_STAMP)
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
-bench: $(DEV_STAMP)
+## Debian packages the benchmarks use: wrk (the HTTP load generator of bench/saml_sso.py) and
+## xmlsec1 (its pysaml2 baseline). Installed when running as root with apt-get; otherwise named.
+bench-deps:
+	@missing=""; \
+	command -v wrk >/dev/null 2>&1 || missing="$$missing wrk"; \
+	command -v xmlsec1 >/dev/null 2>&1 || missing="$$missing xmlsec1"; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+		else echo "MISSING:$$missing; the figures that need them cannot be measured (apt-get install$$missing)"; fi; \
+	fi
+
+bench: $(DEV_STAMP) bench-deps
 	@for script in bench/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
 
 clean:

@@ -24,6 +24,17 @@ def _repeatable_fake_data() -> None:
     factory.random.reseed_random("idp-portal")
 
 
+@pytest.fixture(autouse=True)
+def _empty_settings_caches() -> Iterator[None]:
+    """Each test starts with empty caches of rarely changed settings (apps.common.generations):
+    every test's database starts from the same generation tokens, rolled back."""
+    from apps.common.generations import clear_cache
+
+    clear_cache()
+    yield
+    clear_cache()
+
+
 @pytest.fixture
 def admin_user(db):
     return UserFactory(username="root.admin", first_name="Root", last_name="Admin", is_staff=True, is_superuser=True)

@@ -38,3 +38,14 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.worker} @ {self.seen_at:%Y-%m-%d %H:%M:%S}"
+
+
+class CacheGeneration(models.Model):
+    """The token of one cache of rarely changed settings, replaced by database triggers whenever a
+    table that cache reads changes (apps.common.generations)."""
+
+    name = models.CharField(max_length=40, primary_key=True)
+    token = models.CharField(max_length=32)
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.token}"

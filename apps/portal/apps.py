@@ -7,9 +7,10 @@ class PortalConfig(AppConfig):
 
     def ready(self) -> None:
         from axes.signals import user_locked_out
-        from django.core.signals import request_finished, request_started
 
+        from apps.common.generations import watch
         from apps.portal import policy
+        from apps.portal.models import SignInPolicy
         from apps.portal.services import end_sessions
         from apps.portal.signals import audit_lockout
         from apps.saml_idp.logout import register_session_ender
@@ -18,6 +19,5 @@ class PortalConfig(AppConfig):
         register_session_ender(end_sessions)
 
         user_locked_out.connect(audit_lockout, dispatch_uid="portal.audit_lockout")
-        # The sign-in policy is read at most once per request (apps.portal.policy).
-        request_started.connect(policy.request_started, dispatch_uid="portal.policy_request_started")
-        request_finished.connect(policy.request_finished, dispatch_uid="portal.policy_request_finished")
+        # The sign-in policy is cached until its table changes (apps.portal.policy).
+        watch(policy.POLICY_GENERATION, [SignInPolicy._meta.db_table])

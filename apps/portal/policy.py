@@ -2,14 +2,13 @@
 session lifetimes and lockout, editable at runtime (console Settings, `SignInPolicy`, changed
 only through `sign_in_policy_update`, which validates and audits).
 
-Read once per request at most: the value is kept for the rest of the request that first needs
-it (a context variable reset when each request starts and ends), never in a per-process cache
-that other workers would not see invalidated. Outside a request (Celery, management commands)
-every read goes to the database. Until an admin saves the policy, it is the deployment's
-settings, read at the time of the call.
+Inside a request it comes from the process's cache of rarely changed settings, which every
+process drops the moment the policy row is written (apps.common.generations: the request checks
+one token, read with the other caches' in one statement); outside a request (Celery, management
+commands) every read goes to the database. Until an admin saves the policy, it is the
+deployment's settings, read at the time of the call.
 """
 
-from contextvars import ContextVar
 from dataclasses import asdict, dataclass, fields
 from datetime import timedelta
 from functools import cache
@@ -21,6 +20,7 @@ from django.db import transaction
 from django.http import HttpRequest
 
 from apps.audit.services import audit_record
+from apps.common import generations
 from apps.common.db import hot_path_cursor
 from apps.common.errors import ApplicationError
 from apps.portal.models import SignInPolicy
@@ -62,24 +62,13 @@ def policy_defaults() -> SignInPolicyValues:
     )
 
 
-_in_request: ContextVar[bool] = ContextVar("sign_in_policy_in_request", default=False)
-_memo: ContextVar[SignInPolicyValues | None] = ContextVar("sign_in_policy_memo", default=None)
-
-
-def request_started(**kwargs: Any) -> None:
-    """`request_started` receiver: a new request reads the policy afresh (once)."""
-    _in_request.set(True)
-    _memo.set(None)
-
-
-def request_finished(**kwargs: Any) -> None:
-    _in_request.set(False)
-    _memo.set(None)
+# The cache's generation: replaced whenever the policy's table changes (apps.common.generations).
+POLICY_GENERATION = "portal.sign_in_policy"
 
 
 def forget_policy() -> None:
     """After a change: the rest of this request reads the new policy."""
-    _memo.set(None)
+    generations.forget_tokens()
 
 
 @cache
@@ -98,18 +87,18 @@ def _row_values(row: tuple) -> dict[str, Any]:
 
 def sign_in_policy() -> SignInPolicyValues:
     """The policy in force: the saved row, or the settings' defaults when there is none."""
-    memo = _memo.get()
-    if memo is not None:
-        return memo
-    # Signed-in requests all read it (the idle-timeout middleware): a prepared statement, not the
+    saved = generations.cached(POLICY_GENERATION, None, _read_saved_policy)
+    # Without a saved row, the settings of the moment (not cached: they are no database change).
+    return saved or policy_defaults()
+
+
+def _read_saved_policy() -> SignInPolicyValues | None:
+    # Signed-in requests all need it (the idle-timeout middleware): a prepared statement, not the
     # ORM, whose compile cost most of the 0.45 ms this read took.
     with hot_path_cursor() as cursor:
         cursor.execute(_policy_sql(), [SignInPolicy.SINGLETON_ID])
         row = cursor.fetchone()
-    values = SignInPolicyValues(**_row_values(row)) if row else policy_defaults()
-    if _in_request.get():
-        _memo.set(values)
-    return values
+    return SignInPolicyValues(**_row_values(row)) if row else None
 
 
 def policy_is_saved() -> bool:

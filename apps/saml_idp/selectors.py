@@ -8,16 +8,22 @@ parameters always bound; tests/saml_idp check them against their ORM equivalents
 On PostgreSQL each statement is also a round trip that costs the server about as much CPU as the
 client: the path reads in two statements what it needs (`sso_connector`: the connector, its SSO
 settings and the key that signs for it; `sign_in_facts`: the assignment, the mappings and the
-user's groups), always fresh from the database, so every worker sees a change at once. Both are
-prepared statements there (`hot_path_cursor`): planning them cost the server 0.1-0.2 ms each.
+user's groups). Both are prepared statements there (`hot_path_cursor`): planning them cost the
+server 0.1-0.2 ms each. Inside a request `sso_connector` comes from the process's cache, which
+every process drops the moment one of the tables it reads changes (apps.common.generations); the
+assignment and the user's groups are always read.
 """
 
+import copy
 import uuid
 from dataclasses import dataclass
 from functools import cache
 
 from django.db import connection
+from django.db.models import Model
+from django.db.models.base import ModelState
 
+from apps.common import generations
 from apps.common.db import hot_path_cursor, model_columns, model_from_row
 from apps.connectors.models import Connector, ConnectorKind, SsoSettings
 from apps.saml_idp.keys import CHOSEN_KEY_SQL, as_uuid, connector_override_key, portal_next_key, uuid_param
@@ -35,12 +41,52 @@ def _sso_connector_sql() -> str:
     )
 
 
+# The cache's generation: replaced whenever a connector, its SSO settings or a signing key (or
+# which key a connector uses) is written (watched in SamlIdpConfig.ready()).
+SSO_CONNECTOR_GENERATION = "saml_idp.sso_connector"
+SSO_CONNECTOR_TABLES = (
+    Connector._meta.db_table,
+    SsoSettings._meta.db_table,
+    "saml_idp_signingkey",
+    "saml_idp_connectorsigningkey",
+)
+
+
 def sso_connector(slug: str) -> Connector | None:
-    """The connector at /saml/idp/<slug>/ with its SSO settings, if it is a SAML app (one query).
+    """The connector at /saml/idp/<slug>/ with its SSO settings, if it is a SAML app (one query,
+    or none when this process has it cached under the current generation).
 
     The connector comes annotated with `signing_key_id`, the id of the key that signs for it now
-    (None when no key exists yet), which `keys.loaded_key_for` uses instead of asking again.
+    (None when no key exists yet), which `keys.loaded_key_for` uses instead of asking again. Each
+    call returns its own copy: callers may change it without touching the cache.
     """
+    cached = generations.cached(SSO_CONNECTOR_GENERATION, slug, lambda: _read_sso_connector(slug))
+    return _copy_of(cached) if cached is not None else None
+
+
+def _copy_of(template: Connector) -> Connector:
+    sso = _shallow_copy(template.sso)
+    connector = _shallow_copy(template)
+    connector.sso = sso  # the reverse one-to-one, both ways, as the query result had it
+    return connector
+
+
+def _shallow_copy(instance: Model) -> Model:
+    """A new instance with the same field values and a state of its own (copy.copy goes through
+    pickling's __reduce__, several times slower), JSON values (ACS URLs, algorithms) copied too."""
+    copied = instance.__class__.__new__(instance.__class__)
+    values = {
+        name: copy.deepcopy(value) if isinstance(value, list | dict) else value
+        for name, value in instance.__dict__.items()
+        if name != "_state"
+    }
+    state = ModelState()
+    state.adding, state.db = instance._state.adding, instance._state.db
+    copied.__dict__.update(values, _state=state)
+    return copied
+
+
+def _read_sso_connector(slug: str) -> Connector | None:
     with hot_path_cursor() as cursor:
         cursor.execute(_sso_connector_sql(), [slug, ConnectorKind.SAML.value, ConnectorKind.SAML_SCIM.value])
         row = cursor.fetchone()

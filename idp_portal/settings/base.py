@@ -135,6 +135,10 @@ elif env_bool("DB_PREPARED_STATEMENTS", True):
 # apps.common.db.batched_statements sends a write, its audit row and the question to the connectors
 # in one round trip (PostgreSQL pipeline mode). Off: one round trip per statement, same results.
 DB_PIPELINE = env_bool("DB_PIPELINE", True)
+# apps.common.generations: settings that rarely change (sign-in policy, SSO connectors and keys)
+# cached per process, dropped by every process the moment a change is written. Off: read each time
+# (bench/saml_sso.py measures both).
+SETTINGS_CACHE = env_bool("SETTINGS_CACHE", True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Authentication -------------------------------------------------------------------------
