@@ -15,7 +15,9 @@ from apps.directory.models import Group, User
 
 
 class DirectoryListener(Protocol):
-    def record_user_change(self, user_ids: Iterable[Any], reason: str) -> None: ...
+    def record_user_change(
+        self, user_ids: Iterable[Any], reason: str, *, attributes: Iterable[str] | None = None
+    ) -> None: ...
 
     def record_user_deletion(self, user: User) -> None: ...
 
@@ -32,10 +34,14 @@ def listen(listener: DirectoryListener) -> None:
         _listeners.append(listener)
 
 
-def user_changed(user_ids: Iterable[Any], reason: str) -> None:
+def user_changed(user_ids: Iterable[Any], reason: str, *, attributes: Iterable[str] | None = None) -> None:
+    """`attributes`: the names of what changed (User fields such as `title` or `manager`, and
+    `custom.<name>` for a custom attribute), so that only the apps that receive one of them are
+    told; None when unknown or when everything may have (a create, a delete, a bulk path)."""
     ids = list(user_ids)
+    changed = None if attributes is None else frozenset(attributes)
     for listener in _listeners:
-        listener.record_user_change(ids, reason)
+        listener.record_user_change(ids, reason, attributes=changed)
 
 
 def user_deleted(user: User) -> None:

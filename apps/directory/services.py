@@ -228,7 +228,7 @@ def _update_locked_user(*, actor: Actor, user: User, changes: dict[str, Any]) ->
             actor=actor,
             action="user.update",
             target=user,
-            notify=lambda: announce.user_changed([user.pk], "user.update"),
+            notify=lambda: announce.user_changed([user.pk], "user.update", attributes=changed),
             **audit,
         )
         return user
@@ -238,7 +238,7 @@ def _update_locked_user(*, actor: Actor, user: User, changes: dict[str, Any]) ->
     with batched_statements():
         User.objects.filter(pk=user.pk).update(**{name: getattr(user, name) for name in update_fields})
         audit_record(actor=actor, action="user.update", target=user, **audit)
-        announce.user_changed([user.pk], "user.update")
+        announce.user_changed([user.pk], "user.update", attributes=changed)
     return user
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from apps.connectors.attributes import render_source
 from apps.connectors.models import OidcSubject
+from apps.connectors.properties import text_values
 
 CLAIM_SCOPES: dict[str, str] = {
     "email": "email",
@@ -65,9 +66,11 @@ def mapped_claims(properties: dict[str, Any], mappings: Iterable[tuple[str, str]
     for source, claim in mappings:
         if scope_of(claim) not in granted:
             continue
-        value = render_source(source, values)
+        value = text_values(render_source(source, values))
         if isinstance(value, tuple):
             value = list(value)
+        if claim == "address" and isinstance(value, str) and value:
+            value = {"formatted": value}  # OpenID Connect Core 5.1.1: the address claim is an object
         if not _empty(value):
             claims[claim] = value
     return claims

@@ -7,7 +7,8 @@ from typing import Any
 
 from apps.connectors.attributes import render_source
 from apps.connectors.models import Connector
-from apps.directory.models import User, UserStatus
+from apps.connectors.properties import reads_manager, text_values, user_values
+from apps.directory.models import User
 from apps.saml_idp.constants import NAMEID_FORMATS
 from apps.saml_idp.selectors import SignInFacts, saml_mapping_rows, user_group_names
 
@@ -36,22 +37,11 @@ def xml_text(value: Any) -> str:
     return _NOT_XML.sub("", str(value))
 
 
-def user_properties(user: User, groups: list[str] | None) -> dict[str, Any]:
-    properties: dict[str, Any] = {
-        "id": str(user.pk),
-        "username": user.username,
-        "email": user.email,
-        "first_name": user.first_name,
-        "last_name": user.last_name,
-        "full_name": user.full_name,
-        "display_name": user.display_name or user.full_name,
-        "employee_id": user.employee_id,
-        "external_id": user.external_id,
-        "status": user.status == UserStatus.ACTIVE,
-    }
-    if groups is not None:
-        properties["groups"] = groups
-    return properties
+def user_properties(user: User, groups: list[str] | None, *, with_manager: bool = False) -> dict[str, Any]:
+    """The user's property values (apps.connectors.properties); the manager row is read only
+    `with_manager` (when a mapping sends something of the manager)."""
+    manager = user.manager if with_manager and user.manager_id else None
+    return user_values(user, groups=groups, manager=manager)
 
 
 def name_id_value(connector: Connector, user: User) -> str:
@@ -81,10 +71,10 @@ def subject_for(connector: Connector, user: User, facts: SignInFacts | None = No
     else:
         mappings = saml_mapping_rows(connector.pk)
         groups = user_group_names(user.pk) if any(source == "groups" for source, _, _ in mappings) else None
-    properties = user_properties(user, groups)
+    properties = user_properties(user, groups, with_manager=reads_manager(source for source, _, _ in mappings))
     attributes = []
     for source, target, name_format in mappings:
-        rendered = render_source(source, properties)
+        rendered = text_values(render_source(source, properties))
         raw_values = rendered if isinstance(rendered, list) else [rendered]
         values = tuple(xml_text(value) for value in raw_values if value is not None and value != "")
         if not values and source != "groups":
