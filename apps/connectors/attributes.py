@@ -9,13 +9,18 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from apps.connectors.models import MappingKind
-from apps.connectors.properties import is_custom, non_text_properties, user_properties
+from apps.connectors.properties import (
+    NON_TEXT_PROPERTIES,
+    SCIM_USER_PROPERTY_LABELS,
+    USER_PROPERTY_LABELS,
+    is_custom,
+)
 
 # Directory properties a mapping can read, per kind of object (apps.connectors.properties holds the
 # user's: what each reads and its value). `status` reads as a boolean (active or not) so that it maps
 # onto SCIM `active`; `groups` is the list of group names. Custom attributes are `custom.<name>`.
-USER_PROPERTIES: dict[str, str] = user_properties(kind_is_scim=False)
-SCIM_USER_PROPERTIES: dict[str, str] = user_properties(kind_is_scim=True)
+USER_PROPERTIES: dict[str, str] = USER_PROPERTY_LABELS
+SCIM_USER_PROPERTIES: dict[str, str] = SCIM_USER_PROPERTY_LABELS
 GROUP_PROPERTIES: dict[str, str] = {
     "id": "Directory id (UUID)",
     "name": "Group name",
@@ -35,7 +40,7 @@ OIDC_RESERVED_CLAIMS = frozenset(
      "sid", "jti", "typ", "cnf"}
 )  # fmt: skip
 # Properties whose values are not text: they cannot be embedded in a template.
-_NON_TEXT = {*non_text_properties(), "members", "email_verified"}
+_NON_TEXT = {*NON_TEXT_PROPERTIES, "members", "email_verified"}
 
 SCIM_USER_ATTRIBUTES: dict[str, set[str] | None] = {
     # attribute -> sub-attributes (None: a simple attribute)
@@ -184,12 +189,7 @@ def parse_scim_path(target: str) -> ScimPath:
 
 
 # Properties that are whole lists of SCIM entries, and the one attribute each is written to, whole.
-ENTRY_LIST_TARGETS = {
-    "secondary_emails": "emails",
-    "phone_numbers": "phonenumbers",
-    "addresses": "addresses",
-    "photos": "photos",
-}
+ENTRY_LIST_TARGETS = {"emails": "emails", "phone_numbers": "phonenumbers", "addresses": "addresses", "photos": "photos"}
 
 
 def _validate_entry_list(kind: str, source: str, target: str) -> bool:
@@ -204,8 +204,7 @@ def _validate_entry_list(kind: str, source: str, target: str) -> bool:
     return True
 
 
-_ENTRY_LIST_NAMES = {"secondary_emails": "emails", "phone_numbers": "phoneNumbers", "addresses": "addresses",
-                     "photos": "photos"}  # fmt: skip
+_ENTRY_LIST_NAMES = {"emails": "emails", "phone_numbers": "phoneNumbers", "addresses": "addresses", "photos": "photos"}
 
 
 def validate_scim_target(kind: str, target: str, *, whole_list: bool = False) -> ScimPath:

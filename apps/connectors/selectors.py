@@ -5,7 +5,10 @@ from dataclasses import dataclass, field
 from django.core.paginator import Page
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 
-from apps.connectors.models import Assignment, AttributeMapping, Connector
+from apps.connectors.attributes import properties_for
+from apps.connectors.models import Assignment, AttributeMapping, Connector, MappingKind
+from apps.connectors.properties import custom_properties
+from apps.directory.attributes import custom_attribute_definitions
 from apps.directory.models import Group, Membership, User, UserStatus
 from apps.directory.selectors import SearchPage, group_page, user_directory_list, user_page
 
@@ -220,3 +223,12 @@ def users_filtered(*, search: str = "", status: str = "", group: str = "", conne
         found = connector_get_by_slug(connector)
         scope = users_in_scope_q(found) if found else Q(pk__in=[])
     return user_directory_list(search=search or None, status=status or None, group_id=group or None, where=scope)
+
+
+def mapping_properties(kind: str) -> dict[str, str]:
+    """Name -> label of what a mapping of this kind can read: the fixed properties and, for user
+    mappings, the custom attributes defined now (`custom.<name>`)."""
+    properties = dict(properties_for(kind))
+    if kind != MappingKind.SCIM_GROUP:
+        properties.update(custom_properties(custom_attribute_definitions()))
+    return properties

@@ -6,7 +6,6 @@ from django.db.models import QuerySet
 from oauth2_provider.models import get_application_model
 
 from apps.connectors.models import Connector, ConnectorKind, MappingKind, OidcSettings
-from apps.connectors.properties import reads_manager
 from apps.connectors.selectors import mapping_list, user_is_assigned
 from apps.directory.models import User, UserStatus
 from apps.oidc.claims import subject
@@ -42,7 +41,7 @@ def claim_properties_of(user: User, mappings: list[tuple[str, str]]) -> dict:
     """The user's directory properties, with group names only when a mapping sends them."""
     wants_groups = any(source == "groups" for source, _ in mappings)
     groups = user_group_names(user.pk) if wants_groups else None
-    return user_properties(user, groups, with_manager=reads_manager(source for source, _ in mappings))
+    return user_properties(user, groups, [source for source, _ in mappings])
 
 
 def may_sign_in(connector: Connector, user: User) -> str:

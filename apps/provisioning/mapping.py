@@ -21,11 +21,12 @@ class MappingFailure(ValueError):
 
 
 def user_properties(
-    user: Any, group_names: Iterable[str] = (), *, manager: Any = None, manager_app_id: str = ""
+    user: Any, group_names: Iterable[str] = (), mappings: Iterable[tuple[str, str]] = (), *, manager_app_id: str = ""
 ) -> dict[str, Any]:
-    """The user's property values (apps.connectors.properties); `manager_app_id` is the manager's id
-    in this connector's app, empty while the manager is not linked there."""
-    return user_values(user, groups=group_names, manager=manager, manager_app_id=manager_app_id)
+    """The values of the properties the mappings read (apps.connectors.properties); `manager_app_id`
+    is the manager's id in this connector's app, empty while the manager is not linked there."""
+    sources = [source for source, _ in mappings]
+    return user_values(user, sources, groups=group_names, manager_app_id=manager_app_id)
 
 
 def group_properties(group: Any) -> dict[str, Any]:

@@ -5,8 +5,7 @@ The public entry of provisioning for other apps: the directory and connector ser
 change, and a worker is asked for only after commit (`dispatch.kick`).
 """
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable
 from typing import Any
 
 from apps.common.db import hot_path_cursor
@@ -18,7 +17,7 @@ from apps.connectors.models import (
     MappingKind,
     ProvisioningSettings,
 )
-from apps.connectors.properties import attributes_read, manager_attributes_read
+from apps.connectors.properties import attributes_read
 from apps.connectors.selectors import users_in_scope
 from apps.directory.models import Group, Membership, User
 from apps.provisioning.dispatch import kick
@@ -82,23 +81,14 @@ def _linked_connector_ids(object_type: str, object_ids: list[str]) -> set:
 _ALWAYS_SENT = frozenset({"status"})
 
 
-@dataclass(frozen=True)
-class _Reads:
-    """What a connector's SCIM user mappings read of a user, and of the user's manager."""
-
-    own: frozenset[str]
-    of_manager: frozenset[str]
-
-
-def _user_mapping_reads(connectors: list[Connector]) -> dict[Any, _Reads]:
+def _user_mapping_reads(connectors: list[Connector]) -> dict[Any, frozenset[str]]:
+    """Connector id -> the attribute keys its SCIM user mappings read (one query)."""
     sources: dict[Any, list[str]] = {connector.pk: [] for connector in connectors}
     for connector_id, source in AttributeMapping.objects.filter(
         connector__in=connectors, kind=MappingKind.SCIM_USER
     ).values_list("connector_id", "source"):
         sources[connector_id].append(source)
-    return {
-        pk: _Reads(attributes_read(rows) | _ALWAYS_SENT, manager_attributes_read(rows)) for pk, rows in sources.items()
-    }
+    return {pk: attributes_read(rows) | _ALWAYS_SENT for pk, rows in sources.items()}
 
 
 def _record_for_connector(connector: Connector, ids: list[str], linked: set, reason: str) -> None:
@@ -110,13 +100,13 @@ def _record_for_connector(connector: Connector, ids: list[str], linked: set, rea
         record_events(connector, ObjectType.USER, in_scope, reason)
 
 
-def record_user_change(user_ids: Iterable[Any], reason: str, *, attributes: Iterable[str] | None = None) -> None:
+def record_user_change(user_ids: Iterable[Any], reason: str, *, attributes: Collection[str] | None = None) -> None:
     """Users changed (profile, status, deleted): tell every connector that has them or should.
 
-    `attributes`: what changed (apps.connectors.properties names them: `title`, `manager`,
-    `custom.<name>`...), or None when unknown (a create, a delete, a bulk path). When given, only
-    the connectors whose SCIM user mappings read one of them hear of it, and the people reporting to
-    these users are re-sent where a mapping sends their manager's name or email."""
+    `attributes`: the attribute keys that changed (apps.directory.attributes: `title`, `manager`,
+    `custom.<name>`, `manager.email` for the reports of a manager whose email changed...), or None
+    when the change is not one of attributes (created, status, deleted). When given, only the
+    connectors whose SCIM user mappings read one of them hear of it (apps.connectors.properties)."""
     ids = [str(user_id) for user_id in user_ids]
     connectors = _active_connectors() if ids else []
     if not connectors:
@@ -125,12 +115,8 @@ def record_user_change(user_ids: Iterable[Any], reason: str, *, attributes: Iter
     reads = _user_mapping_reads(connectors) if changed is not None else {}
     linked = _linked_connector_ids(ObjectType.USER, ids)
     for connector in connectors:
-        if changed is None or changed & reads[connector.pk].own:
+        if changed is None or changed & reads[connector.pk]:
             _record_for_connector(connector, ids, linked, reason)
-        if changed is not None and changed & reads[connector.pk].of_manager:
-            reports = [str(pk) for pk in User.objects.filter(manager_id__in=ids).values_list("pk", flat=True)]
-            if reports:
-                _record_for_connector(connector, reports, _linked_connector_ids(ObjectType.USER, reports), reason)
 
 
 def record_group_change(group: Group, reason: str, *, member_ids: Iterable[Any] = ()) -> None:

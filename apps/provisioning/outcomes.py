@@ -70,7 +70,7 @@ def _record_dirty_groups(run: ConnectorRun) -> None:
 def _record_reports(run: ConnectorRun, manager_ids: set[str]) -> None:
     """Managers were linked or deprovisioned: the people reporting to them are re-sent when the
     connector sends the manager's id in the app (which has just appeared or gone)."""
-    if not any(source == "manager_app_id" for source, _ in run.plan.user_mappings):
+    if not run.plan.sends_manager_app_id:
         return
     report_ids = list(users_in_scope(run.connector).filter(manager_id__in=manager_ids).values_list("pk", flat=True))
     if report_ids:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from apps.connectors.models import Deprovision, MappingKind, ProvisioningOperation, UpdateMethod
-from apps.connectors.properties import reads_manager
+from apps.connectors.properties import MANAGER_APP_ID, reads_manager
 from apps.directory.models import UserStatus
 from apps.provisioning import mapping
 from apps.provisioning.models import SyncStatus
@@ -57,8 +57,14 @@ class PlanSettings:
 
     @property
     def reads_manager(self) -> bool:
-        """Whether a user mapping sends something of the user's manager (the manager row is then read)."""
+        """Whether a user mapping sends something of the manager's own row (then read with the user)."""
         return reads_manager(source for source, _ in self.user_mappings)
+
+    @property
+    def sends_manager_app_id(self) -> bool:
+        """Whether a user mapping sends the manager's id in the app (which appears once the manager
+        is linked there)."""
+        return any(MANAGER_APP_ID in source for source, _ in self.user_mappings)
 
     @property
     def deletes_users(self) -> bool:
@@ -132,15 +138,13 @@ def plan_user(
 ) -> UserPlan:
     """What to send for a directory user (None once deleted) given its link row (None before any).
 
-    `manager_app_id`: the id the user's manager has in the app (empty while not linked there); the
-    manager row itself is read only when a mapping sends something of it (load users with
-    select_related("manager") then). Raises mapping.MappingFailure when the mappings cannot build
-    the user's resource.
+    `manager_app_id`: the id the user's manager has in the app (empty while not linked there); load
+    users with select_related("manager") when the settings read the manager's row. Raises
+    mapping.MappingFailure when the mappings cannot build the user's resource.
     """
     if user is None or not in_scope:
         return _plan_deprovision(remote, settings)
-    manager = user.manager if settings.reads_manager and user.manager_id else None
-    properties = mapping.user_properties(user, group_names, manager=manager, manager_app_id=manager_app_id)
+    properties = mapping.user_properties(user, group_names, settings.user_mappings, manager_app_id=manager_app_id)
     resource = mapping.build_user_resource(properties, settings.user_mappings)
     digest = mapping.resource_hash(resource)
     if not user_is_linked(remote, settings):

@@ -155,7 +155,7 @@ def _user_facts(connector: Connector, settings: PlanSettings, ids: set[str]) -> 
         return {}
     rows = User.objects.select_related("manager") if settings.reads_manager else User.objects
     users = {str(pk): user for pk, user in rows.in_bulk(list(ids)).items()}
-    managers_in_app = manager_app_ids(connector, users.values()) if settings.reads_manager else {}
+    managers_in_app = manager_app_ids(connector, users.values()) if settings.sends_manager_app_id else {}
     in_scope = {str(pk) for pk in users_in_scope(connector).filter(pk__in=ids).values_list("pk", flat=True)}
     links = {
         str(link.object_id): link

@@ -124,7 +124,9 @@ class ConnectorRun:
             if ids
             else set()
         )
-        self.manager_app_ids = manager_app_ids(self.connector, self.users.values()) if self.plan.reads_manager else {}
+        self.manager_app_ids = (
+            manager_app_ids(self.connector, self.users.values()) if self.plan.sends_manager_app_id else {}
+        )
         self.group_names = {}
         if self.in_scope:
             for user_id, name in Membership.objects.filter(user_id__in=self.in_scope).values_list(

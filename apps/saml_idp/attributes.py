@@ -2,12 +2,13 @@
 
 import re
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from apps.connectors.attributes import render_source
 from apps.connectors.models import Connector
-from apps.connectors.properties import reads_manager, text_values, user_values
+from apps.connectors.properties import text_values, user_values
 from apps.directory.models import User
 from apps.saml_idp.constants import NAMEID_FORMATS
 from apps.saml_idp.selectors import SignInFacts, saml_mapping_rows, user_group_names
@@ -37,11 +38,10 @@ def xml_text(value: Any) -> str:
     return _NOT_XML.sub("", str(value))
 
 
-def user_properties(user: User, groups: list[str] | None, *, with_manager: bool = False) -> dict[str, Any]:
-    """The user's property values (apps.connectors.properties); the manager row is read only
-    `with_manager` (when a mapping sends something of the manager)."""
-    manager = user.manager if with_manager and user.manager_id else None
-    return user_values(user, groups=groups, manager=manager)
+def user_properties(user: User, groups: list[str] | None, sources: Iterable[str] = ()) -> dict[str, Any]:
+    """The values of the properties `sources` read (apps.connectors.properties), and the user's
+    identity (id, username, email, names, status)."""
+    return user_values(user, sources, groups=groups)
 
 
 def name_id_value(connector: Connector, user: User) -> str:
@@ -71,7 +71,7 @@ def subject_for(connector: Connector, user: User, facts: SignInFacts | None = No
     else:
         mappings = saml_mapping_rows(connector.pk)
         groups = user_group_names(user.pk) if any(source == "groups" for source, _, _ in mappings) else None
-    properties = user_properties(user, groups, with_manager=reads_manager(source for source, _, _ in mappings))
+    properties = user_properties(user, groups, [source for source, _, _ in mappings])
     attributes = []
     for source, target, name_format in mappings:
         rendered = text_values(render_source(source, properties))

@@ -189,7 +189,7 @@ VENDOR_PROFILE_ROWS = {
         ("organization", f"{ENTERPRISE}:organization"),
         ("division", f"{ENTERPRISE}:division"),
         ("department", f"{ENTERPRISE}:department"),
-        ("manager_app_id", f"{ENTERPRISE}:manager.value"),
+        ("manager.app_id", f"{ENTERPRISE}:manager.value"),
     ],
     "zoom": [
         ("title", "title"),
