@@ -79,8 +79,10 @@ ENTERPRISE_USER_ATTRIBUTES: dict[str, set[str] | None] = {
     "organization": None,
     "division": None,
     "department": None,
-    "manager": {"value", "displayname"},
+    # manager.displayName is readOnly (RFC 7643 4.3): the app fills it in from manager.value.
+    "manager": {"value"},
 }
+_READ_ONLY_SUB_ATTRIBUTES = {("manager", "displayname")}
 # Set by the server or never writable by a client.
 SCIM_READ_ONLY = {"id", "meta", "schemas", "password", "groups"}
 
@@ -226,6 +228,9 @@ def validate_scim_target(kind: str, target: str, *, whole_list: bool = False) ->
     if attribute not in schema:
         raise MappingError("target", f"{path.attribute} is not an attribute of the SCIM {_kind_word(kind)} schema.")
     subs = schema[attribute]
+    if (attribute, path.sub_attribute.lower()) in _READ_ONLY_SUB_ATTRIBUTES:
+        named = f"{path.attribute}.{path.sub_attribute}"
+        raise MappingError("target", f"{named} is read-only: the app fills it in from {path.attribute}.value.")
     if path.sub_attribute and (subs is None or path.sub_attribute.lower() not in subs):
         raise MappingError("target", f"{path.attribute} has no sub-attribute {path.sub_attribute}.")
     if path.value_filter and subs is None:
