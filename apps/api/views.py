@@ -21,6 +21,7 @@ from apps.audit.selectors import audit_event_list
 from apps.common.errors import field_error
 from apps.directory import selectors, services
 from apps.directory.models import Group, Membership, User
+from apps.directory.profile_selectors import UnknownFilter
 from apps.directory.roles import Capability, has_capability
 
 
@@ -54,7 +55,18 @@ USER_FILTERS = [
     OpenApiParameter("status", str, enum=["active", "suspended", "staged"]),
     OpenApiParameter("group", str, description="Group id or name"),
     OpenApiParameter("search", str, description="Substring of username, email or name"),
+    OpenApiParameter("department", str, description="Exact department, case-insensitive"),
+    OpenApiParameter("title", str, description="Exact job title, case-insensitive"),
+    OpenApiParameter("manager", OpenApiTypes.UUID, description="Users whose manager is this user id"),
+    OpenApiParameter(
+        "custom.{name}",
+        str,
+        description="Users whose custom attribute `name` has this value (one of its values, if it is "
+        "multi-valued), e.g. `custom.region=EMEA`; repeat with other names to combine",
+    ),
 ]
+# List filters on profile attributes: query parameter -> attribute key.
+USER_ATTRIBUTE_FILTERS = ("department", "title", "manager")
 
 
 @extend_schema_view(
@@ -80,13 +92,19 @@ class UserViewSet(viewsets.GenericViewSet):
             raise field_error("status", "Choose one of active, suspended, staged.")
         if params.get("group") and not selectors.group_exists(params["group"]):
             raise field_error("group", "No such group.", code="does_not_exist")
-        users = selectors.user_list(
-            username=params.get("username"),
-            email=params.get("email"),
-            status=status_filter,
-            group=params.get("group"),
-            search=params.get("search"),
-        )
+        attributes = {key: params[key] for key in USER_ATTRIBUTE_FILTERS if params.get(key)}
+        attributes |= {key: params[key] for key in params if key.startswith("custom.") and key != "custom.{name}"}
+        try:
+            users = selectors.user_list(
+                username=params.get("username"),
+                email=params.get("email"),
+                status=status_filter,
+                group=params.get("group"),
+                search=params.get("search"),
+                attributes=attributes,
+            )
+        except UnknownFilter as exc:
+            raise field_error(exc.key, str(exc)) from None
         page = self.paginate_queryset(users)
         return self.get_paginated_response(s.UserOutputSerializer(page, many=True).data)
 
@@ -105,6 +123,8 @@ class UserViewSet(viewsets.GenericViewSet):
         data = _validated(s.UserUpdateInputSerializer, request.data)
         if any(name in data and data[name] != getattr(user, name) for name in ("is_staff", "is_superuser")):
             _require_role_rights(request.user)
+        if "custom_attributes" in data:
+            data["custom_attributes"] = _merged_custom_values(user, data["custom_attributes"])
         password = data.pop("password", None)
         temporary = data.pop("password_temporary", True)
         new_status = data.pop("status", None)
@@ -122,6 +142,13 @@ class UserViewSet(viewsets.GenericViewSet):
         user = self._get(pk)
         services.user_delete(actor=request.user, user=user)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def _merged_custom_values(user: User, patch: dict) -> dict:
+    """A PATCH's custom values over the user's: names not given keep theirs, null removes one."""
+    patched = {str(name).lower() for name in patch}
+    kept = {name: value for name, value in (user.custom_attributes or {}).items() if name.lower() not in patched}
+    return kept | {name: value for name, value in patch.items() if value is not None}
 
 
 def _require_role_rights(actor: User) -> None:
