@@ -20,6 +20,7 @@ from apps.connectors.models import (
 from apps.connectors.properties import attributes_read
 from apps.connectors.selectors import users_in_scope
 from apps.directory.models import Group, Membership, User
+from apps.directory.profile import reports_affected
 from apps.provisioning.dispatch import kick
 from apps.provisioning.models import ObjectType, OutboxEvent, RemoteObject
 
@@ -104,9 +105,9 @@ def record_user_change(user_ids: Iterable[Any], reason: str, *, attributes: Coll
     """Users changed (profile, status, deleted): tell every connector that has them or should.
 
     `attributes`: the attribute keys that changed (apps.directory.attributes: `title`, `manager`,
-    `custom.<name>`, `manager.email` for the reports of a manager whose email changed...), or None
-    when the change is not one of attributes (created, status, deleted). When given, only the
-    connectors whose SCIM user mappings read one of them hear of it (apps.connectors.properties)."""
+    `custom.<name>`...), or None when the change is not one of attributes (created, status,
+    deleted). When given, only the connectors whose SCIM user mappings read one of them hear of it
+    (apps.connectors.properties), and the users' reports where a mapping sends `manager.*` keys."""
     ids = [str(user_id) for user_id in user_ids]
     connectors = _active_connectors() if ids else []
     if not connectors:
@@ -117,6 +118,23 @@ def record_user_change(user_ids: Iterable[Any], reason: str, *, attributes: Coll
     for connector in connectors:
         if changed is None or changed & reads[connector.pk]:
             _record_for_connector(connector, ids, linked, reason)
+    if changed is not None and any(key.startswith("manager.") for read in reads.values() for key in read):
+        _record_reports(connectors, reads, ids, changed)
+
+
+def _record_reports(
+    connectors: list[Connector], reads: dict[Any, frozenset[str]], ids: list[str], changed: frozenset[str]
+) -> None:
+    """The people reporting to the changed users, where a mapping sends their manager's name,
+    username, email or employee number and that changed (asked only then: a write stays cheap)."""
+    reports, shown = reports_affected(ids, changed)
+    if not reports:
+        return
+    report_ids = [str(pk) for pk in reports]
+    linked = _linked_connector_ids(ObjectType.USER, report_ids)
+    for connector in connectors:
+        if shown & reads[connector.pk]:
+            _record_for_connector(connector, report_ids, linked, "user.manager_changed")
 
 
 def record_group_change(group: Group, reason: str, *, member_ids: Iterable[Any] = ()) -> None:
