@@ -16,6 +16,7 @@ from apps.console.views import (
     settings,
     tokens,
     tracer,
+    user_profile,
     users,
 )
 
@@ -24,6 +25,7 @@ urlpatterns = [
     path("", include(dashboard)),
     path("", include(reauth)),
     path("users/", include(users)),
+    path("users/", include(user_profile)),
     path("groups/", include(groups)),
     path("connectors/", include(connectors)),
     path("connectors/", include(connector_mappings)),

@@ -16,7 +16,8 @@ from apps.connectors.selectors import (
     users_filtered,
 )
 from apps.console.decorators import console_view
-from apps.console.forms import add_service_errors, save_changed_fields
+from apps.console.forms import add_service_errors
+from apps.console.forms.profile import SECTIONS, ProfileEditor
 from apps.console.forms.users import (
     RoleForm,
     TemporaryPasswordForm,
@@ -24,8 +25,10 @@ from apps.console.forms.users import (
     UserFilterForm,
     UserForm,
 )
+from apps.console.views.user_profile import profile_sections
 from apps.directory import selectors as directory_selectors
 from apps.directory import services as directory
+from apps.directory.attributes import custom_attribute_definitions
 from apps.directory.models import User
 from apps.directory.roles import Capability, can_manage_user
 from apps.portal import lockout, passwords
@@ -74,38 +77,74 @@ def user_list(request: HttpRequest) -> HttpResponse:
     return render(request, "console/users/list.html", context, status=400 if form.errors else 200)
 
 
+def _show_service_errors(form: UserForm, profile: ProfileEditor, error: Exception) -> None:
+    """The directory's errors on the fields they name, in the identity form or the profile's sections."""
+    if isinstance(error, ValidationError) and hasattr(error, "error_dict"):
+        own = {name: texts for name, texts in error.message_dict.items() if name in form.fields}
+        others = ValidationError({name: texts for name, texts in error.message_dict.items() if name not in own})
+        if own:
+            add_service_errors(form, ValidationError(own))
+        for text in profile.add_service_errors(others) if others.error_dict else ():
+            form.add_error(None, text)
+    else:
+        add_service_errors(form, error)
+
+
+def _form_page(request: HttpRequest, form: UserForm, profile: ProfileEditor, account: User | None) -> HttpResponse:
+    context = {
+        "nav": "users",
+        "form": form,
+        "profile": profile,
+        "manager": profile.manager_choice(),
+        "account": account,
+        "creating": account is None,
+        "sections": [(title, [profile.form[name] for name in names]) for title, names in SECTIONS.items()],
+    }
+    invalid = form.errors or not profile_valid(profile)
+    return render(request, "console/users/form.html", context, status=400 if invalid else 200)
+
+
+def profile_valid(profile: ProfileEditor) -> bool:
+    """No error shown on any profile section (after a POST has been checked)."""
+    if profile.form.is_bound and profile.form.errors:
+        return False
+    return not any(formset.is_bound and (formset.total_error_count()) for formset in profile.formsets.values())
+
+
 @console_view(Capability.MANAGE_DIRECTORY)
 @require_http_methods(["GET", "POST"])
 def user_create(request: HttpRequest) -> HttpResponse:
     form = UserCreateForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
+    profile = ProfileEditor(request.POST or None, account=None, definitions=custom_attribute_definitions())
+    if request.method == "POST" and all([form.is_valid(), profile.is_valid()]):
         data = form.cleaned_data
         try:
             account = directory.user_create(
                 actor=request.user,
                 **{name: data[name] for name in PROFILE_FIELDS},
+                **profile.changes(),
                 status=data["status"],
                 password=data["password"] or None,
                 password_temporary=data["password_temporary"],
             )
         except (ValidationError, ApplicationError) as error:
-            add_service_errors(form, error)
+            _show_service_errors(form, profile, error)
         else:
             messages.success(request, f"{account.username} was created.")
             if data["send_reset"] and not data["password"]:
                 _send_reset(request, account)
             return _detail(account)
-    status = 400 if form.errors else 200
-    return render(request, "console/users/form.html", {"nav": "users", "form": form, "creating": True}, status=status)
+    return _form_page(request, form, profile, None)
 
 
 @console_view(Capability.VIEW_DIRECTORY)
 @require_GET
 def user_detail(request: HttpRequest, pk) -> HttpResponse:
-    account = get_object_or_404(User, pk=pk)
+    account = get_object_or_404(User.objects.select_related("manager"), pk=pk)
     context = {
         "nav": "users",
         "account": account,
+        "profile_sections": profile_sections(account, custom_attribute_definitions()),
         "groups": list(account.groups.order_by("name")),
         "access_paths": user_access_paths(account),
         "app_records": user_app_records(account),
@@ -122,15 +161,19 @@ def user_edit(request: HttpRequest, pk) -> HttpResponse:
     account = _managed_user(request, pk)
     initial = {name: getattr(account, name) for name in PROFILE_FIELDS}
     form = UserForm(request.POST or None, initial=initial)
-    if request.method == "POST" and form.is_valid():
-        changed = save_changed_fields(
-            form, initial, lambda **changes: directory.user_update(actor=request.user, user=account, **changes)
-        )
-        if changed is not None:
-            messages.success(request, f"{account.username} was saved." if changed else "Nothing changed.")
+    profile = ProfileEditor(request.POST or None, account=account, definitions=custom_attribute_definitions())
+    if request.method == "POST" and all([form.is_valid(), profile.is_valid()]):
+        changes = {name: value for name, value in form.cleaned_data.items() if value != initial[name]}
+        changes.update(profile.changes())
+        try:
+            if changes:
+                directory.user_update(actor=request.user, user=account, **changes)
+        except (ValidationError, ApplicationError) as error:
+            _show_service_errors(form, profile, error)
+        else:
+            messages.success(request, f"{account.username} was saved." if changes else "Nothing changed.")
             return _detail(account)
-    context = {"nav": "users", "form": form, "account": account, "creating": False}
-    return render(request, "console/users/form.html", context, status=400 if form.errors else 200)
+    return _form_page(request, form, profile, account)
 
 
 def _set_status(request: HttpRequest, pk, service, done: str) -> HttpResponse:
