@@ -216,12 +216,16 @@ def assignment_counts_by_group(group_ids: list) -> dict:
     )
 
 
-def users_filtered(*, search: str = "", status: str = "", group: str = "", connector: str = "") -> QuerySet[User]:
-    """The console's user list: `group` is a group id, `connector` a slug (its users in scope, by any path)."""
-    scope = None
+def users_filtered(
+    *, search: str = "", status: str = "", group: str = "", connector: str = "", where: Q | None = None
+) -> QuerySet[User]:
+    """The console's user list: `group` is a group id, `connector` a slug (its users in scope, by any
+    path), `where` more conditions (the profile filters)."""
+    scope = where
     if connector:
         found = connector_get_by_slug(connector)
-        scope = users_in_scope_q(found) if found else Q(pk__in=[])
+        in_scope = users_in_scope_q(found) if found else Q(pk__in=[])
+        scope = in_scope if scope is None else scope & in_scope
     return user_directory_list(search=search or None, status=status or None, group_id=group or None, where=scope)
 
 

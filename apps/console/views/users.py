@@ -3,6 +3,7 @@
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
@@ -15,6 +16,7 @@ from apps.connectors.selectors import (
     user_access_paths,
     users_filtered,
 )
+from apps.console import selectors as console_selectors
 from apps.console.decorators import console_view
 from apps.console.forms import add_service_errors
 from apps.console.forms.profile import SECTIONS, ProfileEditor
@@ -30,6 +32,7 @@ from apps.directory import selectors as directory_selectors
 from apps.directory import services as directory
 from apps.directory.attributes import custom_attribute_definitions
 from apps.directory.models import User
+from apps.directory.profile_selectors import UnknownFilter, profile_filter_q
 from apps.directory.roles import Capability, can_manage_user
 from apps.portal import lockout, passwords
 from apps.portal import selectors as portal_selectors
@@ -51,16 +54,52 @@ def _detail(account: User) -> HttpResponse:
     return redirect("console:user_detail", pk=account.pk)
 
 
+FILTER_FIELDS = ("q", "status", "group", "connector", "department", "title", "manager", "attribute")
+
+
+def _profile_filters(form: UserFilterForm, data: dict) -> Q | None:
+    """The list's profile filters as one condition; a filter that cannot be read becomes an error on
+    its field (and the list shows nobody rather than everyone)."""
+    conditions = []
+    try:
+        for field, key in form.PROFILE_FILTERS:
+            if data.get(field):
+                conditions.append(profile_filter_q(key, data[field]))
+        if data.get("manager"):
+            manager = console_selectors.user_by_username_or_email(data["manager"])
+            if manager is None:
+                form.add_error("manager", "No user has this username or email.")
+                return Q(pk__in=[])
+            conditions.append(profile_filter_q("manager", str(manager.pk)))
+        if data.get("attribute"):
+            conditions.append(profile_filter_q(data["attribute"], data["value"]))
+    except UnknownFilter as error:
+        form.add_error("value" if error.key.startswith("custom.") else None, str(error))
+        return Q(pk__in=[])
+    if not conditions:
+        return None
+    combined = conditions[0]
+    for condition in conditions[1:]:
+        combined &= condition
+    return combined
+
+
 @console_view(Capability.VIEW_DIRECTORY)
 @require_GET
 def user_list(request: HttpRequest) -> HttpResponse:
-    form = UserFilterForm(request.GET, groups=directory_selectors.group_choices(), connectors=connector_choices())
+    form = UserFilterForm(
+        request.GET,
+        groups=directory_selectors.group_choices(),
+        connectors=connector_choices(),
+        custom_attributes=custom_attribute_definitions(),
+    )
     data = form.cleaned_data if form.is_valid() else {}
     users = users_filtered(
         search=data.get("q", ""),
         status=data.get("status", ""),
         group=data.get("group", ""),
         connector=data.get("connector", ""),
+        where=_profile_filters(form, data),
     )
     page, capped = directory_selectors.user_page(
         users, searching=bool(data.get("q")), number=request.GET.get("page"), size=settings.CONSOLE_PAGE_SIZE
@@ -72,7 +111,7 @@ def user_list(request: HttpRequest) -> HttpResponse:
         "users": page.object_list,
         "capped": capped,
         "cap": directory_selectors.SEARCH_RESULT_CAP,
-        "filtered": any(data.get(name) for name in ("q", "status", "group", "connector")),
+        "filtered": any(data.get(name) for name in FILTER_FIELDS),
     }
     return render(request, "console/users/list.html", context, status=400 if form.errors else 200)
 
