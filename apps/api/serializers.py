@@ -102,6 +102,24 @@ class UserUpdateInputSerializer(StrictInputSerializer, ProfileInputSerializer):
     is_superuser = serializers.BooleanField(required=False)
 
 
+class UserImportInputSerializer(serializers.Serializer):
+    file = serializers.FileField(help_text="A CSV file (UTF-8) with a header line.")
+
+
+class UserImportRowErrorSerializer(serializers.Serializer):
+    line = serializers.IntegerField()
+    username = serializers.CharField()
+    errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
+
+
+class UserImportReportSerializer(serializers.Serializer):
+    created = serializers.IntegerField()
+    updated = serializers.IntegerField()
+    unchanged = serializers.IntegerField()
+    refused = serializers.IntegerField()
+    errors = UserImportRowErrorSerializer(many=True, help_text="The refused rows (the first 500).")
+
+
 class UserSummarySerializer(serializers.ModelSerializer):
     class Meta:
         model = User

@@ -5,7 +5,7 @@ from uuid import UUID
 
 from django.db import transaction
 from django.db.models import Prefetch
-from django.http import Http404
+from django.http import Http404, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -14,12 +14,15 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied
+from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
 from apps.api import serializers as s
+from apps.api.parsers import CSVParser, CSVRenderer
 from apps.audit.selectors import audit_event_list
 from apps.common.errors import field_error
-from apps.directory import selectors, services
+from apps.directory import selectors, services, user_csv
 from apps.directory.models import Group, Membership, User
 from apps.directory.profile_selectors import UnknownFilter
 from apps.directory.roles import Capability, has_capability
@@ -86,27 +89,41 @@ class UserViewSet(viewsets.GenericViewSet):
         return get_object_or_404(selectors.user_list(), pk=_uuid_or_404(pk))
 
     def list(self, request):
-        params = request.query_params
-        status_filter = params.get("status")
-        if status_filter and status_filter not in {"active", "suspended", "staged"}:
-            raise field_error("status", "Choose one of active, suspended, staged.")
-        if params.get("group") and not selectors.group_exists(params["group"]):
-            raise field_error("group", "No such group.", code="does_not_exist")
-        attributes = {key: params[key] for key in USER_ATTRIBUTE_FILTERS if params.get(key)}
-        attributes |= {key: params[key] for key in params if key.startswith("custom.") and key != "custom.{name}"}
-        try:
-            users = selectors.user_list(
-                username=params.get("username"),
-                email=params.get("email"),
-                status=status_filter,
-                group=params.get("group"),
-                search=params.get("search"),
-                attributes=attributes,
-            )
-        except UnknownFilter as exc:
-            raise field_error(exc.key, str(exc)) from None
-        page = self.paginate_queryset(users)
+        page = self.paginate_queryset(_filtered_users(request.query_params))
         return self.get_paginated_response(s.UserOutputSerializer(page, many=True).data)
+
+    @extend_schema(
+        parameters=USER_FILTERS,
+        responses={(200, "text/csv"): OpenApiTypes.STR},
+        description="The users the list's filters select, as CSV: every attribute, custom ones as "
+        "`custom.<name>` columns. The file imports back unchanged.",
+    )
+    @action(detail=False, methods=["get"], url_path="export", renderer_classes=[JSONRenderer, CSVRenderer])
+    def export(self, request):
+        users = _filtered_users(request.query_params)
+        response = StreamingHttpResponse(user_csv.user_csv_lines(users), content_type="text/csv; charset=utf-8")
+        stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+        response["Content-Disposition"] = f'attachment; filename="users-{stamp}.csv"'
+        return response
+
+    @extend_schema(
+        request={"text/csv": OpenApiTypes.BINARY, "multipart/form-data": s.UserImportInputSerializer},
+        responses=s.UserImportReportSerializer,
+        description="Create or update users from CSV (the export's columns; a username column is "
+        "required; only the file's columns change; an empty cell clears). Rows are written one by one: "
+        "refused rows are listed with their line and reasons, the others are written. Send the file as "
+        "a text/csv body or as the `file` field of a multipart form.",
+    )
+    @action(detail=False, methods=["post"], url_path="import", parser_classes=[CSVParser, MultiPartParser, JSONParser])
+    def import_csv(self, request):
+        if isinstance(request.data, bytes):
+            content = request.data
+        elif request.data.get("file") is not None and hasattr(request.data["file"], "read"):
+            content = request.data["file"].read()
+        else:
+            raise field_error("file", "Send the CSV as a text/csv body or as the `file` field of a multipart form.")
+        report = user_csv.user_csv_import(actor=request.user, content=content)
+        return Response(report.as_dict())
 
     def retrieve(self, request, pk: str):
         return Response(s.UserOutputSerializer(self._get(pk)).data)
@@ -142,6 +159,27 @@ class UserViewSet(viewsets.GenericViewSet):
         user = self._get(pk)
         services.user_delete(actor=request.user, user=user)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def _filtered_users(params):
+    status_filter = params.get("status")
+    if status_filter and status_filter not in {"active", "suspended", "staged"}:
+        raise field_error("status", "Choose one of active, suspended, staged.")
+    if params.get("group") and not selectors.group_exists(params["group"]):
+        raise field_error("group", "No such group.", code="does_not_exist")
+    attributes = {key: params[key] for key in USER_ATTRIBUTE_FILTERS if params.get(key)}
+    attributes |= {key: params[key] for key in params if key.startswith("custom.") and key != "custom.{name}"}
+    try:
+        return selectors.user_list(
+            username=params.get("username"),
+            email=params.get("email"),
+            status=status_filter,
+            group=params.get("group"),
+            search=params.get("search"),
+            attributes=attributes,
+        )
+    except UnknownFilter as exc:
+        raise field_error(exc.key, str(exc)) from None
 
 
 def _merged_custom_values(user: User, patch: dict) -> dict:

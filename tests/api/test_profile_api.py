@@ -1,6 +1,7 @@
 """The profile over /api/v1/users and the custom attribute definitions at /api/v1/custom-attributes,
 through a real bearer token; and the OpenAPI schema that documents them validates."""
 
+import io
 import json
 from io import StringIO
 from pathlib import Path
@@ -204,3 +205,40 @@ def test_openapi_schema_validates_and_documents_the_profile(db, tmp_path: Path):
     assert "/api/v1/custom-attributes" in schema["paths"]
     parameters = {item["name"] for item in schema["paths"]["/api/v1/users"]["get"]["parameters"]}
     assert {"department", "title", "manager", "custom.{name}"} <= parameters
+
+
+def test_csv_export_and_import_over_the_api(api_client):
+    custom_attribute_create(actor=None, name="region", type="enum", choices=["EMEA", "AMER"])
+    directory.user_create(actor=None, username="ann", department="Engineering", custom_attributes={"region": "EMEA"})
+    UserFactory(username="cid", department="Sales")
+    response = api_client.get(f"{USERS}/export", {"department": "engineering"}, HTTP_ACCEPT="text/csv")
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/csv")
+    text = b"".join(response.streaming_content).decode()
+    lines = text.splitlines()
+    assert "custom.region" in lines[0].split(",") and len(lines) == 2 and lines[1].startswith("ann,")
+
+    body = "username,department,custom.region\nann,Platform,AMER\nnew.person,Sales,\nbad,,MARS\n"
+    imported = api_client.post(f"{USERS}/import", body, content_type="text/csv")
+    assert imported.status_code == 200, imported.content
+    report = imported.json()
+    assert (report["created"], report["updated"], report["refused"]) == (1, 1, 1)
+    assert report["errors"] == [
+        {"line": 4, "username": "bad", "errors": {"custom_attributes.region": ["Choose one of: EMEA, AMER."]}}
+    ]
+    assert User.objects.get(username="ann").custom_attributes == {"region": "AMER"}
+
+    upload = io.BytesIO(b"username,title\ncid,Closer\n")
+    upload.name = "users.csv"
+    multipart = api_client.post(f"{USERS}/import", {"file": upload}, format="multipart")
+    assert multipart.status_code == 200 and multipart.json()["updated"] == 1
+    unreadable = api_client.post(f"{USERS}/import", "title\nx\n", content_type="text/csv")
+    assert unreadable.status_code == 400 and "username column" in unreadable.json()["file"][0]
+    assert api_client.post(f"{USERS}/import", {}, format="json").status_code == 400
+
+
+def test_read_only_may_export_but_not_import(db):
+    UserFactory(username="root", is_staff=True, is_superuser=True)
+    readonly = _client_for(AdminRole.READONLY)
+    assert readonly.get(f"{USERS}/export").status_code == 200
+    assert readonly.post(f"{USERS}/import", "username\nx\n", content_type="text/csv").status_code == 403
