@@ -65,7 +65,7 @@ def manager_search(request: HttpRequest) -> HttpResponse:
     query = request.GET.get("q", "").strip()[:150]
     matches: list[User] = []
     if len(query) >= MANAGER_SEARCH_MIN_LENGTH:
-        users = directory_selectors.user_list(search=query).prefetch_related(None)
+        users = directory_selectors.user_list(search=query).prefetch_related(None).select_related(None)
         if excluded := directory_selectors.user_get_or_none(request.GET.get("exclude")):
             users = users.exclude(pk=excluded.pk)
         matches = list(users.only("id", "username", "first_name", "last_name", "display_name", "email")[
