@@ -17,6 +17,7 @@ from apps.console.views import (
     settings,
     tokens,
     tracer,
+    user_csv,
     user_profile,
     users,
 )
@@ -25,6 +26,7 @@ app_name = "console"
 urlpatterns = [
     path("", include(dashboard)),
     path("", include(reauth)),
+    path("users/", include(user_csv)),
     path("users/", include(users)),
     path("users/", include(user_profile)),
     path("groups/", include(groups)),

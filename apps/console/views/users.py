@@ -3,7 +3,7 @@
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
@@ -84,9 +84,8 @@ def _profile_filters(form: UserFilterForm, data: dict) -> Q | None:
     return combined
 
 
-@console_view(Capability.VIEW_DIRECTORY)
-@require_GET
-def user_list(request: HttpRequest) -> HttpResponse:
+def filtered_users(request: HttpRequest) -> tuple[UserFilterForm, QuerySet[User]]:
+    """The users list's filter form and the users it selects (the list, and its CSV export)."""
     form = UserFilterForm(
         request.GET,
         groups=directory_selectors.group_choices(),
@@ -101,6 +100,14 @@ def user_list(request: HttpRequest) -> HttpResponse:
         connector=data.get("connector", ""),
         where=_profile_filters(form, data),
     )
+    return form, users
+
+
+@console_view(Capability.VIEW_DIRECTORY)
+@require_GET
+def user_list(request: HttpRequest) -> HttpResponse:
+    form, users = filtered_users(request)
+    data = getattr(form, "cleaned_data", {})
     page, capped = directory_selectors.user_page(
         users, searching=bool(data.get("q")), number=request.GET.get("page"), size=settings.CONSOLE_PAGE_SIZE
     )
