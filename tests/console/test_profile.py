@@ -312,3 +312,11 @@ def test_the_mapping_pickers_offer_the_profile_and_custom_attributes(admin_clien
     )
     assert response.status_code == 400
     assert "There is no custom attribute" in response.content.decode()
+
+
+def test_the_csv_export_takes_the_lists_profile_filters(readonly_client, alice, boss):
+    directory.user_update(actor=None, user=alice, department="R&D")
+    response = readonly_client.get("/console/users/export.csv", {"department": "r&d"})
+    assert response.status_code == 200
+    body = b"".join(response.streaming_content).decode()
+    assert "alice" in body and "bea.boss" not in body
