@@ -150,7 +150,6 @@ def template_placeholders(source: str) -> list[str]:
 
 
 def validate_source(kind: str, source: str, custom_names: Collection[str] | None = None) -> None:
-    properties = properties_for(kind)
     source = source.strip()
     if not source:
         raise MappingError("source", "Choose a directory property.")
@@ -163,8 +162,8 @@ def validate_source(kind: str, source: str, custom_names: Collection[str] | None
     if "{" not in source and "}" not in source:
         raise MappingError(
             "source",
-            f"Unknown directory property {source!r}; use one of {', '.join(properties)} "
-            "or a template such as {first_name}.{last_name}.",
+            f"Unknown directory property {source!r}; use one the picker offers (such as username, email, title, "
+            "department, manager.email or custom.<name>) or a template such as {first_name}.{last_name}.",
         )
     if source.count("{") != source.count("}") or _PLACEHOLDER.sub("", source).count("{"):
         raise MappingError("source", "Unbalanced braces in the template.")
