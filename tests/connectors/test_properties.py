@@ -142,3 +142,35 @@ def test_saml_and_oidc_send_the_values(profiled):
         "street_address": "1 Main St", "locality": "Springfield", "postal_code": "12345", "country": "US"
     }  # fmt: skip
     assert claims["phone_number"] == "+1 555 0199"
+
+
+def test_a_saml_assertion_carries_the_profile(profiled):
+    from apps.connectors import services as connector_services
+    from apps.saml_idp.attributes import subject_for
+
+    connector = connector_services.connector_create(
+        actor=None,
+        template="generic-saml",
+        name="Profile app",
+        enabled=True,
+        sso={"sp_entity_id": "https://sp.example.com", "acs_urls": [{"url": "https://sp.example.com/acs"}]},
+    )
+    rows = [
+        ("title", "jobTitle"),
+        ("phone_numbers", "phones"),
+        ("manager.email", "managerEmail"),
+        ("custom.badge", "badge"),
+        ("addresses.primary.locality", "city"),
+        ("division", "division"),  # no value: left out
+    ]
+    connector_services.mappings_replace(
+        actor=None, connector=connector, kind=SAML, rows=[{"source": s, "target": t} for s, t in rows]
+    )
+    subject = subject_for(connector, profiled)
+    assert {attribute.name: attribute.values for attribute in subject.attributes} == {
+        "jobTitle": ("Engineer",),
+        "phones": ("+1 555 0100", "+1 555 0199"),
+        "managerEmail": ("boss@example.com",),
+        "badge": ("B-7",),
+        "city": ("Springfield",),
+    }
