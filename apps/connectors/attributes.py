@@ -5,25 +5,22 @@ Pure functions, shared by validation (here), provisioning (SCIM resources) and t
 """
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from apps.connectors.models import MappingKind
+from apps.connectors.properties import (
+    NON_TEXT_PROPERTIES,
+    SCIM_USER_PROPERTY_LABELS,
+    USER_PROPERTY_LABELS,
+    is_custom,
+)
 
-# Directory properties a mapping can read, per kind of object. `status` reads as a boolean
-# (active or not) so that it maps onto SCIM `active`; `groups` is the list of group names.
-USER_PROPERTIES: dict[str, str] = {
-    "id": "Directory id (UUID)",
-    "username": "Username",
-    "email": "Company email",
-    "first_name": "First name",
-    "last_name": "Last name",
-    "full_name": "First name and last name",
-    "display_name": "Display name",
-    "employee_id": "Employee ID",
-    "external_id": "External id from the upstream source",
-    "status": "Status (active: true/false)",
-    "groups": "Group names",
-}
+# Directory properties a mapping can read, per kind of object (apps.connectors.properties holds the
+# user's: what each reads and its value). `status` reads as a boolean (active or not) so that it maps
+# onto SCIM `active`; `groups` is the list of group names. Custom attributes are `custom.<name>`.
+USER_PROPERTIES: dict[str, str] = USER_PROPERTY_LABELS
+SCIM_USER_PROPERTIES: dict[str, str] = SCIM_USER_PROPERTY_LABELS
 GROUP_PROPERTIES: dict[str, str] = {
     "id": "Directory id (UUID)",
     "name": "Group name",
@@ -43,7 +40,7 @@ OIDC_RESERVED_CLAIMS = frozenset(
      "sid", "jti", "typ", "cnf"}
 )  # fmt: skip
 # Properties whose values are not text: they cannot be embedded in a template.
-_NON_TEXT = {"status", "groups", "members", "email_verified"}
+_NON_TEXT = {*NON_TEXT_PROPERTIES, "members", "email_verified"}
 
 SCIM_USER_ATTRIBUTES: dict[str, set[str] | None] = {
     # attribute -> sub-attributes (None: a simple attribute)
@@ -82,8 +79,10 @@ ENTERPRISE_USER_ATTRIBUTES: dict[str, set[str] | None] = {
     "organization": None,
     "division": None,
     "department": None,
-    "manager": {"value", "displayname"},
+    # manager.displayName is readOnly (RFC 7643 4.3): the app fills it in from manager.value.
+    "manager": {"value"},
 }
+_READ_ONLY_SUB_ATTRIBUTES = {("manager", "displayname")}
 # Set by the server or never writable by a client.
 SCIM_READ_ONLY = {"id", "meta", "schemas", "password", "groups"}
 
@@ -130,25 +129,41 @@ class ScimPath:
 def properties_for(kind: str) -> dict[str, str]:
     if kind == MappingKind.OIDC:
         return OIDC_CLAIM_PROPERTIES
+    if kind == MappingKind.SCIM_USER:
+        return SCIM_USER_PROPERTIES
     return GROUP_PROPERTIES if kind == MappingKind.SCIM_GROUP else USER_PROPERTIES
+
+
+def _known(kind: str, name: str, custom_names: Collection[str] | None) -> bool:
+    """Whether `name` is a property of this kind: a fixed one, or `custom.<name>` of a defined custom
+    attribute (any well-formed one when `custom_names` is None: the catalog is checked without a
+    database)."""
+    if name in properties_for(kind):
+        return True
+    if kind == MappingKind.SCIM_GROUP or not is_custom(name):
+        return False
+    return custom_names is None or name.removeprefix("custom.") in custom_names
 
 
 def template_placeholders(source: str) -> list[str]:
     return _PLACEHOLDER.findall(source)
 
 
-def validate_source(kind: str, source: str) -> None:
-    properties = properties_for(kind)
+def validate_source(kind: str, source: str, custom_names: Collection[str] | None = None) -> None:
     source = source.strip()
     if not source:
         raise MappingError("source", "Choose a directory property.")
-    if source in properties:
+    if _known(kind, source, custom_names):
         return
+    if is_custom(source):
+        raise MappingError("source", f"There is no custom attribute {source.removeprefix('custom.')!r}.")
+    if kind in (MappingKind.SAML, MappingKind.OIDC) and source in SCIM_USER_PROPERTIES:
+        raise MappingError("source", f"{source} can only be sent over SCIM.")
     if "{" not in source and "}" not in source:
         raise MappingError(
             "source",
-            f"Unknown directory property {source!r}; use one of {', '.join(properties)} "
-            "or a template such as {first_name}.{last_name}.",
+            f"Unknown directory property {source!r}; use one the picker offers (such as username, email, title, "
+            "department, manager.email or custom.<name>) or a template such as {first_name}.{last_name}.",
         )
     if source.count("{") != source.count("}") or _PLACEHOLDER.sub("", source).count("{"):
         raise MappingError("source", "Unbalanced braces in the template.")
@@ -156,7 +171,7 @@ def validate_source(kind: str, source: str) -> None:
     if not names:
         raise MappingError("source", "The template names no property.")
     for name in names:
-        if name not in properties:
+        if not _known(kind, name, custom_names):
             raise MappingError("source", f"Unknown directory property {{{name}}} in the template.")
         if name in _NON_TEXT:
             raise MappingError("source", f"{{{name}}} is not text and cannot be part of a template.")
@@ -174,7 +189,26 @@ def parse_scim_path(target: str) -> ScimPath:
     )
 
 
-def validate_scim_target(kind: str, target: str) -> ScimPath:
+# Properties that are whole lists of SCIM entries, and the one attribute each is written to, whole.
+ENTRY_LIST_TARGETS = {"emails": "emails", "phone_numbers": "phonenumbers", "addresses": "addresses", "photos": "photos"}
+
+
+def _validate_entry_list(kind: str, source: str, target: str) -> bool:
+    """Whether `source` is a list of entries (then `target` must be its attribute, with no sub-attribute)."""
+    source = source.strip()
+    if kind != MappingKind.SCIM_USER or source not in ENTRY_LIST_TARGETS:
+        return False
+    path = parse_scim_path(target)
+    if path.urn or path.sub_attribute or path.value_filter or path.attribute.lower() != ENTRY_LIST_TARGETS[source]:
+        raise MappingError("target", f"{source} is a list of entries with their type and primary: map it onto "
+                                     f"{_ENTRY_LIST_NAMES[source]} itself.")  # fmt: skip
+    return True
+
+
+_ENTRY_LIST_NAMES = {"emails": "emails", "phone_numbers": "phoneNumbers", "addresses": "addresses", "photos": "photos"}
+
+
+def validate_scim_target(kind: str, target: str, *, whole_list: bool = False) -> ScimPath:
     path = parse_scim_path(target)
     attribute = path.attribute.lower()
     if path.urn:
@@ -193,11 +227,14 @@ def validate_scim_target(kind: str, target: str) -> ScimPath:
     if attribute not in schema:
         raise MappingError("target", f"{path.attribute} is not an attribute of the SCIM {_kind_word(kind)} schema.")
     subs = schema[attribute]
+    if (attribute, path.sub_attribute.lower()) in _READ_ONLY_SUB_ATTRIBUTES:
+        named = f"{path.attribute}.{path.sub_attribute}"
+        raise MappingError("target", f"{named} is read-only: the app fills it in from {path.attribute}.value.")
     if path.sub_attribute and (subs is None or path.sub_attribute.lower() not in subs):
         raise MappingError("target", f"{path.attribute} has no sub-attribute {path.sub_attribute}.")
     if path.value_filter and subs is None:
         raise MappingError("target", f"{path.attribute} is single-valued and takes no [filter].")
-    if subs is not None and not path.sub_attribute and attribute != "members":
+    if subs is not None and not path.sub_attribute and attribute != "members" and not whole_list:
         raise MappingError("target", f"Name a sub-attribute of {path.attribute}, e.g. {path.attribute}.value.")
     return path
 
@@ -225,10 +262,13 @@ def target_key(kind: str, target: str) -> str:
     return parse_scim_path(target).key()
 
 
-def validate_mapping(kind: str, source: str, target: str, name_format: str = "") -> None:
+def validate_mapping(
+    kind: str, source: str, target: str, name_format: str = "", *, custom_names: Collection[str] | None = None
+) -> None:
+    """`custom_names`: the custom attributes defined (None: any `custom.<name>` is accepted)."""
     if kind not in MappingKind.values:
         raise MappingError("kind", f"Choose one of {', '.join(MappingKind.values)}.")
-    validate_source(kind, source)
+    validate_source(kind, source, custom_names)
     if kind == MappingKind.OIDC:
         validate_oidc_target(target)
         if name_format:
@@ -240,7 +280,7 @@ def validate_mapping(kind: str, source: str, target: str, name_format: str = "")
     else:
         if name_format:
             raise MappingError("name_format", "Only SAML attributes have a name format.")
-        validate_scim_target(kind, target)
+        validate_scim_target(kind, target, whole_list=_validate_entry_list(kind, source, target))
         maps_active = kind == MappingKind.SCIM_USER and parse_scim_path(target).attribute.lower() == "active"
         if maps_active and source != "status":
             raise MappingError("source", "active takes the status property (true when the user is active).")
@@ -250,4 +290,6 @@ def render_source(source: str, values: dict[str, object]) -> object:
     """The value a mapping's source gives for one user or group (`values` holds its properties)."""
     if source in values:
         return values[source]
+    if "{" not in source:
+        return None  # a property this user has no value of (a custom attribute left empty)
     return _PLACEHOLDER.sub(lambda match: str(values.get(match.group(1)) or ""), source)

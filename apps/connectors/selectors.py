@@ -5,7 +5,10 @@ from dataclasses import dataclass, field
 from django.core.paginator import Page
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 
-from apps.connectors.models import Assignment, AttributeMapping, Connector
+from apps.connectors.attributes import properties_for
+from apps.connectors.models import Assignment, AttributeMapping, Connector, MappingKind
+from apps.connectors.properties import custom_properties
+from apps.directory.attributes import custom_attribute_definitions
 from apps.directory.models import Group, Membership, User, UserStatus
 from apps.directory.selectors import SearchPage, group_page, user_directory_list, user_page
 
@@ -213,10 +216,23 @@ def assignment_counts_by_group(group_ids: list) -> dict:
     )
 
 
-def users_filtered(*, search: str = "", status: str = "", group: str = "", connector: str = "") -> QuerySet[User]:
-    """The console's user list: `group` is a group id, `connector` a slug (its users in scope, by any path)."""
-    scope = None
+def users_filtered(
+    *, search: str = "", status: str = "", group: str = "", connector: str = "", where: Q | None = None
+) -> QuerySet[User]:
+    """The console's user list: `group` is a group id, `connector` a slug (its users in scope, by any
+    path), `where` more conditions (the profile filters)."""
+    scope = where
     if connector:
         found = connector_get_by_slug(connector)
-        scope = users_in_scope_q(found) if found else Q(pk__in=[])
+        in_scope = users_in_scope_q(found) if found else Q(pk__in=[])
+        scope = in_scope if scope is None else scope & in_scope
     return user_directory_list(search=search or None, status=status or None, group_id=group or None, where=scope)
+
+
+def mapping_properties(kind: str) -> dict[str, str]:
+    """Name -> label of what a mapping of this kind can read: the fixed properties and, for user
+    mappings, the custom attributes defined now (`custom.<name>`)."""
+    properties = dict(properties_for(kind))
+    if kind != MappingKind.SCIM_GROUP:
+        properties.update(custom_properties(custom_attribute_definitions()))
+    return properties

@@ -1,6 +1,6 @@
 """Every change to connectors: validated, in one transaction, audited. Secrets never reach the audit."""
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -40,6 +40,7 @@ from apps.connectors.validation import (
     apply_sso,
     unique_slug,
 )
+from apps.directory.attributes import custom_attribute_definitions
 from apps.directory.models import Group, User
 
 # --- Snapshots (secrets reduced to whether they are set) ----------------------------------------
@@ -325,10 +326,12 @@ def _check_mapping_kind(connector: Connector, kind: str) -> None:
         )
 
 
-def _validated_row(kind: str, source: str, target: str, name_format: str) -> tuple[str, str, str]:
+def _validated_row(
+    kind: str, source: str, target: str, name_format: str, custom_names: Collection[str]
+) -> tuple[str, str, str]:
     source, target, name_format = (source or "").strip(), (target or "").strip(), (name_format or "").strip()
     try:
-        validate_mapping(kind, source, target, name_format)
+        validate_mapping(kind, source, target, name_format, custom_names=custom_names)
     except MappingError as exc:
         raise ValidationError({exc.field: [ValidationError(exc.message)]}) from exc
     return source, target, SAML_NAME_FORMATS.get(name_format, name_format)
@@ -352,7 +355,8 @@ def mapping_create(
     if kind not in MappingKind.values:
         raise ValidationError({"kind": [ValidationError(f"Choose one of {', '.join(MappingKind.values)}.")]})
     _check_mapping_kind(connector, kind)
-    source, target, name_format = _validated_row(kind, source, target, name_format)
+    custom_names = {definition.name for definition in custom_attribute_definitions()}
+    source, target, name_format = _validated_row(kind, source, target, name_format, custom_names)
     existing = AttributeMapping.objects.select_for_update().filter(connector=connector, kind=kind)
     key = target_key(kind, target)
     if any(target_key(kind, other.target) == key for other in existing):
@@ -380,9 +384,12 @@ def mappings_replace(*, actor: Actor, connector: Connector, kind: str, rows: lis
     cleaned: list[tuple[str, str, str]] = []
     seen: set[str] = set()
     errors: dict[str, list[ValidationError]] = {}
+    custom_names = {definition.name for definition in custom_attribute_definitions()}
     for position, row in enumerate(rows):
         try:
-            item = _validated_row(kind, row.get("source", ""), row.get("target", ""), row.get("name_format", ""))
+            item = _validated_row(
+                kind, row.get("source", ""), row.get("target", ""), row.get("name_format", ""), custom_names
+            )
         except ValidationError as exc:
             for field, messages in exc.message_dict.items():
                 errors.setdefault(f"rows.{position}.{field}", []).extend(ValidationError(m) for m in messages)

@@ -21,6 +21,7 @@ NAVIGATION = (
     NavItem("Dashboard", "console:dashboard", Capability.VIEW_DIRECTORY, "dashboard"),
     NavItem("Users", "console:user_list", Capability.VIEW_DIRECTORY, "users"),
     NavItem("Groups", "console:group_list", Capability.VIEW_DIRECTORY, "groups"),
+    NavItem("Custom attributes", "console:custom_attribute_list", Capability.VIEW_DIRECTORY, "custom_attributes"),
     NavItem("Connectors", "console:connector_list", Capability.VIEW_CONNECTORS, "connectors"),
     NavItem("Signing keys", "console:key_list", Capability.VIEW_CONNECTORS, "keys"),
     NavItem("SCIM tokens", "console:scim_token_list", Capability.VIEW_CONNECTORS, "scim_tokens"),

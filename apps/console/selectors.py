@@ -7,7 +7,7 @@ from django.urls import reverse
 from apps.api.models import ApiToken
 from apps.audit.models import AuditEvent
 from apps.connectors.models import Connector
-from apps.directory.models import Group, User, UserStatus
+from apps.directory.models import CustomAttribute, Group, User, UserStatus
 from apps.provisioning.selectors import ProvisioningState, provisioning_states
 from apps.saml_sp.models import UpstreamIdentityProvider
 from apps.scim_server.models import ScimToken
@@ -81,3 +81,25 @@ def audit_target_urls(events: list[AuditEvent]) -> dict[int, str]:
         except (ValueError, ValidationError):  # an id of another shape (a hand-written row)
             continue
     return {event.pk: found[key] for event in events if (key := (event.target_type, event.target_id)) in found}
+
+
+def custom_attributes_with_usage() -> list[tuple[CustomAttribute, int]]:
+    """Every custom attribute definition, by name, with how many users hold a value of it."""
+    definitions = list(CustomAttribute.objects.order_by("name"))
+    if not definitions:
+        return []
+    # One pass over the users for every definition.
+    counters = {f"n{n}": Count("id", filter=Q(custom_attributes__has_key=d.name)) for n, d in enumerate(definitions)}
+    counts = User.objects.aggregate(**counters)
+    return [(item, counts[f"n{n}"]) for n, item in enumerate(definitions)]
+
+
+def custom_attribute_holder_count(definition: CustomAttribute) -> int:
+    return User.objects.filter(custom_attributes__has_key=definition.name).count()
+
+
+def user_by_username_or_email(text: str) -> User | None:
+    text = text.strip()
+    if not text:
+        return None
+    return User.objects.filter(Q(username__iexact=text) | Q(email__iexact=text)).order_by("username").first()

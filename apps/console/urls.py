@@ -8,6 +8,7 @@ from apps.console.views import (
     connector_mappings,
     connector_oidc,
     connectors,
+    custom_attributes,
     dashboard,
     groups,
     keys,
@@ -17,6 +18,7 @@ from apps.console.views import (
     tokens,
     tracer,
     user_csv,
+    user_profile,
     users,
 )
 
@@ -26,7 +28,9 @@ urlpatterns = [
     path("", include(reauth)),
     path("users/", include(user_csv)),
     path("users/", include(users)),
+    path("users/", include(user_profile)),
     path("groups/", include(groups)),
+    path("custom-attributes/", include(custom_attributes)),
     path("connectors/", include(connectors)),
     path("connectors/", include(connector_mappings)),
     path("connectors/", include(connector_assignments)),

@@ -11,6 +11,7 @@ from typing import Any
 
 from apps.connectors.attributes import render_source
 from apps.connectors.models import OidcSubject
+from apps.connectors.properties import text_values
 
 CLAIM_SCOPES: dict[str, str] = {
     "email": "email",
@@ -57,6 +58,21 @@ def _empty(value: Any) -> bool:
     return value is None or value == "" or value == []
 
 
+_OIDC_ADDRESS_KEYS = {"formatted": "formatted", "streetAddress": "street_address", "locality": "locality",
+                      "region": "region", "postalCode": "postal_code", "country": "country"}  # fmt: skip
+
+
+def _address_claim(value: Any) -> dict | None:
+    """The `address` claim is a JSON object (OpenID Connect Core 5.1.1): from the addresses (the
+    primary one, else the first), one address's SCIM entry, or a text (its `formatted`)."""
+    if isinstance(value, list):
+        entries = [entry for entry in value if isinstance(entry, dict)]
+        value = next((entry for entry in entries if entry.get("primary")), entries[0] if entries else None)
+    if isinstance(value, dict):
+        return {ours: value[scim] for scim, ours in _OIDC_ADDRESS_KEYS.items() if value.get(scim)} or None
+    return {"formatted": str(value)} if value not in (None, "") else None
+
+
 def mapped_claims(properties: dict[str, Any], mappings: Iterable[tuple[str, str]], scopes: Iterable[str]) -> dict:
     """Claims from the connector's (source, claim) rows that the granted `scopes` reveal."""
     granted = set(scopes)
@@ -66,6 +82,7 @@ def mapped_claims(properties: dict[str, Any], mappings: Iterable[tuple[str, str]
         if scope_of(claim) not in granted:
             continue
         value = render_source(source, values)
+        value = _address_claim(value) if claim == "address" else text_values(value)
         if isinstance(value, tuple):
             value = list(value)
         if not _empty(value):

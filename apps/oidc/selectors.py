@@ -40,7 +40,8 @@ def claim_mappings(connector: Connector) -> list[tuple[str, str]]:
 def claim_properties_of(user: User, mappings: list[tuple[str, str]]) -> dict:
     """The user's directory properties, with group names only when a mapping sends them."""
     wants_groups = any(source == "groups" for source, _ in mappings)
-    return user_properties(user, user_group_names(user.pk) if wants_groups else None)
+    groups = user_group_names(user.pk) if wants_groups else None
+    return user_properties(user, groups, [source for source, _ in mappings])
 
 
 def may_sign_in(connector: Connector, user: User) -> str:

@@ -8,7 +8,8 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from apps.connectors.attributes import ENTERPRISE_USER_URN, parse_scim_path, render_source
+from apps.connectors.attributes import ENTERPRISE_USER_URN, ENTRY_LIST_TARGETS, parse_scim_path, render_source
+from apps.connectors.properties import user_values
 
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
@@ -19,20 +20,13 @@ class MappingFailure(ValueError):
     """The mappings cannot produce a valid resource for this object (a permanent failure)."""
 
 
-def user_properties(user: Any, group_names: Iterable[str] = ()) -> dict[str, Any]:
-    return {
-        "id": str(user.pk),
-        "username": user.username,
-        "email": user.email,
-        "first_name": user.first_name,
-        "last_name": user.last_name,
-        "full_name": f"{user.first_name} {user.last_name}".strip(),
-        "display_name": user.display_name or f"{user.first_name} {user.last_name}".strip(),
-        "employee_id": user.employee_id,
-        "external_id": user.external_id,
-        "status": user.status == "active",
-        "groups": sorted(group_names),
-    }
+def user_properties(
+    user: Any, group_names: Iterable[str] = (), mappings: Iterable[tuple[str, str]] = (), *, manager_app_id: str = ""
+) -> dict[str, Any]:
+    """The values of the properties the mappings read (apps.connectors.properties); `manager_app_id`
+    is the manager's id in this connector's app, empty while the manager is not linked there."""
+    sources = [source for source, _ in mappings]
+    return user_values(user, sources, groups=group_names, manager_app_id=manager_app_id)
 
 
 def group_properties(group: Any) -> dict[str, Any]:
@@ -84,14 +78,40 @@ def _schemas(resource: dict, core: str) -> list[str]:
     return [core, *sorted(key for key in resource if key.startswith("urn:"))]
 
 
+def _add_entries(resource: dict, target: str, entries: list[dict]) -> None:
+    """A whole list of entries (secondary emails, phone numbers...) after what single paths wrote.
+
+    The entries a path such as emails[type eq "work"].value wrote keep their place and their
+    primary flag: an entry of the list with the same value is left out, and a list entry is primary
+    only when no entry already is (RFC 7643: at most one)."""
+    attribute = parse_scim_path(target).attribute
+    existing = resource.setdefault(attribute, [])
+    has_primary = any(item.get("primary") for item in existing)
+    values = {item.get("value") for item in existing if "value" in item}
+    for entry in entries:
+        if "value" in entry and entry["value"] in values:
+            continue
+        entry = dict(entry)
+        if has_primary:
+            entry.pop("primary", None)
+        has_primary = has_primary or bool(entry.get("primary"))
+        existing.append(entry)
+
+
 def build_user_resource(properties: dict[str, Any], mappings: Iterable[tuple[str, str]]) -> dict[str, Any]:
     """The SCIM User the app should hold. Empty values are left out (no email entry without an email)."""
     resource: dict[str, Any] = {}
+    entry_lists: list[tuple[str, list[dict]]] = []
     for source, target in mappings:
         value = render_source(source, properties)
         if _is_empty(value):
             continue
+        if source in ENTRY_LIST_TARGETS:
+            entry_lists.append((target, value))
+            continue
         _set_path(resource, target, value)
+    for target, entries in entry_lists:
+        _add_entries(resource, target, entries)
     if not resource.get("userName"):
         raise MappingFailure("The userName mapping gives an empty value for this user.")
     return {"schemas": _schemas(resource, USER_SCHEMA), **resource}

@@ -9,9 +9,18 @@ from collections.abc import Collection, Iterable
 from typing import Any
 
 from apps.common.db import hot_path_cursor
-from apps.connectors.models import Assignment, Connector, ConnectorKind, ProvisioningSettings
+from apps.connectors.models import (
+    Assignment,
+    AttributeMapping,
+    Connector,
+    ConnectorKind,
+    MappingKind,
+    ProvisioningSettings,
+)
+from apps.connectors.properties import attributes_read
 from apps.connectors.selectors import users_in_scope
 from apps.directory.models import Group, Membership, User
+from apps.directory.profile import reports_affected
 from apps.provisioning.dispatch import kick
 from apps.provisioning.models import ObjectType, OutboxEvent, RemoteObject
 
@@ -68,23 +77,64 @@ def _linked_connector_ids(object_type: str, object_ids: list[str]) -> set:
     )
 
 
+# A change of these reaches every connector whatever it maps: the status decides `active` and
+# deprovisioning, whether or not a mapping names it.
+_ALWAYS_SENT = frozenset({"status"})
+
+
+def _user_mapping_reads(connectors: list[Connector]) -> dict[Any, frozenset[str]]:
+    """Connector id -> the attribute keys its SCIM user mappings read (one query)."""
+    sources: dict[Any, list[str]] = {connector.pk: [] for connector in connectors}
+    for connector_id, source in AttributeMapping.objects.filter(
+        connector__in=connectors, kind=MappingKind.SCIM_USER
+    ).values_list("connector_id", "source"):
+        sources[connector_id].append(source)
+    return {pk: attributes_read(rows) | _ALWAYS_SENT for pk, rows in sources.items()}
+
+
+def _record_for_connector(connector: Connector, ids: list[str], linked: set, reason: str) -> None:
+    if connector.pk in linked:
+        record_events(connector, ObjectType.USER, ids, reason)
+        return
+    in_scope = list(users_in_scope(connector).filter(pk__in=ids).values_list("pk", flat=True))
+    if in_scope:
+        record_events(connector, ObjectType.USER, in_scope, reason)
+
+
 def record_user_change(user_ids: Iterable[Any], reason: str, *, attributes: Collection[str] | None = None) -> None:
     """Users changed (profile, status, deleted): tell every connector that has them or should.
 
-    `attributes`: the profile keys that changed (None: not a profile change); every connector hears
-    of it for now."""
+    `attributes`: the attribute keys that changed (apps.directory.attributes: `title`, `manager`,
+    `custom.<name>`...), or None when the change is not one of attributes (created, status,
+    deleted). When given, only the connectors whose SCIM user mappings read one of them hear of it
+    (apps.connectors.properties), and the users' reports where a mapping sends `manager.*` keys."""
     ids = [str(user_id) for user_id in user_ids]
     connectors = _active_connectors() if ids else []
     if not connectors:
         return  # the common case of a directory without provisioning costs one query
+    changed = None if attributes is None else frozenset(attributes)
+    reads = _user_mapping_reads(connectors) if changed is not None else {}
     linked = _linked_connector_ids(ObjectType.USER, ids)
     for connector in connectors:
-        if connector.pk in linked:
-            record_events(connector, ObjectType.USER, ids, reason)
-            continue
-        in_scope = list(users_in_scope(connector).filter(pk__in=ids).values_list("pk", flat=True))
-        if in_scope:
-            record_events(connector, ObjectType.USER, in_scope, reason)
+        if changed is None or changed & reads[connector.pk]:
+            _record_for_connector(connector, ids, linked, reason)
+    if changed is not None and any(key.startswith("manager.") for read in reads.values() for key in read):
+        _record_reports(connectors, reads, ids, changed)
+
+
+def _record_reports(
+    connectors: list[Connector], reads: dict[Any, frozenset[str]], ids: list[str], changed: frozenset[str]
+) -> None:
+    """The people reporting to the changed users, where a mapping sends their manager's name,
+    username, email or employee number and that changed (asked only then: a write stays cheap)."""
+    reports, shown = reports_affected(ids, changed)
+    if not reports:
+        return
+    report_ids = [str(pk) for pk in reports]
+    linked = _linked_connector_ids(ObjectType.USER, report_ids)
+    for connector in connectors:
+        if shown & reads[connector.pk]:
+            _record_for_connector(connector, report_ids, linked, "user.manager_changed")
 
 
 def record_group_change(group: Group, reason: str, *, member_ids: Iterable[Any] = ()) -> None:

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from apps.connectors.selectors import users_in_scope
 from apps.directory.models import Membership
 from apps.provisioning.models import Delivery, ObjectType, OutboxEvent, RemoteObject, SyncStatus
 from apps.provisioning.outbox import record_events
@@ -62,7 +63,18 @@ def _record_dirty_groups(run: ConnectorRun) -> None:
         )
         if group_ids:
             record_events(run.connector, ObjectType.GROUP, group_ids, reason)
+        _record_reports(run, user_ids)
     run.dirty_members = {}
+
+
+def _record_reports(run: ConnectorRun, manager_ids: set[str]) -> None:
+    """Managers were linked or deprovisioned: the people reporting to them are re-sent when the
+    connector sends the manager's id in the app (which has just appeared or gone)."""
+    if not run.plan.sends_manager_app_id:
+        return
+    report_ids = list(users_in_scope(run.connector).filter(manager_id__in=manager_ids).values_list("pk", flat=True))
+    if report_ids:
+        record_events(run.connector, ObjectType.USER, report_ids, "manager.linked")
 
 
 _OUTCOME_FIELDS = [

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from apps.connectors.models import Deprovision, MappingKind, ProvisioningOperation, UpdateMethod
+from apps.connectors.properties import MANAGER_APP_ID, reads_manager
 from apps.directory.models import UserStatus
 from apps.provisioning import mapping
 from apps.provisioning.models import SyncStatus
@@ -53,6 +54,17 @@ class PlanSettings:
 
     def allows(self, operation: str) -> bool:
         return operation in self.operations
+
+    @property
+    def reads_manager(self) -> bool:
+        """Whether a user mapping sends something of the manager's own row (then read with the user)."""
+        return reads_manager(source for source, _ in self.user_mappings)
+
+    @property
+    def sends_manager_app_id(self) -> bool:
+        """Whether a user mapping sends the manager's id in the app (which appears once the manager
+        is linked there)."""
+        return any(MANAGER_APP_ID in source for source, _ in self.user_mappings)
 
     @property
     def deletes_users(self) -> bool:
@@ -116,15 +128,24 @@ def user_is_linked(remote: Any, settings: PlanSettings) -> bool:
 
 
 def plan_user(
-    user: Any, remote: Any, settings: PlanSettings, *, in_scope: bool, group_names: Iterable[str] = ()
+    user: Any,
+    remote: Any,
+    settings: PlanSettings,
+    *,
+    in_scope: bool,
+    group_names: Iterable[str] = (),
+    manager_app_id: str = "",
 ) -> UserPlan:
     """What to send for a directory user (None once deleted) given its link row (None before any).
 
-    Raises mapping.MappingFailure when the mappings cannot build the user's resource.
+    `manager_app_id`: the id the user's manager has in the app (empty while not linked there); load
+    users with select_related("manager") when the settings read the manager's row. Raises
+    mapping.MappingFailure when the mappings cannot build the user's resource.
     """
     if user is None or not in_scope:
         return _plan_deprovision(remote, settings)
-    resource = mapping.build_user_resource(mapping.user_properties(user, group_names), settings.user_mappings)
+    properties = mapping.user_properties(user, group_names, settings.user_mappings, manager_app_id=manager_app_id)
+    resource = mapping.build_user_resource(properties, settings.user_mappings)
     digest = mapping.resource_hash(resource)
     if not user_is_linked(remote, settings):
         if not settings.allows(ProvisioningOperation.CREATE_USERS):

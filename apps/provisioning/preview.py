@@ -34,6 +34,7 @@ from apps.provisioning.planner import (
 )
 from apps.provisioning.ratelimit import wait_for_slot
 from apps.provisioning.run import connector_client, plan_settings
+from apps.provisioning.selectors import manager_app_ids
 from apps.provisioning.unmanaged import unmanaged_remote_users
 
 PAGE_SIZE = 200
@@ -152,7 +153,9 @@ def _user_facts(connector: Connector, settings: PlanSettings, ids: set[str]) -> 
     """Rows and plans of these users: four queries whatever their number."""
     if not ids:
         return {}
-    users = {str(pk): user for pk, user in User.objects.in_bulk(list(ids)).items()}
+    rows = User.objects.select_related("manager") if settings.reads_manager else User.objects
+    users = {str(pk): user for pk, user in rows.in_bulk(list(ids)).items()}
+    managers_in_app = manager_app_ids(connector, users.values()) if settings.sends_manager_app_id else {}
     in_scope = {str(pk) for pk in users_in_scope(connector).filter(pk__in=ids).values_list("pk", flat=True)}
     links = {
         str(link.object_id): link
@@ -166,7 +169,10 @@ def _user_facts(connector: Connector, settings: PlanSettings, ids: set[str]) -> 
         user, link = users.get(key), links.get(key)
         fact = _UserFacts(key, user, link, key in in_scope, None)
         try:
-            fact.plan = plan_user(user, link, settings, in_scope=fact.in_scope, group_names=group_names.get(key, ()))
+            fact.plan = plan_user(
+                user, link, settings, in_scope=fact.in_scope, group_names=group_names.get(key, ()),
+                manager_app_id=managers_in_app.get(key, ""),
+            )  # fmt: skip
         except mapping.MappingFailure as exc:
             fact.error = str(exc)
         facts[key] = fact

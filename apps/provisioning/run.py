@@ -19,6 +19,7 @@ from apps.provisioning.creates_lock import CreatesLock, user_creates_paused
 from apps.provisioning.models import Delivery, DeprovisionHold, HoldStatus, ObjectType, RemoteObject, SyncStatus
 from apps.provisioning.planner import PlanSettings, Request
 from apps.provisioning.ratelimit import wait_for_slot
+from apps.provisioning.selectors import manager_app_ids
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +76,7 @@ class ConnectorRun:
         self.users: dict[str, User] = {}
         self.in_scope: set[str] = set()
         self.group_names: dict[str, list[str]] = {}
+        self.manager_app_ids: dict[str, str] = {}
         self._unlinked_remote_users: bool | None = None
         self.creates_lock = CreatesLock(connector)
 
@@ -111,13 +113,19 @@ class ConnectorRun:
         )
 
     def preload(self, claimed: list[RemoteObject]) -> None:
-        """The claimed users, whether each is in scope, and their group names: three queries a batch."""
+        """The claimed users, whether each is in scope, their group names and (when a mapping sends
+        something of the manager) their managers and the managers' ids in the app: three to four
+        queries a batch."""
         ids = [remote.object_id for remote in claimed if remote.object_type == ObjectType.USER]
-        self.users = {str(pk): user for pk, user in User.objects.in_bulk(ids).items()} if ids else {}
+        users = User.objects.select_related("manager") if self.plan.reads_manager else User.objects
+        self.users = {str(pk): user for pk, user in users.in_bulk(ids).items()} if ids else {}
         self.in_scope = (
             {str(pk) for pk in users_in_scope(self.connector).filter(pk__in=ids).values_list("pk", flat=True)}
             if ids
             else set()
+        )
+        self.manager_app_ids = (
+            manager_app_ids(self.connector, self.users.values()) if self.plan.sends_manager_app_id else {}
         )
         self.group_names = {}
         if self.in_scope:

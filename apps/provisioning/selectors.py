@@ -1,4 +1,5 @@
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 
@@ -219,3 +220,21 @@ def explain_error(error: str) -> str:
     if error.startswith("Could not reach the app"):
         return "The portal could not connect to the app: check the SCIM base URL and that the app is up."
     return ""
+
+
+def manager_app_ids(connector: Connector, users: Iterable[User]) -> dict[str, str]:
+    """User id -> the id their manager has in the connector's app, for those whose manager is linked
+    there and not deprovisioned (one query; none when no user has a manager)."""
+    manager_of = {str(user.pk): str(user.manager_id) for user in users if getattr(user, "manager_id", None)}
+    if not manager_of:
+        return {}
+    linked = dict(
+        RemoteObject.objects.filter(
+            connector=connector, object_type=ObjectType.USER, object_id__in=set(manager_of.values())
+        )
+        .exclude(remote_id="")
+        .exclude(status=SyncStatus.DEPROVISIONED)
+        .values_list("object_id", "remote_id")
+    )
+    linked = {str(object_id): remote_id for object_id, remote_id in linked.items()}
+    return {user_id: linked[manager_id] for user_id, manager_id in manager_of.items() if manager_id in linked}

@@ -67,7 +67,10 @@ def _create_user(run: ConnectorRun, remote: RemoteObject, resource: dict) -> dic
 
 def _plan(run: ConnectorRun, remote: RemoteObject, user: User | None) -> UserPlan:
     key = str(remote.object_id)
-    return plan_user(user, remote, run.plan, in_scope=key in run.in_scope, group_names=run.group_names.get(key, ()))
+    return plan_user(
+        user, remote, run.plan, in_scope=key in run.in_scope, group_names=run.group_names.get(key, ()),
+        manager_app_id=run.manager_app_ids.get(key, ""),
+    )  # fmt: skip
 
 
 def _sync_user(run: ConnectorRun, remote: RemoteObject, user: User) -> None:

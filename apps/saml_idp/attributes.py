@@ -2,12 +2,14 @@
 
 import re
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from apps.connectors.attributes import render_source
 from apps.connectors.models import Connector
-from apps.directory.models import User, UserStatus
+from apps.connectors.properties import text_values, user_values
+from apps.directory.models import User
 from apps.saml_idp.constants import NAMEID_FORMATS
 from apps.saml_idp.selectors import SignInFacts, saml_mapping_rows, user_group_names
 
@@ -36,22 +38,10 @@ def xml_text(value: Any) -> str:
     return _NOT_XML.sub("", str(value))
 
 
-def user_properties(user: User, groups: list[str] | None) -> dict[str, Any]:
-    properties: dict[str, Any] = {
-        "id": str(user.pk),
-        "username": user.username,
-        "email": user.email,
-        "first_name": user.first_name,
-        "last_name": user.last_name,
-        "full_name": user.full_name,
-        "display_name": user.display_name or user.full_name,
-        "employee_id": user.employee_id,
-        "external_id": user.external_id,
-        "status": user.status == UserStatus.ACTIVE,
-    }
-    if groups is not None:
-        properties["groups"] = groups
-    return properties
+def user_properties(user: User, groups: list[str] | None, sources: Iterable[str] = ()) -> dict[str, Any]:
+    """The values of the properties `sources` read (apps.connectors.properties), and the user's
+    identity (id, username, email, names, status)."""
+    return user_values(user, sources, groups=groups)
 
 
 def name_id_value(connector: Connector, user: User) -> str:
@@ -81,10 +71,10 @@ def subject_for(connector: Connector, user: User, facts: SignInFacts | None = No
     else:
         mappings = saml_mapping_rows(connector.pk)
         groups = user_group_names(user.pk) if any(source == "groups" for source, _, _ in mappings) else None
-    properties = user_properties(user, groups)
+    properties = user_properties(user, groups, [source for source, _, _ in mappings])
     attributes = []
     for source, target, name_format in mappings:
-        rendered = render_source(source, properties)
+        rendered = text_values(render_source(source, properties))
         raw_values = rendered if isinstance(rendered, list) else [rendered]
         values = tuple(xml_text(value) for value in raw_values if value is not None and value != "")
         if not values and source != "groups":

@@ -1033,9 +1033,9 @@ def test_mappings_put_replaces_one_kind(api, twingate):
                 "rows": {
                     "1": {
                         "source": [
-                            "Unknown directory property 'x'; use one of id, username, email, first_name, "
-                            "last_name, full_name, display_name, employee_id, external_id, status, groups "
-                            "or a template such as {first_name}.{last_name}."
+                            "Unknown directory property 'x'; use one the picker offers (such as username, email, "
+                            "title, department, manager.email or custom.<name>) or a template such as "
+                            "{first_name}.{last_name}."
                         ]
                     }
                 }
@@ -1370,7 +1370,7 @@ def _done_when(api, loopback, caplog, cert_pem, *, scim_at_creation: bool) -> No
         replaced = api.put(f"{url}/mappings", {"kind": "scim_user", "rows": rows})
         assert replaced.status_code == 200
         assert replaced.json()[-1]["target"].endswith(":employeeNumber")
-        refused = api.post(f"{url}/mappings", {"kind": "saml", "source": "department", "target": "dept"})
+        refused = api.post(f"{url}/mappings", {"kind": "saml", "source": "shoe_size", "target": "dept"})
         assert (refused.status_code, list(refused.json())) == (400, ["source"])
         added = api.post(f"{url}/mappings", {"kind": "saml", "source": "{first_name} {last_name}", "target": "name"})
         assert added.status_code == 201

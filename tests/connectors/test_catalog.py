@@ -177,11 +177,35 @@ def test_twingate_sso_and_provisioning_defaults(fresh_catalog):
     }
 
 
-@pytest.mark.parametrize("slug", ["generic-scim", "generic-saml-scim", "slack", "zoom", "atlassian"])
-def test_scim_templates_use_the_seed_table(slug, fresh_catalog):
+ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+# What each vendor's SCIM documentation lists beyond the seed table (and nothing it does not list:
+# GitHub's and Twingate's SCIM APIs take no job title, department or manager).
+VENDOR_PROFILE_ROWS = {
+    "slack": [
+        ("title", "title"),
+        ("phone_numbers", "phoneNumbers"),
+        ("employee_id", f"{ENTERPRISE}:employeeNumber"),
+        ("cost_center", f"{ENTERPRISE}:costCenter"),
+        ("organization", f"{ENTERPRISE}:organization"),
+        ("division", f"{ENTERPRISE}:division"),
+        ("department", f"{ENTERPRISE}:department"),
+        ("manager.app_id", f"{ENTERPRISE}:manager.value"),
+    ],
+    "zoom": [
+        ("title", "title"),
+        ("department", f"{ENTERPRISE}:department"),
+        ("organization", f"{ENTERPRISE}:organization"),
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    "slug", ["generic-scim", "generic-saml-scim", "slack", "zoom", "atlassian", "github-enterprise", "twingate"]
+)
+def test_scim_templates_use_the_seed_table_and_what_their_vendor_documents(slug, fresh_catalog):
     template = get_template(slug)
 
-    assert _rows(template, MappingKind.SCIM_USER) == SEED_USER_ROWS
+    assert _rows(template, MappingKind.SCIM_USER) == SEED_USER_ROWS + VENDOR_PROFILE_ROWS.get(slug, [])
     assert _rows(template, MappingKind.SCIM_GROUP) == SEED_GROUP_ROWS
 
 

@@ -49,3 +49,14 @@ def test_configuration_pages_are_closed_to_the_help_desk():
     for pattern in _console_patterns():
         if pattern.name.startswith(("connector", "key", "scim_token", "api_token", "settings", "upstream")):
             assert pattern.callback.console_capability not in helpdesk, pattern.name
+
+
+def test_defining_custom_attributes_takes_the_profile_schema_capability():
+    """Everyone who sees the directory sees the definitions; only admins define them (not the help desk)."""
+    guarded = {p.name: p.callback.console_capability for p in _console_patterns() if p.name.startswith("custom_attr")}
+    assert guarded == {
+        "custom_attribute_list": Capability.VIEW_DIRECTORY,
+        "custom_attribute_create": Capability.MANAGE_PROFILE_SCHEMA,
+        "custom_attribute_edit": Capability.MANAGE_PROFILE_SCHEMA,
+        "custom_attribute_delete": Capability.MANAGE_PROFILE_SCHEMA,
+    }

@@ -12,7 +12,8 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from apps.api.services import api_token_create
 from apps.connectors import services as connectors
 from apps.directory import services as directory
-from apps.directory.models import AdminRole, Group, User
+from apps.directory.custom_attributes import custom_attribute_create
+from apps.directory.models import AdminRole, CustomAttribute, Group, User
 from apps.saml_idp import keys
 from apps.saml_sp import services as upstreams
 from apps.saml_sp.models import UpstreamIdentityProvider
@@ -62,12 +63,64 @@ class DemoDirectory:
     scim_token_id: int = 0
     api_token_id: int = 0
     upstream: UpstreamIdentityProvider | None = None
+    custom_attribute: CustomAttribute | None = None
 
 
 def _certificate_body() -> str:
     pair = keys.generate_key_pair(key_size=2048, validity_days=365, common_name="corporate IdP")
     lines = pair.certificate_pem.strip().splitlines()
     return "".join(line for line in lines if not line.startswith("-----"))
+
+
+def _seed_profiles(demo: DemoDirectory) -> None:
+    """A custom attribute, and a whole profile for alan.turing (long values, as people have)."""
+    admin = demo.admin
+    demo.custom_attribute = custom_attribute_create(
+        actor=admin,
+        name="building",
+        label="Building and floor of the desk",
+        type="enum",
+        choices=["Bletchley Park, Hut 8", "Manchester, Computing Machine Laboratory"],
+        description="Where the post room delivers.",
+    )
+    custom_attribute_create(actor=admin, name="clearance_level", label="Security clearance level", type="number")
+    directory.user_update(
+        actor=admin,
+        user=demo.people["alan.turing"],
+        title="Principal Research Scientist, Computing Machinery",
+        department="Research and Development",
+        division="Mathematics",
+        organization="Acme Corporation Engineering",
+        cost_center="CC-4711-RESEARCH",
+        user_type="Employee",
+        manager=demo.people["margaret.hamilton"],
+        preferred_language="en-GB",
+        locale="en-GB",
+        timezone="Europe/London",
+        emails=[{"value": "alan.turing.personal@private-mail.example-corporation.com", "type": "home"}],
+        phone_numbers=[
+            {"value": "+44 20 7946 0958", "type": "work", "primary": True},
+            {"value": "+44 7700 900123", "type": "mobile"},
+        ],
+        addresses=[
+            {
+                "street_address": "Wilmslow Road, Hollymeade",
+                "locality": "Wilmslow",
+                "postal_code": "SK9 1AA",
+                "country": "GB",
+                "type": "home",
+                "primary": True,
+            },
+        ],
+        custom_attributes={"building": "Bletchley Park, Hut 8", "clearance_level": 3},
+    )
+    directory.user_update(
+        actor=admin,
+        user=demo.people["ada.lovelace"],
+        title="Analyst",
+        department="Research and Development",
+        manager=demo.people["margaret.hamilton"],
+    )
 
 
 def seed_demo_directory() -> DemoDirectory:
@@ -99,6 +152,7 @@ def seed_demo_directory() -> DemoDirectory:
         for name in group_names:
             directory.group_add_members(actor=admin, group=demo.groups[name], users=[person])
     directory.user_suspend(actor=admin, user=demo.people["claude.shannon"])
+    _seed_profiles(demo)
 
     network = "acme-corporation-engineering"
     twingate = connectors.connector_create(

@@ -41,6 +41,8 @@ NOT_PAGES = {
     "user_mfa_reset": "POST only",
     "user_unlock": "POST only",
     "group_member_search": "htmx fragment of the group page",
+    "user_manager_search": "htmx fragment of the user form (the manager picker)",
+    "user_manager_choice": "htmx fragment of the user form (the manager picker)",
     "group_member_add": "POST only",
     "group_member_remove": "POST only",
     "group_import": "POST only",
@@ -175,6 +177,7 @@ def console_pages(demo: DemoDirectory) -> list[tuple[str, str, str]]:
             "scim_token": demo.scim_token_id,
             "api_token": demo.api_token_id,
             "settings_upstream": str(demo.upstream.pk),
+            "custom_attribute": str(demo.custom_attribute.pk),
         },
     }
     pages: list[tuple[str, str, str]] = []

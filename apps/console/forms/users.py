@@ -5,6 +5,7 @@ from apps.directory.models import (
     DISPLAY_NAME_MAX_LENGTH,
     EMPLOYEE_ID_MAX_LENGTH,
     NAME_MAX_LENGTH,
+    PROFILE_TEXT_MAX_LENGTH,
     USERNAME_MAX_LENGTH,
     AdminRole,
     UserStatus,
@@ -30,11 +31,34 @@ class UserFilterForm(forms.Form):
     )
     group = forms.ChoiceField(label="Group", required=False, widget=forms.Select(attrs={"data-autosubmit": ""}))
     connector = forms.ChoiceField(label="Connector", required=False, widget=forms.Select(attrs={"data-autosubmit": ""}))
+    department = forms.CharField(label="Department", required=False, max_length=PROFILE_TEXT_MAX_LENGTH)
+    title = forms.CharField(label="Job title", required=False, max_length=PROFILE_TEXT_MAX_LENGTH)
+    manager = forms.CharField(
+        label="Manager", required=False, max_length=254, help_text="The manager's username or email."
+    )
+    attribute = forms.ChoiceField(label="Custom attribute", required=False)
+    value = forms.CharField(label="Its value", required=False, max_length=1000)
 
-    def __init__(self, *args, groups=(), connectors=(), **kwargs) -> None:
+    # The filters on the profile, as (form field, attribute key); `manager` and the custom attribute
+    # are turned into keys by the view.
+    PROFILE_FILTERS = (("department", "department"), ("title", "title"))
+
+    def __init__(self, *args, groups=(), connectors=(), custom_attributes=(), **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["group"].choices = [("", "Any group"), *((str(pk), name) for pk, name in groups)]
         self.fields["connector"].choices = [("", "Any connector"), *connectors]
+        self.fields["attribute"].choices = [
+            ("", "Any custom attribute"),
+            *((f"custom.{item.name}", item.label or item.name) for item in custom_attributes),
+        ]
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        if cleaned.get("attribute") and not cleaned.get("value"):
+            self.add_error("value", "Enter the value to look for.")
+        if cleaned.get("value") and not cleaned.get("attribute"):
+            self.add_error("attribute", "Choose the custom attribute the value is of.")
+        return cleaned
 
 
 class UserForm(forms.Form):

@@ -66,7 +66,8 @@ def _typed_rows(request: HttpRequest, kind: str) -> list[dict]:
 
 
 def _table(kind: str, formset) -> dict:
-    title, properties = forms.MAPPING_TABLES[kind]
+    title = forms.MAPPING_TABLES[kind][0]
+    properties = selectors.mapping_properties(kind)
     formset.title = title  # names its rows in the error summary
     return {"kind": kind, "title": title, "properties": properties, "formset": formset, "saml": kind == "saml"}
 

@@ -140,6 +140,7 @@ def group_member_search(request: HttpRequest, pk) -> HttpResponse:
             directory_selectors.user_list(search=query)
             .exclude(memberships__group=group)
             .prefetch_related(None)  # the matches show no groups
+            .select_related(None)  # nor managers
             .only("id", "username", "first_name", "last_name", "display_name", "email")[:MEMBER_SEARCH_LIMIT]
         )
     context = {"group": group, "query": query, "matches": matches, "min_length": MEMBER_SEARCH_MIN_LENGTH}

@@ -8,12 +8,10 @@ from django.urls import path
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
-from apps.connectors.selectors import connector_choices, users_filtered
 from apps.console.decorators import console_view
 from apps.console.forms import add_service_errors
 from apps.console.forms.user_csv import UserImportForm
-from apps.console.forms.users import UserFilterForm
-from apps.directory import selectors as directory_selectors
+from apps.console.views.users import filtered_users
 from apps.directory.roles import Capability
 from apps.directory.user_csv import USER_CSV_MAX_ROWS, user_csv_import, user_csv_lines
 
@@ -22,14 +20,7 @@ from apps.directory.user_csv import USER_CSV_MAX_ROWS, user_csv_import, user_csv
 @require_GET
 def user_export(request: HttpRequest) -> HttpResponse:
     """The users the list's filters select, every attribute, streamed (memory stays flat)."""
-    form = UserFilterForm(request.GET, groups=directory_selectors.group_choices(), connectors=connector_choices())
-    data = form.cleaned_data if form.is_valid() else {}
-    users = users_filtered(
-        search=data.get("q", ""),
-        status=data.get("status", ""),
-        group=data.get("group", ""),
-        connector=data.get("connector", ""),
-    )
+    _, users = filtered_users(request)
     response = StreamingHttpResponse(user_csv_lines(users), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="users-{timezone.now():%Y%m%d-%H%M%S}.csv"'
     return response

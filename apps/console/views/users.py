@@ -3,6 +3,7 @@
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
@@ -15,8 +16,10 @@ from apps.connectors.selectors import (
     user_access_paths,
     users_filtered,
 )
+from apps.console import selectors as console_selectors
 from apps.console.decorators import console_view
-from apps.console.forms import add_service_errors, save_changed_fields
+from apps.console.forms import add_service_errors
+from apps.console.forms.profile import SECTIONS, ProfileEditor
 from apps.console.forms.users import (
     RoleForm,
     TemporaryPasswordForm,
@@ -24,9 +27,12 @@ from apps.console.forms.users import (
     UserFilterForm,
     UserForm,
 )
+from apps.console.views.user_profile import profile_sections
 from apps.directory import selectors as directory_selectors
 from apps.directory import services as directory
+from apps.directory.attributes import custom_attribute_definitions
 from apps.directory.models import User
+from apps.directory.profile_selectors import UnknownFilter, profile_filter_q
 from apps.directory.roles import Capability, can_manage_user
 from apps.portal import lockout, passwords
 from apps.portal import selectors as portal_selectors
@@ -48,17 +54,60 @@ def _detail(account: User) -> HttpResponse:
     return redirect("console:user_detail", pk=account.pk)
 
 
-@console_view(Capability.VIEW_DIRECTORY)
-@require_GET
-def user_list(request: HttpRequest) -> HttpResponse:
-    form = UserFilterForm(request.GET, groups=directory_selectors.group_choices(), connectors=connector_choices())
+FILTER_FIELDS = ("q", "status", "group", "connector", "department", "title", "manager", "attribute")
+
+
+def _profile_filters(form: UserFilterForm, data: dict) -> Q | None:
+    """The list's profile filters as one condition; a filter that cannot be read becomes an error on
+    its field (and the list shows nobody rather than everyone)."""
+    conditions = []
+    try:
+        for field, key in form.PROFILE_FILTERS:
+            if data.get(field):
+                conditions.append(profile_filter_q(key, data[field]))
+        if data.get("manager"):
+            manager = console_selectors.user_by_username_or_email(data["manager"])
+            if manager is None:
+                form.add_error("manager", "No user has this username or email.")
+                return Q(pk__in=[])
+            conditions.append(profile_filter_q("manager", str(manager.pk)))
+        if data.get("attribute"):
+            conditions.append(profile_filter_q(data["attribute"], data["value"]))
+    except UnknownFilter as error:
+        form.add_error("value" if error.key.startswith("custom.") else None, str(error))
+        return Q(pk__in=[])
+    if not conditions:
+        return None
+    combined = conditions[0]
+    for condition in conditions[1:]:
+        combined &= condition
+    return combined
+
+
+def filtered_users(request: HttpRequest) -> tuple[UserFilterForm, QuerySet[User]]:
+    """The users list's filter form and the users it selects (the list, and its CSV export)."""
+    form = UserFilterForm(
+        request.GET,
+        groups=directory_selectors.group_choices(),
+        connectors=connector_choices(),
+        custom_attributes=custom_attribute_definitions(),
+    )
     data = form.cleaned_data if form.is_valid() else {}
     users = users_filtered(
         search=data.get("q", ""),
         status=data.get("status", ""),
         group=data.get("group", ""),
         connector=data.get("connector", ""),
+        where=_profile_filters(form, data),
     )
+    return form, users
+
+
+@console_view(Capability.VIEW_DIRECTORY)
+@require_GET
+def user_list(request: HttpRequest) -> HttpResponse:
+    form, users = filtered_users(request)
+    data = getattr(form, "cleaned_data", {})
     page, capped = directory_selectors.user_page(
         users, searching=bool(data.get("q")), number=request.GET.get("page"), size=settings.CONSOLE_PAGE_SIZE
     )
@@ -69,43 +118,79 @@ def user_list(request: HttpRequest) -> HttpResponse:
         "users": page.object_list,
         "capped": capped,
         "cap": directory_selectors.SEARCH_RESULT_CAP,
-        "filtered": any(data.get(name) for name in ("q", "status", "group", "connector")),
+        "filtered": any(data.get(name) for name in FILTER_FIELDS),
     }
     return render(request, "console/users/list.html", context, status=400 if form.errors else 200)
+
+
+def _show_service_errors(form: UserForm, profile: ProfileEditor, error: Exception) -> None:
+    """The directory's errors on the fields they name, in the identity form or the profile's sections."""
+    if isinstance(error, ValidationError) and hasattr(error, "error_dict"):
+        own = {name: texts for name, texts in error.message_dict.items() if name in form.fields}
+        others = ValidationError({name: texts for name, texts in error.message_dict.items() if name not in own})
+        if own:
+            add_service_errors(form, ValidationError(own))
+        for text in profile.add_service_errors(others) if others.error_dict else ():
+            form.add_error(None, text)
+    else:
+        add_service_errors(form, error)
+
+
+def _form_page(request: HttpRequest, form: UserForm, profile: ProfileEditor, account: User | None) -> HttpResponse:
+    context = {
+        "nav": "users",
+        "form": form,
+        "profile": profile,
+        "manager": profile.manager_choice(),
+        "account": account,
+        "creating": account is None,
+        "sections": [(title, [profile.form[name] for name in names]) for title, names in SECTIONS.items()],
+    }
+    invalid = form.errors or not profile_valid(profile)
+    return render(request, "console/users/form.html", context, status=400 if invalid else 200)
+
+
+def profile_valid(profile: ProfileEditor) -> bool:
+    """No error shown on any profile section (after a POST has been checked)."""
+    if profile.form.is_bound and profile.form.errors:
+        return False
+    return not any(formset.is_bound and (formset.total_error_count()) for formset in profile.formsets.values())
 
 
 @console_view(Capability.MANAGE_DIRECTORY)
 @require_http_methods(["GET", "POST"])
 def user_create(request: HttpRequest) -> HttpResponse:
     form = UserCreateForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
+    profile = ProfileEditor(request.POST or None, account=None, definitions=custom_attribute_definitions())
+    if request.method == "POST" and all([form.is_valid(), profile.is_valid()]):
         data = form.cleaned_data
         try:
             account = directory.user_create(
                 actor=request.user,
                 **{name: data[name] for name in PROFILE_FIELDS},
+                **profile.changes(),
                 status=data["status"],
                 password=data["password"] or None,
                 password_temporary=data["password_temporary"],
             )
         except (ValidationError, ApplicationError) as error:
-            add_service_errors(form, error)
+            _show_service_errors(form, profile, error)
         else:
             messages.success(request, f"{account.username} was created.")
             if data["send_reset"] and not data["password"]:
                 _send_reset(request, account)
             return _detail(account)
-    status = 400 if form.errors else 200
-    return render(request, "console/users/form.html", {"nav": "users", "form": form, "creating": True}, status=status)
+    return _form_page(request, form, profile, None)
 
 
 @console_view(Capability.VIEW_DIRECTORY)
 @require_GET
 def user_detail(request: HttpRequest, pk) -> HttpResponse:
-    account = get_object_or_404(User, pk=pk)
+    account = get_object_or_404(User.objects.select_related("manager"), pk=pk)
     context = {
         "nav": "users",
         "account": account,
+        "profile_sections": profile_sections(account, custom_attribute_definitions()),
         "groups": list(account.groups.order_by("name")),
         "access_paths": user_access_paths(account),
         "app_records": user_app_records(account),
@@ -122,15 +207,19 @@ def user_edit(request: HttpRequest, pk) -> HttpResponse:
     account = _managed_user(request, pk)
     initial = {name: getattr(account, name) for name in PROFILE_FIELDS}
     form = UserForm(request.POST or None, initial=initial)
-    if request.method == "POST" and form.is_valid():
-        changed = save_changed_fields(
-            form, initial, lambda **changes: directory.user_update(actor=request.user, user=account, **changes)
-        )
-        if changed is not None:
-            messages.success(request, f"{account.username} was saved." if changed else "Nothing changed.")
+    profile = ProfileEditor(request.POST or None, account=account, definitions=custom_attribute_definitions())
+    if request.method == "POST" and all([form.is_valid(), profile.is_valid()]):
+        changes = {name: value for name, value in form.cleaned_data.items() if value != initial[name]}
+        changes.update(profile.changes())
+        try:
+            if changes:
+                directory.user_update(actor=request.user, user=account, **changes)
+        except (ValidationError, ApplicationError) as error:
+            _show_service_errors(form, profile, error)
+        else:
+            messages.success(request, f"{account.username} was saved." if changes else "Nothing changed.")
             return _detail(account)
-    context = {"nav": "users", "form": form, "account": account, "creating": False}
-    return render(request, "console/users/form.html", context, status=400 if form.errors else 200)
+    return _form_page(request, form, profile, account)
 
 
 def _set_status(request: HttpRequest, pk, service, done: str) -> HttpResponse:
