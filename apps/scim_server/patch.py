@@ -12,7 +12,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from apps.scim_server.errors import ScimError, invalid_path, invalid_syntax, invalid_value, mutability, no_target
-from apps.scim_server.filters import And, AttrPath, Compare, Node, parse_attr_path, parse_value_filter, value_matches
+from apps.scim_server.filter_syntax import (
+    And,
+    AttrPath,
+    Compare,
+    Node,
+    parse_attr_path,
+    parse_value_filter,
+    value_matches,
+)
 from apps.scim_server.schemas import COMMON_ATTRIBUTES, AttributeDef
 
 MAX_OPERATIONS = 1000
