@@ -8,8 +8,9 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from django.db.models import Q, QuerySet
-from django.db.models.functions import Lower
+from django.db import connection
+from django.db.models import Func, Q, QuerySet
+from django.db.models.functions import Lower, Upper
 from django.utils.dateparse import parse_datetime
 
 from apps.scim_server.errors import ScimError, invalid_filter
@@ -29,14 +30,21 @@ from apps.scim_server.filter_syntax import (
 
 
 class FilterContext:
-    """Collects the Lower() aliases the Q objects refer to, to be applied to the queryset."""
+    """Collects the expressions (Lower(), Upper(), EXISTS over JSON lists) the Q objects refer to
+    by alias, to be applied to the queryset."""
 
     def __init__(self) -> None:
-        self.aliases: dict[str, Lower] = {}
+        self.aliases: dict[str, Any] = {}
+        self.vendor = connection.vendor
 
-    def lower(self, field: str) -> str:
-        name = f"scim_lc_{field}"
-        self.aliases[name] = Lower(field)
+    def lower(self, field: str, fold: type[Func] = Lower) -> str:
+        name = f"scim_{fold.function.lower()}_{field.replace('__', '_')}"
+        self.aliases[name] = fold(field)
+        return name
+
+    def expression(self, expression: Any) -> str:
+        name = f"scim_x{len(self.aliases)}"
+        self.aliases[name] = expression
         return name
 
     def apply(self, queryset: QuerySet, q: Q) -> QuerySet:
@@ -56,8 +64,10 @@ def _require_string(op: str, value: Any) -> str:
     return value
 
 
-def text_ci(field: str) -> Translator:
-    """A case-insensitive text attribute; `eq` compares lower(field), which an index can serve."""
+def text_ci(field: str, fold: type[Func] = Lower) -> Translator:
+    """A case-insensitive text attribute; `eq` compares lower(field) (or upper(field)), which an
+    expression index can serve: `fold` is the one the column's index was built with."""
+    convert = str.upper if fold is Upper else str.lower
 
     def translate(op: str, value: Any, context: FilterContext) -> Q:
         if op == "pr":
@@ -67,16 +77,16 @@ def text_ci(field: str) -> Translator:
                 present = ~Q(**{field: ""})
                 return ~present if op == "eq" else present
             raise invalid_filter(f"Operator {op} cannot compare with null.")
-        value = _require_string(op, value)
-        lowered = context.lower(field)
+        value = convert(_require_string(op, value))
+        lowered = context.lower(field, fold)
         if op == "eq":
-            return Q(**{lowered: value.lower()})
+            return Q(**{lowered: value})
         if op == "ne":
-            return ~Q(**{lowered: value.lower()})
+            return ~Q(**{lowered: value})
         if op in ("co", "sw", "ew"):
             lookup = {"co": "contains", "sw": "startswith", "ew": "endswith"}[op]
-            return Q(**{f"{lowered}__{lookup}": value.lower()})
-        return Q(**{f"{lowered}__{_ORDERING_LOOKUPS[op]}": value.lower()})
+            return Q(**{f"{lowered}__{lookup}": value})
+        return Q(**{f"{lowered}__{_ORDERING_LOOKUPS[op]}": value})
 
     return translate
 
@@ -204,6 +214,11 @@ class FilterTarget:
     known_uris: tuple[str, ...]
     core_uri: str
     sortable: dict[tuple[str, str | None], str]
+    # Attributes known only at request time (custom ones): (attr, sub) -> translator or None.
+    fallback: Callable[[tuple[str, str | None]], Translator | None] = lambda key: None
+
+    def translator(self, key: tuple[str, str | None]) -> Translator | None:
+        return self.translators.get(key) or self.fallback(key)
 
     def resolve(self, path: AttrPath) -> tuple[str, str | None]:
         key = (path.attr, path.sub)
@@ -235,7 +250,7 @@ def to_q(node: Node, target: FilterTarget, context: FilterContext, prefix: AttrP
         if path.sub is not None or path.uri is not None:
             raise invalid_filter(f"Invalid attribute {path} inside a value filter.")
         path = AttrPath(prefix.uri, prefix.attr, path.attr)
-    translator = target.translators.get(target.resolve(path))
+    translator = target.translator(target.resolve(path))
     if translator is None:
         raise invalid_filter(f"Cannot filter on {path}: unknown attribute or not filterable.")
     if isinstance(node, Present):

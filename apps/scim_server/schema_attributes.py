@@ -176,7 +176,9 @@ _CUSTOM_SCIM_TYPES = {
     CustomAttributeType.STRING: "string",
     CustomAttributeType.NUMBER: "decimal",
     CustomAttributeType.BOOLEAN: "boolean",
-    CustomAttributeType.DATE: "dateTime",
+    # A date, not a point in time: SCIM's dateTime would need a time of day and a zone that the
+    # directory does not keep, and would not read back as sent.
+    CustomAttributeType.DATE: "string",
     CustomAttributeType.ENUM: "string",
 }
 
@@ -184,7 +186,7 @@ _CUSTOM_SCIM_TYPES = {
 def custom_attribute_document(definition: CustomAttribute) -> dict:
     description = definition.description or definition.label or definition.name
     if definition.type == CustomAttributeType.DATE:
-        description += " (a date: the time of day is not kept)"
+        description += " (an ISO 8601 date: YYYY-MM-DD)"
     document = {
         "name": definition.name,
         "type": _CUSTOM_SCIM_TYPES[CustomAttributeType(definition.type)],
