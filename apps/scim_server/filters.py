@@ -3,7 +3,7 @@ into Django Q objects, attribute by attribute, through the translators a resourc
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -216,6 +216,9 @@ class FilterTarget:
     sortable: dict[tuple[str, str | None], str]
     # Attributes known only at request time (custom ones): (attr, sub) -> translator or None.
     fallback: Callable[[tuple[str, str | None]], Translator | None] = lambda key: None
+    # Multi-valued attributes whose value filter (`attr[...]`) must hold for one and the same value:
+    # attr -> a function of the filter inside the brackets.
+    value_paths: dict[str, Callable[[Node, "FilterContext"], Q]] = field(default_factory=dict)
 
     def translator(self, key: tuple[str, str | None]) -> Translator | None:
         return self.translators.get(key) or self.fallback(key)
@@ -244,6 +247,9 @@ def to_q(node: Node, target: FilterTarget, context: FilterContext, prefix: AttrP
     if isinstance(node, Not):
         return ~to_q(node.term, target, context, prefix)
     if isinstance(node, ValuePath):
+        handler = target.value_paths.get(node.path.attr) if node.path.uri in (None, target.core_uri) else None
+        if handler is not None:
+            return handler(node.filter, context)
         return to_q(node.filter, target, context, node.path)
     path = node.path
     if prefix is not None:

@@ -337,7 +337,13 @@ def _apply_to_attribute(container: dict, attribute: AttributeDef, op: str, value
         if not isinstance(value, dict):
             raise invalid_value(f"{name} takes an object.")
         merged = dict(current) if isinstance(current, dict) else {}
-        for key, item in _canonical_sub_names(attribute, value).items():
+        given = _canonical_sub_names(attribute, value)
+        if {"value", "$ref"} <= set(attribute.sub_attributes):
+            # `value` and `$ref` name one resource (a manager): a new one replaces both.
+            for stale in {"value", "$ref"} - set(given):
+                if {"value", "$ref"} & set(given):
+                    _delete(merged, stale)
+        for key, item in given.items():
             _set(merged, key, item)
         _set(container, name, merged)
     else:

@@ -7,6 +7,7 @@ every comparison on SQLite, is an EXISTS over the list's elements (json_each /
 jsonb_array_elements): a scan, as SCIM's `co` or `gt` would be on any column.
 """
 
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -14,6 +15,7 @@ from django.db.models import BooleanField, F, Func, Q
 
 from apps.directory.models import CustomAttribute, CustomAttributeType
 from apps.scim_server.errors import invalid_filter
+from apps.scim_server.filter_syntax import And, Node, Not, Or, Present, ValuePath
 from apps.scim_server.filters import FilterContext, Translator
 
 _TEXT_OPERATORS = {"eq": "= %s", "ne": "= %s", "gt": "> %s", "ge": ">= %s", "lt": "< %s", "le": "<= %s"}
@@ -65,7 +67,8 @@ class JsonMatch(Func):
         if not self.each:
             text_sql, extract_params = self._extract(column, self.key, vendor)
             compare, compare_params = self._compare(text_sql, vendor)
-            return f"({compare})", [*params, *extract_params, *compare_params]
+            # No value is "not equal" too: never NULL, so that NOT (...) holds for it.
+            return f"COALESCE(({compare}), false)", [*params, *extract_params, *compare_params]
         if vendor == "postgresql":
             source = f"jsonb_array_elements(CASE WHEN jsonb_typeof({column}) = 'array' THEN {column} ELSE '[]' END)"
             element = "scim_item"
@@ -89,11 +92,11 @@ def _match(context: FilterContext, match: JsonMatch, negate: bool = False) -> Q:
     return ~q if negate else q
 
 
-def json_list(column: str, key: str, *, indexed: bool = False, variants=None) -> Translator:
+def json_list(column: str, key: str, *, indexed: bool = False) -> Translator:
     """A sub-attribute of a multi-valued attribute kept as a JSON list (`phoneNumbers.value`).
 
-    `indexed`: on PostgreSQL, `eq` is containment of `{key: value}` (GIN, jsonb_path_ops), for
-    the value as given and each of `variants(value)` (how the directory may have stored it)."""
+    `indexed`: on PostgreSQL, `eq` is containment of `{key: value}` (GIN, jsonb_path_ops): exact,
+    for values without case (phone numbers)."""
 
     def translate(op: str, value: Any, context: FilterContext) -> Q:
         if op == "pr":
@@ -102,21 +105,11 @@ def json_list(column: str, key: str, *, indexed: bool = False, variants=None) ->
             raise invalid_filter(f"Operator {op} cannot compare with null here.")
         text = _text(op, value)
         if op == "eq" and indexed and context.vendor == "postgresql":
-            forms = dict.fromkeys([text, *(variants(text) if variants else ())])
-            q = Q()
-            for form in forms:
-                q |= Q(**{f"{column}__contains": [{key: form}]})
-            return q
+            return Q(**{f"{column}__contains": [{key: text}]})
         compared = text.lower()
         return _match(context, JsonMatch(column, op=op, value=compared, each=True, key=key), negate=op == "ne")
 
     return translate
-
-
-def email_variants(text: str) -> list[str]:
-    """An email as the directory stores it (domain lower-cased), and all in lower case."""
-    local, at, domain = text.rpartition("@")
-    return [f"{local}@{domain.lower()}", text.lower()] if at else [text.lower()]
 
 
 def either(first: Translator, second: Translator) -> Translator:
@@ -213,3 +206,94 @@ class _ListOfKey(JsonMatch):
         compare, compare_params = self._compare(text_sql, connection.vendor)
         sql = f"EXISTS (SELECT 1 FROM {source} AS scim_item WHERE {compare})"  # noqa: S608 - no input in it
         return sql, [*source_params, *extract_params, *compare_params]
+
+
+# --- Value filters on multi-valued attributes: one value must match them all -------------------
+
+
+def _element_plan(node: Node, keys: dict[str, str]) -> tuple:
+    """The filter inside `attr[...]`, checked and resolved to stored keys: a tree of tuples."""
+    if isinstance(node, And | Or):
+        return (type(node).__name__.upper(), tuple(_element_plan(term, keys) for term in node.terms))
+    if isinstance(node, Not):
+        return ("NOT", _element_plan(node.term, keys))
+    if isinstance(node, ValuePath) or node.path.sub is not None or node.path.uri is not None:
+        raise invalid_filter(f"Invalid attribute {getattr(node, 'path', '')} inside a value filter.")
+    key = keys.get(node.path.attr)
+    if key is None:
+        raise invalid_filter(f"Cannot filter on {node.path.attr} here: unknown attribute.")
+    if isinstance(node, Present):
+        return ("PR", key, None)
+    if key == "primary":
+        value = node.value
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            value = value.lower() == "true"
+        if node.op not in ("eq", "ne") or not isinstance(value, bool):
+            raise invalid_filter("primary compares only with eq or ne and true or false.")
+        return ("BOOL", key, value if node.op == "eq" else not value)
+    return ("CMP", key, node.op, _text(node.op, node.value).lower())
+
+
+class JsonElementsMatch(Func):
+    """EXISTS one element of a JSON list column for which a whole value filter holds."""
+
+    output_field = BooleanField()
+
+    def __init__(self, column: str, plan: tuple) -> None:
+        super().__init__(F(column))
+        self.plan = plan
+
+    def _sql(self, plan: tuple, element: str, vendor: str) -> tuple[str, list]:
+        kind = plan[0]
+        if kind in ("AND", "OR"):
+            parts = [self._sql(term, element, vendor) for term in plan[1]]
+            return "(" + f" {kind} ".join(sql for sql, _ in parts) + ")", [p for _, params in parts for p in params]
+        if kind == "NOT":
+            sql, params = self._sql(plan[1], element, vendor)
+            return f"NOT {sql}", params
+        key = plan[1]
+        if vendor == "postgresql":
+            text, params = f"({element} ->> %s)", [key]
+        else:
+            text, params = f"json_extract({element}, %s)", [f'$."{key}"']
+        if kind == "PR":
+            return f"(COALESCE({text}, '') <> '')", params
+        if kind == "BOOL":
+            truth = ("'true'", "'false'") if vendor == "postgresql" else ("1", "0")
+            return f"(COALESCE({text}, {truth[1]}) = {truth[0] if plan[2] else truth[1]})", params
+        _, _, op, value = plan
+        if op in _LIKE:
+            return f"(LOWER({text}) LIKE %s ESCAPE '\\')", [*params, _LIKE[op].format(_like_escape(value))]
+        sql = f"(LOWER({text}) {_TEXT_OPERATORS[op]})"
+        return (f"NOT COALESCE({sql}, false)" if op == "ne" else sql), [*params, value]
+
+    def as_sql(self, compiler, connection, **extra_context):
+        column, params = compiler.compile(self.source_expressions[0])
+        if connection.vendor == "postgresql":
+            source = f"jsonb_array_elements(CASE WHEN jsonb_typeof({column}) = 'array' THEN {column} ELSE '[]' END)"
+            element, source_params = "scim_item", [*params, *params]
+        else:
+            source, element, source_params = f"json_each({column})", "scim_item.value", list(params)
+        condition, condition_params = self._sql(self.plan, element, connection.vendor)
+        sql = f"EXISTS (SELECT 1 FROM {source} AS scim_item WHERE {condition})"  # noqa: S608 - no input in it
+        return sql, [*source_params, *condition_params]
+
+
+def json_value_path(column: str, sub_attributes: tuple[tuple[str, str], ...]) -> Callable[[Node, FilterContext], Q]:
+    """`phoneNumbers[type eq "work" and value sw "+1"]`: one element matches every condition."""
+    keys = {scim.lower(): key for key, scim in sub_attributes}
+
+    def translate(node: Node, context: FilterContext) -> Q:
+        return Q(**{context.expression(JsonElementsMatch(column, _element_plan(node, keys))): True})
+
+    return translate
+
+
+def emails_value_path(company_email: Callable[[Node, FilterContext], Q], sub_attributes) -> Callable:
+    """`emails[...]`: the company email (a value of its own) or one of the others matches."""
+    others = json_value_path("emails", sub_attributes)
+
+    def translate(node: Node, context: FilterContext) -> Q:
+        return company_email(node, context) | others(node, context)
+
+    return translate

@@ -269,18 +269,19 @@ def _read_enterprise(value: Any, values: dict) -> None:
             values[ENTERPRISE_TEXT[name]] = string_value(item, name)
 
 
-def _read_custom(value: Any, definitions: list[CustomAttribute], values: dict) -> None:
+def _read_custom(value: Any, definitions: list[CustomAttribute] | None, values: dict) -> None:
+    """The custom extension, names checked against `definitions` (None: passed on as they are)."""
     if value is None:
         values["custom_attributes"] = {}
         return
     if not isinstance(value, dict):
         raise invalid_value(f"{CUSTOM_USER_SCHEMA} must be an object.")
-    by_name = {definition.name.lower(): definition.name for definition in definitions}
+    by_name = None if definitions is None else {definition.name.lower(): definition.name for definition in definitions}
     custom = {}
     for key, item in value.items():
         if key.lower() == "schemas":
             continue
-        name = by_name.get(key.lower())
+        name = key if by_name is None else by_name.get(key.lower())
         if name is None:
             raise invalid_path(f"Unknown attribute {CUSTOM_USER_SCHEMA}:{key[:80]}.")
         custom[name] = item
@@ -288,7 +289,7 @@ def _read_custom(value: Any, definitions: list[CustomAttribute], values: dict) -
 
 
 def read_user_document(
-    document: Any, *, mode: str, definitions: list[CustomAttribute], current: dict | None = None
+    document: Any, *, mode: str, definitions: list[CustomAttribute] | None, current: dict | None = None
 ) -> UserFields:
     """Read a SCIM User document into directory fields.
 
@@ -298,7 +299,10 @@ def read_user_document(
     """
     if not isinstance(document, dict):
         raise invalid_value("A User must be a JSON object.")
-    allowed = {USER_SCHEMA, ENTERPRISE_SCHEMA, CUSTOM_USER_SCHEMA} if definitions else {USER_SCHEMA, ENTERPRISE_SCHEMA}
+    # `definitions` None: the request does not name the custom extension (it may still be in a
+    # PATCH's document, rendered from the stored values, which the directory checks again).
+    custom_known = definitions is None or bool(definitions)
+    allowed = {USER_SCHEMA, ENTERPRISE_SCHEMA, CUSTOM_USER_SCHEMA} if custom_known else {USER_SCHEMA, ENTERPRISE_SCHEMA}
     check_schemas(document, allowed, USER_SCHEMA)
     core = attribute_defs(USER_SCHEMA)
     values: dict[str, Any] = {name: "" for name in (*CORE_TEXT.values(), *ENTERPRISE_TEXT.values())}
@@ -314,7 +318,7 @@ def read_user_document(
         if lowered == ENTERPRISE_SCHEMA.lower():
             _read_enterprise(value, values)
             continue
-        if lowered == CUSTOM_USER_SCHEMA.lower() and definitions:
+        if lowered == CUSTOM_USER_SCHEMA.lower() and custom_known:
             _read_custom(value, definitions, values)
             continue
         definition = core.get(lowered) or COMMON_ATTRIBUTES.get(lowered)
@@ -365,8 +369,7 @@ def read_user_document(
             "manager": values["manager"],
         }
     )
-    if definitions or values["custom_attributes"]:
-        profile["custom_attributes"] = values["custom_attributes"]
+    profile["custom_attributes"] = values["custom_attributes"]
     if "email_type" in values and has_email_type():
         profile["email_type"] = values["email_type"]
     if not profile["username"]:

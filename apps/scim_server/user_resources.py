@@ -20,6 +20,7 @@ from apps.directory.models import Membership, User, UserStatus
 from apps.scim_server import filters, profile_filters
 from apps.scim_server.adapters import user_apply, user_create_from, user_resource_schema
 from apps.scim_server.errors import not_found
+from apps.scim_server.filter_syntax import AttrPath
 from apps.scim_server.models import ScimToken
 from apps.scim_server.patch import apply_patch
 from apps.scim_server.projection import NO_SELECTION, ListParams, Projection, project, projection
@@ -48,9 +49,27 @@ from apps.scim_server.user_documents import UserFields, read_user_document
 
 _ENT = ENTERPRISE_SCHEMA.lower()
 _CUSTOM = CUSTOM_USER_SCHEMA.lower()
+# The company email is a value of `emails` of its own: type work, primary; the others are a JSON
+# list (compared case-insensitively by a scan: no index serves that on a JSON list).
 _company_email = filters.text_ci("email")
-_other_emails = profile_filters.json_list("emails", "value", indexed=True, variants=profile_filters.email_variants)
+_company_email_type = filters.constant_when_present(~filters.Q(email=""), "work")
+_company_email_primary = filters.constant_when_present(~filters.Q(email=""), True)
+_other_emails = profile_filters.json_list("emails", "value")
 _phone_numbers = profile_filters.json_list("phone_numbers", "value", indexed=True)
+_COMPANY_EMAIL = filters.FilterTarget(
+    translators={
+        ("emails", "value"): _company_email,
+        ("emails", "type"): _company_email_type,
+        ("emails", "primary"): _company_email_primary,
+    },
+    known_uris=(USER_SCHEMA,),
+    core_uri=USER_SCHEMA,
+    sortable={},
+)
+
+
+def _company_email_value_path(node: filters.Node, context: filters.FilterContext) -> filters.Q:
+    return filters.to_q(node, _COMPANY_EMAIL, context, AttrPath(None, "emails"))
 
 
 def _custom_translator(key: tuple[str, str | None]) -> filters.Translator | None:
@@ -82,7 +101,8 @@ USER_TARGET = filters.FilterTarget(
         ("active", None): filters.boolean_q(filters.Q(status=UserStatus.ACTIVE)),
         ("emails", None): profile_filters.either(_company_email, _other_emails),
         ("emails", "value"): profile_filters.either(_company_email, _other_emails),
-        ("emails", "type"): profile_filters.json_list("emails", "type"),
+        ("emails", "type"): profile_filters.either(_company_email_type, profile_filters.json_list("emails", "type")),
+        ("emails", "primary"): _company_email_primary,
         ("phonenumbers", None): _phone_numbers,
         ("phonenumbers", "value"): _phone_numbers,
         ("phonenumbers", "type"): profile_filters.json_list("phone_numbers", "type"),
@@ -130,6 +150,12 @@ USER_TARGET = filters.FilterTarget(
         (f"{_ENT}:division", None): "division",
     },
     fallback=_custom_translator,
+    value_paths={
+        "emails": profile_filters.emails_value_path(_company_email_value_path, MULTI_VALUED_FIELDS["emails"]),
+        "phonenumbers": profile_filters.json_value_path("phone_numbers", MULTI_VALUED_FIELDS["phone_numbers"]),
+        "photos": profile_filters.json_value_path("photos", MULTI_VALUED_FIELDS["photos"]),
+        "addresses": profile_filters.json_value_path("addresses", MULTI_VALUED_FIELDS["addresses"]),
+    },
 )
 
 
@@ -224,6 +250,15 @@ def render_user(user: User, request: HttpRequest | None, selection: Projection, 
     return adapter, project(document, selection)
 
 
+def definitions_if_named(body: Any) -> list | None:
+    """The custom attribute definitions when a request names the custom extension; None (not
+    read) otherwise: the directory checks custom values itself, so a request that leaves them alone
+    costs no query for them."""
+    if CUSTOM_USER_SCHEMA.lower() in json.dumps(body).lower():
+        return custom_definitions()
+    return None
+
+
 def user_projection(params: ListParams) -> Projection:
     """The attributes a request asks for; the schema (and its custom part) is read only then."""
     if not params.attributes and not params.excluded:
@@ -275,7 +310,7 @@ def user_get(
 
 def user_create(token: ScimToken, request: HttpRequest | None, body: Any) -> ScimResult:
     require_write(token)
-    fields = read_user_document(body, mode="create", definitions=custom_definitions())
+    fields = read_user_document(body, mode="create", definitions=definitions_if_named(body))
     user = run_write(
         token,
         "create",
@@ -323,7 +358,9 @@ def user_replace(
         user_id,
         if_match,
         "replace",
-        lambda current: read_user_document(body, mode="replace", definitions=custom_definitions(), current=current),
+        lambda current: read_user_document(
+            body, mode="replace", definitions=definitions_if_named(body), current=current
+        ),
     )
 
 
@@ -331,8 +368,8 @@ def user_patch(
     token: ScimToken, request: HttpRequest | None, user_id: str, body: Any, if_match: str | None = None
 ) -> ScimResult:
     def read_fields(current: dict) -> UserFields:
-        definitions = custom_definitions()
-        schema = user_resource_schema(definitions)
+        definitions = definitions_if_named(body)
+        schema = user_resource_schema(definitions or [])
         changed = apply_patch(current, body, schema, writable_password=password_writable())
         return read_user_document(changed, mode="patch", definitions=definitions, current=current)
 

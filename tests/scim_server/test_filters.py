@@ -95,7 +95,7 @@ def test_hostile_filters_over_http_answer_400_within_a_second(scim):
     "text",
     [
         'password eq "x"',
-        'nickName eq "x"',
+        'ims.value eq "x"',
         'groups.display eq "x"',
         'name.middleName eq "x"',
         "id gt 5",

@@ -97,7 +97,14 @@ def names(text: str) -> set[str]:
         ('emails.value ew "@example.org"', {"ann"}),
         ('emails.type eq "home"', {"ann"}),
         ('addresses.locality eq "springfield"', {"ann"}),
-        ('addresses[type eq "home"].locality eq "Shelbyville"', {"bob"}),
+        ('addresses[type eq "home" and locality eq "Shelbyville"]', {"bob"}),
+        ('addresses[type eq "work" and locality eq "Shelbyville"]', set()),
+        ('phoneNumbers[type eq "mobile" and value eq "+1 555 0100"]', set()),
+        ('phoneNumbers[not (type eq "work") and primary eq false]', {"bob"}),
+        ('emails[type eq "work" and value eq "ANN@example.com"]', {"ann"}),
+        ('emails[type eq "home" and value sw "ann.home@"]', {"ann"}),
+        ('emails[type eq "home" and value eq "ann@example.com"]', set()),
+        ("emails[primary eq true]", {"ann", "bob", "boss"}),
         ('addresses.postalCode sw "627"', {"ann"}),
         ('addresses.country eq "US"', {"ann", "bob"}),
         (f"{CUSTOM}:floor eq 3", {"ann"}),
@@ -134,7 +141,8 @@ def test_filters_over_http_and_unknown_custom_attributes(scim, people):
     assert_scim_error(scim.get("Users", filter=f'{CUSTOM}:nope eq "x"'), 400, "invalidFilter")
     assert_scim_error(scim.get("Users", filter=f'{CUSTOM}:floor eq "third"'), 400, "invalidFilter")
     page = scim.get("Users", sortBy=f"{ENTERPRISE}:department", filter="title pr").json()
-    assert [resource["userName"] for resource in page["Resources"]] == ["bob", "ann", "boss"]
+    ordered = [resource["userName"] for resource in page["Resources"]]
+    assert ordered[0] == "bob" and set(ordered[1:]) == {"ann", "boss"}  # Design, then Engineering twice
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="index plans are PostgreSQL's")
@@ -145,7 +153,6 @@ def test_filters_over_http_and_unknown_custom_attributes(scim, people):
         (f'{ENTERPRISE}:department eq "Engineering"', "directory_user_dept_ci_idx"),
         (f'{ENTERPRISE}:manager.value eq "00000000-0000-0000-0000-000000000001"', "directory_user_manager_id"),
         ('phoneNumbers.value eq "+1 555 0100"', "directory_user_phone_numbers_gin"),
-        ('emails.value eq "ann.home@example.org"', "directory_user_emails_gin"),
         (f"{CUSTOM}:floor eq 3", "directory_user_custom_attributes_gin"),
     ],
 )

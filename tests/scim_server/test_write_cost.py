@@ -36,15 +36,17 @@ def test_patch_of_one_attribute_reads_the_user_once_and_writes_only_what_changed
     statements = _statements(
         scim, lambda: scim.patch_ops(f"Users/{user.pk}", {"op": "replace", "path": "name.givenName", "value": "New"})
     )
-    read, update = _on_users(statements)
+    read, update, *reports = _on_users(statements)
     assert read.startswith("SELECT") and update.startswith("UPDATE")
+    assert all('WHERE "directory_user"."manager_id" =' in sql for sql in reports), reports
     if connection.features.has_select_for_update:
         assert "FOR UPDATE" in read
     written = re.search(r"SET (.*) WHERE", update).group(1)
     assert "first_name" in written and "display_name" in written
     assert "password" not in written and "username" not in written and "email" not in written
-    # The token, the user, its update, the audit row and the provisioning check: nothing else.
-    assert len(statements) <= 5, statements
+    # The token, the user, its update, the audit row, the provisioning check and (the display name
+    # changed) the reports whose manager.displayName changes with it: nothing else.
+    assert len(statements) <= 6, statements
     user.refresh_from_db()
     assert (user.first_name, user.display_name) == ("New", "New Name")
     assert AuditEvent.objects.get(action="user.update", target_id=str(user.pk)).after == {
@@ -67,7 +69,8 @@ def test_patch_deactivation_reads_the_user_once(scim):
 def test_post_inserts_the_user_without_looking_up_uniqueness_first(scim):
     statements = _statements(scim, lambda: scim.post("Users", user_body("cost.post")))
     assert [sql.split()[0] for sql in _on_users(statements)] == ["INSERT"]
-    assert len(statements) <= 4, statements
+    # The token, the custom attributes a new user must have, the user, its audit row, the check.
+    assert len(statements) <= 5, statements
     user = User.objects.get(username="cost.post")
     assert AuditEvent.objects.filter(action="user.create", target_id=str(user.pk)).exists()
 
