@@ -8,6 +8,7 @@ import copy
 import zoneinfo
 from collections.abc import Iterable
 
+from django.conf import global_settings
 from django_scim import schemas as stock_schemas
 from django_scim.constants import SchemaURI
 
@@ -24,6 +25,16 @@ _STOCK = {document["id"]: document for document in stock_schemas.ALL}
 # IANA names: a client that offers a picker (and scim2-tester, which picks from canonicalValues)
 # sends one the directory accepts.
 TIMEZONES = sorted(zoneinfo.available_timezones() - {"Factory", "localtime"})
+
+
+def _language_tag(code: str) -> str:
+    """Django's `en-au` as BCP 47 writes it: `en-AU`, `zh-Hans`."""
+    language, *subtags = code.split("-")
+    return "-".join([language, *(tag.upper() if len(tag) == 2 else tag.title() for tag in subtags)])
+
+
+# Suggested language tags (those Django knows, and en-US): any BCP 47 tag is accepted.
+LANGUAGE_TAGS = sorted({_language_tag(code) for code, _ in global_settings.LANGUAGES} | {"en-US"})
 
 
 def stock_document(schema_id: str) -> dict:
@@ -91,9 +102,12 @@ def user_attributes(*, with_password: bool) -> list[dict]:
     )
     simple = [_stock_attribute(USER_SCHEMA, attr) for attr in ("nickName", "profileUrl", "title", "userType")]
     preferred_language = _stock_attribute(USER_SCHEMA, "preferredLanguage")
-    preferred_language["description"] = "The preferred language, as an Accept-Language value such as 'en-US'."
+    preferred_language.update(
+        canonicalValues=LANGUAGE_TAGS,
+        description="The preferred language, as an Accept-Language value such as 'en-US' or 'fr-CA, fr;q=0.8'.",
+    )
     locale = _stock_attribute(USER_SCHEMA, "locale")
-    locale["description"] = "The default location, as a language tag such as 'en-US'."
+    locale.update(canonicalValues=LANGUAGE_TAGS, description="The default location, as a language tag such as 'en-US'.")
     timezone = _stock_attribute(USER_SCHEMA, "timezone")
     timezone.update(canonicalValues=TIMEZONES, description="An IANA time zone name such as 'Europe/Paris'.")
     active = _stock_attribute(USER_SCHEMA, "active")

@@ -201,19 +201,27 @@ def _read_item(element: dict, scim_name: str, field_name: str) -> dict:
 
 
 def _read_emails(value: Any) -> tuple[str, str, list[dict]]:
-    """(company email, its type, the other emails): the primary one is the company email; with
-    none marked primary, the work one, else the first."""
+    """(company email, its type, the other emails). The company email is the one marked primary;
+    with none marked, the work one among those that do not say `primary: false`, else the first of
+    those. When every email says `primary: false`, the user has no company email."""
     items = [_read_item(element, "emails", "emails") for element in _items(value, "emails")]
     items = [item for item in items if item.get("value") not in (None, "")]
-    if not items:
-        return "", "", []
+    candidates = [
+        index for index, item in enumerate(items) if truthy(item.get("primary")) or not is_false(item.get("primary"))
+    ]
+    if not candidates:
+        return "", "", [{**item, "primary": False} for item in items]
     chosen = min(
-        range(len(items)),
+        candidates,
         key=lambda index: (not truthy(items[index].get("primary")), str(items[index].get("type") or "") != "work"),
     )
     primary = items[chosen]
     others = [{**item, "primary": False} for index, item in enumerate(items) if index != chosen]
     return string_value(primary["value"], "emails.value"), str(primary.get("type") or ""), others
+
+
+def is_false(value: Any) -> bool:
+    return value is False or (isinstance(value, str) and value.strip().lower() == "false")
 
 
 def _read_name(value: Any) -> dict:

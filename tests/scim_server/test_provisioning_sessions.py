@@ -118,6 +118,8 @@ def test_entra_id_provisioning_session(http):
     )
     expected["emails"][0]["value"] = "alex.w@contoso.example"
     expected["name"]["familyName"] = "Wilber-Smith"
+    # The display name was the given and family name, so it follows them (the directory's rule).
+    expected["name"]["formatted"] = expected["displayName"] = "Alex Wilber-Smith"
     expected["phoneNumbers"] = [{"value": "+1 425 555 0100", "type": "work", "primary": False}]
     expected["addresses"] = [
         {"streetAddress": "1 Microsoft Way", "locality": "Redmond", "type": "work", "primary": False}
@@ -192,7 +194,9 @@ def _okta_user(user_name: str, given: str, family: str, enterprise: dict) -> dic
 
 
 def _okta_expected(body: dict) -> dict:
-    expected = {key: value for key, value in body.items() if key != "groups"}
+    expected = copy.deepcopy({key: value for key, value in body.items() if key != "groups"})
+    # name.formatted is the display name here (RFC 7643: "the full name ... formatted for display").
+    expected["name"]["formatted"] = body["displayName"]
     expected["emails"] = [{"value": e["value"], "type": e["type"], "primary": e["primary"]} for e in body["emails"]]
     return expected
 
