@@ -13,7 +13,8 @@ from typing import Any
 from uuid import UUID
 
 from apps.directory.attributes import MULTI_VALUED_FIELDS
-from apps.directory.models import CustomAttribute, User, UserStatus
+from apps.directory.models import CustomAttribute, User
+from apps.directory.profile_validation import MULTI_VALUED_MAX_ITEMS
 from apps.scim_server.errors import invalid_path, invalid_value, mutability
 from apps.scim_server.patch import _get
 from apps.scim_server.schemas import (
@@ -25,7 +26,8 @@ from apps.scim_server.schemas import (
     password_writable,
 )
 
-MAX_ITEMS = 20  # per multi-valued attribute, as the directory keeps them
+# Per multi-valued attribute, as the directory keeps them (emails: the company email besides).
+MAX_ITEMS = MULTI_VALUED_MAX_ITEMS
 
 # SCIM attribute -> User field, for the single-valued strings of the core schema.
 CORE_TEXT = {
@@ -180,8 +182,9 @@ def _items(value: Any, scim_name: str) -> list[dict]:
         value = [value]
     if not isinstance(value, list):
         raise invalid_value(f"{scim_name} must be a list.")
-    if len(value) > MAX_ITEMS:
-        raise invalid_value(f"At most {MAX_ITEMS} values of {scim_name}.")
+    limit = MAX_ITEMS + 1 if scim_name == "emails" else MAX_ITEMS
+    if len(value) > limit:
+        raise invalid_value(f"At most {limit} values of {scim_name}.")
     if not all(isinstance(element, dict) for element in value):
         raise invalid_value(f"Each value of {scim_name} must be an object.")
     if sum(1 for element in value if truthy(_get(element, "primary")[1])) > 1:
@@ -406,7 +409,3 @@ def _choose_display_name(values: dict, current: dict | None) -> str:
             return ""  # name.formatted was removed: the display name goes back to being derived
         return formatted or ""
     return display or formatted or ""
-
-
-def status_for(active: bool | None) -> str:
-    return UserStatus.ACTIVE if active in (None, True) else UserStatus.SUSPENDED
