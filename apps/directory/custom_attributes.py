@@ -218,27 +218,27 @@ def custom_attribute_delete(*, actor: Actor, definition: CustomAttribute) -> int
     )
     definition.delete()
     if holder_ids:
-        announce.user_changed(
-            holder_ids, "custom_attribute.delete", attributes={f"{CUSTOM_PREFIX}{definition.name}"}
-        )
+        announce.user_changed(holder_ids, "custom_attribute.delete", attributes={f"{CUSTOM_PREFIX}{definition.name}"})
     return len(holder_ids)
+
+
+# The key is a bound parameter; the table is the User model's (directory_user).
+_REMOVE_KEY_SQL = {
+    "postgresql": (
+        'UPDATE "directory_user" SET "custom_attributes" = "custom_attributes" - %s, "updated" = %s '
+        'WHERE "custom_attributes" ? %s'
+    ),
+    "sqlite": (
+        'UPDATE "directory_user" SET "custom_attributes" = json_remove("custom_attributes", %s), "updated" = %s '
+        'WHERE json_type("custom_attributes", %s) IS NOT NULL'
+    ),
+}
 
 
 def _remove_key(name: str) -> None:
     """One UPDATE that drops the key from every user's values, in the database's JSON dialect."""
-    table = User._meta.db_table
     now = timezone.now()
+    # SQLite names the key by a JSON path; names are identifiers (validated), so it is well-formed.
+    key = name if connection.vendor == "postgresql" else f'$."{name}"'
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(
-                f'UPDATE "{table}" SET "custom_attributes" = "custom_attributes" - %s, "updated" = %s '
-                f'WHERE "custom_attributes" ? %s',
-                [name, now, name],
-            )
-        else:
-            path = f'$."{name}"'  # names are identifiers (validated), so this path is well-formed
-            cursor.execute(
-                f'UPDATE "{table}" SET "custom_attributes" = json_remove("custom_attributes", %s), "updated" = %s '
-                f"WHERE json_type(\"custom_attributes\", %s) IS NOT NULL",
-                [path, now, path],
-            )
+        cursor.execute(_REMOVE_KEY_SQL[connection.vendor], [key, now, key])

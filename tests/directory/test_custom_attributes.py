@@ -52,9 +52,7 @@ def test_name_is_immutable(actor):
 
 def test_type_change_rewrites_values_that_fit(actor):
     definition = custom_attribute_create(actor=actor, name="floor")
-    users = [
-        services.user_create(actor=actor, username=f"u{n}", custom_attributes={"floor": str(n)}) for n in range(3)
-    ]
+    users = [services.user_create(actor=actor, username=f"u{n}", custom_attributes={"floor": str(n)}) for n in range(3)]
     custom_attribute_update(actor=actor, definition=definition, type="number", multi_valued=True)
     assert [User.objects.get(pk=u.pk).custom_attributes["floor"] for u in users] == [[0], [1], [2]]
     event = AuditEvent.objects.get(action="custom_attribute.update")

@@ -69,7 +69,8 @@ def test_patch_deactivation_reads_the_user_once(scim):
 def test_post_inserts_the_user_without_looking_up_uniqueness_first(scim):
     statements = _statements(scim, lambda: scim.post("Users", user_body("cost.post")))
     assert [sql.split()[0] for sql in _on_users(statements)] == ["INSERT"]
-    # The token, the custom attributes a new user must have, the user, its audit row, the check.
+    # The token, the custom attribute definitions (a new user must have the required ones), the
+    # insert, the audit row and the provisioning check.
     assert len(statements) <= 5, statements
     user = User.objects.get(username="cost.post")
     assert AuditEvent.objects.filter(action="user.create", target_id=str(user.pk)).exists()
