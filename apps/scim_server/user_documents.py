@@ -80,9 +80,14 @@ def manager_document(user: User, users_path: str, display_name_of) -> dict | Non
     if not user.manager_id:
         return None
     document = {"value": str(user.manager_id), "$ref": f"{users_path}{user.manager_id}"}
-    manager = user.manager
-    if manager is not None:
-        document["displayName"] = display_name_of(manager)
+    # Read with the user (apps.scim_server.user_resources), unless the manager changed since.
+    read_with_user = getattr(user, "scim_manager_display_name", None)
+    if read_with_user is not None and read_with_user[0] == user.manager_id:
+        display_name = read_with_user[1]
+    else:
+        display_name = display_name_of(user.manager) if user.manager is not None else None
+    if display_name:
+        document["displayName"] = display_name
     return document
 
 

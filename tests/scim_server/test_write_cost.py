@@ -117,3 +117,17 @@ def test_the_locked_read_keeps_a_group_scoped_tokens_limits(db):
     assert_scim_error(client.put(f"Users/{outside.pk}", user_body("out.of.scope")), 404)
     outside.refresh_from_db()
     assert outside.display_name != "Renamed"
+
+
+def test_patch_of_a_user_with_a_manager_reads_the_user_and_its_manager_in_one_query(scim):
+    boss = UserFactory(username="cost.boss", display_name="Cost Boss")
+    user = UserFactory(username="cost.report", manager=boss)
+    statements = _statements(
+        scim, lambda: scim.patch_ops(f"Users/{user.pk}", {"op": "replace", "path": "title", "value": "Analyst"})
+    )
+    assert [sql.split()[0] for sql in _on_users(statements)] == ["SELECT", "UPDATE"]
+    document = scim.get(f"Users/{user.pk}").json()
+    assert document["title"] == "Analyst"
+    assert (
+        document["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]["manager"]["displayName"] == "Cost Boss"
+    )
