@@ -8,6 +8,7 @@ import pytest
 from apps.audit.models import AuditEvent
 from apps.directory import services
 from apps.directory.models import CustomAttribute, User
+from apps.scim_server.user_documents import has_email_type
 from tests.factories import UserFactory
 from tests.scim_server.conftest import (
     ENTERPRISE,
@@ -328,9 +329,10 @@ def test_a_new_primary_clears_the_others_and_two_primaries_are_refused(scim, ada
     ]
     document = _patch(scim, user_id, {"op": "replace", "path": 'phoneNumbers[type eq "mobile"].primary', "value": True})
     assert [p["primary"] for p in document["phoneNumbers"]] == [False, True, False]
-    # The secondary email made primary becomes the company email.
+    # The secondary email made primary becomes the company email, the old one a secondary.
     document = _patch(scim, user_id, {"op": "replace", "path": 'emails[type eq "home"].primary', "value": True})
-    assert document["emails"][0] == {"value": "ada.king@home.example.org", "type": "home", "primary": True}
+    assert document["emails"][0]["value"] == "ada.king@home.example.org" and document["emails"][0]["primary"]
+    assert document["emails"][1] == {"value": "ada.king@example.com", "type": "work", "primary": False}
     assert User.objects.get(pk=user_id).email == "ada.king@home.example.org"
 
     two = [{"value": "+1 555 0101", "primary": True}, {"value": "+1 555 0102", "primary": True}]
@@ -371,6 +373,18 @@ def test_manager_by_value_by_string_by_ref_and_removed(scim, ada):
     document = _patch(scim, ada["id"], {"op": "Remove", "path": path})
     assert "manager" not in document[ENTERPRISE]
     assert User.objects.get(pk=ada["id"]).manager_id is None
+
+
+@pytest.mark.xfail(
+    not has_email_type(),
+    reason="the directory keeps no type for the company email yet (User.email_type): it reads back as work",
+    strict=True,
+)
+def test_the_company_email_keeps_its_type(scim, custom_attributes):
+    body = full_profile("typed.email")
+    body["emails"] = [{"value": "typed.email@home.example.org", "type": "home", "primary": True}]
+    document = scim.post("Users", body).json()
+    assert document["emails"] == [{"value": "typed.email@home.example.org", "type": "home", "primary": True}]
 
 
 @pytest.mark.parametrize(
