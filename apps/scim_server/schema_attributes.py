@@ -117,6 +117,7 @@ def user_attributes(*, with_password: bool) -> list[dict]:
         uniqueness="none",
         description="true for an active user, false for a suspended (or not yet started) one. Defaults to true.",
     )
+    # No `display` for emails: the company email keeps none.
     emails = _multi_valued(
         "emails",
         ["value", "type", "primary"],
@@ -125,10 +126,10 @@ def user_attributes(*, with_password: bool) -> list[dict]:
     )
     phone_numbers = _multi_valued(
         "phoneNumbers",
-        ["value", "type", "primary"],
+        ["value", "display", "type", "primary"],
         "Phone numbers, as written (RFC 3966 'tel:' URIs or E.164 numbers are best).",
     )
-    photos = _multi_valued("photos", ["value", "type", "primary"], "URLs of photos of the User.")
+    photos = _multi_valued("photos", ["value", "display", "type", "primary"], "URLs of photos of the User.")
     addresses = _stock_attribute(USER_SCHEMA, "addresses")
     addresses["subAttributes"].append(
         {

@@ -56,7 +56,7 @@ def full_profile(username: str, manager_id: str | None = None, **extra) -> dict:
         ],
         "phoneNumbers": [
             {"value": "+44 20 7946 0000", "type": "work", "primary": True},
-            {"value": "+44 7700 900000", "type": "mobile", "primary": False},
+            {"value": "+44 7700 900000", "display": "mobile (personal)", "type": "mobile", "primary": False},
         ],
         "photos": [{"value": "https://photos.example.com/ada.jpg", "type": "photo", "primary": True}],
         "addresses": [
