@@ -86,7 +86,7 @@ class UserViewSet(viewsets.GenericViewSet):
     write_capability = Capability.MANAGE_DIRECTORY
 
     def _get(self, pk: str) -> User:
-        return get_object_or_404(selectors.user_list(), pk=_uuid_or_404(pk))
+        return get_object_or_404(selectors.user_list().select_related("manager"), pk=_uuid_or_404(pk))
 
     def list(self, request):
         page = self.paginate_queryset(_filtered_users(request.query_params))
@@ -177,7 +177,7 @@ def _filtered_users(params):
             group=params.get("group"),
             search=params.get("search"),
             attributes=attributes,
-        )
+        ).select_related("manager")  # the output names each user's manager
     except UnknownFilter as exc:
         raise field_error(exc.key, str(exc)) from None
 

@@ -34,9 +34,7 @@ def user_list(
 ) -> QuerySet[User]:
     """`attributes`: equality filters by attribute key (`department`, `title`, `manager`,
     `custom.<name>`...; see profile_selectors.profile_filter_q, which raises UnknownFilter)."""
-    users = User.objects.select_related("manager").prefetch_related(
-        Prefetch("groups", queryset=Group.objects.only("id", "name"))
-    )
+    users = User.objects.prefetch_related(Prefetch("groups", queryset=Group.objects.only("id", "name")))
     for key, value in (attributes or {}).items():
         users = users.filter(profile_filter_q(key, value))
     if username:
