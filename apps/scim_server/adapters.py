@@ -19,6 +19,7 @@ from django_scim.adapters import SCIMMixin
 
 from apps.audit.services import SystemActor
 from apps.directory import services
+from apps.directory.attributes import MULTI_VALUED_FIELDS
 from apps.directory.models import CustomAttribute, Group, Membership, User, UserStatus
 from apps.scim_server.errors import invalid_path, invalid_value
 from apps.scim_server.patch import ResourceSchema, _get
@@ -210,13 +211,34 @@ def _current(user: User, name: str) -> Any:
     return user.manager_id if name == "manager" else getattr(user, name)
 
 
+def _comparable_items(name: str, items: Any) -> Any:
+    """A multi-valued field as the directory stores it (each known key, "" or False when unset),
+    so that a document rendered from the user and read back compares equal to it."""
+    if not isinstance(items, list):
+        return items
+    keys = [key for key, _ in MULTI_VALUED_FIELDS[name]]
+    return [
+        {key: bool(item.get("primary")) if key == "primary" else item.get(key) or "" for key in keys}
+        if isinstance(item, dict)
+        else item
+        for item in items
+    ]
+
+
+def _differs(user: User, name: str, value: Any) -> bool:
+    current = _current(user, name)
+    if name in MULTI_VALUED_FIELDS:
+        return _comparable_items(name, current) != _comparable_items(name, value)
+    return current != value
+
+
 def user_apply(user: User, fields: UserFields, *, actor: SystemActor, locked: bool = False) -> User:
     """Write what differs between `user` and `fields` through the directory services.
 
     `locked`: `user` was read with select_for_update() in the caller's transaction, which the
     caller rolls back if this raises (the services then neither read it again nor take a savepoint).
     """
-    changes = {name: value for name, value in fields.profile.items() if _current(user, name) != value}
+    changes = {name: value for name, value in fields.profile.items() if _differs(user, name, value)}
     steps = []
     if changes:
         steps.append(lambda user: services.user_update(actor=actor, user=user, locked=locked, **changes))

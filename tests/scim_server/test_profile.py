@@ -477,3 +477,12 @@ def test_staff_profiles_stay_read_only_to_scim_tokens(scim, custom_attributes):
     assert (
         trusted.patch_ops(f"Users/{staff.pk}", {"op": "replace", "path": "title", "value": "Admin"}).status_code == 200
     )
+
+
+def test_a_patch_writes_and_audits_only_what_it_changes(scim, ada):
+    User.objects.filter(pk=ada["id"]).update(
+        phone_numbers=[{"value": "+1 555 0100", "type": "", "primary": False}]  # as a CSV import leaves it
+    )
+    _patch(scim, ada["id"], {"op": "replace", "path": "title", "value": "Fellow"})
+    event = AuditEvent.objects.filter(action="user.update", target_id=ada["id"]).latest("id")
+    assert event.before == {"title": "Principal Engineer"} and event.after == {"title": "Fellow"}
