@@ -2,9 +2,9 @@
 (`phoneNumbers.value`, `emails.value`, `addresses.locality`...) and custom attributes.
 
 On PostgreSQL, `eq` on a GIN-indexed column (`emails`, `phone_numbers`, `custom_attributes`, with
-jsonb_path_ops) is JSON containment (`@>`), which the index serves. Every other comparison, and
-every comparison on SQLite, is an EXISTS over the list's elements (json_each /
-jsonb_array_elements): a scan, as SCIM's `co` or `gt` would be on any column.
+jsonb_path_ops) is JSON containment (`@>`), which the index serves. Every other comparison is an
+EXISTS over the list's elements (json_each / jsonb_array_elements): a scan, as SCIM's `co` or `gt`
+would be on any column.
 """
 
 from collections.abc import Callable
@@ -14,6 +14,7 @@ from typing import Any
 from django.db.models import BooleanField, F, Func, Q
 
 from apps.directory.models import CustomAttribute, CustomAttributeType
+from apps.directory.profile_selectors import list_value_q
 from apps.scim_server.errors import invalid_filter
 from apps.scim_server.filter_syntax import And, Node, Not, Or, Present, ValuePath
 from apps.scim_server.filters import FilterContext, Translator
@@ -95,8 +96,9 @@ def _match(context: FilterContext, match: JsonMatch, negate: bool = False) -> Q:
 def json_list(column: str, key: str, *, indexed: bool = False) -> Translator:
     """A sub-attribute of a multi-valued attribute kept as a JSON list (`phoneNumbers.value`).
 
-    `indexed`: on PostgreSQL, `eq` is containment of `{key: value}` (GIN, jsonb_path_ops): exact,
-    for values without case (phone numbers)."""
+    `indexed`: `eq` is the directory's own equality filter (apps.directory.profile_selectors, which
+    the API and group rules use too): JSON containment on PostgreSQL, which the GIN index serves,
+    comparing values as stored (emails with their domain in lower case)."""
 
     def translate(op: str, value: Any, context: FilterContext) -> Q:
         if op == "pr":
@@ -104,8 +106,8 @@ def json_list(column: str, key: str, *, indexed: bool = False) -> Translator:
         if value is None:
             raise invalid_filter(f"Operator {op} cannot compare with null here.")
         text = _text(op, value)
-        if op == "eq" and indexed and context.vendor == "postgresql":
-            return Q(**{f"{column}__contains": [{key: text}]})
+        if op == "eq" and indexed:
+            return list_value_q(column, text, sub=key)
         compared = text.lower()
         return _match(context, JsonMatch(column, op=op, value=compared, each=True, key=key), negate=op == "ne")
 

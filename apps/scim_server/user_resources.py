@@ -50,11 +50,21 @@ from apps.scim_server.user_documents import UserFields, read_user_document
 _ENT = ENTERPRISE_SCHEMA.lower()
 _CUSTOM = CUSTOM_USER_SCHEMA.lower()
 # The company email is a value of `emails` of its own: type work, primary; the others are a JSON
-# list (compared case-insensitively by a scan: no index serves that on a JSON list).
-_company_email = filters.text_ci("email")
+# list, found by `eq` as the directory stores them (the domain in lower case, the local part as
+# written) through its GIN index, and by the other operators case-insensitively, by a scan.
+_company_email_text = filters.text_ci("email")
+
+
+def _company_email(op: str, value: Any, context: filters.FilterContext) -> filters.Q:
+    """`eq` also says the email is set: the case-insensitive unique index is partial (`email <> ''`)
+    and serves only a query that implies it."""
+    q = _company_email_text(op, value, context)
+    return q & ~filters.Q(email="") if op == "eq" and value else q
+
+
 _company_email_type = filters.constant_when_present(~filters.Q(email=""), "work")
 _company_email_primary = filters.constant_when_present(~filters.Q(email=""), True)
-_other_emails = profile_filters.json_list("emails", "value")
+_other_emails = profile_filters.json_list("emails", "value", indexed=True)
 _phone_numbers = profile_filters.json_list("phone_numbers", "value", indexed=True)
 _COMPANY_EMAIL = filters.FilterTarget(
     translators={
