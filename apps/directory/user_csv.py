@@ -218,15 +218,13 @@ def read_user_csv(content: bytes) -> tuple[list[str], list[tuple[int, dict[str, 
     return columns, rows
 
 
-def _manager_by_identity(value: str) -> User | str:
-    """The user a manager cell names (username, email or id); the cell itself if none does, which
-    the profile's check then refuses with its own message."""
+def _manager_by_identity(value: str) -> User | None:
+    """The user a manager cell names: an id, a username or an email."""
     try:
-        return User.objects.filter(pk=UUID(value)).first() or value
+        return User.objects.filter(pk=UUID(value)).first()
     except ValueError:
         pass
-    found = selectors.user_get_by_username(value) or (selectors.user_get_by_email(value) if "@" in value else None)
-    return found or f"unknown:{value}"
+    return selectors.user_get_by_username(value) or (selectors.user_get_by_email(value) if "@" in value else None)
 
 
 def _row_changes(row: dict[str, str], definitions: dict[str, CustomAttribute]) -> tuple[dict[str, Any], dict]:
@@ -243,6 +241,8 @@ def _row_changes(row: dict[str, str], definitions: dict[str, CustomAttribute]) -
                 errors[column] = [str(exc)]
         elif column == "manager":
             changes["manager"] = _manager_by_identity(cell) if cell else None
+            if cell and changes["manager"] is None:
+                errors["manager"] = [f"No user is named {cell!r} (username, email or id)."]
         else:
             changes[column] = cell
     if custom:
@@ -262,19 +262,13 @@ def _apply_row(actor: Actor, changes: dict[str, Any]) -> str:
     status = changes.pop("status", "") or None
     if status is not None and status not in UserStatus.values:
         raise field_error("status", f"Choose one of {', '.join(UserStatus.values)}.")
-    manager = changes.get("manager")
-    if isinstance(manager, str) and manager.startswith("unknown:"):
-        raise field_error("manager", f"No user is named {manager[len('unknown:') :]!r} (username, email or id).")
     user = selectors.user_get_by_username(username) if username else None
     if user is None:
         services.user_create(actor=actor, username=username, status=status or UserStatus.ACTIVE, **changes)
         return "created"
-    if "custom_attributes" in changes:  # only the file's columns change
-        changes["custom_attributes"] = {
-            **(user.custom_attributes or {}),
-            **{name: value for name, value in changes["custom_attributes"].items()},
-        }
-        changes["custom_attributes"] = {k: v for k, v in changes["custom_attributes"].items() if v is not None}
+    if "custom_attributes" in changes:  # only the file's columns change; an empty cell clears
+        merged = {**(user.custom_attributes or {}), **changes["custom_attributes"]}
+        changes["custom_attributes"] = {name: value for name, value in merged.items() if value is not None}
     before = user.updated
     user = services.user_update(actor=actor, user=user, **changes)
     if status and status != user.status:
