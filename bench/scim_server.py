@@ -11,7 +11,9 @@ PostgreSQL gets dedicated databases (idp_portal_bench, idp_portal_bench_stock: d
 this script); SQLite gets temporary files. Each side runs in its own subprocess and is driven
 in-process through Django's test client, so the figures are the server's own cost, without network.
 
-Printed per backend: `filter=userName eq "..."` (median, p95), a page of 100 users (median over
+Printed per backend: `filter=userName eq "..."` (median, p95); the profile filters `title eq`,
+`department eq`, `manager.value eq` and `phoneNumbers.value eq` (ours only: stock has no profile),
+each against the same 5 ms goal; a page of 100 users (median over
 pages at the start, middle and end, with its query count), a PATCH of one attribute, a POST, and
 the stock figures with ratios (stock / ours). It prints and never asserts: a missed goal is MISS.
 
@@ -46,6 +48,13 @@ PG_SERVER = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432")
 GROUPS = 50
 
 GOALS = {"filter_median_ms": 5.0, "page_median_ms": 40.0}
+ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+MANAGERS = 1000
+TITLES = 200
+DEPARTMENTS = 100
+# The profile filters, each with a value matching a handful of the users (a lookup, as an HR
+# system's or a rule's), and the same goal as userName eq.
+PROFILE_FILTERS = ("title eq", "department eq", "manager.value eq", "phoneNumbers.value eq")
 
 
 # --- Parent: orchestrates subprocesses and prints -----------------------------------------------
@@ -118,11 +127,15 @@ def _run_backend(urls: dict[str, str], users: int) -> dict[str, dict]:
             side: {"filter": [], "page": [], "queries": [], "patch": [], "post": [], "patch_cpu": [], "post_cpu": []}
             for side, _, _ in SIDES
         }
+        profile_samples: dict[str, list[float]] = {name: [] for name in PROFILE_FILTERS}
         pages = [1, users // 2 + 1, max(1, users - 99)]
         for round_index in range(6):
             for side, process, client in SIDES:
                 child = children[process]
                 samples[side]["filter"] += child.call("filter", 10, client)
+                if side == "ours":
+                    for name, timings in child.call("profile_filters", 10, client).items():
+                        profile_samples[name] += timings
                 for write in ("patch", "post"):
                     timings = child.call(write, 6, client)
                     samples[side][write] += timings["wall"]
@@ -151,6 +164,7 @@ def _run_backend(urls: dict[str, str], users: int) -> dict[str, dict]:
                 "post_cpu_ms": _ms(data["post_cpu"])[0],
                 "statements": child.call("statements", client),
             }
+        results["ours"]["profile_filters"] = {name: _ms(timings) for name, timings in profile_samples.items()}
         return results
     finally:
         for child in children.values():
@@ -189,6 +203,11 @@ def _report(backend: str, ours: dict, stock: dict, stock_open: dict, users: int)
             f"  {label:34} {_fmt(ours[key])} {_fmt(stock[key])} {ratio:8.2f} {_fmt(stock_open[key])} {open_ratio:8.2f}"
             f"{verdict}"
         )
+    goal = GOALS["filter_median_ms"]
+    for name, (median, p95) in ours["profile_filters"].items():
+        verdict = "PASS" if median < goal else "MISS"
+        label = f"filter={name}, median (p95 {p95:.2f})"
+        print(f"  {label:44} {_fmt(median)}  {verdict} (goal < {goal:g} ms; ours only)")
     for write in ("patch", "post"):
         for side, result in (("ours", ours), ("stock", stock), ("no auth", stock_open)):
             labels = result["statements"][write]
@@ -205,10 +224,17 @@ def _report(backend: str, ours: dict, stock: dict, stock_open: dict, users: int)
         print(f"  ours, plan of LOWER(username) = '...': {ours['plan']}")
     if stock.get("plan"):
         print(f"  stock, plan of its filter SQL: {stock['plan']}")
+    for name, plan in ours.get("profile_plans", {}).items():
+        print(f"  ours, plan of filter={name}: {plan}")
     print(
         f"  discovery: ours totalResults on /ResourceTypes and /Schemas: {ours['discovery_total_results']}; "
         f"stock: {stock['discovery_total_results']}"
     )
+
+
+def _load() -> str:
+    """The machine's 1-minute load average and its CPU count: figures taken on a busy machine say so."""
+    return f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
 
 
 def main() -> None:
@@ -221,6 +247,7 @@ def main() -> None:
         Side(args.side, args.users).serve()
         return
     started = time.monotonic()
+    load_at_start = _load()
     backends = [args.only] if args.only else ["postgresql", "sqlite"]
     for backend in backends:
         if backend == "postgresql":
@@ -242,7 +269,7 @@ def main() -> None:
                 urls = {side: f"sqlite:///{Path(folder) / f'{side}.sqlite3'}" for side in ("ours", "stock")}
                 results = _run_backend(urls, args.users)
         _report(backend, results["ours"], results["stock"], results["stock_open"], args.users)
-    print(f"\ntotal {time.monotonic() - started:.0f} s")
+    print(f"\ntotal {time.monotonic() - started:.0f} s; load average now {_load()} (at the start {load_at_start})")
 
 
 # --- Child: one side on one database -----------------------------------------------------------
@@ -278,9 +305,11 @@ def _load_ours(count: int) -> str:
     unusable = make_password(None)
     groups = Group.objects.bulk_create([Group(name=f"group-{index:02d}") for index in range(GROUPS)])
     batch = 5000
+    ids = []  # every user's id, by index: user i reports to user i // 5
     for offset in range(0, count, batch):
-        users = [
-            User(
+        users = []
+        for index in range(offset, min(count, offset + batch)):
+            user = User(
                 username=f"user{index:06d}",
                 email=f"user{index:06d}@example.com",
                 first_name=f"First{index}",
@@ -288,9 +317,11 @@ def _load_ours(count: int) -> str:
                 display_name=f"First{index} Last{index}",
                 employee_id=f"E{index:06d}",
                 password=unusable,
+                **_profile(index, count),
             )
-            for index in range(offset, min(count, offset + batch))
-        ]
+            user.manager_id = ids[index // 5] if index else None
+            ids.append(user.pk)
+            users.append(user)
         User.objects.bulk_create(users)
         memberships = []
         for position, user in enumerate(users):
@@ -300,6 +331,16 @@ def _load_ours(count: int) -> str:
         Membership.objects.bulk_create(memberships)
     _, secret = scim_token_create(actor=None, name="bench")
     return secret
+
+
+def _profile(index: int, count: int) -> dict:
+    """Profile values for user `index`: titles shared by about 5 users, departments by about 10,
+    one phone number each (and each manager has 5 reports)."""
+    return {
+        "title": f"Title {index % max(1, count // 5)}",
+        "department": f"Department {index % max(1, count // 10)}",
+        "phone_numbers": [{"value": f"+1 555 {index:07d}", "type": "work", "primary": True}],
+    }
 
 
 def _load_stock(count: int) -> None:
@@ -367,6 +408,11 @@ class Side:
         for client in self.clients.values():
             client.get("/scim/v2/Users", {"count": "1"})  # warm up: URLconf, imports, connection
         self.ids = [r["id"] for r in self.client.get("/scim/v2/Users", {"count": "200"}).json()["Resources"]]
+        if side == "ours":
+            from apps.directory.models import User
+
+            managers = User.objects.filter(manager__isnull=False).values_list("manager_id", flat=True)
+            self.manager_ids = [str(pk) for pk in managers.order_by("manager_id").distinct()[:1000]]
 
     def use(self, client: str) -> None:
         self.client = self.clients[client]
@@ -380,6 +426,25 @@ class Side:
             )
             assert response.status_code == 200 and response.json()["totalResults"] == 1, response.content[:300]
             samples.append(elapsed)
+        return samples
+
+    def profile_filters(self, n: int) -> dict[str, list[float]]:
+        """Each profile filter `n` times, with values that match (ours only)."""
+        enterprise = ENTERPRISE
+        samples: dict[str, list[float]] = {name: [] for name in PROFILE_FILTERS}
+        for _ in range(n):
+            index = self.rng.randrange(self.count)
+            manager_id = self.manager_ids[self.rng.randrange(len(self.manager_ids))]
+            texts = {
+                "title eq": f'title eq "TITLE {index % max(1, self.count // 5)}"',
+                "department eq": f'{enterprise}:department eq "department {index % max(1, self.count // 10)}"',
+                "manager.value eq": f'{enterprise}:manager.value eq "{manager_id}"',
+                "phoneNumbers.value eq": f'phoneNumbers.value eq "+1 555 {index:07d}"',
+            }
+            for name, text in texts.items():
+                elapsed, response = _timed(lambda text=text: self.client.get("/scim/v2/Users", {"filter": text}))
+                assert response.status_code == 200 and response.json()["totalResults"] >= 1, response.content[:300]
+                samples[name].append(elapsed)
         return samples
 
     def page(self, start: int) -> list[float]:
@@ -459,7 +524,37 @@ class Side:
                 else:
                     cursor.execute("EXPLAIN SELECT * FROM auth_user WHERE UPPER(auth_user.username) = UPPER(%s)", ["u"])
                 plan = cursor.fetchall()[0][0].split("  (")[0].strip()
-        return {"setup_s": self.setup_s, "discovery_total_results": "/".join(discovery), "plan": plan}
+        return {
+            "setup_s": self.setup_s,
+            "discovery_total_results": "/".join(discovery),
+            "plan": plan,
+            "profile_plans": self._profile_plans() if self.side == "ours" else {},
+        }
+
+    def _profile_plans(self) -> dict[str, str]:
+        """The scan each profile filter's query starts from (its index, or a sequential scan)."""
+        from apps.directory.models import User
+        from apps.scim_server import filters
+        from apps.scim_server.user_resources import USER_TARGET
+
+        texts = {
+            "title eq": 'title eq "Title 7"',
+            "department eq": f'{ENTERPRISE}:department eq "Department 7"',
+            "manager.value eq": f'{ENTERPRISE}:manager.value eq "{self.manager_ids[0]}"',
+            "phoneNumbers.value eq": 'phoneNumbers.value eq "+1 555 0000007"',
+        }
+        plans = {}
+        for name, text in texts.items():
+            queryset = filters.filter_queryset(User.objects.all(), text, USER_TARGET)
+            sql, params = queryset.query.sql_with_params()
+            with self.connection.cursor() as cursor:
+                cursor.execute(
+                    f"EXPLAIN QUERY PLAN {sql}" if self.connection.vendor == "sqlite" else f"EXPLAIN {sql}", params
+                )
+                rows = [" ".join(str(part) for part in row) for row in cursor.fetchall()]
+            scans = [row for row in rows if re.search(r"Scan|SCAN|SEARCH", row)]
+            plans[name] = (scans[-1] if scans else rows[0]).strip()[:150]
+        return plans
 
     def serve(self) -> None:
         print(json.dumps({"ready": True}), flush=True)

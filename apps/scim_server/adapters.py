@@ -1,5 +1,6 @@
 """django-scim2 adapters over the directory: render a User or Group as SCIM, read a SCIM document
-back into directory fields, and write the difference through apps.directory.services.
+back into directory fields (Users: apps.scim_server.user_documents), and write the difference
+through apps.directory.services.
 
 They translate; services act (validation, audit trail, connectors). Member values and ids are the
 directory's UUIDs (SCIM ids), never database integers.
@@ -7,7 +8,7 @@ directory's UUIDs (SCIM ids), never database integers.
 
 import functools
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -18,30 +19,43 @@ from django_scim.adapters import SCIMMixin
 
 from apps.audit.services import SystemActor
 from apps.directory import services
-from apps.directory.models import Group, Membership, User, UserStatus
-from apps.scim_server.errors import invalid_path, invalid_value, mutability
+from apps.directory.attributes import MULTI_VALUED_FIELDS
+from apps.directory.models import CustomAttribute, Group, Membership, User, UserStatus
+from apps.scim_server.errors import invalid_path, invalid_value
 from apps.scim_server.patch import ResourceSchema, _get
 from apps.scim_server.schemas import (
     COMMON_ATTRIBUTES,
+    CUSTOM_USER_SCHEMA,
     ENTERPRISE_SCHEMA,
     GROUP_SCHEMA,
     USER_SCHEMA,
     attribute_defs,
     base_location,
-    password_writable,
+    custom_attribute_defs,
+    custom_definitions,
+)
+from apps.scim_server.user_documents import (
+    UserFields,
+    check_read_only,
+    check_schemas,
+    profile_documents,
+    string_value,
 )
 
-MAX_EMAILS = 10
 MAX_MEMBERS_PER_REQUEST = 10_000
 
 # Which request-only sub-attributes (returned: "request") a response includes.
 RequestOnly = frozenset[str]
 
 
-def user_resource_schema() -> ResourceSchema:
-    return ResourceSchema(
-        USER_SCHEMA, attribute_defs(USER_SCHEMA), {ENTERPRISE_SCHEMA: attribute_defs(ENTERPRISE_SCHEMA)}
-    )
+def user_resource_schema(definitions: list[CustomAttribute] | None = None) -> ResourceSchema:
+    """The User schema with its extensions; the custom one from `definitions` (read when not given)."""
+    if definitions is None:
+        definitions = custom_definitions()
+    extensions = {ENTERPRISE_SCHEMA: attribute_defs(ENTERPRISE_SCHEMA)}
+    if definitions:
+        extensions[CUSTOM_USER_SCHEMA] = custom_attribute_defs(definitions)
+    return ResourceSchema(USER_SCHEMA, attribute_defs(USER_SCHEMA), extensions)
 
 
 def group_resource_schema() -> ResourceSchema:
@@ -82,6 +96,10 @@ class _Adapter(SCIMMixin):
 # --- Users -------------------------------------------------------------------------------------
 
 
+def _display_name(user: User) -> str:
+    return user.display_name or user.full_name or user.username
+
+
 class ScimUserAdapter(_Adapter):
     """USER_ADAPTER: a directory User as a SCIM User with the enterprise extension."""
 
@@ -102,7 +120,11 @@ class ScimUserAdapter(_Adapter):
 
     @property
     def display_name(self) -> str:
-        return self.obj.display_name or self.obj.full_name or self.obj.username
+        return _display_name(self.obj)
+
+    @property
+    def users_path(self) -> str:
+        return base_location(self._request) + _collection_path("scim_server:users")
 
     def groups(self) -> list[tuple[UUID, str]]:
         """(group id, name) of the user's groups."""
@@ -132,11 +154,8 @@ class ScimUserAdapter(_Adapter):
             document["name"] = name
         document["displayName"] = self.display_name
         document["active"] = user.status == UserStatus.ACTIVE
-        if user.email:
-            email = {"value": user.email, "type": "work"}
-            if "emails.primary" in request_only:
-                email["primary"] = True
-            document["emails"] = [email]
+        core, enterprise, custom = profile_documents(user, self.users_path, _display_name)
+        document.update(core)
         if with_groups:
             groups = self.groups()
             if groups:
@@ -150,9 +169,12 @@ class ScimUserAdapter(_Adapter):
                     }
                     for group_id, name in groups
                 ]
-        if user.employee_id:
+        if enterprise:
             document["schemas"].append(ENTERPRISE_SCHEMA)
-            document[ENTERPRISE_SCHEMA] = {"employeeNumber": user.employee_id}
+            document[ENTERPRISE_SCHEMA] = enterprise
+        if custom:
+            document["schemas"].append(CUSTOM_USER_SCHEMA)
+            document[CUSTOM_USER_SCHEMA] = custom
         document["meta"] = {
             "resourceType": self.resource_type,
             "created": _iso(user.created),
@@ -161,215 +183,6 @@ class ScimUserAdapter(_Adapter):
             "version": self.version,
         }
         return document
-
-
-@dataclass
-class UserFields:
-    """What a SCIM User document says about a directory user."""
-
-    profile: dict[str, str]
-    active: bool | None
-    password: str | None = None
-    touched: set[str] = field(default_factory=set)
-
-
-_USER_STRINGS = {"username": "userName", "displayname": "displayName"}
-
-
-def _string(value: Any, label: str, *, allow_none: bool = True) -> str:
-    if value is None and allow_none:
-        return ""
-    if not isinstance(value, str):
-        raise invalid_value(f"{label} must be a string.")
-    return value
-
-
-def _boolean(value: Any, label: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"
-    raise invalid_value(f"{label} must be true or false.")
-
-
-def _check_schemas(document: dict, allowed: set[str], required: str) -> None:
-    _, schemas = _get(document, "schemas")
-    if schemas is None:
-        return
-    if not isinstance(schemas, list) or not all(isinstance(item, str) for item in schemas):
-        raise invalid_value("schemas must be a list of URIs.")
-    unknown = [item for item in schemas if item not in allowed]
-    if unknown:
-        raise invalid_value(f"Unsupported schema {unknown[0][:100]!r}.")
-    if required not in schemas:
-        raise invalid_value(f"schemas must include {required}.")
-
-
-def _check_read_only(key: str, value: Any, mode: str, current_id: str | None) -> None:
-    """POST refuses read-only attributes; PUT ignores them (RFC 7644 §3.5.1) but not a different id."""
-    if mode == "create":
-        if key.lower() == "groups" and value in (None, []):
-            return  # Okta sends an empty `groups` on create; there is nothing to write.
-        raise mutability(f"{key} is read-only.")
-    if key.lower() == "id" and mode == "replace" and value is not None and str(value) != current_id:
-        raise mutability("id cannot be changed.")
-
-
-def read_user_document(document: Any, *, mode: str, current: dict | None = None) -> UserFields:
-    """Read a SCIM User document into directory fields.
-
-    `mode` is "create" (POST), "replace" (PUT) or "patch" (the document a PATCH produced, whose
-    read-only attributes are the server's own). `current` is the document before the change.
-    """
-    if not isinstance(document, dict):
-        raise invalid_value("A User must be a JSON object.")
-    _check_schemas(document, {USER_SCHEMA, ENTERPRISE_SCHEMA}, USER_SCHEMA)
-    core = attribute_defs(USER_SCHEMA)
-    values: dict[str, Any] = {}
-    touched: set[str] = set()
-    password = None
-    active = None
-    enterprise: dict | None = None
-    current_id = (current or {}).get("id")
-    for key, value in document.items():
-        lowered = key.lower()
-        if lowered == "schemas":
-            continue
-        if lowered == ENTERPRISE_SCHEMA.lower():
-            enterprise = value
-            continue
-        definition = core.get(lowered) or COMMON_ATTRIBUTES.get(lowered)
-        if definition is None and lowered == "password":
-            raise mutability("Writing passwords over SCIM is disabled on this server.")
-        if definition is None:
-            raise invalid_path(f"Unknown attribute {key[:80]!r}.")
-        if definition.mutability == "readOnly":
-            if mode != "patch":
-                _check_read_only(key, value, mode, current_id)
-            continue
-        touched.add(definition.name)
-        if lowered in _USER_STRINGS:
-            values[lowered] = _string(value, definition.name)
-        elif lowered == "externalid":
-            values["external_id"] = _string(value, "externalId")
-        elif lowered == "name":
-            values.update(_read_name(value))
-        elif lowered == "active":
-            active = None if value is None else _boolean(value, "active")
-        elif lowered == "emails":
-            values["email"] = _read_emails(value)
-        elif lowered == "password":
-            if not password_writable():
-                raise mutability("Writing passwords over SCIM is disabled on this server.")
-            password = _string(value, "password") or None
-    if enterprise is not None:
-        values.update(_read_enterprise(enterprise))
-    profile = {
-        "username": values.get("username", "").strip(),
-        "first_name": values.get("first_name", ""),
-        "last_name": values.get("last_name", ""),
-        "email": values.get("email", ""),
-        "employee_id": values.get("employee_id", ""),
-        "external_id": values.get("external_id", ""),
-        "display_name": _choose_display_name(values, current),
-    }
-    if not profile["username"]:
-        raise invalid_value("userName is required.")
-    return UserFields(profile=profile, active=active, password=password, touched=touched)
-
-
-def _choose_display_name(values: dict, current: dict | None) -> str:
-    """displayName and name.formatted are one field; whichever the request changed wins."""
-    display = values.get("displayname")
-    formatted = values.get("formatted")
-    if current is not None:
-        current_display = current.get("displayName")
-        current_formatted = (current.get("name") or {}).get("formatted")
-        display_changed = display is not None and display != current_display
-        formatted_changed = formatted is not None and formatted != current_formatted
-        if display_changed:
-            return display
-        if formatted_changed:
-            return formatted
-        if formatted is None and current_formatted:
-            return ""  # name.formatted was removed: the display name goes back to being derived
-        return formatted or ""
-    return display or formatted or ""
-
-
-def _read_name(value: Any) -> dict:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise invalid_value("name must be an object.")
-    subs = attribute_defs(USER_SCHEMA)["name"].sub_attributes
-    result = {}
-    for key, item in value.items():
-        sub = subs.get(key.lower())
-        if sub is None:
-            raise invalid_path(f"Unknown attribute name.{key[:80]}.")
-        text = _string(item, f"name.{sub.name}")
-        if sub.name == "givenName":
-            result["first_name"] = text
-        elif sub.name == "familyName":
-            result["last_name"] = text
-        elif sub.name == "formatted":
-            result["formatted"] = text
-    return result
-
-
-def _read_emails(value: Any) -> str:
-    if value is None:
-        return ""
-    if not isinstance(value, list):
-        raise invalid_value("emails must be a list.")
-    if len(value) > MAX_EMAILS:
-        raise invalid_value(f"At most {MAX_EMAILS} emails; the directory keeps one.")
-    subs = attribute_defs(USER_SCHEMA)["emails"].sub_attributes
-    candidates = []
-    for element in value:
-        if not isinstance(element, dict):
-            raise invalid_value("Each email must be an object.")
-        entry = {}
-        for key, item in element.items():
-            sub = subs.get(key.lower())
-            if sub is None and key.lower() != "display":
-                raise invalid_path(f"Unknown attribute emails.{key[:80]}.")
-            entry[key.lower()] = item
-        address = entry.get("value")
-        if address in (None, ""):
-            continue
-        candidates.append(
-            (
-                not _truthy(entry.get("primary")),
-                str(entry.get("type") or "").lower() != "work",
-                _string(address, "emails.value"),
-            )
-        )
-    if not candidates:
-        return ""
-    # The primary email, else the work one, else the first.
-    return min(candidates, key=lambda item: (item[0], item[1]))[2]
-
-
-def _truthy(value: Any) -> bool:
-    return value is True or (isinstance(value, str) and value.lower() == "true")
-
-
-def _read_enterprise(value: Any) -> dict:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise invalid_value(f"{ENTERPRISE_SCHEMA} must be an object.")
-    definitions = attribute_defs(ENTERPRISE_SCHEMA)
-    result = {}
-    for key, item in value.items():
-        if key.lower() == "schemas":
-            continue
-        if definitions.get(key.lower()) is None:
-            raise invalid_path(f"Unknown attribute {ENTERPRISE_SCHEMA}:{key[:80]}.")
-        result["employee_id"] = _string(item, "employeeNumber")
-    return result
 
 
 def user_create_from(fields: UserFields, *, actor: SystemActor, scope_group: Group | None) -> User:
@@ -394,13 +207,38 @@ def user_create_from(fields: UserFields, *, actor: SystemActor, scope_group: Gro
     return user
 
 
+def _current(user: User, name: str) -> Any:
+    return user.manager_id if name == "manager" else getattr(user, name)
+
+
+def _comparable_items(name: str, items: Any) -> Any:
+    """A multi-valued field as the directory stores it (each known key, "" or False when unset),
+    so that a document rendered from the user and read back compares equal to it."""
+    if not isinstance(items, list):
+        return items
+    keys = [key for key, _ in MULTI_VALUED_FIELDS[name]]
+    return [
+        {key: bool(item.get("primary")) if key == "primary" else item.get(key) or "" for key in keys}
+        if isinstance(item, dict)
+        else item
+        for item in items
+    ]
+
+
+def _differs(user: User, name: str, value: Any) -> bool:
+    current = _current(user, name)
+    if name in MULTI_VALUED_FIELDS:
+        return _comparable_items(name, current) != _comparable_items(name, value)
+    return current != value
+
+
 def user_apply(user: User, fields: UserFields, *, actor: SystemActor, locked: bool = False) -> User:
     """Write what differs between `user` and `fields` through the directory services.
 
     `locked`: `user` was read with select_for_update() in the caller's transaction, which the
     caller rolls back if this raises (the services then neither read it again nor take a savepoint).
     """
-    changes = {name: value for name, value in fields.profile.items() if getattr(user, name) != value}
+    changes = {name: value for name, value in fields.profile.items() if _differs(user, name, value)}
     steps = []
     if changes:
         steps.append(lambda user: services.user_update(actor=actor, user=user, locked=locked, **changes))
@@ -490,7 +328,7 @@ class GroupFields:
 def read_group_document(document: Any, *, mode: str, current: dict | None = None) -> GroupFields:
     if not isinstance(document, dict):
         raise invalid_value("A Group must be a JSON object.")
-    _check_schemas(document, {GROUP_SCHEMA}, GROUP_SCHEMA)
+    check_schemas(document, {GROUP_SCHEMA}, GROUP_SCHEMA)
     core = attribute_defs(GROUP_SCHEMA)
     name = None
     external_id = ""
@@ -505,12 +343,12 @@ def read_group_document(document: Any, *, mode: str, current: dict | None = None
             raise invalid_path(f"Unknown attribute {key[:80]!r}.")
         if definition.mutability == "readOnly":
             if mode != "patch":
-                _check_read_only(key, value, mode, current_id)
+                check_read_only(key, value, mode, current_id)
             continue
         if lowered == "displayname":
-            name = _string(value, "displayName")
+            name = string_value(value, "displayName")
         elif lowered == "externalid":
-            external_id = _string(value, "externalId")
+            external_id = string_value(value, "externalId")
         elif lowered == "members":
             member_ids = _read_members(value)
     if not (name or "").strip():

@@ -12,7 +12,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from apps.scim_server.errors import ScimError, invalid_path, invalid_syntax, invalid_value, mutability, no_target
-from apps.scim_server.filters import And, AttrPath, Compare, Node, parse_attr_path, parse_value_filter, value_matches
+from apps.scim_server.filter_syntax import (
+    And,
+    AttrPath,
+    Compare,
+    Node,
+    parse_attr_path,
+    parse_value_filter,
+    value_matches,
+)
 from apps.scim_server.schemas import COMMON_ATTRIBUTES, AttributeDef
 
 MAX_OPERATIONS = 1000
@@ -234,14 +242,60 @@ def apply_operation(document: dict, operation: Any, schema: ResourceSchema, *, w
     if container is None:
         return
     attribute = target.attribute
+    value = _single_valued_shorthand(attribute, target, value)
+    primaries_before = _primaries(container, attribute)
     if target.value_filter is None and target.sub is None:
         _apply_to_attribute(container, attribute, op, value, schema)
     elif target.value_filter is None:
         _apply_to_sub_attribute(container, attribute, target.sub, op, value)
     else:
         _apply_to_filtered(container, target, op, value)
+    if op != "remove":
+        _keep_one_primary(container, attribute, primaries_before)
     if target.uri is not None and not container:
         _delete(document, target.uri)
+
+
+def _single_valued_shorthand(attribute: AttributeDef, target: Target, value: Any) -> Any:
+    """A bare value for a single-valued complex attribute with a `value` sub-attribute is that
+    sub-attribute: Entra ID sets the manager as `{"path": "...:manager", "value": "<id>"}`."""
+    if (
+        attribute.type == "complex"
+        and not attribute.multi_valued
+        and target.sub is None
+        and isinstance(value, str)
+        and "value" in attribute.sub_attributes
+    ):
+        return {"value": value}
+    return value
+
+
+def _primaries(container: dict, attribute: AttributeDef) -> list[int]:
+    """ids of the values marked primary, for a multi-valued attribute that has `primary`."""
+    if not attribute.multi_valued or "primary" not in attribute.sub_attributes:
+        return []
+    _, current = _get(container, attribute.name)
+    elements = current if isinstance(current, list) else []
+    return [id(element) for element in elements if isinstance(element, dict) and _is_true(_get(element, "primary")[1])]
+
+
+def _is_true(value: Any) -> bool:
+    return value is True or (isinstance(value, str) and value.strip().lower() == "true")
+
+
+def _keep_one_primary(container: dict, attribute: AttributeDef, before: list[int]) -> None:
+    """RFC 7644 §3.5.2: an operation that makes a value primary makes the others not primary. (Two
+    new primaries in one operation stay, and the document is refused as a whole.)"""
+    if not attribute.multi_valued or "primary" not in attribute.sub_attributes:
+        return
+    _, current = _get(container, attribute.name)
+    elements = [element for element in current if isinstance(element, dict)] if isinstance(current, list) else []
+    primary = [element for element in elements if _is_true(_get(element, "primary")[1])]
+    if not any(id(element) not in before for element in primary):
+        return
+    for element in primary:
+        if id(element) in before:
+            _set(element, "primary", False)
 
 
 def _apply_to_extension(document: dict, target: Target, op: str, value: Any) -> None:
@@ -283,7 +337,13 @@ def _apply_to_attribute(container: dict, attribute: AttributeDef, op: str, value
         if not isinstance(value, dict):
             raise invalid_value(f"{name} takes an object.")
         merged = dict(current) if isinstance(current, dict) else {}
-        for key, item in _canonical_sub_names(attribute, value).items():
+        given = _canonical_sub_names(attribute, value)
+        if {"value", "$ref"} <= set(attribute.sub_attributes):
+            # `value` and `$ref` name one resource (a manager): a new one replaces both.
+            for stale in {"value", "$ref"} - set(given):
+                if {"value", "$ref"} & set(given):
+                    _delete(merged, stale)
+        for key, item in given.items():
             _set(merged, key, item)
         _set(container, name, merged)
     else:

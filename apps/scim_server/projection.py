@@ -6,7 +6,7 @@ from typing import Any
 
 from django.conf import settings
 
-from apps.scim_server import filters
+from apps.scim_server import filter_syntax
 from apps.scim_server.errors import ScimError, invalid_value
 from apps.scim_server.patch import ResourceSchema
 
@@ -113,7 +113,7 @@ def projection(params: ListParams, schema: ResourceSchema) -> Projection:
                 items.append((extension, "*", None))
                 continue
             try:
-                path = filters.parse_attr_path(name, schema.known_uris)
+                path = filter_syntax.parse_attr_path(name, schema.known_uris)
             except ScimError:
                 raise invalid_value(f"Invalid attribute name {name[:80]!r}.") from None
             uri = None if path.uri in (None, schema.core_uri) else path.uri

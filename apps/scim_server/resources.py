@@ -26,7 +26,7 @@ from apps.scim_server.adapters import (
 from apps.scim_server.errors import ScimError, invalid_value, not_found
 from apps.scim_server.models import ScimToken
 from apps.scim_server.projection import ListParams
-from apps.scim_server.schemas import ENTERPRISE_SCHEMA, LIST_RESPONSE
+from apps.scim_server.schemas import CUSTOM_USER_SCHEMA, ENTERPRISE_SCHEMA, LIST_RESPONSE
 
 
 @dataclass
@@ -77,7 +77,31 @@ _FIELD_TO_ATTRIBUTE = {
     "password": "password",
     "name": "displayName",
     "description": "description",
+    "nick_name": "nickName",
+    "title": "title",
+    "user_type": "userType",
+    "preferred_language": "preferredLanguage",
+    "locale": "locale",
+    "timezone": "timezone",
+    "profile_url": "profileUrl",
+    "emails": "emails",
+    "phone_numbers": "phoneNumbers",
+    "addresses": "addresses",
+    "photos": "photos",
+    "cost_center": f"{ENTERPRISE_SCHEMA}:costCenter",
+    "organization": f"{ENTERPRISE_SCHEMA}:organization",
+    "division": f"{ENTERPRISE_SCHEMA}:division",
+    "department": f"{ENTERPRISE_SCHEMA}:department",
+    "manager": f"{ENTERPRISE_SCHEMA}:manager",
+    "custom_attributes": CUSTOM_USER_SCHEMA,
 }
+
+
+def _attribute_name(field_name: str) -> str:
+    """The SCIM path of a directory field an error names (`custom_attributes.<name>` included)."""
+    if field_name.startswith("custom_attributes."):
+        return f"{CUSTOM_USER_SCHEMA}:{field_name.partition('.')[2]}"
+    return _FIELD_TO_ATTRIBUTE.get(field_name, field_name)
 
 
 def _validation_error(exc: ValidationError) -> ScimError:
@@ -88,7 +112,7 @@ def _validation_error(exc: ValidationError) -> ScimError:
             for error in errors:
                 unique = unique or error.code == "unique"
                 text = " ".join(error.messages)
-                messages.append(f"{_FIELD_TO_ATTRIBUTE.get(name, name)}: {text}")
+                messages.append(f"{_attribute_name(name)}: {text}")
     else:
         messages = list(exc.messages)
     detail = " ".join(messages)[:1000] or "Invalid value."

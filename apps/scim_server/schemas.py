@@ -6,7 +6,6 @@ display name, `emails.primary` is always true and only returned on request). The
 drive request validation, so what is published and what is accepted cannot drift apart.
 """
 
-import copy
 import functools
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,20 +14,28 @@ from urllib.parse import urlunsplit
 from django.conf import settings
 from django.http import HttpRequest
 from django.urls import reverse
-from django_scim import schemas as stock_schemas
 from django_scim.constants import SchemaURI
 from django_scim.models import SCIMServiceProviderConfig
 
-USER_SCHEMA = SchemaURI.USER
-ENTERPRISE_SCHEMA = SchemaURI.ENTERPRISE_USER
-GROUP_SCHEMA = SchemaURI.GROUP
+from apps.directory.attributes import custom_attribute_definitions
+from apps.directory.models import CustomAttribute
+from apps.scim_server.schema_attributes import (
+    CUSTOM_USER_SCHEMA,
+    ENTERPRISE_SCHEMA,
+    GROUP_SCHEMA,
+    USER_SCHEMA,
+    custom_attributes,
+    enterprise_attributes,
+    group_attributes,
+    stock_document,
+    user_attributes,
+)
+
 LIST_RESPONSE = SchemaURI.LIST_RESPONSE
 PATCH_OP = SchemaURI.PATCH_OP
 SEARCH_REQUEST = SchemaURI.SERACH_REQUEST
 BULK_REQUEST = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
 BULK_RESPONSE = "urn:ietf:params:scim:api:messages:2.0:BulkResponse"
-
-_STOCK = {document["id"]: document for document in stock_schemas.ALL}
 
 
 def base_location(request: HttpRequest | None = None, *args: Any, **kwargs: Any) -> str:
@@ -40,101 +47,6 @@ def base_location(request: HttpRequest | None = None, *args: Any, **kwargs: Any)
         return cached
     provider = settings.SCIM_SERVICE_PROVIDER
     return urlunsplit((provider["SCHEME"], provider["NETLOC"], "", "", ""))
-
-
-def _stock_attribute(schema_id: str, name: str) -> dict:
-    for attribute in _STOCK[schema_id]["attributes"]:
-        if attribute["name"] == name:
-            return copy.deepcopy(attribute)
-    raise KeyError(name)
-
-
-def _keep_sub_attributes(attribute: dict, names: list[str], **overrides: dict) -> dict:
-    by_name = {sub["name"]: sub for sub in attribute.get("subAttributes", [])}
-    attribute["subAttributes"] = [{**by_name[name], **overrides.get(name, {})} for name in names]
-    return attribute
-
-
-def _user_attributes(*, with_password: bool) -> list[dict]:
-    user_name = _stock_attribute(USER_SCHEMA, "userName")
-    user_name["description"] = "Unique identifier for the User, case-insensitive. REQUIRED."
-
-    name = _keep_sub_attributes(
-        _stock_attribute(USER_SCHEMA, "name"),
-        ["formatted", "familyName", "givenName"],
-        formatted={
-            "description": "The full name as displayed; the same value as displayName, which wins if both "
-            "change at once."
-        },
-    )
-    display_name = _stock_attribute(USER_SCHEMA, "displayName")
-    display_name.update(
-        required=True,
-        description="The name as displayed. Always has a value: derived from the given and family name, or the "
-        "userName, when not set.",
-    )
-    active = _stock_attribute(USER_SCHEMA, "active")
-    active.update(
-        required=True,
-        caseExact=False,
-        uniqueness="none",
-        description="true for an active user, false for a suspended (or not yet started) one. Defaults to true.",
-    )
-    emails = _keep_sub_attributes(
-        _stock_attribute(USER_SCHEMA, "emails"),
-        ["value", "type", "primary"],
-        value={"description": "The company email address; the directory keeps one per user."},
-        type={"canonicalValues": ["work"], "description": "Always 'work'."},
-        primary={
-            "mutability": "readOnly",
-            "returned": "request",
-            "description": "Always true: the directory keeps one email per user.",
-        },
-    )
-    emails["description"] = "The user's email; the directory keeps one, so at most one value is stored."
-    groups = _keep_sub_attributes(
-        _stock_attribute(USER_SCHEMA, "groups"),
-        ["value", "$ref", "display", "type"],
-        type={"canonicalValues": ["direct"]},
-    )
-    attributes = [user_name, name, display_name, active, emails, groups]
-    if with_password:
-        password = _stock_attribute(USER_SCHEMA, "password")
-        password["description"] = "Write-only; never returned."
-        attributes.insert(4, password)
-    return attributes
-
-
-def _enterprise_attributes() -> list[dict]:
-    employee_number = _stock_attribute(ENTERPRISE_SCHEMA, "employeeNumber")
-    employee_number["description"] = "The employee ID."
-    return [employee_number]
-
-
-def _group_attributes() -> list[dict]:
-    display_name = _stock_attribute(GROUP_SCHEMA, "displayName")
-    display_name.update(required=True, uniqueness="server", description="The group's name, unique case-insensitively.")
-    members = _keep_sub_attributes(
-        _stock_attribute(GROUP_SCHEMA, "members"),
-        ["value", "$ref", "type"],
-        value={"caseExact": True, "description": "The member's SCIM id (a User id)."},
-        **{"$ref": {"referenceTypes": ["User"]}},
-        type={"canonicalValues": ["User"], "description": "Always 'User': groups hold users only."},
-    )
-    members["subAttributes"].append(
-        {
-            "name": "display",
-            "type": "string",
-            "multiValued": False,
-            "description": "The member's userName.",
-            "required": False,
-            "caseExact": False,
-            "mutability": "readOnly",
-            "returned": "request",
-            "uniqueness": "none",
-        }
-    )
-    return [display_name, members]
 
 
 def _schema(schema_id: str, name: str, description: str, attributes: list[dict], request: HttpRequest | None) -> dict:
@@ -153,16 +65,37 @@ def schema_location(schema_id: str, request: HttpRequest | None = None) -> str:
 
 
 def _discovery_schema(schema_id: str, request: HttpRequest | None) -> dict:
-    stock = copy.deepcopy(_STOCK[schema_id])
+    stock = stock_document(schema_id)
     return _schema(stock["id"], stock["name"], stock.get("description", ""), stock["attributes"], request)
 
 
+def custom_definitions() -> list[CustomAttribute]:
+    """The admin-defined custom attributes, read afresh on each request (another process may have
+    just added one), by name."""
+    return custom_attribute_definitions()
+
+
 def schema_documents(request: HttpRequest | None = None) -> list[dict]:
-    """Every schema this server publishes (django-scim2's SCHEMAS_GETTER)."""
+    """Every schema this server publishes (django-scim2's SCHEMAS_GETTER). The custom extension is
+    published once an admin has defined a custom attribute."""
+    documents = [
+        _schema(USER_SCHEMA, "User", "User Account", user_attributes(with_password=password_writable()), request),
+        _schema(ENTERPRISE_SCHEMA, "EnterpriseUser", "Enterprise User", enterprise_attributes(), request),
+    ]
+    definitions = custom_definitions()
+    if definitions:
+        documents.append(
+            _schema(
+                CUSTOM_USER_SCHEMA,
+                "CustomUser",
+                "Attributes defined by this directory's administrators",
+                custom_attributes(definitions),
+                request,
+            )
+        )
     return [
-        _schema(USER_SCHEMA, "User", "User Account", _user_attributes(with_password=password_writable()), request),
-        _schema(ENTERPRISE_SCHEMA, "EnterpriseUser", "Enterprise User", _enterprise_attributes(), request),
-        _schema(GROUP_SCHEMA, "Group", "Group", _group_attributes(), request),
+        *documents,
+        _schema(GROUP_SCHEMA, "Group", "Group", group_attributes(), request),
         _discovery_schema(SchemaURI.SERVICE_PROVIDER_CONFIG, request),
         _discovery_schema(SchemaURI.RESOURCE_TYPE, request),
         _discovery_schema("urn:ietf:params:scim:schemas:core:2.0:Schema", request),
@@ -175,6 +108,12 @@ def password_writable() -> bool:
 
 def resource_type_documents(request: HttpRequest | None = None) -> list[dict]:
     base = base_location(request)
+    user_extensions = [{"schema": ENTERPRISE_SCHEMA, "required": False}]
+    definitions = custom_definitions()
+    if definitions:
+        # Required when an admin made one of its attributes required: a User must carry it.
+        required = any(definition.required for definition in definitions)
+        user_extensions.append({"schema": CUSTOM_USER_SCHEMA, "required": required})
     documents = [
         {
             "schemas": [SchemaURI.RESOURCE_TYPE],
@@ -183,7 +122,7 @@ def resource_type_documents(request: HttpRequest | None = None) -> list[dict]:
             "endpoint": "/Users",
             "description": "User Account",
             "schema": USER_SCHEMA,
-            "schemaExtensions": [{"schema": ENTERPRISE_SCHEMA, "required": False}],
+            "schemaExtensions": user_extensions,
         },
         {
             "schemas": [SchemaURI.RESOURCE_TYPE],
@@ -278,8 +217,16 @@ def attribute_defs(schema_id: str) -> dict[str, AttributeDef]:
 @functools.lru_cache(maxsize=16)
 def _attribute_defs(schema_id: str, with_password: bool) -> dict[str, AttributeDef]:
     attributes = {
-        USER_SCHEMA: lambda: _user_attributes(with_password=with_password),
-        ENTERPRISE_SCHEMA: _enterprise_attributes,
-        GROUP_SCHEMA: _group_attributes,
+        USER_SCHEMA: lambda: user_attributes(with_password=with_password),
+        ENTERPRISE_SCHEMA: enterprise_attributes,
+        GROUP_SCHEMA: group_attributes,
     }[schema_id]()
     return {attribute["name"].lower(): _attribute_def(attribute) for attribute in attributes}
+
+
+def custom_attribute_defs(definitions: list[CustomAttribute]) -> dict[str, AttributeDef]:
+    """The custom extension's attributes, by lower-cased name."""
+    return {
+        definition.name.lower(): _attribute_def(document)
+        for definition, document in zip(definitions, custom_attributes(definitions), strict=True)
+    }

@@ -12,7 +12,14 @@ from apps.scim_server.group_resources import GROUP_TARGET, groups_for, members_b
 from apps.scim_server.models import ScimToken
 from apps.scim_server.projection import ListParams, projection
 from apps.scim_server.resources import ScimResult, list_response
-from apps.scim_server.user_resources import USER_TARGET, annotate_groups, groups_by_user, render_user, users_for
+from apps.scim_server.user_resources import (
+    USER_TARGET,
+    annotate_groups,
+    groups_by_user,
+    render_user,
+    users_for,
+    with_manager,
+)
 
 # --- Searching every resource type at once (POST /.search) -------------------------------------
 
@@ -52,6 +59,8 @@ def root_search(token: ScimToken, request: HttpRequest | None, params: ListParam
         inline = kind == "user" and selection.wants(None, "groups") and skip == 0
         if inline:
             queryset = annotate_groups(queryset)
+        if kind == "user":
+            queryset = with_manager(queryset)
         rows = list(queryset.order_by(*ordering)[skip : skip + remaining])
         if kind == "user" and selection.wants(None, "groups") and not inline and rows:
             by_user = groups_by_user(rows)

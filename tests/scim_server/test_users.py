@@ -29,7 +29,7 @@ def test_create_returns_the_resource_with_meta_location_and_version(scim):
         "name": {"formatted": "Jane D.", "familyName": "Doe", "givenName": "Jane"},
         "displayName": "Jane D.",
         "active": True,
-        "emails": [{"value": "jane.doe@example.com", "type": "work"}],
+        "emails": [{"value": "jane.doe@example.com", "type": "work", "primary": True}],
         ENTERPRISE: {"employeeNumber": "E-42"},
         "meta": {
             "resourceType": "User",
@@ -92,7 +92,7 @@ def test_invalid_values_are_400_invalid_value(scim):
     ("extra", "scim_type"),
     [
         ({"id": "11111111-1111-1111-1111-111111111111"}, "mutability"),
-        ({"meta": {"resourceType": "User"}}, "mutability"),
+        ({"meta": {"resourceType": "User", "created": "2020-01-01T00:00:00Z"}}, "mutability"),
         ({"groups": [{"value": "11111111-1111-1111-1111-111111111111"}]}, "mutability"),
         ({"is_staff": True}, "invalidPath"),
         ({"is_superuser": True}, "invalidPath"),
@@ -183,7 +183,7 @@ def test_patch_paths_on_emails_and_names(scim):
         ({"op": "add", "path": "groups", "value": [{"value": "11111111-1111-1111-1111-111111111111"}]}, "mutability"),
         ({"op": "replace", "path": "is_staff", "value": True}, "invalidPath"),
         ({"op": "replace", "value": {"is_superuser": True}}, "invalidPath"),
-        ({"op": "replace", "path": "nickName", "value": "x"}, "invalidPath"),
+        ({"op": "replace", "path": "ims", "value": "x"}, "invalidPath"),
         ({"op": "replace", "path": "emails[type eq", "value": "x"}, "invalidPath"),
         ({"op": "remove"}, "noTarget"),
         ({"op": "replace", "path": 'emails[value co "zzz"].value', "value": "a@b.example"}, "noTarget"),

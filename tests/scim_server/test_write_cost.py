@@ -36,15 +36,17 @@ def test_patch_of_one_attribute_reads_the_user_once_and_writes_only_what_changed
     statements = _statements(
         scim, lambda: scim.patch_ops(f"Users/{user.pk}", {"op": "replace", "path": "name.givenName", "value": "New"})
     )
-    read, update = _on_users(statements)
+    read, update, *reports = _on_users(statements)
     assert read.startswith("SELECT") and update.startswith("UPDATE")
+    assert all('WHERE "directory_user"."manager_id" =' in sql for sql in reports), reports
     if connection.features.has_select_for_update:
         assert "FOR UPDATE" in read
     written = re.search(r"SET (.*) WHERE", update).group(1)
     assert "first_name" in written and "display_name" in written
     assert "password" not in written and "username" not in written and "email" not in written
-    # The token, the user, its update, the audit row and the provisioning check: nothing else.
-    assert len(statements) <= 5, statements
+    # The token, the user, its update, the audit row, the provisioning check and (the display name
+    # changed) the reports whose manager.displayName changes with it: nothing else.
+    assert len(statements) <= 6, statements
     user.refresh_from_db()
     assert (user.first_name, user.display_name) == ("New", "New Name")
     assert AuditEvent.objects.get(action="user.update", target_id=str(user.pk)).after == {
@@ -115,3 +117,17 @@ def test_the_locked_read_keeps_a_group_scoped_tokens_limits(db):
     assert_scim_error(client.put(f"Users/{outside.pk}", user_body("out.of.scope")), 404)
     outside.refresh_from_db()
     assert outside.display_name != "Renamed"
+
+
+def test_patch_of_a_user_with_a_manager_reads_the_user_and_its_manager_in_one_query(scim):
+    boss = UserFactory(username="cost.boss", display_name="Cost Boss")
+    user = UserFactory(username="cost.report", manager=boss)
+    statements = _statements(
+        scim, lambda: scim.patch_ops(f"Users/{user.pk}", {"op": "replace", "path": "title", "value": "Analyst"})
+    )
+    assert [sql.split()[0] for sql in _on_users(statements)] == ["SELECT", "UPDATE"]
+    document = scim.get(f"Users/{user.pk}").json()
+    assert document["title"] == "Analyst"
+    assert (
+        document["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]["manager"]["displayName"] == "Cost Boss"
+    )
