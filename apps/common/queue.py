@@ -8,8 +8,15 @@ from django.db import transaction
 
 
 def registered_task(name: str) -> Any:
-    """The task registered as `name` (every app's tasks.py is imported by Celery's autodiscovery)."""
-    return current_app.tasks[name]
+    """The task registered as `name`.
+
+    Celery's autodiscovery imports every app's tasks.py only when the worker starts; a web process
+    that has not imported a tasks module yet asks the loader for them once (importing the modules
+    is idempotent), rather than failing with NotRegistered."""
+    tasks = current_app.tasks
+    if name not in tasks:
+        current_app.loader.import_default_modules()
+    return tasks[name]
 
 
 def enqueue_on_commit(name: str, *args: Any) -> None:
