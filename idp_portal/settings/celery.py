@@ -74,6 +74,9 @@ PROVISIONING_LINGER_SECONDS = min(float(env_int("PROVISIONING_LINGER_MS", 1500))
 PROVISIONING_TASKS_PER_CONNECTOR = env_int("PROVISIONING_TASKS_PER_CONNECTOR", 2)
 # Objects claimed at once; a full batch is what makes a task ask for helpers.
 PROVISIONING_BATCH_SIZE = env_int("PROVISIONING_BATCH_SIZE", 100)
+# A connector's rate limit spaces its requests so that `rate` of them span a second plus this margin:
+# room for a request that leaves a few milliseconds late (apps/provisioning/ratelimit.py).
+PROVISIONING_RATE_WINDOW_MARGIN_MS = env_int("PROVISIONING_RATE_WINDOW_MARGIN_MS", 50)
 PROVISIONING_SWEEP_SECONDS = env_int("PROVISIONING_SWEEP_SECONDS", 15)
 # Retries due sooner than this ride on a Celery countdown; later ones wait in the database.
 PROVISIONING_MAX_COUNTDOWN_SECONDS = min(
