@@ -7,6 +7,7 @@ and tests/test_many_processes.py measure real worker processes at a real app.
 
 import itertools
 import threading
+import time
 import uuid
 
 import pytest
@@ -25,7 +26,7 @@ def test_reservations_from_many_callers_are_spaced_by_the_interval(per_second, s
         for _ in range(4):
             wait = ratelimit.reserve_slot(key, per_second)
             with lock:
-                waits.append(wait)
+                waits.append(time.monotonic() + wait)  # when this caller's slot comes
 
     threads = [threading.Thread(target=caller) for _ in range(3)]
     for thread in threads:
@@ -33,13 +34,13 @@ def test_reservations_from_many_callers_are_spaced_by_the_interval(per_second, s
     for thread in threads:
         thread.join()
 
-    # Reserved at about the same moment, the twelve slots lie one interval apart (within the few
-    # milliseconds the reservations themselves took).
+    # The twelve slots lie one interval apart (within the milliseconds between Redis's clock reading
+    # and this process's).
     slots = sorted(waits)
     gaps = [later - earlier for earlier, later in itertools.pairwise(slots)]
     assert len(slots) == 12
-    assert min(gaps) > interval - 0.01, gaps
-    assert slots[-1] > 11 * interval - 0.05
+    assert min(gaps) > interval - 0.02, gaps
+    assert slots[-1] - slots[0] > 11 * interval - 0.05
 
 
 def test_rate_leaves_room_for_a_late_request(settings):
