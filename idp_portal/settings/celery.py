@@ -42,7 +42,7 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A worker and beat wait for the broker as long as it is away (the default gives up after 100 tries,
-# about ten minutes); while it is, changes wait in the outbox and the sweep re-enqueues them after.
+# and the worker exits); meanwhile changes wait in the outbox, and the sweep re-enqueues them after.
 CELERY_BROKER_CONNECTION_RETRY = True
 CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 # A task running when the broker goes keeps running: it records what it delivered in the database,
