@@ -123,7 +123,7 @@ class ScimClient:
             headers={"Authorization": f"Bearer {token}", "Accept": "application/scim+json, application/json"},
             timeout=timeout,
             follow_redirects=False,
-            event_hooks={"response": [self._capture]},
+            event_hooks={"request": [self._pace], "response": [self._capture]},
             transport=address_checking_transport(),
         )
         self.scim = SyncSCIMClient(
@@ -141,15 +141,21 @@ class ScimClient:
     def close(self) -> None:
         self.http.close()
 
+    def _pace(self, request: httpx2.Request) -> None:
+        # The rate limit's slot is taken here, as the request goes on the wire, not before the SCIM
+        # client has built it: that work (slow on a first call) would make a request leave late and
+        # land in the same one-second window as a later one.
+        if self.before_request is not None:
+            self.before_request()
+        self._local.sent_at = time.perf_counter()
+
     def _capture(self, response: httpx2.Response) -> None:
         self._local.status = response.status_code
         self._local.headers = {key.lower(): value for key, value in response.headers.items()}
 
     def _call(self, method: str, path: str, body: Any, operation: Callable[[], Any]) -> Any:
-        if self.before_request is not None:
-            self.before_request()
         self._local.status, self._local.headers = None, {}
-        started = time.perf_counter()
+        started = self._local.sent_at = time.perf_counter()
         error: ScimError | None = None
         payload: Any = None
         try:
@@ -160,7 +166,8 @@ class ScimClient:
                 error = TransientScimError(f"Could not reach the app: {type(cause or exc).__name__}: {cause or exc}")
             else:
                 error = PermanentScimError(f"The app's answer could not be read: {exc}", status=self._local.status)
-        duration_ms = (time.perf_counter() - started) * 1000
+        # From the moment the request left (after any wait for the rate limit).
+        duration_ms = (time.perf_counter() - max(started, self._local.sent_at)) * 1000
         status = self._local.status
         if error is None and status is not None:
             error = error_for_status(status, payload, self._local.headers)

@@ -1,45 +1,91 @@
-"""A per-connector request rate shared by all workers (Redis), or per process without Redis."""
+"""A connector's outbound request rate, shared by every worker process: GCRA in Redis.
 
+The generic cell rate algorithm keeps one number per connector, the theoretical arrival time (TAT)
+of its next request. A caller reserves the slot at max(TAT, now) and moves TAT on by one emission
+interval, atomically (one Lua script, Redis's own clock), then sleeps until its slot. Requests of
+all workers together are therefore spaced by at least the interval, with no burst: an app that
+limits by a sliding one-second window sees at most `per_second` requests in any second. The counter
+per clock second it replaces let a window that straddles two seconds see twice the limit, which
+such an app answered with 429s (about one request in five at 5/s).
+
+The interval is stretched so that `per_second` requests span one second plus
+PROVISIONING_RATE_WINDOW_MARGIN_MS: a request that leaves a little late (scheduling, network)
+must not land in the same window as the one `per_second` slots after it.
+
+Without Redis (or while it is unreachable) each process keeps the same schedule for itself.
+"""
+
+import logging
 import threading
 import time
 
+from django.conf import settings
+
 from apps.common.redis import redis_client
 
-_local_windows: dict[str, tuple[int, int]] = {}
+logger = logging.getLogger(__name__)
+
+# KEYS[1]: the connector's TAT (microseconds, Redis clock). ARGV[1]: the interval in microseconds.
+# Returns how many microseconds the caller waits before its request.
+_RESERVE = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
+local interval = tonumber(ARGV[1])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+local next_tat = tat + interval
+redis.call('SET', KEYS[1], string.format('%d', next_tat), 'PX', math.floor((next_tat - now) / 1000) + 1000)
+return tat - now
+"""
+
+_local_tats: dict[str, float] = {}
 _local_lock = threading.Lock()
+_scripts: dict[int, object] = {}
 
 
 def _redis():
     return redis_client(timeout=2)
 
 
-def _take_slot(key: str, per_second: int, second: int) -> bool:
+def emission_interval(per_second: int) -> float:
+    """Seconds between two requests of one connector, margin included."""
+    margin = settings.PROVISIONING_RATE_WINDOW_MARGIN_MS / 1000
+    return (1.0 + margin) / per_second
+
+
+def _reserve_shared(client, key: str, interval: float) -> float:
+    script = _scripts.get(id(client))
+    if script is None:
+        script = _scripts[id(client)] = client.register_script(_RESERVE)
+    waited_us = script(keys=[f"idp:ratelimit:gcra:{key}"], args=[int(interval * 1_000_000)])
+    return int(waited_us) / 1_000_000
+
+
+def _reserve_local(key: str, interval: float) -> float:
+    with _local_lock:
+        now = time.monotonic()
+        tat = max(_local_tats.get(key, now), now)
+        _local_tats[key] = tat + interval
+        return tat - now
+
+
+def reserve_slot(key: str, per_second: int) -> float:
+    """Reserve the next request slot of `key` under `per_second`; returns the seconds until it."""
+    interval = emission_interval(per_second)
     client = _redis()
     if client is not None:
-        counter = f"idp:ratelimit:{key}:{second}"
-        with client.pipeline() as pipe:
-            pipe.incr(counter)
-            pipe.expire(counter, 3)
-            count, _ = pipe.execute()
-        return int(count) <= per_second
-    with _local_lock:
-        window, count = _local_windows.get(key, (second, 0))
-        if window != second:
-            window, count = second, 0
-        count += 1
-        _local_windows[key] = (window, count)
-        return count <= per_second
+        try:
+            return _reserve_shared(client, key, interval)
+        except Exception as exc:  # noqa: BLE001 - Redis away: pace this process alone meanwhile
+            logger.warning("rate limit of %s kept per process while Redis is unreachable (%s)", key, exc)
+    return _reserve_local(key, interval)
 
 
 def wait_for_slot(key: str, per_second: int) -> float:
     """Block until a request may be sent under `per_second`; returns the seconds waited."""
     if per_second <= 0:
         return 0.0
-    waited = 0.0
-    while True:
-        now = time.time()
-        if _take_slot(key, per_second, int(now)):
-            return waited
-        pause = int(now) + 1 - now + 0.001
-        time.sleep(pause)
-        waited += pause
+    wait = reserve_slot(key, per_second)
+    if wait > 0:
+        time.sleep(wait)
+    return max(wait, 0.0)

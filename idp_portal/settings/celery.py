@@ -9,10 +9,19 @@ REDIS_URL = env_str("REDIS_URL")
 
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
+    # kombu's Redis transport with a fix: a worker busy with a task no longer dies when Redis goes
+    # away (apps/common/broker.py says why it did).
+    CELERY_BROKER_TRANSPORT = "apps.common.broker:Transport"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         # A task delayed longer than this is delivered twice by Redis; long waits are parked
         # in the database instead of being scheduled as countdowns.
         "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600),
+        # A broker that vanishes without closing the socket (failover, NAT, firewall) must not
+        # leave a publish or a BRPOP waiting forever: bounded reads, keepalives, health checks.
+        "socket_timeout": 10,
+        "socket_connect_timeout": 3,
+        "socket_keepalive": True,
+        "health_check_interval": 10,
     }
 else:
     _broker_dir = VAR_DIR / "broker"
@@ -32,6 +41,14 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A worker and beat wait for the broker as long as it is away (the default gives up after 100 tries,
+# and the worker exits); meanwhile changes wait in the outbox, and the sweep re-enqueues them after.
+CELERY_BROKER_CONNECTION_RETRY = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+# A task running when the broker goes keeps running: it records what it delivered in the database,
+# so the copy Redis hands out again finds nothing left to send. Cancelling it mid-request could
+# leave a change sent but not recorded, then sent twice.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 55)
@@ -57,6 +74,9 @@ PROVISIONING_LINGER_SECONDS = min(float(env_int("PROVISIONING_LINGER_MS", 1500))
 PROVISIONING_TASKS_PER_CONNECTOR = env_int("PROVISIONING_TASKS_PER_CONNECTOR", 2)
 # Objects claimed at once; a full batch is what makes a task ask for helpers.
 PROVISIONING_BATCH_SIZE = env_int("PROVISIONING_BATCH_SIZE", 100)
+# A connector's rate limit spaces its requests so that `rate` of them span a second plus this margin:
+# room for a request that leaves a few milliseconds late (apps/provisioning/ratelimit.py).
+PROVISIONING_RATE_WINDOW_MARGIN_MS = env_int("PROVISIONING_RATE_WINDOW_MARGIN_MS", 50)
 PROVISIONING_SWEEP_SECONDS = env_int("PROVISIONING_SWEEP_SECONDS", 15)
 # Retries due sooner than this ride on a Celery countdown; later ones wait in the database.
 PROVISIONING_MAX_COUNTDOWN_SECONDS = min(

@@ -467,6 +467,8 @@ class FaultyScimServer:
         self.faults: list[Fault] = []
         self.rate_limit_per_second = 0
         self._rate_windows: dict[int, int] = {}
+        self.rate_limit_sliding = False
+        self._accepted_times: list[float] = []
         self._lock = threading.Lock()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -564,9 +566,11 @@ class FaultyScimServer:
             Fault("stale_search", times, "GET", path, match=lambda request: bool(request.query.get("filter")))
         )
 
-    def limit_rate(self, per_second: int) -> None:
-        """More than `per_second` requests in one clock second are answered 429, Retry-After: 1."""
+    def limit_rate(self, per_second: int, *, sliding: bool = False) -> None:
+        """More than `per_second` requests in one clock second are answered 429, Retry-After: 1; with
+        `sliding`, more than `per_second` accepted in the second before each request (as many apps count)."""
         self.rate_limit_per_second = per_second
+        self.rate_limit_sliding = sliding
 
     def clear_faults(self) -> None:
         self.faults.clear()
@@ -590,6 +594,13 @@ class FaultyScimServer:
         if not self.rate_limit_per_second:
             return False
         with self._lock:
+            if self.rate_limit_sliding:
+                recent = [t for t in self._accepted_times if t > request.received - 1.0]
+                if len(recent) >= self.rate_limit_per_second:
+                    self._accepted_times = recent
+                    return True
+                self._accepted_times = [*recent, request.received]
+                return False
             second = int(request.received)
             self._rate_windows[second] = self._rate_windows.get(second, 0) + 1
             return self._rate_windows[second] > self.rate_limit_per_second

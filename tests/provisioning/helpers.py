@@ -227,15 +227,20 @@ FAST_WORKER_ENV = {
 
 
 class ProvisioningWorker:
-    """`celery worker` (optionally with beat embedded) in its own process group, so it can be SIGKILLed whole."""
+    """`celery worker` (optionally with beat embedded) in its own process group, so it can be SIGKILLed whole;
+    with `beat_only`, a `celery beat` process of its own (as `make run` and compose run it)."""
 
-    def __init__(self, *, queue: str, env: dict[str, str], beat: bool, concurrency: int) -> None:
+    def __init__(
+        self, *, queue: str, env: dict[str, str], beat: bool, concurrency: int, beat_only: bool = False
+    ) -> None:
         self.queue = queue
         self.env = env
         self.beat = beat
+        self.beat_only = beat_only
         self.concurrency = concurrency
         self.process: subprocess.Popen | None = None
-        self.log_path = PROJECT_ROOT / "var" / f"test-prov-worker-{queue}.log"
+        role = "beat" if beat_only else "worker"
+        self.log_path = PROJECT_ROOT / "var" / f"test-prov-{role}-{queue}.log"
         self.schedule = Path(tempfile.mkdtemp(prefix="prov-beat-")) / "schedule"
         self._log_offset = 0
 
@@ -250,6 +255,18 @@ class ProvisioningWorker:
         ]  # fmt: skip
         if self.beat:
             command += ["-B", "-s", str(self.schedule)]
+        if self.beat_only:
+            command = [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "idp_portal",
+                "beat",
+                "--loglevel=INFO",
+                "-s",
+                str(self.schedule),
+            ]
         self.process = subprocess.Popen(
             command, cwd=PROJECT_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
@@ -267,7 +284,7 @@ class ProvisioningWorker:
     def _ready(self) -> bool:
         if self.process is not None and self.process.poll() is not None:
             raise AssertionError(f"the worker exited with {self.process.returncode}:\n{self.log()[-4000:]}")
-        return " ready." in self.log()
+        return ("beat: Starting..." if self.beat_only else " ready.") in self.log()
 
     def kill(self) -> None:
         """SIGKILL the worker, its pool processes and its beat: nothing gets to clean up."""
@@ -300,7 +317,13 @@ class WorkerFactory:
         self.database_url = _database_url_for_subprocess()
 
     def start(
-        self, *, redis_url: str | None = None, beat: bool = True, concurrency: int = 1, **env: str
+        self,
+        *,
+        redis_url: str | None = None,
+        beat: bool = True,
+        concurrency: int = 1,
+        beat_only: bool = False,
+        **env: str,
     ) -> ProvisioningWorker:
         worker_env = {
             **os.environ,
@@ -317,7 +340,9 @@ class WorkerFactory:
             worker_env["REDIS_URL"] = redis_url
         elif not settings.REDIS_URL:
             worker_env.pop("REDIS_URL", None)
-        worker = ProvisioningWorker(queue=self.queue, env=worker_env, beat=beat, concurrency=concurrency)
+        worker = ProvisioningWorker(
+            queue=self.queue, env=worker_env, beat=beat, concurrency=concurrency, beat_only=beat_only
+        )
         self.workers.append(worker)
         return worker.start()
 

@@ -1,21 +1,29 @@
-"""Run the web server, a Celery worker and Celery beat together; Ctrl-C stops all three."""
+"""Run the web server, a Celery worker and Celery beat together; Ctrl-C stops all three.
+
+Each runs as a process of its own under apps.common.supervisor: one that exits is restarted with
+backoff (and the others keep running), so a worker that dies in a broker outage comes back, and
+beat, apart from the worker, keeps scheduling the outbox sweep meanwhile.
+"""
 
 import signal
-import subprocess
 import sys
-import time
 
 from django.core.management.base import BaseCommand
 
+from apps.common.supervisor import Supervisor
+
 
 class Command(BaseCommand):
-    help = "Start the development web server, a Celery worker and beat; stop them all on Ctrl-C."
+    help = "Start the development web server, a Celery worker and beat; restart any that exits; stop all on Ctrl-C."
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--addr", default="127.0.0.1:8000")
         parser.add_argument("--concurrency", type=int, default=2)
+        parser.add_argument(
+            "--max-backoff", type=float, default=30.0, help="Longest pause, in seconds, before restarting a process."
+        )
 
-    def handle(self, *args, addr: str, concurrency: int, **options) -> None:
+    def handle(self, *args, addr: str, concurrency: int, max_backoff: float, **options) -> None:
         python = sys.executable
         commands = {
             "web": [python, "manage.py", "runserver", addr, "--noreload"],
@@ -32,33 +40,13 @@ class Command(BaseCommand):
             ],
             "beat": [python, "-m", "celery", "-A", "idp_portal", "beat", "--loglevel=INFO"],
         }
-        processes: dict[str, subprocess.Popen] = {}
-        stopping = False
 
-        def stop(*_: object) -> None:
-            nonlocal stopping
-            stopping = True
+        def log(line: str) -> None:
+            self.stderr.write(f"runstack: {line}")
+            self.stderr.flush()
 
-        signal.signal(signal.SIGINT, stop)
-        signal.signal(signal.SIGTERM, stop)
-        for name, command in commands.items():
-            # Own process groups: Ctrl-C reaches this supervisor, which stops the children in order.
-            processes[name] = subprocess.Popen(command, start_new_session=True)
+        supervisor = Supervisor(commands, log=log, min_backoff=min(1.0, max_backoff), max_backoff=max_backoff)
+        signal.signal(signal.SIGINT, supervisor.request_stop)
+        signal.signal(signal.SIGTERM, supervisor.request_stop)
         self.stdout.write(f"idp-portal on http://{addr}/ (web, worker, beat). Ctrl-C stops all.")
-        exited = None
-        while not stopping and exited is None:
-            time.sleep(0.3)
-            exited = next((name for name, proc in processes.items() if proc.poll() is not None), None)
-        if exited:
-            self.stderr.write(f"{exited} exited with {processes[exited].returncode}; stopping the others.")
-        for proc in processes.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 15
-        for proc in processes.values():
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        if exited and not stopping:
-            raise SystemExit(1)
+        supervisor.run()
