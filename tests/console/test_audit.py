@@ -151,3 +151,11 @@ def test_dashboard_recent_admin_actions_leave_out_end_users_sign_ins(db, admin, 
 
     assert "user.suspend" in actions
     assert "saml.sso.success" not in actions and "portal.login.success" not in actions
+
+
+def test_the_page_shows_the_retention(db, readonly_client, settings):
+    settings.AUDIT_RETENTION_DAYS = 0
+    assert "Events are kept forever" in readonly_client.get("/console/audit/").content.decode()
+    settings.AUDIT_RETENTION_DAYS = 400
+    page = readonly_client.get("/console/audit/").content.decode()
+    assert "Events are kept for 400 days: older ones are deleted every hour" in page

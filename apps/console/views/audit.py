@@ -56,7 +56,10 @@ def audit_list(request: HttpRequest) -> HttpResponse:
         event.changes = event_changes(event)
         event.target_url = links.get(event.pk, "")
     filtered = any(request.GET.get(name) for name in form.fields)
-    context = {"nav": "audit", "form": form, "page_obj": page, "events": events, "filtered": filtered}
+    context = {
+        "nav": "audit", "form": form, "page_obj": page, "events": events, "filtered": filtered,
+        "retention_days": settings.AUDIT_RETENTION_DAYS,
+    }  # fmt: skip
     return render(request, "console/audit/list.html", context, status=400 if form.errors else 200)
 
 
