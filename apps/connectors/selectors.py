@@ -23,6 +23,10 @@ def connector_list(
     return connectors.order_by("name")
 
 
+def connector_ids_by_name_part(part: str, *, limit: int) -> list:
+    return list(Connector.objects.filter(name__icontains=part).order_by("name").values_list("pk", flat=True)[:limit])
+
+
 def connector_get_by_slug(slug: str) -> Connector | None:
     return Connector.objects.select_related("sso", "provisioning", "oidc").filter(slug=slug).first()
 

@@ -159,3 +159,44 @@ def test_the_page_shows_the_retention(db, readonly_client, settings):
     settings.AUDIT_RETENTION_DAYS = 400
     page = readonly_client.get("/console/audit/").content.decode()
     assert "Events are kept for 400 days: older ones are deleted every hour" in page
+
+
+def test_a_log_larger_than_the_count_cap_pages_without_a_total(db, admin, admin_client, monkeypatch, settings):
+    from apps.common import paging
+
+    monkeypatch.setattr(paging, "COUNT_CAP", 3)
+    settings.CONSOLE_PAGE_SIZE = 2
+    for n in range(6):
+        audit_record(actor=admin, action="test.capped", target_label=f"t{n}")
+
+    first = admin_client.get("/console/audit/?action=test.capped")
+    assert [event.target_label for event in first.context["events"]] == ["t5", "t4"]
+    assert first.context["page_obj"].paginator.count is None  # more than 3: not counted
+    html = first.content.decode()
+    assert "Page 1</span>" in html and "Page 1 of" not in html and 'rel="next"' in html
+    third = admin_client.get("/console/audit/?action=test.capped&page=3")
+    assert [event.target_label for event in third.context["events"]] == ["t1", "t0"]
+    assert not third.context["page_obj"].has_next()
+    past = admin_client.get("/console/audit/?action=test.capped&page=9")
+    assert past.context["events"] == []  # past the end of an uncounted log: an empty page, not an error
+
+
+def test_name_filters_find_accounts_groups_and_connectors_and_else_an_exact_label(db, admin, admin_client):
+    from apps.connectors import services as connector_services
+    from tests.factories import GroupFactory
+
+    sales = GroupFactory(name="Sales EMEA")
+    directory.group_update(actor=admin, group=sales, description="Sellers")
+    app = connector_services.connector_create(actor=admin, template="generic-scim", name="Sales Tool")
+    gone = UserFactory(username="gone.person")
+    directory.user_update(actor=gone, user=gone, first_name="Gone")
+    directory.user_delete(actor=admin, user=gone)
+
+    by_target = admin_client.get("/console/audit/?target=sales").context["events"]
+    assert {(event.target_type, event.target_id) for event in by_target} == {
+        ("directory.group", str(sales.pk)),
+        ("connectors.connector", str(app.pk)),
+    }
+    by_deleted_actor = admin_client.get("/console/audit/?actor=gone.person").context["events"]
+    assert [event.action for event in by_deleted_actor] == ["user.update"]
+    assert admin_client.get("/console/audit/?actor=gone.pers").context["events"] == []  # no account, no exact label

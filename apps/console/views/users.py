@@ -48,10 +48,17 @@ def _detail(account: User) -> HttpResponse:
     return redirect("console:user_detail", pk=account.pk)
 
 
+# The group filter lists this many groups by name (and the one chosen): ten thousand <option>s
+# made the page 700 KB and a second to render (bench/scale_reads.py). A group's own page lists
+# its members whatever its place in the alphabet.
+GROUP_FILTER_CHOICES = 300
+
+
 @console_view(Capability.VIEW_DIRECTORY)
 @require_GET
 def user_list(request: HttpRequest) -> HttpResponse:
-    form = UserFilterForm(request.GET, groups=directory_selectors.group_choices(), connectors=connector_choices())
+    groups = directory_selectors.group_choices(limit=GROUP_FILTER_CHOICES, include=request.GET.get("group"))
+    form = UserFilterForm(request.GET, groups=groups, connectors=connector_choices())
     data = form.cleaned_data if form.is_valid() else {}
     users = users_filtered(
         search=data.get("q", ""),
