@@ -270,7 +270,7 @@ def _skip_foreign_key_checks(connection) -> None:
         return
 
 
-def _timestamp(moment: datetime) -> str:
+def timestamp(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S.%f+00")
 
 
@@ -282,7 +282,7 @@ def _user_lines(users: int, now: datetime):
     for index in range(users):
         first, last = user_names(index)
         name = username(index)
-        created = _timestamp(now - timedelta(seconds=span - index * span // max(users, 1)))
+        created = timestamp(now - timedelta(seconds=span - index * span // max(users, 1)))
         staff = "t" if index < STAFF_USERS else "f"
         role = "admin" if index < STAFF_USERS else ""
         external = f"hr-{index:08d}" if index % 5 else ""
@@ -329,7 +329,7 @@ def _load_directory(connection, users: int, groups: int, largest: int, now: date
         _, members = group_memberships(users, groups, largest)
         departments = max(1, groups // 10)
         group_lines = (
-            f"{group_id(index)}\t{_timestamp(now - timedelta(days=900 - index % 900))}\t{_timestamp(now)}\t"
+            f"{group_id(index)}\t{timestamp(now - timedelta(days=900 - index % 900))}\t{timestamp(now)}\t"
             + f"{group_name(index, groups)}\t{'Department' if index < departments else 'Team'} {index}"
             + f"\tgrp-{index:06d}\n"
             for index in range(groups)
@@ -340,7 +340,7 @@ def _load_directory(connection, users: int, groups: int, largest: int, now: date
             ("id", "created", "updated", "name", "description", "external_id"),
             group_lines,
         )
-        stamp = _timestamp(now)
+        stamp = timestamp(now)
         membership_lines = (
             f"{group_id(index)}\t{user_id(member)}\t{stamp}\n"
             for index, group in enumerate(members)
@@ -387,7 +387,7 @@ def _create_connector_here() -> None:
 
 
 def _assign(connection, connector_id: str, departments: int, users: int, now: datetime) -> None:
-    stamp = _timestamp(now)
+    stamp = timestamp(now)
     lines = [f"{connector_id}\t\\N\t{group_id(index)}\t{stamp}\n" for index in range(departments)]
     step = max(1, users // DIRECT_ASSIGNMENTS)
     lines += [f"{connector_id}\t{user_id(index)}\t\\N\t{stamp}\n" for index in range(0, users, step)][
@@ -449,31 +449,16 @@ def ensure_scale_data(
 
 # (action, weight, target kind): sign-ins dominate a real trail.
 AUDIT_ACTIONS = (
-    ("portal.login.success", 400, "user"),
-    ("portal.login.failure", 60, "user"),
-    ("portal.mfa.verified", 200, "user"),
-    ("portal.mfa.failure", 10, "user"),
-    ("portal.logout", 150, "user"),
-    ("portal.lockout", 2, "user"),
-    ("saml.sso.issued", 300, "connector"),
-    ("oidc.token.issued", 120, "connector"),
-    ("directory.user.create", 20, "user"),
-    ("directory.user.update", 40, "user"),
-    ("directory.user.suspend", 4, "user"),
-    ("directory.user.unsuspend", 2, "user"),
-    ("directory.user.delete", 2, "user"),
-    ("directory.user.password_reset", 6, "user"),
-    ("directory.group.create", 1, "group"),
-    ("directory.group.update", 2, "group"),
-    ("directory.group.members_add", 25, "group"),
-    ("directory.group.members_remove", 8, "group"),
-    ("connectors.connector.update", 1, "connector"),
-    ("connectors.assignment.create", 2, "connector"),
-    ("provisioning.sync.started", 1, "connector"),
-    ("scim_server.user.create", 10, "user"),
-    ("scim_server.user.update", 20, "user"),
-    ("api.token.used", 5, "user"),
-)
+    ("portal.login.success", 400, "user"), ("portal.login.failure", 60, "user"), ("portal.mfa.success", 200, "user"),
+    ("portal.mfa.failure", 10, "user"), ("portal.logout", 150, "user"), ("portal.lockout", 2, "user"),
+    ("saml.sso.success", 300, "connector"), ("saml.sso.refused", 3, "connector"), ("saml.slo", 20, "connector"),
+    ("user.create", 20, "user"), ("user.update", 40, "user"), ("user.suspend", 4, "user"),
+    ("user.reactivate", 2, "user"), ("user.delete", 2, "user"), ("user.set_password", 6, "user"),
+    ("group.create", 1, "group"), ("group.update", 2, "group"), ("group.members.add", 25, "group"),
+    ("group.members.remove", 8, "group"), ("connector.update", 1, "connector"),
+    ("connector.assignment.create", 2, "connector"), ("provisioning.sync", 1, "connector"),
+    ("portal.password_reset", 3, "user"), ("scim_token.create", 1, "connector"),
+)  # fmt: skip
 
 
 def _audit_lines(rows: int, users: int, groups: int, connector_id: str, now: datetime):
@@ -483,8 +468,8 @@ def _audit_lines(rows: int, users: int, groups: int, connector_id: str, now: dat
     start = now - timedelta(seconds=span)
     step = span / rows
     for row in range(rows):
-        action, _, kind = actions[chooser.randrange(len(actions))]
-        created = _timestamp(start + timedelta(seconds=row * step))
+        action, _weight, kind = actions[chooser.randrange(len(actions))]
+        created = timestamp(start + timedelta(seconds=row * step))
         if kind == "user":
             target = chooser.randrange(users)
             target_type, target_id, target_label = "directory.user", user_id(target), username(target)
@@ -493,7 +478,7 @@ def _audit_lines(rows: int, users: int, groups: int, connector_id: str, now: dat
             target_type, target_id, target_label = "directory.group", group_id(target), group_name(target, groups)
         else:
             target_type, target_id, target_label = "connectors.connector", connector_id, "Scale App"
-        if action.startswith(("portal.", "saml.", "oidc.")):
+        if action.startswith(("portal.", "saml.")):
             actor = target if kind == "user" else chooser.randrange(users)
         elif action.startswith("provisioning."):
             actor = None
@@ -507,6 +492,8 @@ def _audit_lines(rows: int, users: int, groups: int, connector_id: str, now: dat
         )
 
 
+# Raised when the shape of the generated rows changes, so that an older load is replaced.
+AUDIT_VERSION = 2
 AUDIT_COLUMNS = tuple(
     _words("created actor_id actor_label action target_type target_id target_label before after request_id ip")
 )
@@ -520,7 +507,7 @@ def ensure_audit_events(database_url: str = DEFAULT_DATABASE_URL, *, rows: int =
         if directory is None:
             raise RuntimeError("run ensure_scale_data first: the audit rows name its users")
         existing = _marker(connection, "audit")
-        if existing and existing.get("rows") == rows:
+        if existing and existing.get("rows") == rows and existing.get("version") == AUDIT_VERSION:
             return AuditData(rows, time.monotonic() - started, False)
         log(f"scale data: loading {rows:,} audit events")
         connection.execute("TRUNCATE audit_auditevent RESTART IDENTITY")
@@ -532,10 +519,29 @@ def ensure_audit_events(database_url: str = DEFAULT_DATABASE_URL, *, rows: int =
             _copy(connection, "audit_auditevent", AUDIT_COLUMNS, lines)
         connection.execute("SET session_replication_role = DEFAULT")
         connection.execute("VACUUM ANALYZE audit_auditevent")
-        _set_marker(connection, "audit", {"rows": rows})
+        _set_marker(connection, "audit", {"rows": rows, "version": AUDIT_VERSION})
     seconds = time.monotonic() - started
     log(f"scale data: {rows:,} audit events in {seconds:.0f} s")
     return AuditData(rows, seconds, True)
+
+
+def scale_sizes() -> dict:
+    """The issue's sizes times BENCH_SCALE (1 by default; 0.02 for a quick run)."""
+    factor = float(os.environ.get("BENCH_SCALE", "1"))
+    return {
+        "users": max(1000, int(USERS * factor)),
+        "groups": max(20, int(GROUPS * factor)),
+        "largest_group": max(100, int(LARGEST_GROUP * factor)),
+        "audit_rows": max(10_000, int(AUDIT_ROWS * factor)),
+    }
+
+
+def scale_database_url(sizes: dict) -> str:
+    """The issue's sizes in the default database; smaller runs in one of their own, so that a quick
+    run never empties the large one."""
+    if sizes["users"] == USERS:
+        return DEFAULT_DATABASE_URL
+    return f"{DEFAULT_DATABASE_URL}_{sizes['users']}"
 
 
 def ensure_database(database_url: str) -> None:
@@ -550,17 +556,19 @@ def ensure_database(database_url: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL)
-    parser.add_argument("--users", type=int, default=USERS)
-    parser.add_argument("--groups", type=int, default=GROUPS)
-    parser.add_argument("--largest-group", type=int, default=LARGEST_GROUP)
-    parser.add_argument("--audit-rows", type=int, default=0, help="also load this many audit events")
+    sizes = scale_sizes()
+    parser.add_argument("--database-url", help="default: idp_bench_scale, with _<users> for other sizes")
+    parser.add_argument("--users", type=int, default=sizes["users"])
+    parser.add_argument("--groups", type=int, default=sizes["groups"])
+    parser.add_argument("--largest-group", type=int, default=sizes["largest_group"])
+    parser.add_argument("--audit-rows", type=int, default=sizes["audit_rows"], help="0: no audit events")
     parser.add_argument("--scim-base-url", default="")
     parser.add_argument("--create-connector", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.create_connector:
         _create_connector_here()
         return
+    args.database_url = args.database_url or scale_database_url({"users": args.users})
     ensure_database(args.database_url)
     data = ensure_scale_data(
         args.database_url,
