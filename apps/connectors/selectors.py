@@ -236,11 +236,11 @@ def scope_paths(connector: Connector) -> int:
 
 def users_in_scope_count(connector: Connector) -> ScopeCount:
     """How many users the connector reaches: exact, or above SCOPE_EXACT_COUNT_LIMIT an estimate (the
-    ways in, at most the directory's size), whose error is the users reached twice."""
+    ways in), too high by the users reached more than one way."""
     paths = scope_paths(connector)
     if paths <= SCOPE_EXACT_COUNT_LIMIT:
         return ScopeCount(User.objects.filter(users_in_scope_q(connector)).count(), exact=True)
-    return ScopeCount(min(paths, User.objects.count()), exact=False)
+    return ScopeCount(paths, exact=False)
 
 
 def connector_choices() -> list[tuple]:
