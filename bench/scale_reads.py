@@ -98,12 +98,13 @@ def main() -> None:
     print(
         f"{load_average()} (after the run); {ROUNDS} rounds; baseline (one user by pk): {result['baseline_ms']:.2f} ms"
     )
-    print(f"  {'figure':<34}{'median ms':>10}{'p95 ms':>9}{'queries':>9}  goal")
+    base = result["baseline_ms"]
+    print(f"  {'figure':<34}{'median ms':>10}{'p95 ms':>9}{'x base':>8}{'queries':>9}  goal")
     for key, (label, statistic, goal) in GOALS.items():
         row = result["figures"][key]
         value = row[statistic]
         print(
-            f"  {label:<34}{row['median']:>10.1f}{row['p95']:>9.1f}{row['queries']:>9}  "
+            f"  {label:<34}{row['median']:>10.1f}{row['p95']:>9.1f}{row['median'] / base:>8.1f}{row['queries']:>9}  "
             f"{statistic} < {goal:.0f} ms: {verdict(value, goal)}"
         )
     for note in result["notes"]:

@@ -3,6 +3,8 @@
 import csv
 import io
 
+import pytest
+
 from apps.audit.services import audit_record
 from apps.directory import services as directory
 from tests.factories import UserFactory
@@ -200,3 +202,21 @@ def test_name_filters_find_accounts_groups_and_connectors_and_else_an_exact_labe
     by_deleted_actor = admin_client.get("/console/audit/?actor=gone.person").context["events"]
     assert [event.action for event in by_deleted_actor] == ["user.update"]
     assert admin_client.get("/console/audit/?actor=gone.pers").context["events"] == []  # no account, no exact label
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_export_streams_from_a_cursor_without_hold(admin_client):
+    """Outside a transaction Django declares its cursor WITH HOLD, and PostgreSQL materializes the
+    whole result before the first row: the export keeps its own transaction open instead."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    if connection.vendor != "postgresql":
+        pytest.skip("server-side cursors are PostgreSQL's")
+    audit_record(actor=None, action="test.streamed", target_label="row")
+    response = admin_client.get("/console/audit/export.jsonl?action=test.streamed")
+    with CaptureQueriesContext(connection) as queries:
+        body = b"".join(response.streaming_content)
+    assert body.count(b"\n") == 1
+    declares = [query["sql"] for query in queries.captured_queries if query["sql"].startswith("DECLARE")]
+    assert declares and all("WITH HOLD" not in sql for sql in declares)
