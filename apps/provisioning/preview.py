@@ -14,8 +14,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from apps.connectors import selectors as connector_selectors
 from apps.connectors.models import Assignment, Connector
-from apps.connectors.selectors import ScopeCount, users_in_scope, users_in_scope_count, users_in_scope_q
+from apps.connectors.selectors import users_in_scope, users_in_scope_q
 from apps.directory.models import Group, Membership, User
 from apps.provisioning import mapping
 from apps.provisioning.breaker import deprovision_threshold, full_sync_deprovisions
@@ -198,7 +199,7 @@ def _user_ids_union(connector: Connector) -> Any:
     )
 
 
-def _large_scope_users(connector: Connector, scope: ScopeCount, offset: int, size: int) -> tuple[list[str], int, bool]:
+def _large_scope_users(connector: Connector, paths: int, offset: int, size: int) -> tuple[list[str], int, bool]:
     """The page's user ids, the user count and whether it is exact, for a scope too large to count.
 
     The union of a million ids would be hashed and sorted whole for every page; instead the first
@@ -213,7 +214,7 @@ def _large_scope_users(connector: Connector, scope: ScopeCount, offset: int, siz
     merged = sorted({str(pk) for pk in in_scope} | {str(pk) for pk in first_linked})[:end]
     if len(merged) < end:
         return merged[offset:], len(merged), True
-    return merged[offset:], max(scope.count, linked.count(), end + 1), False
+    return merged[offset:], max(paths, linked.count(), end + 1), False
 
 
 def preview_sync(connector: Connector, *, page: int = 1, page_size: int | None = None) -> SyncPreview:
@@ -232,8 +233,9 @@ def preview_sync(connector: Connector, *, page: int = 1, page_size: int | None =
     )
     size = min(max(int(page_size or PAGE_SIZE), 1), MAX_PAGE_SIZE)
     group_count = group_ids.count()
-    scope = users_in_scope_count(connector)
-    if scope.exact:
+    # The ways into the scope (an index count) decide whether the union is small enough to count.
+    paths = connector_selectors.scope_paths(connector)
+    if paths <= connector_selectors.SCOPE_EXACT_COUNT_LIMIT:
         user_ids = _user_ids_union(connector)
         user_count = user_ids.count()
         window = PreviewPage(1, size, user_count + group_count)
@@ -243,7 +245,7 @@ def preview_sync(connector: Connector, *, page: int = 1, page_size: int | None =
     else:
         number = max(int(page), 1)
         offset = (number - 1) * size
-        page_users, user_count, exact = _large_scope_users(connector, scope, offset, size)
+        page_users, user_count, exact = _large_scope_users(connector, paths, offset, size)
         window = PreviewPage(number, size, user_count + group_count, exact=exact)
     preview = SyncPreview(page=window)
     group_offset = max(offset - user_count, 0)
