@@ -26,6 +26,10 @@ def connector_list(
     return connectors.order_by("name")
 
 
+def connector_ids_by_name_part(part: str, *, limit: int) -> list:
+    return list(Connector.objects.filter(name__icontains=part).order_by("name").values_list("pk", flat=True)[:limit])
+
+
 def connector_get_by_slug(slug: str) -> Connector | None:
     return Connector.objects.select_related("sso", "provisioning", "oidc").filter(slug=slug).first()
 
@@ -193,15 +197,53 @@ def assignable_groups_page(connector: Connector, *, search: str, number: str | i
 
 
 def users_in_scope_q(connector: Connector) -> Q:
-    """The condition of `users_in_scope` as two indexed IN-lists, to filter a large user list.
+    """The condition of `users_in_scope` as one IN-list over the assignments and the assigned groups'
+    memberships, to filter a large user list.
 
     Same users as `users_in_scope`, whose per-row EXISTS pair makes a database test every user of
-    the directory (860 ms at 100,000 users on SQLite, bench/console_user_list.py); this form reads
-    the connector's assignments and the assigned groups' memberships once.
+    the directory (860 ms at 100,000 users on SQLite, bench/console_user_list.py). One IN over a
+    UNION ALL, not two IN-lists joined by OR: PostgreSQL turns the single one into a hash semi-join,
+    while an OR of two keeps the membership list as a subplan that it runs again for every user
+    once the list outgrows work_mem (minutes at a million users, bench/scale_reads.py).
     """
-    direct = Assignment.objects.filter(connector=connector, user__isnull=False).values("user_id")
-    through_group = Membership.objects.filter(group__connector_assignments__connector=connector).values("user_id")
-    return Q(pk__in=direct) | Q(pk__in=through_group)
+    direct = Assignment.objects.filter(connector=connector, user__isnull=False).order_by().values("user_id")
+    through_group = Membership.objects.filter(group_id__in=_assigned_group_ids(connector)).order_by().values("user_id")
+    return Q(pk__in=direct.union(through_group, all=True))
+
+
+def _assigned_group_ids(connector: Connector) -> QuerySet:
+    return Assignment.objects.filter(connector=connector, group__isnull=False).order_by().values("group_id")
+
+
+# Above this many ways in (direct assignments plus the assigned groups' memberships), counting the
+# distinct users in scope means hashing every one of them (seconds at a million users): the count
+# shown is then an estimate, marked "about".
+SCOPE_EXACT_COUNT_LIMIT = 100_000
+
+
+@dataclass(frozen=True)
+class ScopeCount:
+    count: int
+    exact: bool  # False: an estimate, shown as "about"
+
+    def __str__(self) -> str:
+        return str(self.count) if self.exact else f"about {self.count:,}"
+
+
+def scope_paths(connector: Connector) -> int:
+    """Direct assignments plus memberships of assigned groups: an upper bound of the scope, counted in
+    the indexes (a user in two assigned groups counts twice)."""
+    direct = Assignment.objects.filter(connector=connector, user__isnull=False).count()
+    return direct + Membership.objects.filter(group_id__in=_assigned_group_ids(connector)).count()
+
+
+def users_in_scope_count(connector: Connector) -> ScopeCount:
+    """How many users the connector reaches: exact, or above SCOPE_EXACT_COUNT_LIMIT an estimate (the
+    ways in), too high by the users reached more than one way."""
+    paths = scope_paths(connector)
+    if paths <= SCOPE_EXACT_COUNT_LIMIT:
+        return ScopeCount(User.objects.filter(users_in_scope_q(connector)).count(), exact=True)
+    return ScopeCount(paths, exact=False)
 
 
 def connector_choices() -> list[tuple]:

@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from apps.connectors import selectors as connector_selectors
 from apps.connectors.models import Assignment, Connector
 from apps.connectors.selectors import users_in_scope, users_in_scope_q
 from apps.directory.models import Group, Membership, User
@@ -50,6 +51,7 @@ class PreviewPage:
     number: int
     size: int
     objects: int  # users and groups a sync examines, on every page
+    exact: bool = True  # False: `objects` is an estimate (a scope too large to count at once)
 
     @property
     def pages(self) -> int:
@@ -84,8 +86,10 @@ class PreviewPage:
     def next_page_number(self) -> int:
         return self.number + 1
 
-    def as_dict(self) -> dict[str, int]:
-        return {"number": self.number, "size": self.size, "objects": self.objects, "pages": self.pages}
+    def as_dict(self) -> dict[str, int | bool]:
+        return {
+            "number": self.number, "size": self.size, "objects": self.objects, "pages": self.pages, "exact": self.exact
+        }  # fmt: skip
 
 
 @dataclass
@@ -185,11 +189,10 @@ def _window(ids_query: Any, offset: int, limit: int) -> list[str]:
     return [str(object_id) for object_id in ids_query[offset : offset + limit]]
 
 
-def preview_sync(connector: Connector, *, page: int = 1, page_size: int | None = None) -> SyncPreview:
-    """What a full sync (`services.connector_sync`) would send now: one page of the objects it examines."""
-    settings = plan_settings(connector)
+def _user_ids_union(connector: Connector) -> Any:
+    """Every user a sync examines (in scope, or linked in the app), in id order."""
     # Each side of a UNION without its model's default ordering: SQLite allows none inside one.
-    user_ids = (
+    return (
         User.objects.filter(users_in_scope_q(connector))
         .order_by()
         .values_list("pk", flat=True)
@@ -200,6 +203,29 @@ def preview_sync(connector: Connector, *, page: int = 1, page_size: int | None =
         )
         .order_by("pk")
     )
+
+
+def _large_scope_users(connector: Connector, paths: int, offset: int, size: int) -> tuple[list[str], int, bool]:
+    """The page's user ids, the user count and whether it is exact, for a scope too large to count.
+
+    The union of a million ids would be hashed and sorted whole for every page; instead the first
+    `offset + size` ids of each side are read in id order (the users in scope by walking the primary
+    key with the per-user EXISTS pair, which stops once it has enough) and merged. The count stays
+    the scope's estimate until a page reaches the end, where it is exact.
+    """
+    end = offset + size
+    in_scope = users_in_scope(connector).order_by("pk").values_list("pk", flat=True)[:end]
+    linked = RemoteObject.objects.filter(connector=connector, object_type=ObjectType.USER)
+    first_linked = linked.order_by("object_id").values_list("object_id", flat=True)[:end]
+    merged = sorted({str(pk) for pk in in_scope} | {str(pk) for pk in first_linked})[:end]
+    if len(merged) < end:
+        return merged[offset:], len(merged), True
+    return merged[offset:], max(paths, linked.count(), end + 1), False
+
+
+def preview_sync(connector: Connector, *, page: int = 1, page_size: int | None = None) -> SyncPreview:
+    """What a full sync (`services.connector_sync`) would send now: one page of the objects it examines."""
+    settings = plan_settings(connector)
     group_ids = (
         Assignment.objects.filter(connector=connector, group__isnull=False)
         .order_by()
@@ -211,13 +237,23 @@ def preview_sync(connector: Connector, *, page: int = 1, page_size: int | None =
         )
         .order_by("group_id")
     )
-    user_count, group_count = user_ids.count(), group_ids.count()
     size = min(max(int(page_size or PAGE_SIZE), 1), MAX_PAGE_SIZE)
-    window = PreviewPage(1, size, user_count + group_count)
-    window.number = min(max(int(page), 1), window.pages)
+    group_count = group_ids.count()
+    # The ways into the scope (an index count) decide whether the union is small enough to count.
+    paths = connector_selectors.scope_paths(connector)
+    if paths <= connector_selectors.SCOPE_EXACT_COUNT_LIMIT:
+        user_ids = _user_ids_union(connector)
+        user_count = user_ids.count()
+        window = PreviewPage(1, size, user_count + group_count)
+        window.number = min(max(int(page), 1), window.pages)
+        offset = (window.number - 1) * size
+        page_users = _window(user_ids, offset, min(size, user_count - offset))
+    else:
+        number = max(int(page), 1)
+        offset = (number - 1) * size
+        page_users, user_count, exact = _large_scope_users(connector, paths, offset, size)
+        window = PreviewPage(number, size, user_count + group_count, exact=exact)
     preview = SyncPreview(page=window)
-    offset = (window.number - 1) * size
-    page_users = _window(user_ids, offset, min(size, user_count - offset))
     group_offset = max(offset - user_count, 0)
     page_groups = _window(group_ids, group_offset, size - len(page_users) if offset + size > user_count else 0)
 

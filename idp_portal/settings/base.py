@@ -242,6 +242,15 @@ OUTBOUND_ALLOW_PRIVATE_NETWORKS = env_bool("OUTBOUND_ALLOW_PRIVATE_NETWORKS", Fa
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 2 * 1024 * 1024)
 
+# --- Audit log retention (apps/audit/retention.py) ------------------------------------------
+# Events older than this many days are deleted by an hourly task; 0 keeps them forever (the
+# default: deleting a trail is a decision, not something an upgrade does).
+AUDIT_RETENTION_DAYS = env_int("AUDIT_RETENTION_DAYS", 0)
+# Rows deleted per statement, each its own short transaction, so that writers never wait long.
+AUDIT_PRUNE_BATCH_SIZE = env_int("AUDIT_PRUNE_BATCH_SIZE", 10_000)
+# One run stops after this long (well under the 60 s a task may take); the next run goes on.
+AUDIT_PRUNE_BUDGET_SECONDS = env_int("AUDIT_PRUNE_BUDGET_SECONDS", 45)
+
 # --- REST framework -------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["apps.api.authentication.BearerTokenAuthentication"],

@@ -105,6 +105,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(minutes=30),
         "options": {"expires": 1800},
     },
+    "audit-prune": {
+        "task": "audit.prune",
+        "schedule": timedelta(hours=1),
+        "options": {"expires": 3600},
+    },
     "saml-trace-expire": {
         "task": "saml_idp.trace_expire",
         "schedule": timedelta(minutes=10),

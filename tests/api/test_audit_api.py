@@ -72,8 +72,8 @@ def test_list_is_paginated_newest_first_with_exact_fields(api_client, trail):
 
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"count", "next", "previous", "results"}
-    assert body["count"] == 5
+    assert set(body) == {"count", "count_exact", "next", "previous", "results"}  # count_exact: see below
+    assert (body["count"], body["count_exact"]) == (5, True)
     assert _actions(response) == ["group.members.add", "group.create", "user.suspend", "user.update", "user.create"]
     for item in body["results"]:
         assert set(item) == EVENT_FIELDS
@@ -240,3 +240,24 @@ def test_api_writes_record_actor_request_id_and_ip(api_client):
     assert event["actor_label"] == "root.admin"
     assert event["request_id"] == "trace-0001"
     assert event["ip"] == "127.0.0.1"
+
+
+def test_a_log_larger_than_the_count_cap_pages_with_a_null_count(api_client, monkeypatch):
+    from apps.audit.services import audit_record
+    from apps.common import paging
+
+    monkeypatch.setattr(paging, "COUNT_CAP", 3)
+    for n in range(5):
+        audit_record(actor=None, action="test.capped", target_label=f"t{n}")
+
+    first = api_client.get(EVENTS, {"action": "test.capped", "page_size": 2}).json()
+    assert (first["count"], first["count_exact"]) == (None, False)
+    assert [event["target_label"] for event in first["results"]] == ["t4", "t3"] and first["next"]
+    last = api_client.get(EVENTS, {"action": "test.capped", "page_size": 2, "page": 3}).json()
+    assert [event["target_label"] for event in last["results"]] == ["t0"] and last["next"] is None
+    assert api_client.get(EVENTS, {"action": "test.capped", "page": 0}).status_code == 404
+    small = api_client.get(EVENTS, {"action": "test.capped", "page_size": 2, "page": 2}).json()
+    assert small["previous"]
+    monkeypatch.setattr(paging, "COUNT_CAP", 10)
+    counted = api_client.get(EVENTS, {"action": "test.capped"}).json()
+    assert (counted["count"], counted["count_exact"], counted["next"]) == (5, True, None)

@@ -549,3 +549,11 @@ def test_password_never_appears_in_any_user_response(api_client):
     for response in responses:
         assert response.status_code in (200, 201)
         _assert_no_password(response, user.password, STRONG_PASSWORD, "An0ther-long-secret!")
+
+
+def test_a_search_lists_its_matches_in_username_order(api_client):
+    for name in ("zoe.search", "Adam.search", "mia.search", "unrelated"):
+        UserFactory(username=name)
+    body = api_client.get("/api/v1/users", {"search": "search"}).json()
+    assert [user["username"] for user in body["results"]] == ["Adam.search", "mia.search", "zoe.search"]
+    assert body["count"] == 3

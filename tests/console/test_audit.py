@@ -3,6 +3,8 @@
 import csv
 import io
 
+import pytest
+
 from apps.audit.services import audit_record
 from apps.directory import services as directory
 from tests.factories import UserFactory
@@ -151,3 +153,70 @@ def test_dashboard_recent_admin_actions_leave_out_end_users_sign_ins(db, admin, 
 
     assert "user.suspend" in actions
     assert "saml.sso.success" not in actions and "portal.login.success" not in actions
+
+
+def test_the_page_shows_the_retention(db, readonly_client, settings):
+    settings.AUDIT_RETENTION_DAYS = 0
+    assert "Events are kept forever" in readonly_client.get("/console/audit/").content.decode()
+    settings.AUDIT_RETENTION_DAYS = 400
+    page = readonly_client.get("/console/audit/").content.decode()
+    assert "Events are kept for 400 days: older ones are deleted every hour" in page
+
+
+def test_a_log_larger_than_the_count_cap_pages_without_a_total(db, admin, admin_client, monkeypatch, settings):
+    from apps.common import paging
+
+    monkeypatch.setattr(paging, "COUNT_CAP", 3)
+    settings.CONSOLE_PAGE_SIZE = 2
+    for n in range(6):
+        audit_record(actor=admin, action="test.capped", target_label=f"t{n}")
+
+    first = admin_client.get("/console/audit/?action=test.capped")
+    assert [event.target_label for event in first.context["events"]] == ["t5", "t4"]
+    assert first.context["page_obj"].paginator.count is None  # more than 3: not counted
+    html = first.content.decode()
+    assert "Page 1</span>" in html and "Page 1 of" not in html and 'rel="next"' in html
+    third = admin_client.get("/console/audit/?action=test.capped&page=3")
+    assert [event.target_label for event in third.context["events"]] == ["t1", "t0"]
+    assert not third.context["page_obj"].has_next()
+    past = admin_client.get("/console/audit/?action=test.capped&page=9")
+    assert past.context["events"] == []  # past the end of an uncounted log: an empty page, not an error
+
+
+def test_name_filters_find_accounts_groups_and_connectors_and_else_an_exact_label(db, admin, admin_client):
+    from apps.connectors import services as connector_services
+    from tests.factories import GroupFactory
+
+    sales = GroupFactory(name="Sales EMEA")
+    directory.group_update(actor=admin, group=sales, description="Sellers")
+    app = connector_services.connector_create(actor=admin, template="generic-scim", name="Sales Tool")
+    gone = UserFactory(username="gone.person")
+    directory.user_update(actor=gone, user=gone, first_name="Gone")
+    directory.user_delete(actor=admin, user=gone)
+
+    by_target = admin_client.get("/console/audit/?target=sales").context["events"]
+    assert {(event.target_type, event.target_id) for event in by_target} == {
+        ("directory.group", str(sales.pk)),
+        ("connectors.connector", str(app.pk)),
+    }
+    by_deleted_actor = admin_client.get("/console/audit/?actor=gone.person").context["events"]
+    assert [event.action for event in by_deleted_actor] == ["user.update"]
+    assert admin_client.get("/console/audit/?actor=gone.pers").context["events"] == []  # no account, no exact label
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_export_streams_from_a_cursor_without_hold(admin_client):
+    """Outside a transaction Django declares its cursor WITH HOLD, and PostgreSQL materializes the
+    whole result before the first row: the export keeps its own transaction open instead."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    if connection.vendor != "postgresql":
+        pytest.skip("server-side cursors are PostgreSQL's")
+    audit_record(actor=None, action="test.streamed", target_label="row")
+    response = admin_client.get("/console/audit/export.jsonl?action=test.streamed")
+    with CaptureQueriesContext(connection) as queries:
+        body = b"".join(response.streaming_content)
+    assert body.count(b"\n") == 1
+    declares = [query["sql"] for query in queries.captured_queries if query["sql"].startswith("DECLARE")]
+    assert declares and all("WITH HOLD" not in sql for sql in declares)

@@ -773,3 +773,22 @@ def test_assignment_list_costs_a_fixed_number_of_queries(admin_client, django_as
     with django_assert_max_num_queries(len(few.captured_queries)):
         response = admin_client.get(url)
     assert len(response.context["assignments"]) == 27
+
+
+def test_a_scope_too_large_to_count_shows_about(db, admin_client, monkeypatch):
+    from apps.connectors import selectors
+    from apps.connectors import services as connector_services
+    from tests.factories import GroupFactory, UserFactory
+
+    connector = connector_services.connector_create(actor=None, template="generic-scim", name="Scope App")
+    people = [UserFactory(username=f"wide{i}") for i in range(4)]
+    connector_services.assignment_create(actor=None, connector=connector, group=GroupFactory(members=people))
+    connector_services.assignment_create(actor=None, connector=connector, group=GroupFactory(members=people[:2]))
+    monkeypatch.setattr(selectors, "SCOPE_EXACT_COUNT_LIMIT", 3)
+    estimate = selectors.users_in_scope_count(connector)
+    assert not estimate.exact
+
+    page = admin_client.get(f"/console/connectors/{connector.slug}/")
+    assert f"{estimate} users in all" in page.content.decode()
+    assignments = admin_client.get(f"/console/connectors/{connector.slug}/assignments/")
+    assert f"{estimate} users can use Scope App" in assignments.content.decode()

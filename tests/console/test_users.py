@@ -548,7 +548,8 @@ def test_postgresql_has_trigram_indexes_for_the_search(db):
             "SELECT indexname FROM pg_indexes WHERE tablename = 'directory_user' AND indexname LIKE '%%_trgm'"
         )
         names = {row[0] for row in cursor.fetchall()}
-    assert names == {f"directory_user_{column}_trgm" for column in ("username", "email", "first_name", "last_name")}
+    searched = ("username", "email", "first_name", "last_name", "display_name")  # display_name: the API's search
+    assert names == {f"directory_user_{column}_trgm" for column in searched}
 
 
 # --- The user's page tells the truth about access and what each app holds (issue 14) -------------
@@ -581,3 +582,19 @@ def test_a_suspended_users_page_shows_no_access_and_what_the_app_was_last_told(a
     assert "Can sign in" not in page and "No access" in page and "the account is suspended" in page
     assert "Deactivated in Twingate (active=false) at" in page
     assert ">Synced<" not in page
+
+
+def test_the_group_filter_lists_the_first_groups_and_keeps_the_one_chosen(admin_client, monkeypatch):
+    from apps.console.views import users as user_views
+
+    monkeypatch.setattr(user_views, "GROUP_FILTER_CHOICES", 2)
+    for name in ("Alpha", "Beta", "Gamma"):
+        GroupFactory(name=name)
+    zulu = GroupFactory(name="Zulu", members=[UserFactory(username="zed")])
+
+    listed = admin_client.get("/console/users/").context["form"].fields["group"].choices
+    assert [name for _, name in listed] == ["Any group", "Alpha", "Beta"]
+    page = admin_client.get(f"/console/users/?group={zulu.pk}")
+    assert page.status_code == 200
+    assert [name for _, name in page.context["form"].fields["group"].choices][-1] == "Zulu"
+    assert [account.username for account in page.context["users"]] == ["zed"]

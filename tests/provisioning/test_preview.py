@@ -180,7 +180,7 @@ def test_the_dry_run_api_pages_and_refuses_a_bad_page(downstream, api_client):
 
     second = api_client.post(url + "&page=2&page_size=2")
     assert second.status_code == 200
-    assert second.json()["page"] == {"number": 2, "size": 2, "objects": 3, "pages": 2}
+    assert second.json()["page"] == {"number": 2, "size": 2, "objects": 3, "pages": 2, "exact": True}
     assert len(second.json()["creates"]) == 1  # users are examined in the order of their ids
     for query in ("&page_size=0", "&page_size=501", "&page=zero", "&page=0"):
         response = api_client.post(url + query)
@@ -251,3 +251,42 @@ def test_the_preview_of_an_app_that_cannot_be_read_says_so(downstream):
 
     assert [entry["userName"] for entry in preview.creates] == ["someone"]
     assert len(preview.errors) == 1 and "could not be listed" in preview.errors[0]["error"]
+
+
+def test_a_scope_too_large_to_count_pages_the_same_objects_and_says_about(downstream, monkeypatch):
+    """Above SCOPE_EXACT_COUNT_LIMIT the preview reads each page from the two id-ordered lists
+    instead of counting their union: the same objects in the same order, the total an estimate
+    until a page reaches the end."""
+    from apps.connectors import selectors as connector_selectors
+
+    connector = make_connector(downstream)
+    people = [_user(f"wide{i:02d}") for i in range(9)]
+    assign(connector, user=people[0])
+    assign(connector, group=GroupFactory(name="Everyone", members=people))  # people[0] reached twice
+    assign(connector, group=GroupFactory(name="Some", members=people[:3]))
+    sync(connector)
+    unassign(connector, user=people[0])
+    gone = _user("gone")
+    assign(connector, user=gone)
+    sync(connector)
+    unassign(connector, user=gone)  # linked in the app, out of scope: the sync deactivates it
+
+    def pages() -> list[tuple[str, ...]]:
+        seen = []
+        for number in range(1, 5):
+            preview = preview_sync(connector, page=number, page_size=3)
+            seen.append(
+                (preview.page.exact, preview.page.objects, [entry["userName"] for entry in preview.deactivations])
+            )
+        return seen
+
+    exact = pages()
+    monkeypatch.setattr(connector_selectors, "SCOPE_EXACT_COUNT_LIMIT", 2)
+    assert not connector_selectors.users_in_scope_count(connector).exact
+    estimated = pages()
+    assert [page[2] for page in estimated] == [page[2] for page in exact]
+    assert sum(len(page[2]) for page in exact) == 1
+    # 10 users (9 in scope, 1 linked only) and 2 groups: page 1 estimates, the last pages know.
+    assert exact[0][:2] == (True, 12)
+    assert estimated[0][0] is False
+    assert estimated[-1][:2] == (True, 12)

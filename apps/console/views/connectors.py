@@ -39,7 +39,6 @@ from apps.console.views.connector_steps import (
     layout_context,
     steps_for,
 )
-from apps.directory.models import User
 from apps.directory.roles import Capability, has_capability
 from apps.provisioning import selectors as provisioning_selectors
 from apps.provisioning.probe import connection_test
@@ -97,10 +96,9 @@ def form_count(request: HttpRequest, prefix: str, limit: int) -> int:
         return 0
 
 
-def scope_size(connector: Connector) -> int:
-    """How many users the connector reaches: the IN-list form, not `users_in_scope`'s per-row
-    EXISTS pair, which tests every user of the directory (selectors.users_in_scope_q)."""
-    return User.objects.filter(selectors.users_in_scope_q(connector)).count()
+def scope_size(connector: Connector) -> selectors.ScopeCount:
+    """How many users the connector reaches (exact, or "about" at a size where counting is slow)."""
+    return selectors.users_in_scope_count(connector)
 
 
 def _sso_field(name: str) -> str:
