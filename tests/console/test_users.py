@@ -117,7 +117,7 @@ def test_list_query_count_does_not_grow_with_rows(db, admin_client, django_asser
     for n in range(70):
         directory.group_add_members(actor=None, group=groups[n % 3], users=[UserFactory(username=f"many{n:02}")])
     many = _queries_for_list(admin_client, "/console/users/")
-    assert many == few
+    assert many <= few  # the first request also fills the settings cache (the sign-in policy)
     with django_assert_max_num_queries(few):
         response = admin_client.get("/console/users/?status=active&q=many")
     assert len(response.context["users"]) == 50
