@@ -77,7 +77,11 @@ class RemoteObject(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["connector", "object_type", "object_id"], name="prov_remote_object_unique")
         ]
-        indexes = [models.Index(fields=["connector", "status"], name="prov_remote_status_idx")]
+        indexes = [
+            models.Index(fields=["connector", "status"], name="prov_remote_status_idx"),
+            # The rate of a sync (selectors.sync_progress) counts the objects settled in the last seconds.
+            models.Index(fields=["connector", "last_synced_at"], name="prov_remote_synced_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.object_type}:{self.label or self.object_id} @ {self.connector_id} ({self.status})"
