@@ -37,7 +37,7 @@ for _path in (str(PROJECT_ROOT), str(BENCH_DIR)):
         sys.path.insert(0, _path)
 
 from provisioning import LIMIT_LINE, TASK_LINE  # noqa: E402
-from provisioning_stack import PrivateRedis, Worker, children_of, free_port, rss_kib, wait_until  # noqa: E402
+from provisioning_stack import AutoAnalyze, PrivateRedis, Worker, children_of, free_port, rss_kib, wait_until  # noqa: E402
 from scale_data import ensure_database, ensure_scale_data  # noqa: E402
 
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/idp_bench_sync"
@@ -93,6 +93,13 @@ def setup(args: argparse.Namespace, workdir: Path) -> tuple[dict, PrivateRedis]:
     ensure_database(args.database_url)
     ensure_scale_data(args.database_url, users=args.users, groups=args.groups, largest_group=args.largest, log=log)
     redis = PrivateRedis(workdir).start()
+    import psycopg
+
+    with psycopg.connect(args.database_url, autocommit=True) as conn:
+        autovacuum = conn.execute("SHOW autovacuum").fetchone()[0]
+    if autovacuum != "on":
+        # Statistics decide the plans of the console's counts: do what a default server would do.
+        args.autoanalyze = AutoAnalyze(args.database_url, 60).start()
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "idp_portal.settings",
@@ -124,7 +131,7 @@ def reset_provisioning(connector, downstream: Downstream) -> None:
         for model in (OutboxEvent, RemoteObject, Delivery, DeprovisionHold):
             cursor.execute(f'TRUNCATE "{model._meta.db_table}"')
     settings = {"enabled": True, "base_url": downstream.base_url, "token": downstream.token, "rate_limit_per_second": 0}
-    connector_update(actor=None, connector=connector, provisioning=settings)
+    connector_update(actor=None, connector=connector, enabled=True, provisioning=settings)
     connector.refresh_from_db()
     connector.provisioning.refresh_from_db()
 
@@ -292,7 +299,7 @@ def engine_sync(connector, workers: Workers, expected: int, *, kill_at: float | 
         if now - marks["commit"] > timeout:
             log("  timed out")
             break
-        time.sleep(1.0)
+        time.sleep(2.0)  # as the console's Provisioning tab polls
     return {"seconds": time.perf_counter() - marks["commit"], "rss": rss, "console_ms": console_ms,
             "killed": killed, "shown": shown, "done": done, "recording": marks["commit"] - began}  # fmt: skip
 
@@ -369,7 +376,7 @@ def main() -> int:
 
     connector = Connector.objects.select_related("provisioning").get(slug="scale-app")
     chunk = connector.provisioning.group_members_per_request
-    stopping: list = [redis]
+    stopping: list = [redis] + ([args.autoanalyze] if getattr(args, "autoanalyze", None) else [])
     try:
         base = Downstream(workdir, "floor")
         stopping.append(base)

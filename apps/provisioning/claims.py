@@ -16,7 +16,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Q
 from django.utils import timezone
 
 from apps.connectors.models import Connector
@@ -95,28 +95,39 @@ def due_candidates(connector: Connector, limit: int) -> list[tuple[str, Any]]:
     """(object type, object id) of up to `limit` due, unleased objects: users first, then groups,
     each in the order their changes were recorded.
 
-    Walks the pending outbox in id order (its index) and stops after `limit` objects, so the cost
-    is that of a batch whatever the backlog: ordering every due object first cost a read of the
-    whole backlog per claim (a million pending users during an initial sync).
+    Reads the pending outbox a page at a time in id order (an index of its own), and the pages'
+    objects by their unique key, and stops once it has `limit`: the cost of a batch whatever the
+    backlog or the table statistics. Ordering every due object first read the whole backlog per
+    claim (a million pending users during an initial sync), and a join of the two tables planned
+    on stale statistics (right after a bulk insert) compared every event with every object.
     """
     now = timezone.now()
-    found: dict[tuple[str, Any], None] = {}
+    found: list[tuple[str, Any]] = []
     for object_type in (ObjectType.USER, ObjectType.GROUP):
-        ready = RemoteObject.objects.filter(
-            connector=connector, object_type=object_type, object_id=OuterRef("object_id")
-        ).filter(_due(now) & _free(now))
-        events = (
-            OutboxEvent.objects.filter(connector=connector, processed_at__isnull=True, object_type=object_type)
-            .filter(Exists(ready))
-            .order_by("id")
-            .values_list("object_id", flat=True)
-        )
-        # Several events of one object are one candidate: read a few more than needed.
-        for object_id in events[: (limit - len(found)) * 2]:
-            found.setdefault((object_type, object_id), None)
-            if len(found) >= limit:
-                return list(found)
-    return list(found)
+        pending = OutboxEvent.objects.filter(connector=connector, object_type=object_type, processed_at__isnull=True)
+        after = 0
+        for _page in range(CANDIDATE_PAGES):
+            page = list(pending.filter(id__gt=after).order_by("id").values_list("id", "object_id")[: limit * 2])
+            if not page:
+                break
+            after = page[-1][0]
+            ids = list(dict.fromkeys(object_id for _event_id, object_id in page))
+            ready = set(
+                RemoteObject.objects.filter(connector=connector, object_type=object_type, object_id__in=ids)
+                .filter(_due(now) & _free(now))
+                .values_list("object_id", flat=True)
+            )
+            for object_id in ids:
+                if object_id in ready and (object_type, object_id) not in found:
+                    found.append((object_type, object_id))
+                    if len(found) >= limit:
+                        return found
+    return found
+
+
+# Pages of pending events a claim reads past objects that are leased or wait for a retry: work
+# further back waits for the retries at the head while that many objects are retrying.
+CANDIDATE_PAGES = 10
 
 
 def claimable(connector: Connector, candidates: list[tuple[str, Any]]):

@@ -37,6 +37,13 @@ class OutboxEvent(models.Model):
                 condition=models.Q(processed_at__isnull=True),
                 name="prov_outbox_unprocessed_idx",
             ),
+            # Claims read the pending events of a connector in the order they were recorded, users
+            # first (claims.due_candidates): an index range scan whatever the backlog.
+            models.Index(
+                fields=["connector", "object_type", "id"],
+                condition=models.Q(processed_at__isnull=True),
+                name="prov_outbox_claim_order_idx",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -34,6 +34,7 @@ class ProvisioningState:
     failed: int
     held: int  # objects waiting on an approval
     not_sent: int  # skipped by the connector's switches
+    objects: int = 0  # every object the connector links (each waiting object has its link row)
 
     @property
     def syncing(self) -> bool:
@@ -123,6 +124,7 @@ def _state(connector: Connector, counts: dict, *, deactivated: int, waiting: int
         "failed": failed,
         "held": counts.get(SyncStatus.HELD, 0),
         "not_sent": counts.get(SyncStatus.SKIPPED, 0),
+        "objects": sum(counts.values()),
     }
     if not (connector.enabled and settings.enabled):
         why = "the connector is not active" if not connector.enabled else "Identity Management is off"
@@ -186,8 +188,9 @@ def sync_progress(connector: Connector, state: ProvisioningState | None = None) 
     objects settled in the last RATE_WINDOW_SECONDS (a few thousand rows at most, whatever the size
     of the directory); the rate is read only while something waits."""
     state = state or provisioning_state(connector)
-    total = state.in_app + state.deactivated + state.waiting + state.failed + state.held + state.not_sent
-    done = max(total - state.waiting, 0)
+    # An object synced before and changed since is both in the app and waiting: count links, once.
+    total = max(state.objects, state.waiting)
+    done = total - state.waiting
     per_second, left = 0.0, None
     if state.waiting:
         since = timezone.now() - timedelta(seconds=RATE_WINDOW_SECONDS)
