@@ -435,8 +435,8 @@ def report_sync_phase(args, env, workdir, connector, expected, floor_result, chu
         stats["users_created_more_than_once"] == 0)  # fmt: skip
     group_rows(stats, chunk)
     change = one_member_change(connector, engine_app, workers)
-    for step in ("add", "remove"):
-        figure = f"One member {step}ed to {change['group']} ({change['members']:,} members): group PATCHes"
+    for step, done in (("add", "added to"), ("remove", "removed from")):
+        figure = f"One member {done} {change['group']} ({change['members']:,} members): group PATCHes"
         value = f"{change[step]['patches']} in {change[step]['seconds']:.2f} s"
         row(figure, value, "1", change[step]["patches"] == 1)
     workers.stop()
