@@ -22,9 +22,9 @@ def test_users_come_first_in_recorded_order_and_leased_or_parked_objects_are_ski
     for user in users[2:]:
         assign(connector, user=user)
     recorded = list(
-        OutboxEvent.objects.filter(connector=connector, object_type=ObjectType.USER).order_by("id").values_list(
-            "object_id", flat=True
-        )
+        OutboxEvent.objects.filter(connector=connector, object_type=ObjectType.USER)
+        .order_by("id")
+        .values_list("object_id", flat=True)
     )
     later = timezone.now() + timedelta(minutes=5)
     RemoteObject.objects.filter(connector=connector, object_id=recorded[0]).update(lease_expires_at=later)
