@@ -81,21 +81,23 @@ def record_events_for(connector: Connector, object_type: str, ids: QuerySet, rea
     columns = ", ".join(quote(RemoteObject._meta.get_field(name).column) for name in defaults)
     jsonb = "::jsonb" if connection.vendor == "postgresql" else ""
     values = ", ".join(f"%s{jsonb}" if name == "remote_members" else "%s" for name in defaults)
-    picked = f"WITH picked(object_id) AS ({ids_sql}) "
+    # The query selects one column: `picked.*` is the object id. No WITH clause: SQLite's driver
+    # reports no row count for a statement that does not start with INSERT.
+    picked = f"FROM ({ids_sql}) picked"
     key_columns = f"{quote('connector_id')}, {quote('object_type')}, {quote('object_id')}"
     # Names come from the models; every value is a bound parameter. "WHERE 1 = 1" lets SQLite tell
     # the upsert clause from a join's ON.
     remote_sql = (
-        f"{picked}INSERT INTO {quote(RemoteObject._meta.db_table)} ({key_columns}, {columns}) "  # noqa: S608
-        f"SELECT DISTINCT %s, %s, object_id, {values} FROM picked WHERE 1 = 1 ON CONFLICT DO NOTHING"
+        f"INSERT INTO {quote(RemoteObject._meta.db_table)} ({key_columns}, {columns}) "
+        f"SELECT DISTINCT %s, %s, picked.*, {values} {picked} WHERE 1 = 1 ON CONFLICT DO NOTHING"
     )
     outbox_sql = (
-        f"{picked}INSERT INTO {quote(OutboxEvent._meta.db_table)} ({key_columns}, "  # noqa: S608
-        f"{quote('reason')}, {quote('created')}) SELECT DISTINCT %s, %s, object_id, %s, %s FROM picked"
+        f"INSERT INTO {quote(OutboxEvent._meta.db_table)} ({key_columns}, "
+        f"{quote('reason')}, {quote('created')}) SELECT DISTINCT %s, %s, picked.*, %s, %s {picked}"
     )
     with connection.cursor() as cursor:
-        cursor.execute(remote_sql, [*ids_params, connector_id, object_type, *defaults.values()])
-        cursor.execute(outbox_sql, [*ids_params, connector_id, object_type, reason, now])
+        cursor.execute(remote_sql, [connector_id, object_type, *defaults.values(), *ids_params])
+        cursor.execute(outbox_sql, [connector_id, object_type, reason, now, *ids_params])
         count = cursor.rowcount
     if count:
         kick(connector.pk)
