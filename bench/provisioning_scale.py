@@ -19,6 +19,7 @@ It prints and never asserts: a missed goal is reported as MISS.
 
 import argparse
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -361,6 +362,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--database-url", default=os.environ.get("BENCH_SYNC_DATABASE_URL", DEFAULT_URL))
     parser.add_argument("--kill-at", type=float, default=0.5, help="fraction synced when a worker is SIGKILLed")
     parser.add_argument("--no-resume", action="store_true", help="skip the second sync with a worker killed")
+    parser.add_argument("--keep", action="store_true", help="keep the worker and app logs")
     args = parser.parse_args()
     args.groups, args.largest = max(args.users // 100, 10), max(args.users // 10, 10)
     return args
@@ -391,6 +393,10 @@ def main() -> int:
     finally:
         for process in stopping:
             process.stop()
+        if args.keep:
+            print(f"Kept the worker and app logs in {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
     print_report(args)
     return 0
 
