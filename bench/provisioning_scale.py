@@ -364,7 +364,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--no-resume", action="store_true", help="skip the second sync with a worker killed")
     parser.add_argument("--keep", action="store_true", help="keep the worker and app logs")
     args = parser.parse_args()
-    args.groups, args.largest = max(args.users // 100, 10), max(args.users // 10, 10)
+    # A tenth of the groups are departments that split the users: at least 10 of them.
+    args.groups, args.largest = max(args.users // 100, 100), max(args.users // 10, 10)
     return args
 
 
