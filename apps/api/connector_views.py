@@ -237,6 +237,13 @@ class ProvisioningViewSet(viewsets.GenericViewSet):
             "held": state.held,
             "not_sent": state.not_sent,
         }
+        progress = prov_selectors.sync_progress(connector, state)
+        body["progress"] = {
+            "done": progress.done,
+            "total": progress.total,
+            "per_second": round(progress.per_second, 1),
+            "seconds_left": round(progress.seconds_left) if progress.seconds_left is not None else None,
+        }
         body["paused"] = connector.provisioning.paused
         body["paused_reason"] = connector.provisioning.paused_reason
         body["deliveries"] = cs.DeliveryOutputSerializer(prov_selectors.delivery_list(connector)[:100], many=True).data

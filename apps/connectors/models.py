@@ -243,6 +243,9 @@ class ProvisioningSettings(models.Model):
     deprovision = models.CharField(max_length=16, choices=Deprovision.choices, default=Deprovision.DEACTIVATE)
     update_method = models.CharField(max_length=8, choices=UpdateMethod.choices, default=UpdateMethod.PATCH)
     rate_limit_per_second = models.PositiveIntegerField(default=10, help_text="0 means no limit.")
+    # Apps cap how many members one group request may carry (a few hundred to a few thousand): a
+    # larger membership goes out in PATCHes of at most this many members each.
+    group_members_per_request = models.PositiveIntegerField(default=1000)
     # A full sync also deprovisions users the app has that the directory does not manage.
     deprovision_unmanaged = models.BooleanField(default=False)
     paused = models.BooleanField(default=False)

@@ -94,8 +94,10 @@ PROVISIONING_FIELDS = (
     "deprovision",
     "update_method",
     "rate_limit_per_second",
+    "group_members_per_request",
 )
 MAX_ACS_URLS = 20
+MAX_GROUP_MEMBERS_PER_REQUEST = 10_000
 MAX_RELAY_STATE_URLS = 50
 
 
@@ -329,6 +331,11 @@ def apply_provisioning(provisioning: ProvisioningSettings, changes: dict, errors
                 errors.add(key, "A whole number of requests per second from 0 (no limit) to 10000.")
             else:
                 provisioning.rate_limit_per_second = value
+        elif field == "group_members_per_request":
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_GROUP_MEMBERS_PER_REQUEST:
+                errors.add(key, f"A whole number of members per request from 1 to {MAX_GROUP_MEMBERS_PER_REQUEST}.")
+            else:
+                provisioning.group_members_per_request = value
     if url_before and provisioning.base_url != url_before and provisioning.token_ciphertext and not token_changed:
         # The token was given for the old address: it must not follow the URL to a new one unasked.
         errors.add(

@@ -31,7 +31,7 @@ from apps.provisioning.claims import (
 )
 from apps.provisioning.client import RateLimitedError, ScimError
 from apps.provisioning.creates_lock import CREATES_LOCK_SECONDS
-from apps.provisioning.groups import reconcile_group
+from apps.provisioning.groups import GroupPushIncomplete, reconcile_group
 from apps.provisioning.models import ObjectType, RemoteObject, SyncStatus
 from apps.provisioning.outcomes import FLUSH_SECONDS, Outcome, backoff_seconds, fail, flush
 from apps.provisioning.run import ConnectorRun
@@ -65,6 +65,10 @@ def process_object(run: ConnectorRun, remote: RemoteObject, event_ids: list[int]
     except mapping.MappingFailure as exc:
         fail(remote, f"Mapping error: {exc}")
         return "failed", Outcome(remote, event_ids)
+    except GroupPushIncomplete:
+        # Due again at once, its events pending: the next pass sends the members not yet acknowledged.
+        remote.status, remote.next_attempt_at = SyncStatus.PENDING, None
+        return "unfinished", Outcome(remote, None)
     except ScimError as exc:
         if exc.retryable and remote.attempts + 1 < settings.PROVISIONING_MAX_ATTEMPTS:
             delay = backoff_seconds(remote.attempts)
@@ -118,6 +122,7 @@ def process_batch(connector_id: Any, *, deadline: float, limit: int | None = Non
     outcomes: list[Outcome] = []
     first_unwritten = time.monotonic()
     backing_off = False
+    run.deadline = deadline
     try:
         for remote in claimed:
             if backing_off or time.monotonic() > deadline:
@@ -135,6 +140,8 @@ def process_batch(connector_id: Any, *, deadline: float, limit: int | None = Non
                 result.synced += 1
             elif outcome == "failed":
                 result.failed += 1
+            elif outcome == "unfinished":
+                result.more = True
             else:
                 result.retrying += 1
                 delay = (remote.next_attempt_at - timezone.now()).total_seconds()

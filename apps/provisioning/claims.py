@@ -8,6 +8,7 @@ sweep frees expired leases and re-enqueues connectors whose work is still pendin
 import contextlib
 import os
 import socket
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -20,7 +21,7 @@ from django.utils import timezone
 
 from apps.connectors.models import Connector
 from apps.provisioning.dispatch import kick
-from apps.provisioning.models import OutboxEvent, RemoteObject
+from apps.provisioning.models import ObjectType, OutboxEvent, RemoteObject
 
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
 
@@ -71,14 +72,78 @@ def pending_event_object_ids(connector: Connector, object_type: str | None = Non
 def pending_objects(connector: Connector):
     """RemoteObjects with unprocessed events, due now, not leased: users first (groups need their ids).
 
-    Evaluate within `hash_joins`.
+    Evaluate within `hash_joins`. Reads every pending object: for a count or a list, not to claim
+    (see `due_candidates`).
     """
     now = timezone.now()
     return (
         RemoteObject.objects.filter(connector=connector, object_id__in=pending_event_object_ids(connector))
-        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-        .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
+        .filter(_due(now) & _free(now))
         .order_by("-object_type", "updated")  # "user" sorts after "group": descending puts users first
+    )
+
+
+def _due(now: Any) -> Q:
+    return Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
+
+
+def _free(now: Any) -> Q:
+    return Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)
+
+
+def due_candidates(connector: Connector, limit: int) -> list[tuple[str, Any]]:
+    """(object type, object id) of up to `limit` due, unleased objects: users first, then groups,
+    each in the order their changes were recorded.
+
+    Reads the pending outbox a page at a time in id order (an index of its own), and the pages'
+    objects by their unique key, and stops once it has `limit`: the cost of a batch whatever the
+    backlog or the table statistics. Ordering every due object first read the whole backlog per
+    claim (a million pending users during an initial sync), and a join of the two tables planned
+    on stale statistics (right after a bulk insert) compared every event with every object.
+    """
+    now = timezone.now()
+    found: list[tuple[str, Any]] = []
+    for object_type in (ObjectType.USER, ObjectType.GROUP):
+        pending = OutboxEvent.objects.filter(connector=connector, object_type=object_type, processed_at__isnull=True)
+        after = 0
+        for _page in range(CANDIDATE_PAGES):
+            page = list(pending.filter(id__gt=after).order_by("id").values_list("id", "object_id")[: limit * 2])
+            if not page:
+                break
+            after = page[-1][0]
+            ids = list(dict.fromkeys(object_id for _event_id, object_id in page))
+            ready = set(
+                RemoteObject.objects.filter(connector=connector, object_type=object_type, object_id__in=ids)
+                .filter(_due(now) & _free(now))
+                .values_list("object_id", flat=True)
+            )
+            for object_id in ids:
+                if object_id in ready and (object_type, object_id) not in found:
+                    found.append((object_type, object_id))
+                    if len(found) >= limit:
+                        return found
+    return found
+
+
+# Pages of pending events a claim reads past objects that are leased or wait for a retry: work
+# further back waits for the retries at the head while that many objects are retrying.
+CANDIDATE_PAGES = 10
+
+
+def claimable(connector: Connector, candidates: list[tuple[str, Any]]):
+    """The RemoteObjects of these `due_candidates` still due and unleased, users first."""
+    now = timezone.now()
+    by_type: dict[str, list] = {}
+    for object_type, object_id in candidates:
+        by_type.setdefault(object_type, []).append(object_id)
+    which = Q()
+    for object_type, ids in by_type.items():
+        which |= Q(object_type=object_type, object_id__in=ids)
+    return (
+        RemoteObject.objects.filter(connector=connector)
+        .filter(which)
+        .filter(_due(now) & _free(now))
+        .order_by("-object_type", "updated")
     )
 
 
@@ -96,8 +161,7 @@ def has_due_work(connector_id: Any) -> bool:
         return False
     if not has_pending_events(connector):
         return False
-    with hash_joins(connector.pk):
-        return pending_objects(connector).exists()
+    return bool(due_candidates(connector, 1))
 
 
 def claim_batch(connector: Connector, limit: int | None = None) -> list[RemoteObject]:
@@ -109,8 +173,12 @@ def claim_batch(connector: Connector, limit: int | None = None) -> list[RemoteOb
     (SQLite), a claim that lost every row to another worker tries the next candidates.
     """
     limit = limit or settings.PROVISIONING_BATCH_SIZE
-    for _attempt in range(3):
+    for attempt in range(CLAIM_ATTEMPTS):
         rows, leased, ids, token = _claim_once(connector, limit)
+        if rows is None:
+            # Another worker was leasing these very candidates: once it commits, they are skipped.
+            time.sleep(0.01 * (attempt + 1))
+            continue
         if not rows:
             return []
         if leased == len(rows):  # always so under SKIP LOCKED: the rows were locked for this UPDATE
@@ -120,18 +188,27 @@ def claim_batch(connector: Connector, limit: int | None = None) -> list[RemoteOb
     return []
 
 
-def _claim_once(connector: Connector, limit: int) -> tuple[list[RemoteObject], int, list, str]:
+# Claims that find their candidates locked by another worker's claim try again this many times.
+CLAIM_ATTEMPTS = 5
+
+
+def _claim_once(connector: Connector, limit: int) -> tuple[list[RemoteObject] | None, int, list, str]:
+    """Rows leased by this claim ([] when nothing is due; None when every candidate was locked by
+    another worker's claim in progress)."""
     now = timezone.now()
     token = f"{WORKER_ID}:{uuid.uuid4().hex[:8]}"
     free = Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)
     expires = now + timedelta(seconds=_lease_seconds())
     with hash_joins(connector.pk):
-        candidates = pending_objects(connector)
+        due = due_candidates(connector, limit)
+        if not due:
+            return [], 0, [], token
+        candidates = claimable(connector, due)
         if connection.features.has_select_for_update_skip_locked:
             candidates = candidates.select_for_update(skip_locked=True, of=("self",))
         rows = list(candidates[:limit])
         if not rows:
-            return [], 0, [], token
+            return None, 0, [], token
         ids = [remote.pk for remote in rows]
         leased = RemoteObject.objects.filter(pk__in=ids).filter(free)
         leased = leased.update(lease_owner=token, lease_expires_at=expires)
@@ -173,16 +250,8 @@ def sweep() -> int:
     connector_ids = set()
     pending = OutboxEvent.objects.filter(processed_at__isnull=True)
     for connector_id in set(pending.values_list("connector_id", flat=True).distinct()):
-        with hash_joins(connector_id):
-            due = (
-                RemoteObject.objects.filter(
-                    connector_id=connector_id,
-                    object_id__in=pending.filter(connector_id=connector_id).values("object_id"),
-                )
-                .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-                .exists()
-            )
-        if due:
+        connector = Connector.objects.filter(pk=connector_id).first()
+        if connector is not None and due_candidates(connector, 1):
             connector_ids.add(connector_id)
     for connector_id in connector_ids:
         with transaction.atomic():

@@ -1,10 +1,14 @@
 """Reconciling one group with the app: carry out its plan (apps.provisioning.planner).
 
 Create it with its provisioned members (or adopt the group of that name the app already has), send
-the difference of attributes and members, or delete it once it is no longer assigned.
+the difference of attributes and members, or delete it once it is no longer assigned. Members go
+out in requests of at most the connector's `group_members_per_request`; the link records the
+members each request settled as soon as it succeeds, so a failed request (or a killed worker)
+resends only what the app has not acknowledged.
 """
 
 import contextlib
+import time
 
 from apps.connectors.models import Assignment, ProvisioningOperation
 from apps.directory.models import Group, Membership
@@ -12,8 +16,12 @@ from apps.provisioning import mapping
 from apps.provisioning.client import ConflictError, RemoteNotFoundError
 from apps.provisioning.models import ObjectType, RemoteObject, SyncStatus
 from apps.provisioning.outcomes import finish
-from apps.provisioning.planner import Action, GroupPlan, member_provisioned, plan_group
+from apps.provisioning.planner import Action, GroupPlan, GroupStep, member_provisioned, plan_group
 from apps.provisioning.run import ConnectorRun
+
+
+class GroupPushIncomplete(Exception):
+    """The task's time is up between two requests of a large group: the rest is sent by the next pass."""
 
 
 def _member_links(run: ConnectorRun, group: Group, remote: RemoteObject) -> tuple[dict[str, str], dict[str, str]]:
@@ -53,8 +61,9 @@ def _create_group(
         ]
         remote.last_sent = {key: adopted.get(key) for key in plan.resource if key != "schemas"}
         return False
+    (step,) = plan.steps()
     try:
-        created = run.send(plan.request())
+        created = run.send(step.request)
     except ConflictError:
         existing = run.client.search("Groups", f'displayName eq "{quoted}"')
         if not existing:
@@ -63,11 +72,49 @@ def _create_group(
         remote.remote_members = []
         return False
     remote.remote_id = str(created.get("id", ""))
-    remote.remote_members = list(plan.members)
+    remote.remote_members = list(step.added)
     remote.last_sent = plan.resource
     remote.last_sent_hash = mapping.resource_hash(plan.resource)
+    if len(step.added) < len(plan.members):
+        _save_progress(remote)
+        return False  # the other members follow as an update, in chunks
     finish(remote, SyncStatus.SYNCED)
     return True
+
+
+def _save_progress(remote: RemoteObject) -> None:
+    """What the app acknowledged so far, at once: a killed worker or a failed later chunk then
+    resends only the rest (the object stays leased to this worker meanwhile)."""
+    RemoteObject.objects.filter(pk=remote.pk).update(
+        remote_id=remote.remote_id, remote_members=remote.remote_members,
+        last_sent=remote.last_sent, last_sent_hash=remote.last_sent_hash,
+    )  # fmt: skip
+
+
+def _out_of_time(run: ConnectorRun) -> bool:
+    return run.deadline is not None and time.monotonic() > run.deadline
+
+
+def _send_steps(run: ConnectorRun, remote: RemoteObject, plan: GroupPlan, steps: list[GroupStep]) -> None:
+    """Send the requests of an update in order, recording each one's members once it succeeded."""
+    present = list(remote.remote_members)
+    for index, step in enumerate(steps):
+        if index and _out_of_time(run):
+            raise GroupPushIncomplete
+        try:
+            run.send(step.request)
+        except RemoteNotFoundError:
+            _forget(remote)
+            raise
+        if index == 0:
+            remote.last_sent = plan.resource  # the attributes ride on the first request
+            remote.last_sent_hash = mapping.resource_hash(plan.resource)
+        if len(steps) > 1:
+            removed = set(step.removed)
+            present = [member for member in present if member not in removed] + list(step.added)
+            remote.remote_members = present
+            if index < len(steps) - 1:
+                _save_progress(remote)
 
 
 def _forget(remote: RemoteObject) -> None:
@@ -102,13 +149,7 @@ def reconcile_group(run: ConnectorRun, remote: RemoteObject) -> None:
         _forget(remote)
         finish(remote, SyncStatus.DEPROVISIONED)
         return
-    request = current.request()
-    if request is not None:
-        try:
-            run.send(request)
-        except RemoteNotFoundError:
-            _forget(remote)
-            raise
+    _send_steps(run, remote, current, current.steps())
     remote.remote_members = list(current.members)
     remote.last_sent = current.resource
     remote.last_sent_hash = mapping.resource_hash(current.resource)

@@ -37,6 +37,13 @@ class OutboxEvent(models.Model):
                 condition=models.Q(processed_at__isnull=True),
                 name="prov_outbox_unprocessed_idx",
             ),
+            # Claims read the pending events of a connector in the order they were recorded, users
+            # first (claims.due_candidates): an index range scan whatever the backlog.
+            models.Index(
+                fields=["connector", "object_type", "id"],
+                condition=models.Q(processed_at__isnull=True),
+                name="prov_outbox_claim_order_idx",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -77,7 +84,11 @@ class RemoteObject(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["connector", "object_type", "object_id"], name="prov_remote_object_unique")
         ]
-        indexes = [models.Index(fields=["connector", "status"], name="prov_remote_status_idx")]
+        indexes = [
+            models.Index(fields=["connector", "status"], name="prov_remote_status_idx"),
+            # The rate of a sync (selectors.sync_progress) counts the objects settled in the last seconds.
+            models.Index(fields=["connector", "last_synced_at"], name="prov_remote_synced_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.object_type}:{self.label or self.object_id} @ {self.connector_id} ({self.status})"

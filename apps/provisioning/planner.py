@@ -17,6 +17,8 @@ from apps.provisioning import mapping
 from apps.provisioning.models import SyncStatus
 
 USERS, GROUPS = "Users", "Groups"
+# What common apps accept in one group request (ProvisioningSettings.group_members_per_request).
+DEFAULT_GROUP_MEMBERS_PER_REQUEST = 1000
 
 
 class Action:
@@ -38,6 +40,7 @@ class PlanSettings:
     deprovision_unmanaged: bool = False
     user_mappings: tuple[tuple[str, str], ...] = ()
     group_mappings: tuple[tuple[str, str], ...] = ()
+    group_members_per_request: int = DEFAULT_GROUP_MEMBERS_PER_REQUEST
 
     @classmethod
     def of(cls, provisioning: Any, mappings: Iterable[Any]) -> "PlanSettings":
@@ -50,6 +53,7 @@ class PlanSettings:
             deprovision_unmanaged=provisioning.deprovision_unmanaged,
             user_mappings=tuple(mapping.mapping_pairs(row for row in rows if row.kind == MappingKind.SCIM_USER)),
             group_mappings=tuple(mapping.mapping_pairs(row for row in rows if row.kind == MappingKind.SCIM_GROUP)),
+            group_members_per_request=max(1, provisioning.group_members_per_request),
         )
 
     def allows(self, operation: str) -> bool:
@@ -252,6 +256,7 @@ class GroupPlan:
     removed: tuple[str, ...] = ()  # only members the app can be told of (a remote id is known)
     put: bool = False
     member_remote_ids: Mapping[str, str] = field(default_factory=dict)
+    chunk: int = DEFAULT_GROUP_MEMBERS_PER_REQUEST  # members per request
 
     @property
     def sends(self) -> bool:
@@ -260,32 +265,65 @@ class GroupPlan:
         )
 
     @property
+    def replaces(self) -> bool:
+        """A PUT of the whole group: only while its members fit in one request."""
+        return self.put and len(self.members) <= self.chunk
+
+    @property
     def method(self) -> str:
         if not self.sends:
             return ""
-        return {Action.CREATE: "POST", Action.DELETE: "DELETE"}.get(self.action, "PUT" if self.put else "PATCH")
+        return {Action.CREATE: "POST", Action.DELETE: "DELETE"}.get(self.action, "PUT" if self.replaces else "PATCH")
 
     @property
     def path(self) -> str:
         return Request(self.method, GROUPS, self.remote_id).path
 
     def request(self) -> Request | None:
-        """The request, with the members' remote ids (members created by the same sync must be linked first)."""
+        """The first request of `steps()` (the only one unless the members exceed a chunk)."""
+        steps = self.steps()
+        return steps[0].request if steps else None
+
+    def steps(self) -> list["GroupStep"]:
+        """The requests, in order, each with the members it adds and removes: at most `chunk` members
+        per request, so a large group goes out in several PATCHes and a retry resends only the
+        steps not yet done. A create carries the first chunk of members; the group's remote id is
+        needed for the rest, so they are planned once it is known (as an update).
+        """
         if not self.sends:
-            return None
+            return []
         ids = self.member_remote_ids
         if self.action == Action.DELETE:
-            return Request("DELETE", GROUPS, self.remote_id)
-        members = [{"value": remote_id} for remote_id in sorted(ids[member] for member in self.members)]
+            return [GroupStep(Request("DELETE", GROUPS, self.remote_id))]
         if self.action == Action.CREATE:
-            return Request("POST", GROUPS, body={**self.resource, "members": members})
-        if self.put:
-            return Request("PUT", GROUPS, self.remote_id, {**self.resource, "members": members})
-        members_delta = mapping.member_operations(
-            [ids[member] for member in self.added], [ids[member] for member in self.removed]
-        )
-        operations = [*self.attribute_operations, *members_delta]
-        return Request("PATCH", GROUPS, self.remote_id, mapping.patch_request(operations))
+            first = self.members[: self.chunk]
+            members = [{"value": remote_id} for remote_id in sorted(ids[member] for member in first)]
+            return [GroupStep(Request("POST", GROUPS, body={**self.resource, "members": members}), added=first)]
+        if self.replaces:
+            members = [{"value": remote_id} for remote_id in sorted(ids[member] for member in self.members)]
+            put = Request("PUT", GROUPS, self.remote_id, {**self.resource, "members": members})
+            return [GroupStep(put, added=self.added, removed=self.removed)]
+        changes = [(member, True) for member in self.added] + [(member, False) for member in self.removed]
+        steps: list[GroupStep] = []
+        attributes = list(self.attribute_operations)
+        for start in range(0, max(len(changes), 1), self.chunk):
+            chunk = changes[start : start + self.chunk]
+            added = tuple(member for member, adds in chunk if adds)
+            removed = tuple(member for member, adds in chunk if not adds)
+            operations = [*attributes, *mapping.member_operations([ids[m] for m in added], [ids[m] for m in removed])]
+            attributes = []  # attributes ride on the first request only
+            patch = Request("PATCH", GROUPS, self.remote_id, mapping.patch_request(operations))
+            steps.append(GroupStep(patch, added, removed))
+        return steps
+
+
+@dataclass(frozen=True)
+class GroupStep:
+    """One request of a group's plan and the members the app holds more, and fewer, once it succeeds."""
+
+    request: Request
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
 
 
 def plan_group(
@@ -318,7 +356,7 @@ def plan_group(
             return GroupPlan(Action.NONE, SyncStatus.SKIPPED, "Empty groups are not created in the app.")
         return GroupPlan(
             Action.CREATE, SyncStatus.SYNCED, resource=resource, members=desired,
-            member_remote_ids=member_remote_ids,
+            member_remote_ids=member_remote_ids, chunk=settings.group_members_per_request,
         )  # fmt: skip
     operations = (
         mapping.patch_operations(remote.last_sent, resource)
@@ -338,4 +376,5 @@ def plan_group(
         removed=tuple(sorted(member for member in present - set(desired) if member in removed_remote_ids)),
         put=settings.puts,
         member_remote_ids={**removed_remote_ids, **member_remote_ids},
+        chunk=settings.group_members_per_request,
     )

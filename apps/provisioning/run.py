@@ -63,6 +63,8 @@ class ConnectorRun:
         self.plan = plan_settings(connector)
         self.client = client or connector_client(connector)
         self.current_object: RemoteObject | None = None
+        # When the task's time is up (time.monotonic()): a large group stops between two requests.
+        self.deadline: float | None = None
         self.client.observer = self._record
         rate = self.settings.rate_limit_per_second
         self.client.before_request = (lambda: wait_for_slot(str(connector.pk), rate)) if rate else None

@@ -1,10 +1,12 @@
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import cache
 
 from django.db import connection
 from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
 
 from apps.connectors.models import Connector
 from apps.directory.models import Group, User
@@ -33,6 +35,7 @@ class ProvisioningState:
     failed: int
     held: int  # objects waiting on an approval
     not_sent: int  # skipped by the connector's switches
+    objects: int = 0  # every object the connector links (each waiting object has its link row)
 
     @property
     def syncing(self) -> bool:
@@ -122,6 +125,7 @@ def _state(connector: Connector, counts: dict, *, deactivated: int, waiting: int
         "failed": failed,
         "held": counts.get(SyncStatus.HELD, 0),
         "not_sent": counts.get(SyncStatus.SKIPPED, 0),
+        "objects": sum(counts.values()),
     }
     if not (connector.enabled and settings.enabled):
         why = "the connector is not active" if not connector.enabled else "Identity Management is off"
@@ -141,6 +145,60 @@ def _state(connector: Connector, counts: dict, *, deactivated: int, waiting: int
     if failed:
         return ProvisioningState("failing", "Failures", f"{failed} object{'s' if failed != 1 else ''} failed.", **facts)
     return ProvisioningState("up_to_date", "Up to date", "The app has everything the directory says.", **facts)
+
+
+# The rate of a sync is what it settled over this many seconds.
+RATE_WINDOW_SECONDS = 30
+
+
+@dataclass(frozen=True)
+class SyncProgress:
+    """How far a sync is: objects up to date of all the connector has or waits for, the rate over
+    the last RATE_WINDOW_SECONDS and the time left at that rate (None while nothing moves)."""
+
+    done: int
+    total: int
+    per_second: float
+    seconds_left: float | None
+
+    @property
+    def pace(self) -> str:
+        """The rate and the time left, in words."""
+        if not self.per_second:
+            return "Waiting for the first objects to be sent."
+        text = f"{self.per_second:,.0f} per second"
+        if self.seconds_left is not None:
+            text += f", about {_duration(self.seconds_left)} left"
+        return text + "."
+
+    @property
+    def summary(self) -> str:
+        return f"{self.done:,} of {self.total:,} up to date; {self.pace}"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{max(seconds, 1):.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def sync_progress(connector: Connector, state: ProvisioningState | None = None) -> SyncProgress:
+    """The progress of the connector's sync, from its ProvisioningState and one indexed count of the
+    objects settled in the last RATE_WINDOW_SECONDS (a few thousand rows at most, whatever the size
+    of the directory); the rate is read only while something waits."""
+    state = state or provisioning_state(connector)
+    # An object synced before and changed since is both in the app and waiting: count links, once.
+    total = max(state.objects, state.waiting)
+    done = total - state.waiting
+    per_second, left = 0.0, None
+    if state.waiting:
+        since = timezone.now() - timedelta(seconds=RATE_WINDOW_SECONDS)
+        settled = RemoteObject.objects.filter(connector=connector, last_synced_at__gte=since).count()
+        per_second = settled / RATE_WINDOW_SECONDS
+        left = state.waiting / per_second if per_second else None
+    return SyncProgress(done, total, per_second, left)
 
 
 def with_names(remotes: list[RemoteObject]) -> list[RemoteObject]:

@@ -1451,3 +1451,18 @@ def test_done_when(api, loopback, caplog, cert_pem):
 def test_done_when_with_the_scim_settings_given_at_creation(api, loopback, caplog, cert_pem):
     """The same, with the SCIM URL and token in the create request (PATCHing them fails today, see above)."""
     _done_when(api, loopback, caplog, cert_pem, scim_at_creation=True)
+
+
+def test_group_members_per_request_is_read_and_set_through_the_api(api):
+    created = _create(api)
+    assert created["provisioning"]["group_members_per_request"] == 1000
+    url = _detail(created["id"])
+
+    response = api.patch(url, {"provisioning": {"group_members_per_request": 250}})
+    assert response.status_code == 200
+    assert response.json()["provisioning"]["group_members_per_request"] == 250
+
+    for bad in (0, 10_001, "many"):
+        refused = api.patch(url, {"provisioning": {"group_members_per_request": bad}})
+        assert refused.status_code == 400, bad
+    assert api.get(url).json()["provisioning"]["group_members_per_request"] == 250

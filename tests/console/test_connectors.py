@@ -90,6 +90,7 @@ def _identity_post(**overrides) -> dict:
         "deprovision": "deactivate",
         "update_method": "patch",
         "rate_limit_per_second": "0",
+        "group_members_per_request": "1000",
         "deprovision_threshold_count": "10",
         "deprovision_threshold_percent": "5",
     }
@@ -792,3 +793,17 @@ def test_a_scope_too_large_to_count_shows_about(db, admin_client, monkeypatch):
     assert f"{estimate} users in all" in page.content.decode()
     assignments = admin_client.get(f"/console/connectors/{connector.slug}/assignments/")
     assert f"{estimate} users can use Scope App" in assignments.content.decode()
+
+
+def test_group_members_per_request_is_edited_in_identity_management(admin_client):
+    connector = _create()
+    url = f"/console/connectors/{connector.slug}/identity/"
+    assert 'name="group_members_per_request" value="1000"' in admin_client.get(url).content.decode()
+
+    saved = admin_client.post(url, _identity_post(enabled=None, group_members_per_request="300"))
+    assert saved.status_code == 302
+    assert connector.provisioning.__class__.objects.get(pk=connector.pk).group_members_per_request == 300
+
+    refused = admin_client.post(url, _identity_post(enabled=None, group_members_per_request="0"))
+    assert refused.status_code == 400 and "greater than or equal to 1" in refused.content.decode()
+    assert connector.provisioning.__class__.objects.get(pk=connector.pk).group_members_per_request == 300

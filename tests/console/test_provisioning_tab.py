@@ -310,3 +310,36 @@ def test_objects_not_yet_sent_show_their_names_not_ids(db, admin_client, app):
     html = _tab(admin_client, connector).content.decode()
 
     assert "named.person" in html and str(person.pk) not in html.split("objects-heading")[1]
+
+
+def test_a_sync_shows_done_of_total_its_rate_and_the_time_left(db, admin_client, app):
+    from apps.provisioning import batch, selectors
+
+    connector = make_connector(app)
+    _team(connector, 150)  # more than one batch: the first leaves work waiting
+    counts_url = f"/console/connectors/{connector.slug}/provisioning/counts/"
+
+    partial = admin_client.get(counts_url, HTTP_HX_REQUEST="true").content.decode()
+    assert "Syncing: 0 of 151 objects up to date" in partial
+    assert "Waiting for the first objects to be sent." in partial
+
+    batch.process_batch(connector.pk, deadline=float("inf"), limit=100)
+
+    response = admin_client.get(counts_url, HTTP_HX_REQUEST="true")
+    progress = response.context["progress"]
+    assert (progress.done, progress.total) == (100, 151)
+    # 100 settled within the rate's window: the rate, and the time left at that rate.
+    assert progress.per_second == pytest.approx(100 / selectors.RATE_WINDOW_SECONDS)
+    assert progress.seconds_left == pytest.approx(51 / progress.per_second)
+    html = response.content.decode()
+    assert "Syncing: 100 of 151 objects up to date" in html
+    assert f"{progress.per_second:.0f} per second, about 15 s left." in html
+
+
+def test_progress_costs_a_fixed_number_of_queries(db, admin_client, app, django_assert_max_num_queries):
+    from apps.provisioning.selectors import sync_progress
+
+    connector = make_connector(app)
+    _team(connector, 20)
+    with django_assert_max_num_queries(6):
+        sync_progress(connector)

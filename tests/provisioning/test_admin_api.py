@@ -142,6 +142,7 @@ def test_provisioning_state_per_object_counts_and_delivery_log(downstream, api_c
     # One count per concept, the same the console shows (provisioning.selectors.provisioning_state).
     assert body["counts"] == {"in_app": 3, "deactivated": 0, "waiting": 0, "failed": 1, "held": 0, "not_sent": 0}
     assert body["state"]["key"] == "failing"
+    assert body["progress"] == {"done": 4, "total": 4, "per_second": 0.0, "seconds_left": None}
     assert body["paused"] is False
     assert body["holds"] == []
     assert len(body["deliveries"]) == Delivery.objects.filter(connector=connector).count()

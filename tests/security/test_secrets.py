@@ -87,6 +87,7 @@ def test_saving_a_new_url_without_the_token_is_refused_in_console_and_api(app_an
         "deprovision": "deactivate",
         "update_method": "patch",
         "rate_limit_per_second": "0",
+        "group_members_per_request": "1000",
         "deprovision_threshold_count": "10",
         "deprovision_threshold_percent": "5",
     }

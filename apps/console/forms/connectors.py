@@ -221,6 +221,12 @@ class IdentityForm(forms.Form):
     rate_limit_per_second = forms.IntegerField(
         label="Rate limit (requests per second)", min_value=0, max_value=10_000, help_text="0 means no limit."
     )
+    group_members_per_request = forms.IntegerField(
+        label="Group members per request",
+        min_value=1,
+        max_value=10_000,
+        help_text="A larger group is sent in PATCHes of at most this many members (many apps accept 1,000).",
+    )
     deprovision_threshold_count = forms.IntegerField(label="Circuit breaker: users", min_value=0, max_value=1_000_000)
     deprovision_threshold_percent = forms.IntegerField(
         label="Circuit breaker: percent of the app's users",

@@ -29,8 +29,14 @@ DELIVERY_PAGE_SIZE = 25
 def _counts_context(connector: Connector) -> dict:
     """The one state of the connector's provisioning and its counts (selectors.provisioning_state)."""
     state = selectors.provisioning_state(connector)
-    total = state.in_app + state.deactivated + state.waiting + state.failed + state.held + state.not_sent
-    return {"connector": connector, "state": state, "total": total, "done": total - state.waiting}
+    progress = selectors.sync_progress(connector, state)
+    return {
+        "connector": connector,
+        "state": state,
+        "progress": progress,
+        "total": progress.total,
+        "done": progress.done,
+    }
 
 
 @console_view(Capability.VIEW_CONNECTORS)
