@@ -39,7 +39,7 @@ def test_list_shows_member_counts_with_a_fixed_number_of_queries(db, readonly_cl
     for n in range(60):
         GroupFactory(name=f"Team {n:02}", members=people[: n % 5])
     many = _queries(readonly_client, "/console/groups/")
-    assert many == few
+    assert many <= few  # the first request also fills the settings cache
     response = readonly_client.get("/console/groups/")
     counts = {group.name: group.member_count for group in response.context["groups"]}
     assert counts["Alpha"] == 4 and counts["Beta"] == 2 and counts["Team 03"] == 3
@@ -140,7 +140,7 @@ def test_members_are_paginated_with_fixed_queries(db, admin_client, django_asser
     directory.group_add_members(actor=None, group=group, users=[UserFactory(username=f"m{n:02}") for n in range(5)])
     few = _queries(admin_client, f"/console/groups/{group.pk}/")
     directory.group_add_members(actor=None, group=group, users=[UserFactory(username=f"n{n:02}") for n in range(60)])
-    assert _queries(admin_client, f"/console/groups/{group.pk}/") == few
+    assert _queries(admin_client, f"/console/groups/{group.pk}/") <= few
     second = admin_client.get(f"/console/groups/{group.pk}/?page=2")
     assert len(second.context["members"]) == 15
     assert second.context["page_obj"].paginator.count == 65

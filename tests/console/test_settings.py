@@ -247,13 +247,13 @@ def test_a_request_reads_the_policy_once_at_most(db, readonly):
     with CaptureQueriesContext(connection) as queries:
         assert client.get("/console/tokens/scim/").status_code == 200
     reads = [query["sql"] for query in queries.captured_queries if "portal_signinpolicy" in query["sql"]]
-    assert len(reads) == 1
+    assert len(reads) <= 1  # none once the settings cache holds it
     # A sign-in asks the policy several things (lockout limit, MFA, lifetime): still one read.
     UserFactory(username="jane.doe", password=PASSWORD)
     with CaptureQueriesContext(connection) as queries:
         assert Client().post("/login/", {"username": "jane.doe", "password": PASSWORD}).status_code == 302
     reads = [query["sql"] for query in queries.captured_queries if "portal_signinpolicy" in query["sql"]]
-    assert len(reads) == 1
+    assert len(reads) <= 1
 
 
 def test_sign_in_sets_the_cookie_lifetime_from_the_policy(db):
