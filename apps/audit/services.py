@@ -67,3 +67,50 @@ def audit_record(
     )
     # A prepared INSERT, not save(): every change writes one (apps.common.db.insert_row).
     insert_row(event)
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One row of a bulk change (`audit_record_many`): its target named by type, id and label."""
+
+    target_type: str
+    target_id: str
+    target_label: str
+    before: dict | None = None
+    after: dict | None = None
+
+
+AUDIT_BULK_BATCH_SIZE = 2000
+
+
+def audit_record_many(*, actor: Any | None, action: str, entries: list[AuditEntry]) -> int:
+    """Record one change per entry, as `audit_record` would, in batched INSERTs: a bulk change (a
+    group rule re-deriving 50,000 members) keeps a row per object without a round trip per row."""
+    if not entries:
+        return 0
+    context = current_request_context()
+    actor_label = ""
+    if isinstance(actor, SystemActor):
+        actor_label = actor.label
+        actor = actor.user
+    actor_label = (actor_label or getattr(actor, "username", "") or SYSTEM_ACTOR_LABEL)[:255]
+    actor_row = actor if getattr(actor, "pk", None) else None
+    AuditEvent.objects.bulk_create(
+        [
+            AuditEvent(
+                actor=actor_row,
+                actor_label=actor_label,
+                action=action,
+                target_type=entry.target_type,
+                target_id=entry.target_id,
+                target_label=entry.target_label[:255],
+                before=entry.before,
+                after=entry.after,
+                request_id=context.request_id,
+                ip=context.ip,
+            )
+            for entry in entries
+        ],
+        batch_size=AUDIT_BULK_BATCH_SIZE,
+    )
+    return len(entries)

@@ -1,0 +1,298 @@
+"""A rule: all or any of conditions `attribute op value`, validated once, then compiled to a Q (for
+set-wise SQL) or evaluated in Python against one user's values (for a single user's change).
+
+Both sides follow SCIM's filter semantics (RFC 7644 §3.4.2.2): strings compare without regard to
+case unless the attribute says otherwise, `pr` means present and not empty, and a multi-valued
+attribute matches when any of its values does (`ne`: when none equals).
+"""
+
+import datetime
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from functools import reduce
+from operator import and_, or_
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db.models import Q
+
+from apps.directory.models import RuleMatch, User
+from apps.directory.rules.attributes import AttributeType, RuleAttribute, rule_attributes
+
+OPERATORS = {
+    "eq": "equals",
+    "ne": "does not equal",
+    "co": "contains",
+    "sw": "starts with",
+    "ew": "ends with",
+    "in": "is one of",
+    "pr": "is present",
+    "gt": "is greater than",
+    "ge": "is at least",
+    "lt": "is less than",
+    "le": "is at most",
+}
+_ORDERED = ("eq", "ne", "gt", "ge", "lt", "le", "in", "pr")
+OPERATORS_BY_TYPE: dict[str, tuple[str, ...]] = {
+    AttributeType.STRING: ("eq", "ne", "co", "sw", "ew", "in", "pr"),
+    AttributeType.ENUM: ("eq", "ne", "in", "pr"),
+    AttributeType.NUMBER: _ORDERED,
+    AttributeType.DATE: _ORDERED,
+    AttributeType.BOOLEAN: ("eq", "ne", "pr"),
+}
+MAX_CONDITIONS = 50
+MAX_IN_VALUES = 200
+MAX_STRING_LENGTH = 255
+
+
+@dataclass(frozen=True)
+class Condition:
+    attribute: RuleAttribute
+    op: str
+    value: Any  # normalised: str, Decimal, date, bool, a tuple of those for `in`, None for `pr`
+
+    def to_json(self) -> dict[str, Any]:
+        document: dict[str, Any] = {"attribute": self.attribute.name, "op": self.op}
+        if self.op != "pr":
+            document["value"] = _json_value(self.value)
+        return document
+
+    def describe(self) -> str:
+        if self.op == "pr":
+            return f"{self.attribute.name} pr"
+        return f"{self.attribute.name} {self.op} {json.dumps(_json_value(self.value))}"
+
+
+@dataclass(frozen=True)
+class Rule:
+    match: str
+    conditions: tuple[Condition, ...]
+
+    @property
+    def attribute_names(self) -> set[str]:
+        return {condition.attribute.name for condition in self.conditions}
+
+    def conditions_json(self) -> list[dict[str, Any]]:
+        return [condition.to_json() for condition in self.conditions]
+
+    def describe(self) -> str:
+        joiner = " and " if self.match == RuleMatch.ALL else " or "
+        return joiner.join(condition.describe() for condition in self.conditions)
+
+    def to_q(self) -> Q:
+        parts = [_condition_q(condition) for condition in self.conditions]
+        return reduce(and_ if self.match == RuleMatch.ALL else or_, parts)
+
+    def matches(self, user: User) -> bool:
+        results = (_condition_holds(condition, user) for condition in self.conditions)
+        return all(results) if self.match == RuleMatch.ALL else any(results)
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_json_value(item) for item in value]
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, datetime.date):
+        return value.isoformat()
+    return value
+
+
+# --- Parsing and validation -------------------------------------------------------------------
+
+
+def parse_rule(match: Any, conditions: Any, *, attributes: dict[str, RuleAttribute] | None = None) -> Rule:
+    """A validated Rule, or a ValidationError naming each bad condition by its position."""
+    attributes = attributes if attributes is not None else rule_attributes()
+    errors: dict[str, list[str]] = {}
+    if match not in RuleMatch.values:
+        errors["match"] = [f"Choose how conditions combine: {' or '.join(RuleMatch.values)}."]
+    if not isinstance(conditions, list) or not conditions:
+        errors.setdefault("conditions", []).append("A rule needs at least one condition.")
+        raise ValidationError(errors)
+    if len(conditions) > MAX_CONDITIONS:
+        errors.setdefault("conditions", []).append(f"A rule may have at most {MAX_CONDITIONS} conditions.")
+        raise ValidationError(errors)
+    parsed = []
+    for position, document in enumerate(conditions, start=1):
+        try:
+            parsed.append(parse_condition(document, attributes))
+        except ValueError as exc:
+            errors.setdefault("conditions", []).append(f"Condition {position}: {exc}")
+    if errors:
+        raise ValidationError(errors)
+    return Rule(match=match, conditions=tuple(parsed))
+
+
+def parse_condition(document: Any, attributes: dict[str, RuleAttribute]) -> Condition:
+    """One condition from {"attribute", "op", "value"}; ValueError says what is wrong with it."""
+    if not isinstance(document, dict):
+        raise ValueError('write each condition as {"attribute": ..., "op": ..., "value": ...}.')
+    unknown_keys = set(document) - {"attribute", "op", "value"}
+    if unknown_keys:
+        raise ValueError(f"unknown key {sorted(unknown_keys)[0]!r}.")
+    name = document.get("attribute")
+    attribute = attributes.get(name) if isinstance(name, str) else None
+    if attribute is None:
+        raise ValueError(f"unknown attribute {str(name)[:80]!r}; choose one of {', '.join(attributes)}.")
+    op = document.get("op")
+    allowed = OPERATORS_BY_TYPE[attribute.type]
+    if op not in OPERATORS:
+        raise ValueError(f"unknown operator {str(op)[:20]!r}; use one of {', '.join(allowed)}.")
+    if op not in allowed:
+        raise ValueError(
+            f"{op} ({OPERATORS[op]}) does not apply to {attribute.name}, a {attribute.type}; "
+            f"use one of {', '.join(allowed)}."
+        )
+    if op == "pr":
+        if document.get("value") not in (None, ""):
+            raise ValueError("pr (is present) takes no value.")
+        return Condition(attribute, op, None)
+    if "value" not in document:
+        raise ValueError(f"{attribute.name} {op} needs a value.")
+    raw = document["value"]
+    if op == "in":
+        if not isinstance(raw, list) or not raw:
+            raise ValueError("in needs a list of values.")
+        if len(raw) > MAX_IN_VALUES:
+            raise ValueError(f"in takes at most {MAX_IN_VALUES} values.")
+        return Condition(attribute, op, tuple(dict.fromkeys(_typed_value(attribute, item) for item in raw)))
+    return Condition(attribute, op, _typed_value(attribute, raw))
+
+
+def _typed_value(attribute: RuleAttribute, raw: Any) -> Any:
+    kind = attribute.type
+    if kind in (AttributeType.STRING, AttributeType.ENUM):
+        if not isinstance(raw, str):
+            raise ValueError(f"{attribute.name} is text: give its value as a string.")
+        if len(raw) > MAX_STRING_LENGTH:
+            raise ValueError(f"a value has at most {MAX_STRING_LENGTH} characters.")
+        if kind == AttributeType.ENUM and raw not in attribute.choices:
+            raise ValueError(f"{raw[:80]!r} is not a {attribute.name}; choose one of {', '.join(attribute.choices)}.")
+        return raw
+    if kind == AttributeType.NUMBER:
+        if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+            raise ValueError(f"{attribute.name} is a number: give a number.")
+        try:
+            number = Decimal(str(raw).strip())
+        except InvalidOperation:
+            raise ValueError(f"{str(raw)[:40]!r} is not a number.") from None
+        if not number.is_finite():
+            raise ValueError(f"{str(raw)[:40]!r} is not a number.")
+        return number
+    if kind == AttributeType.DATE:
+        try:
+            return datetime.date.fromisoformat(str(raw)) if isinstance(raw, str) else _not_a_date(raw)
+        except ValueError:
+            raise ValueError(f"{attribute.name} is a date: write it as YYYY-MM-DD, not {str(raw)[:40]!r}.") from None
+    if kind == AttributeType.BOOLEAN:
+        if isinstance(raw, bool):
+            return raw
+        if isinstance(raw, str) and raw.lower() in ("true", "false"):
+            return raw.lower() == "true"
+        raise ValueError(f"{attribute.name} is true or false.")
+    raise ValueError(f"{attribute.name} cannot be tested.")
+
+
+def _not_a_date(raw: Any) -> datetime.date:
+    raise ValueError(str(raw))
+
+
+def stored_rule(match: str, conditions: list[dict]) -> Rule:
+    """A saved rule, read back. An attribute deleted since (a custom attribute removed) makes its
+    condition unknown: the ValidationError says so, and the rule is edited before it applies again."""
+    return parse_rule(match, conditions)
+
+
+# --- SQL: a Q over User ------------------------------------------------------------------------
+
+
+def _condition_q(condition: Condition) -> Q:
+    attribute, op, value = condition.attribute, condition.op, condition.value
+    compile_q = attribute.extra.get("compile_q")
+    if compile_q is not None:  # multi-valued or stored elsewhere: the registry says how
+        return compile_q(op, value)
+    path = attribute.lookup
+    if op == "pr":
+        present = Q(**{f"{path}__isnull": False})
+        return present & ~Q(**{path: ""}) if attribute.type == AttributeType.STRING else present
+    if op == "ne":
+        return ~_equals_q(attribute, value)
+    if op == "eq":
+        return _equals_q(attribute, value)
+    if op == "in":
+        if _folds_case(attribute):
+            return reduce(or_, (Q(**{f"{path}__iexact": item}) for item in value))
+        return Q(**{f"{path}__in": list(value)})
+    lookups = {"co": "icontains", "sw": "istartswith", "ew": "iendswith"}
+    if op in lookups:
+        lookup = lookups[op] if attribute.case_insensitive else lookups[op][1:]
+        return Q(**{f"{path}__{lookup}": value})
+    return Q(**{f"{path}__{'gte' if op == 'ge' else 'lte' if op == 'le' else op}": value})
+
+
+def _folds_case(attribute: RuleAttribute) -> bool:
+    return attribute.case_insensitive and attribute.type == AttributeType.STRING
+
+
+def _equals_q(attribute: RuleAttribute, value: Any) -> Q:
+    if _folds_case(attribute):
+        return Q(**{f"{attribute.lookup}__iexact": value})
+    return Q(**{attribute.lookup: value})
+
+
+# --- Python: one user's values -----------------------------------------------------------------
+
+
+def _values_of(attribute: RuleAttribute, user: User) -> list[Any]:
+    value = attribute.read(user)
+    values = list(value) if attribute.multi_valued and value is not None else [value]
+    return [item for item in values if item is not None]
+
+
+def _comparable(attribute: RuleAttribute, value: Any) -> Any:
+    if attribute.type == AttributeType.NUMBER:
+        try:
+            return Decimal(str(value))
+        except InvalidOperation:
+            return None
+    if attribute.type == AttributeType.DATE and isinstance(value, datetime.datetime):
+        return value.date()
+    if attribute.type == AttributeType.STRING and attribute.case_insensitive:
+        return str(value).lower()
+    return value
+
+
+def _condition_holds(condition: Condition, user: User) -> bool:
+    attribute, op = condition.attribute, condition.op
+    values = [_comparable(attribute, item) for item in _values_of(attribute, user)]
+    values = [item for item in values if item is not None and item != ""]
+    if op == "pr":
+        return bool(values)
+    if op == "ne":
+        return not any(_holds(attribute, "eq", item, condition.value) for item in values)
+    return any(_holds(attribute, op, item, condition.value) for item in values)
+
+
+def _holds(attribute: RuleAttribute, op: str, value: Any, wanted: Any) -> bool:
+    if op == "in":
+        return any(_holds(attribute, "eq", value, item) for item in wanted)
+    wanted = _comparable(attribute, wanted)
+    if op == "eq":
+        return value == wanted
+    if op == "co":
+        return wanted in value
+    if op == "sw":
+        return value.startswith(wanted)
+    if op == "ew":
+        return value.endswith(wanted)
+    try:
+        return {"gt": value > wanted, "ge": value >= wanted, "lt": value < wanted, "le": value <= wanted}[op]
+    except TypeError:
+        return False
+
+
+def attributes_read(rules: Iterable[Rule]) -> set[str]:
+    return {name for rule in rules for name in rule.attribute_names}
