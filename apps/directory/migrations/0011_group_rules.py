@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('directory', '0008_user_must_change_password'),
+        ('directory', '0010_user_profile_gin_indexes'),
     ]
 
     operations = [
