@@ -8,14 +8,16 @@ and what it sets off commit together or not at all, and no bulk path skips them 
 signals.
 """
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any, Protocol
 
 from apps.directory.models import Group, User
 
 
 class DirectoryListener(Protocol):
-    def record_user_change(self, user_ids: Iterable[Any], reason: str) -> None: ...
+    def record_user_change(
+        self, user_ids: Iterable[Any], reason: str, *, attributes: Collection[str] | None = None
+    ) -> None: ...
 
     def record_user_deletion(self, user: User) -> None: ...
 
@@ -32,10 +34,14 @@ def listen(listener: DirectoryListener) -> None:
         _listeners.append(listener)
 
 
-def user_changed(user_ids: Iterable[Any], reason: str) -> None:
+def user_changed(user_ids: Iterable[Any], reason: str, *, attributes: Collection[str] | None = None) -> None:
+    """`attributes`: the registry keys (apps.directory.attributes) that changed, e.g.
+    {"title", "manager", "custom.cost_code"}; None when the change is not one of attributes
+    (created, status, deleted), which every app that has the user must hear of."""
     ids = list(user_ids)
+    keys = frozenset(attributes) if attributes is not None else None
     for listener in _listeners:
-        listener.record_user_change(ids, reason)
+        listener.record_user_change(ids, reason, attributes=keys)
 
 
 def user_deleted(user: User) -> None:

@@ -3,7 +3,7 @@ import uuid
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.core.validators import RegexValidator
 from django.db import models
-from django.db.models.functions import Lower
+from django.db.models.functions import Lower, Upper
 
 from apps.common.models import TimeStampedModel
 
@@ -12,6 +12,12 @@ NAME_MAX_LENGTH = 150
 DISPLAY_NAME_MAX_LENGTH = 255
 EMPLOYEE_ID_MAX_LENGTH = 64
 GROUP_NAME_MAX_LENGTH = 150
+# RFC 7643 profile attributes kept as text (core User and Enterprise User extension).
+PROFILE_TEXT_MAX_LENGTH = 255
+LANGUAGE_TAG_MAX_LENGTH = 35  # BCP 47 tags as used by preferredLanguage and locale
+TIMEZONE_MAX_LENGTH = 64  # an IANA time zone name ("Europe/Paris")
+URL_MAX_LENGTH = 2000
+CUSTOM_ATTRIBUTE_NAME_MAX_LENGTH = 64
 
 username_validator = RegexValidator(
     regex=r"^[\w.@+-]+\Z",
@@ -77,6 +83,36 @@ class User(AbstractBaseUser, TimeStampedModel):
     # before any other page (apps.portal.middleware.PasswordChangeRequiredMiddleware).
     must_change_password = models.BooleanField(default=False)
 
+    # --- RFC 7643 core User profile (apps.directory.attributes names each one and its SCIM path) ---
+    nick_name = models.CharField(max_length=PROFILE_TEXT_MAX_LENGTH, blank=True)
+    title = models.CharField(max_length=PROFILE_TEXT_MAX_LENGTH, blank=True)
+    user_type = models.CharField(max_length=PROFILE_TEXT_MAX_LENGTH, blank=True)
+    preferred_language = models.CharField(max_length=LANGUAGE_TAG_MAX_LENGTH, blank=True)
+    locale = models.CharField(max_length=LANGUAGE_TAG_MAX_LENGTH, blank=True)
+    timezone = models.CharField(max_length=TIMEZONE_MAX_LENGTH, blank=True)
+    profile_url = models.URLField(max_length=URL_MAX_LENGTH, blank=True)
+    # Multi-valued attributes, each a list of {"value", "type", "primary"} objects (addresses:
+    # {"formatted", "street_address", "locality", "region", "postal_code", "country", "type",
+    # "primary"}); apps.directory.profile cleans them so that at most one is primary. `emails` holds
+    # the secondary addresses: the primary one is `email`. JSON lists on the row rather than child
+    # tables: a user is read and written whole, and a GIN index (PostgreSQL, migration 0009)
+    # serves equality filters such as phoneNumbers.value through `@>`.
+    emails = models.JSONField(default=list, blank=True)
+    phone_numbers = models.JSONField(default=list, blank=True)
+    addresses = models.JSONField(default=list, blank=True)
+    photos = models.JSONField(default=list, blank=True)
+
+    # --- Enterprise User extension (employeeNumber is `employee_id`) ---
+    cost_center = models.CharField(max_length=PROFILE_TEXT_MAX_LENGTH, blank=True)
+    organization = models.CharField(max_length=PROFILE_TEXT_MAX_LENGTH, blank=True)
+    division = models.CharField(max_length=PROFILE_TEXT_MAX_LENGTH, blank=True)
+    department = models.CharField(max_length=PROFILE_TEXT_MAX_LENGTH, blank=True)
+    # The FK's own index serves manager.value filters and "who reports to X".
+    manager = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reports")
+
+    # Values of the admin-defined CustomAttribute definitions, keyed by their name.
+    custom_attributes = models.JSONField(default=dict, blank=True)
+
     objects = UserManager()
 
     USERNAME_FIELD = "username"
@@ -101,6 +137,10 @@ class User(AbstractBaseUser, TimeStampedModel):
             models.Index(fields=["last_name", "first_name"], name="directory_user_name_idx"),
             # Every list (console, API, SCIM) pages in username order: the index serves the sort.
             models.Index(fields=["username"], name="directory_user_username_idx"),
+            # SCIM compares title and department case-insensitively (caseExact false), as
+            # UPPER(col) = UPPER(value): these expression indexes serve exactly that.
+            models.Index(Upper("title"), name="directory_user_title_ci_idx"),
+            models.Index(Upper("department"), name="directory_user_dept_ci_idx"),
         ]
 
     def __str__(self) -> str:
@@ -137,6 +177,46 @@ class User(AbstractBaseUser, TimeStampedModel):
 
     def has_module_perms(self, app_label: str) -> bool:
         return self.is_active and self.is_superuser
+
+
+class CustomAttributeType(models.TextChoices):
+    STRING = "string", "Text"
+    NUMBER = "number", "Number"
+    BOOLEAN = "boolean", "Yes/no"
+    DATE = "date", "Date"
+    ENUM = "enum", "One of a list"
+
+
+custom_attribute_name_validator = RegexValidator(
+    # A SCIM attribute name (RFC 7643 2.1) that is also a plain identifier: rules and mappings say
+    # `custom.<name>`.
+    regex=r"^[A-Za-z][A-Za-z0-9_]*\Z",
+    message="Start with a letter; then letters, digits and _ only.",
+    code="invalid_name",
+)
+
+
+class CustomAttribute(TimeStampedModel):
+    """An attribute an admin added to every user's profile; values live in User.custom_attributes."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=CUSTOM_ATTRIBUTE_NAME_MAX_LENGTH, validators=[custom_attribute_name_validator])
+    label = models.CharField(max_length=150)
+    description = models.TextField(blank=True, max_length=1000)
+    type = models.CharField(max_length=16, choices=CustomAttributeType.choices, default=CustomAttributeType.STRING)
+    # The allowed values of an enum attribute, in the order offered.
+    choices = models.JSONField(default=list, blank=True)
+    multi_valued = models.BooleanField(default=False)
+    required = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(Lower("name"), name="directory_customattribute_name_ci_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class Group(TimeStampedModel):

@@ -5,7 +5,7 @@ The public entry of provisioning for other apps: the directory and connector ser
 change, and a worker is asked for only after commit (`dispatch.kick`).
 """
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any
 
 from apps.common.db import hot_path_cursor
@@ -68,8 +68,11 @@ def _linked_connector_ids(object_type: str, object_ids: list[str]) -> set:
     )
 
 
-def record_user_change(user_ids: Iterable[Any], reason: str) -> None:
-    """Users changed (profile, status, deleted): tell every connector that has them or should."""
+def record_user_change(user_ids: Iterable[Any], reason: str, *, attributes: Collection[str] | None = None) -> None:
+    """Users changed (profile, status, deleted): tell every connector that has them or should.
+
+    `attributes`: the profile keys that changed (None: not a profile change); every connector hears
+    of it for now."""
     ids = [str(user_id) for user_id in user_ids]
     connectors = _active_connectors() if ids else []
     if not connectors:
