@@ -13,6 +13,7 @@ from apps.audit.services import Actor, audit_record
 from apps.common.db import batched_statements, insert_row
 from apps.common.errors import ApplicationError, ConflictError, field_error
 from apps.directory import changes as announce
+from apps.directory.attributes import changed_attribute_keys
 from apps.directory.models import (
     AdminRole,
     Group,
@@ -235,7 +236,7 @@ def _update_locked_user(*, actor: Actor, user: User, changes: dict[str, Any]) ->
             notify=lambda: announce.user_changed([user.pk], "user.update"),
             **audit,
         )
-        reevaluate_user(actor=actor, user=user, attributes=changed, trigger="user.update")
+        reevaluate_user(actor=actor, user=user, attributes=changed_attribute_keys(before, after), trigger="user.update")
         return user
     # No constraint can refuse this UPDATE and the row is locked, so its row count need not be read
     # (save() would read it): it travels with the audit row and the provisioning check.
@@ -245,7 +246,7 @@ def _update_locked_user(*, actor: Actor, user: User, changes: dict[str, Any]) ->
         audit_record(actor=actor, action="user.update", target=user, **audit)
         announce.user_changed([user.pk], "user.update")
     # Rule-based groups whose rules read a changed attribute take the user in or out, in this transaction.
-    reevaluate_user(actor=actor, user=user, attributes=changed, trigger="user.update")
+    reevaluate_user(actor=actor, user=user, attributes=changed_attribute_keys(before, after), trigger="user.update")
     return user
 
 

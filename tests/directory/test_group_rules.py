@@ -220,3 +220,78 @@ def test_preview_counts_and_samples(admin_user):
         "removal_threshold": 25,
     }
     assert members(group) == {"zed"}
+
+
+def test_profile_and_custom_attributes(admin_user):
+    from apps.directory.models import CustomAttribute, User
+
+    CustomAttribute.objects.create(name="band", label="Band", type="number")
+    CustomAttribute.objects.create(name="skills", label="Skills", type="string", multi_valued=True)
+    CustomAttribute.objects.create(name="start", label="Start", type="date")
+    rows = {
+        "ann": {
+            "department": "Engineering",
+            "title": "VP Engineering",
+            "custom_attributes": {"band": 7, "skills": ["Go", "SQL"], "start": "2020-01-02"},
+        },
+        "bob": {
+            "department": "engineering",
+            "title": "Engineer",
+            "custom_attributes": {"band": 3, "skills": ["python"]},
+        },
+        "cid": {"department": "Sales", "title": "", "custom_attributes": {}},
+    }
+    users = {}
+    for name, values in rows.items():
+        users[name] = UserFactory(username=name)
+        User.objects.filter(pk=users[name].pk).update(**values)
+    cases = {
+        ("all", (("department", "eq", "ENGINEERING"),)): {"ann", "bob"},
+        ("all", (("title", "sw", "vp"),)): {"ann"},
+        ("all", (("title", "pr", None),)): {"ann", "bob"},
+        ("all", (("custom.band", "gt", 5),)): {"ann"},
+        ("all", (("custom.band", "le", 3),)): {"bob"},
+        ("all", (("custom.band", "pr", None),)): {"ann", "bob"},
+        ("all", (("custom.skills", "eq", "sql"),)): {"ann"},
+        ("all", (("custom.skills", "in", ("python", "rust")),)): {"bob"},
+        ("all", (("custom.skills", "ne", "go"),)): {"bob", "cid"},
+        ("all", (("custom.start", "lt", "2021-01-01"),)): {"ann"},
+        ("any", (("department", "eq", "sales"), ("custom.band", "eq", 3))): {"bob", "cid"},
+    }
+    ids = [user.pk for user in users.values()]
+    for (match, conditions), expected in cases.items():
+        documents = [
+            {"attribute": a, "op": o, **({} if v is None else {"value": list(v) if isinstance(v, tuple) else v})}
+            for a, o, v in conditions
+        ]
+        rule = parse_rule(match, documents)
+        in_sql = set(User.objects.filter(rule.to_q(), pk__in=ids).values_list("username", flat=True))
+        in_python = {user.username for user in User.objects.filter(pk__in=ids) if rule.matches(user)}
+        assert in_sql == expected, (rule.describe(), in_sql)
+        assert in_python == expected, (rule.describe(), in_python)
+    with pytest.raises(ValidationError) as caught:
+        parse_rule(
+            "all",
+            [
+                {"attribute": "custom.skills", "op": "sw", "value": "G"},
+                {"attribute": "custom.band", "op": "gt", "value": "x"},
+            ],
+        )
+    assert caught.value.message_dict["conditions"] == [
+        "Condition 1: sw (starts with) does not apply to custom.skills, a list of string; use one of eq, ne, in, pr.",
+        "Condition 2: 'x' is not a number.",
+    ]
+
+
+def test_manager_condition(admin_user):
+    from apps.directory.models import User
+
+    boss = UserFactory(username="boss")
+    ann = UserFactory(username="ann")
+    UserFactory(username="bob")
+    User.objects.filter(pk=ann.pk).update(manager=boss)
+    rule = parse_rule("all", [{"attribute": "manager", "op": "eq", "value": str(boss.pk).upper()}])
+    assert set(User.objects.filter(rule.to_q()).values_list("username", flat=True)) == {"ann"}
+    assert [user.username for user in User.objects.all() if rule.matches(user)] == ["ann"]
+    with pytest.raises(ValidationError, match="manager is a user: give the user's id"):
+        parse_rule("all", [{"attribute": "manager", "op": "eq", "value": "boss"}])

@@ -8,6 +8,7 @@ attribute matches when any of its values does (`ne`: when none equals).
 
 import datetime
 import json
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -41,7 +42,10 @@ OPERATORS_BY_TYPE: dict[str, tuple[str, ...]] = {
     AttributeType.NUMBER: _ORDERED,
     AttributeType.DATE: _ORDERED,
     AttributeType.BOOLEAN: ("eq", "ne", "pr"),
+    AttributeType.REFERENCE: ("eq", "ne", "in", "pr"),
 }
+# A multi-valued attribute matches when any value does; ordering and substrings do not apply.
+MULTI_VALUED_OPERATORS = ("eq", "ne", "in", "pr")
 MAX_CONDITIONS = 50
 MAX_IN_VALUES = 200
 MAX_STRING_LENGTH = 255
@@ -135,15 +139,21 @@ def parse_condition(document: Any, attributes: dict[str, RuleAttribute]) -> Cond
         raise ValueError(f"unknown key {sorted(unknown_keys)[0]!r}.")
     name = document.get("attribute")
     attribute = attributes.get(name) if isinstance(name, str) else None
+    if attribute is None and isinstance(name, str) and name.lower().startswith("custom."):
+        # Custom attribute names are unique without regard to case.
+        attribute = next((found for key, found in attributes.items() if key.lower() == name.lower()), None)
     if attribute is None:
         raise ValueError(f"unknown attribute {str(name)[:80]!r}; choose one of {', '.join(attributes)}.")
     op = document.get("op")
     allowed = OPERATORS_BY_TYPE[attribute.type]
+    if attribute.multi_valued:
+        allowed = tuple(op for op in allowed if op in MULTI_VALUED_OPERATORS)
     if op not in OPERATORS:
         raise ValueError(f"unknown operator {str(op)[:20]!r}; use one of {', '.join(allowed)}.")
     if op not in allowed:
         raise ValueError(
-            f"{op} ({OPERATORS[op]}) does not apply to {attribute.name}, a {attribute.type}; "
+            f"{op} ({OPERATORS[op]}) does not apply to {attribute.name}, "
+            f"{'a list of ' if attribute.multi_valued else 'a '}{attribute.type}; "
             f"use one of {', '.join(allowed)}."
         )
     if op == "pr":
@@ -187,6 +197,11 @@ def _typed_value(attribute: RuleAttribute, raw: Any) -> Any:
             return datetime.date.fromisoformat(str(raw)) if isinstance(raw, str) else _not_a_date(raw)
         except ValueError:
             raise ValueError(f"{attribute.name} is a date: write it as YYYY-MM-DD, not {str(raw)[:40]!r}.") from None
+    if kind == AttributeType.REFERENCE:
+        try:
+            return str(uuid.UUID(str(raw)))
+        except ValueError:
+            raise ValueError(f"{attribute.name} is a user: give the user's id, not {str(raw)[:40]!r}.") from None
     if kind == AttributeType.BOOLEAN:
         if isinstance(raw, bool):
             return raw
@@ -200,20 +215,13 @@ def _not_a_date(raw: Any) -> datetime.date:
     raise ValueError(str(raw))
 
 
-def stored_rule(match: str, conditions: list[dict]) -> Rule:
-    """A saved rule, read back. An attribute deleted since (a custom attribute removed) makes its
-    condition unknown: the ValidationError says so, and the rule is edited before it applies again."""
-    return parse_rule(match, conditions)
-
-
 # --- SQL: a Q over User ------------------------------------------------------------------------
 
 
 def _condition_q(condition: Condition) -> Q:
     attribute, op, value = condition.attribute, condition.op, condition.value
-    compile_q = attribute.extra.get("compile_q")
-    if compile_q is not None:  # multi-valued or stored elsewhere: the registry says how
-        return compile_q(op, value)
+    if attribute.compile_q is not None:  # stored in JSON (custom attributes): the attribute says how
+        return attribute.compile_q(op, value)
     path = attribute.lookup
     if op == "pr":
         present = Q(**{f"{path}__isnull": False})
@@ -258,8 +266,16 @@ def _comparable(attribute: RuleAttribute, value: Any) -> Any:
             return Decimal(str(value))
         except InvalidOperation:
             return None
-    if attribute.type == AttributeType.DATE and isinstance(value, datetime.datetime):
-        return value.date()
+    if attribute.type == AttributeType.DATE:
+        if isinstance(value, datetime.datetime):
+            return value.date()
+        if isinstance(value, str):
+            try:
+                return datetime.date.fromisoformat(value)
+            except ValueError:
+                return None
+    if attribute.type == AttributeType.REFERENCE:
+        return str(value)
     if attribute.type == AttributeType.STRING and attribute.case_insensitive:
         return str(value).lower()
     return value

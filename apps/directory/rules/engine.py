@@ -24,7 +24,8 @@ from apps.directory.models import (
     Membership,
     User,
 )
-from apps.directory.rules.conditions import Rule, stored_rule
+from apps.directory.rules.attributes import rule_attributes
+from apps.directory.rules.conditions import Rule, parse_rule
 
 logger = logging.getLogger(__name__)
 
@@ -156,9 +157,10 @@ def reevaluate_user(*, actor: Actor, user: User, attributes: Iterable[str] | Non
     )
     joins: dict[Any, Rule] = {}
     leaves: dict[Any, Rule] = {}
+    attributes = rule_attributes()
     for group_id, match, conditions in rows:
         try:
-            rule = stored_rule(match, conditions)
+            rule = parse_rule(match, conditions, attributes=attributes)
         except ValidationError as exc:
             # An attribute the rule reads is gone (a custom attribute deleted): the group keeps its
             # members until someone edits the rule, which the console then shows as invalid.
