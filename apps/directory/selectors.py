@@ -5,10 +5,10 @@ from uuid import UUID
 
 from django.core.exceptions import ValidationError
 from django.core.paginator import Page, Paginator
-from django.db.models import Count, Prefetch, Q, QuerySet, prefetch_related_objects
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, prefetch_related_objects
 from django.db.models.functions import Lower
 
-from apps.directory.models import Group, GroupImportJob, Membership, User
+from apps.directory.models import Group, GroupImportJob, GroupRule, Membership, User
 
 
 def user_get_by_username(username: str) -> User | None:
@@ -60,7 +60,9 @@ def group_identity_q(value: str) -> Q:
 
 
 def group_list(*, name: str | None = None, member: str | None = None, search: str | None = None) -> QuerySet[Group]:
-    groups = Group.objects.annotate(member_count=Count("memberships"))
+    groups = Group.objects.annotate(
+        member_count=Count("memberships"), rule_based=Exists(GroupRule.objects.filter(pk=OuterRef("pk")))
+    )
     if name:
         groups = groups.filter(name__iexact=name)
     if member:
