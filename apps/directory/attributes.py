@@ -76,7 +76,7 @@ class ProfileAttribute:
         return self.scim_path if self.scim_schema == CORE_SCHEMA else f"{self.scim_schema}:{self.scim_path}"
 
 
-_VALUE_TYPE_PRIMARY = (("value", "value"), ("type", "type"), ("primary", "primary"))
+_VALUE_TYPE_PRIMARY = (("value", "value"), ("display", "display"), ("type", "type"), ("primary", "primary"))
 ADDRESS_SUB_ATTRIBUTES = (
     ("formatted", "formatted"),
     ("street_address", "streetAddress"),

@@ -32,6 +32,8 @@ class Capability(StrEnum):
     VIEW_AUDIT = "view_audit"
     MANAGE_SETTINGS = "manage_settings"  # delegated login, password and session policy
     MANAGE_ROLES = "manage_roles"  # make someone staff, change a role; SCIM tokens that manage staff
+    # Custom profile attributes: their definitions (not users' values, which MANAGE_DIRECTORY edits).
+    MANAGE_PROFILE_SCHEMA = "manage_profile_schema"
 
 
 ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {

@@ -13,7 +13,7 @@ from apps.audit.services import Actor, audit_record
 from apps.common.db import batched_statements, insert_row
 from apps.common.errors import ApplicationError, ConflictError, field_error
 from apps.directory import changes as announce
-from apps.directory.attributes import changed_attribute_keys
+from apps.directory.attributes import PROFILE_FIELDS, changed_attribute_keys
 from apps.directory.models import (
     AdminRole,
     Group,
@@ -21,8 +21,9 @@ from apps.directory.models import (
     User,
     UserStatus,
 )
+from apps.directory.profile import announce_reports, apply_profile, detach_reports, profile_snapshot
 from apps.directory.roles import require_reach, require_reach_query
-from apps.directory.rules.engine import reevaluate_user
+from apps.directory.rules.engine import rederive_rules_reading, reevaluate_user
 from apps.directory.rules.services import require_manual_membership
 from apps.directory.validation import (
     USER_UNIQUE_FIELDS,
@@ -45,6 +46,7 @@ USER_EDITABLE_FIELDS = (
     "external_id",
     "is_staff",
     "is_superuser",
+    *PROFILE_FIELDS,
 )
 _USER_TEXT_FIELDS = ("username", "email", "first_name", "last_name", "display_name", "employee_id", "external_id")
 GROUP_EDITABLE_FIELDS = ("name", "description", "external_id")
@@ -78,6 +80,7 @@ def user_snapshot(user: User) -> dict[str, Any]:
         "is_staff": user.is_staff,
         "is_superuser": user.is_superuser,
         "admin_role": user.console_role,
+        **profile_snapshot(user),
     }
 
 
@@ -130,10 +133,16 @@ def user_create(
     is_staff: bool = False,
     is_superuser: bool = False,
     validate_password: bool = True,
+    **profile: Any,
 ) -> User:
     """Validate, then insert, audit and record for the connectors in one transaction.
 
-    `password_temporary`: the person must choose their own password at their first sign-in."""
+    `password_temporary`: the person must choose their own password at their first sign-in.
+    `profile`: any of the profile fields (apps.directory.attributes.PROFILE_FIELDS), cleaned and
+    checked by apps.directory.profile.apply_profile."""
+    unknown = set(profile) - set(PROFILE_FIELDS)
+    if unknown:
+        raise ApplicationError(f"Cannot set {', '.join(sorted(unknown))} here.", code="not_editable")
     values = clean_text(
         {
             "username": username,
@@ -156,7 +165,7 @@ def user_create(
         must_change_password=bool(password and password_temporary),
     )
     require_reach(actor, [user])  # creating a staff account takes the rank of the role it gives
-    validate_user(user)
+    validate_user(user, errors=apply_profile(user, profile, creating=True))
     if password:
         if validate_password:
             check_password_policy(password, user)
@@ -202,7 +211,8 @@ def user_update(*, actor: Actor, user: User, locked: bool = False, **changes: An
 def _update_locked_user(*, actor: Actor, user: User, changes: dict[str, Any]) -> User:
     require_reach(actor, [user])
     before = user_snapshot(user)
-    values = clean_text(changes, _USER_TEXT_FIELDS)
+    profile_errors = apply_profile(user, changes, creating=False)
+    values = clean_text({name: changes[name] for name in changes if name not in PROFILE_FIELDS}, _USER_TEXT_FIELDS)
 
     # The display name follows first/last name until someone sets it to something else.
     derived_before = default_display_name(user.first_name, user.last_name)
@@ -220,11 +230,12 @@ def _update_locked_user(*, actor: Actor, user: User, changes: dict[str, Any]) ->
         _guard_last_superadmin(User(pk=user.pk, is_superuser=True, status=before["status"]))
     # Only a username or email that changed can clash (the constraints decide; see save_user).
     unique = [field for field in USER_UNIQUE_FIELDS if getattr(user, field) != before[field]]
-    validate_user(user, unique)
+    validate_user(user, unique, errors=profile_errors)
     after = user_snapshot(user)
     if after == before:
         return user
     changed = {key for key in after if after[key] != before[key]}
+    attributes = changed_attribute_keys(before, after)
     update_fields = [name for name in USER_EDITABLE_FIELDS if name in changed] + ["updated"]
     audit = {"before": {key: before[key] for key in changed}, "after": {key: after[key] for key in changed}}
     if unique:
@@ -233,10 +244,10 @@ def _update_locked_user(*, actor: Actor, user: User, changes: dict[str, Any]) ->
             actor=actor,
             action="user.update",
             target=user,
-            notify=lambda: announce.user_changed([user.pk], "user.update"),
+            notify=lambda: _announce_update(user, attributes),
             **audit,
         )
-        reevaluate_user(actor=actor, user=user, attributes=changed_attribute_keys(before, after), trigger="user.update")
+        reevaluate_user(actor=actor, user=user, attributes=attributes, trigger="user.update")
         return user
     # No constraint can refuse this UPDATE and the row is locked, so its row count need not be read
     # (save() would read it): it travels with the audit row and the provisioning check.
@@ -244,10 +255,15 @@ def _update_locked_user(*, actor: Actor, user: User, changes: dict[str, Any]) ->
     with batched_statements():
         User.objects.filter(pk=user.pk).update(**{name: getattr(user, name) for name in update_fields})
         audit_record(actor=actor, action="user.update", target=user, **audit)
-        announce.user_changed([user.pk], "user.update")
+        _announce_update(user, attributes)
     # Rule-based groups whose rules read a changed attribute take the user in or out, in this transaction.
-    reevaluate_user(actor=actor, user=user, attributes=changed_attribute_keys(before, after), trigger="user.update")
+    reevaluate_user(actor=actor, user=user, attributes=attributes, trigger="user.update")
     return user
+
+
+def _announce_update(user: User, attributes: set[str]) -> None:
+    announce.user_changed([user.pk], "user.update", attributes=attributes)
+    announce_reports(user, attributes)
 
 
 @transaction.atomic
@@ -357,6 +373,10 @@ def user_delete(*, actor: Actor, user: User) -> None:
     _guard_last_superadmin(user)
     before = user_snapshot(user)
     before["groups"] = [str(group_id) for group_id in user.memberships.values_list("group_id", flat=True)]
+    # Their manager goes with them (the FK's SET_NULL would do it unannounced and unaudited).
+    reports = detach_reports(user)
+    if reports:
+        before["reports"] = reports
     _audit_and_notify(
         actor=actor,
         action="user.delete",
@@ -365,6 +385,8 @@ def user_delete(*, actor: Actor, user: User) -> None:
         notify=lambda: announce.user_deleted(user),
     )
     user.delete()
+    if reports:  # their manager is gone: rules on `manager` re-derive (set-wise; their reports may be many)
+        rederive_rules_reading(actor=actor, attributes={"manager"}, trigger="user.delete")
 
 
 # --- Groups -----------------------------------------------------------------------------------

@@ -48,13 +48,21 @@ def user_clashes(user: User, unique: Iterable[str]) -> dict[str, list]:
     return errors
 
 
-def validate_user(user: User, unique: Iterable[str] = ("username", "email")) -> None:
+def validate_user(
+    user: User, unique: Iterable[str] = ("username", "email"), *, errors: dict[str, list] | None = None
+) -> None:
     """Field validation. Uniqueness is the unique constraints' (see save_user): the `unique` fields
     (those that may have changed) are only looked up here when the user is refused anyway, so that
-    one answer names every problem."""
-    errors: dict[str, list] = {}
+    one answer names every problem. `errors`: those found already (the profile's), reported with
+    these."""
+    errors = dict(errors or {})
     try:
-        user.full_clean(exclude=["password", "last_login"], validate_unique=False, validate_constraints=False)
+        # The manager was checked by apps.directory.profile (full_clean would look it up again).
+        user.full_clean(
+            exclude=["password", "last_login", "manager", *errors],
+            validate_unique=False,
+            validate_constraints=False,
+        )
     except ValidationError as exc:
         errors.update(exc.error_dict)
     if not user.username and "username" not in errors:

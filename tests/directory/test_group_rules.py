@@ -295,3 +295,40 @@ def test_manager_condition(admin_user):
     assert [user.username for user in User.objects.all() if rule.matches(user)] == ["ann"]
     with pytest.raises(ValidationError, match="manager is a user: give the user's id"):
         parse_rule("all", [{"attribute": "manager", "op": "eq", "value": "boss"}])
+
+
+def test_bulk_attribute_changes_re_derive_the_rules_reading_them(admin_user):
+    from apps.common.errors import ConflictError
+    from apps.directory.custom_attributes import (
+        custom_attribute_create,
+        custom_attribute_delete,
+        custom_attribute_update,
+    )
+    from apps.directory.models import User
+
+    band = custom_attribute_create(actor=admin_user, name="band", label="Band", type="string")
+    boss = UserFactory(username="boss")
+    ann = UserFactory(username="ann")
+    User.objects.filter(pk=ann.pk).update(manager=boss, custom_attributes={"band": "7"})
+    reports = GroupFactory(name="Boss's reports")
+    group_rule_save(actor=admin_user, group=reports, match="all", conditions=[{"attribute": "manager", "op": "pr"}])
+    senior = GroupFactory(name="Senior")
+    group_rule_save(
+        actor=admin_user, group=senior, match="all", conditions=[{"attribute": "custom.band", "op": "eq", "value": "7"}]
+    )
+    assert members(reports) == {"ann"} and members(senior) == {"ann"}
+    services.user_delete(actor=admin_user, user=boss)
+    assert members(reports) == set()
+    # A type change the rule's value still fits re-derives; one it does not fit is refused.
+    custom_attribute_update(actor=admin_user, definition=band, type="number")
+    assert User.objects.get(pk=ann.pk).custom_attributes == {"band": 7}
+    group_rule_save(
+        actor=admin_user, group=senior, match="all", conditions=[{"attribute": "custom.band", "op": "gt", "value": 5}]
+    )
+    assert members(senior) == {"ann"}
+    with pytest.raises(ValidationError, match="The rule of Senior would no longer apply"):
+        custom_attribute_update(actor=admin_user, definition=band, type="string")
+    with pytest.raises(ConflictError, match=r"custom.band is read by the rule of Senior"):
+        custom_attribute_delete(actor=admin_user, definition=band)
+    group_rule_remove(actor=admin_user, group=senior)
+    custom_attribute_delete(actor=admin_user, definition=band)

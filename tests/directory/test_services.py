@@ -229,7 +229,7 @@ def test_user_create_rolls_back_when_audit_fails(actor, monkeypatch):
 def test_lost_uniqueness_race_is_reported_on_the_field(actor, monkeypatch, first, second, field):
     services.user_create(actor=actor, **first)
     # Pretend the pre-check ran before the other transaction committed: the constraint decides.
-    monkeypatch.setattr(services, "validate_user", lambda user: None)
+    monkeypatch.setattr(services, "validate_user", lambda user, *args, **kwargs: None)
     counts = _Counts()
 
     with pytest.raises(ValidationError) as excinfo:

@@ -193,3 +193,43 @@ def _write_user_changes(*, actor: Actor, user: User, joins: dict, leaves: dict, 
     for group in groups.values():
         group.updated = now
         announce.group_changed(group, "group.rule", member_ids=[user.pk])
+
+
+# --- Many users changed at once ------------------------------------------------------------------
+
+
+def groups_with_rules_reading(attributes: Iterable[str]) -> list[Group]:
+    reading = GroupRuleAttribute.objects.filter(attribute__in=sorted(set(attributes))).values("rule_id")
+    return list(Group.objects.filter(pk__in=reading).order_by("name"))
+
+
+def rederive_rules_reading(*, actor: Actor, attributes: Iterable[str], trigger: str) -> int:
+    """After a change of many users' values of `attributes` at once (a manager deleted, a custom
+    attribute's values rewritten): the rules that read them re-derive their groups set-wise.
+
+    A rule that no longer validates (its value does not fit a custom attribute's new type) raises
+    the ValidationError, naming the group, so the change that broke it is rolled back.
+    Returns how many memberships changed."""
+    changed = 0
+    rules = {rule.pk: rule for rule in GroupRule.objects.filter(group__in=groups_with_rules_reading(attributes))}
+    registry = rule_attributes()
+    exceptions = list(
+        GroupRuleException.objects.filter(rule_id__in=list(rules)).values_list("rule_id", "user_id", "kind")
+    )
+    for group in groups_with_rules_reading(attributes):
+        stored = rules[group.pk]
+        try:
+            rule = parse_rule(stored.match, stored.conditions, attributes=registry)
+        except ValidationError as exc:
+            raise ValidationError(f"The rule of {group.name} would no longer apply: {' '.join(exc.messages)}") from exc
+        include = [
+            user_id for rule_id, user_id, kind in exceptions if rule_id == group.pk and kind == ExceptionKind.INCLUDE
+        ]
+        exclude = [
+            user_id for rule_id, user_id, kind in exceptions if rule_id == group.pk and kind == ExceptionKind.EXCLUDE
+        ]
+        added, removed = apply_plan(
+            actor=actor, plan=plan_membership(group, rule, include=include, exclude=exclude), trigger=trigger
+        )
+        changed += len(added) + len(removed)
+    return changed

@@ -20,11 +20,11 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from apps.audit.services import Actor, audit_record
-from apps.common.errors import ApplicationError
+from apps.common.errors import ApplicationError, ConflictError
 from apps.directory.models import ExceptionKind, Group, GroupRule, GroupRuleAttribute, GroupRuleException, User
 from apps.directory.roles import require_reach_query
 from apps.directory.rules.conditions import Rule, parse_rule
-from apps.directory.rules.engine import apply_plan, plan_membership
+from apps.directory.rules.engine import apply_plan, groups_with_rules_reading, plan_membership
 
 
 class RuleBasedMembershipError(ApplicationError):
@@ -60,6 +60,18 @@ def require_manual_membership(group: Group) -> None:
     """Called by every service that adds or removes members one by one."""
     if is_rule_based(group):
         raise RuleBasedMembershipError(group)
+
+
+def require_no_rule_reads(attribute: str) -> None:
+    """Before an attribute goes (a custom attribute deleted): no group rule may read it."""
+    groups = groups_with_rules_reading([attribute])
+    if groups:
+        names = ", ".join(group.name for group in groups[:10])
+        raise ConflictError(
+            f"{attribute} is read by the rule of {names}: change or remove those rules first.",
+            code="attribute_in_use",
+            extra={"groups": [str(group.pk) for group in groups]},
+        )
 
 
 @dataclass(frozen=True)
