@@ -210,6 +210,7 @@ def group_page(*, search: str, number: str | int | None, size: int) -> Page:
     groups = Group.objects.order_by("name")
     if search:
         groups = groups.filter(Q(name__icontains=search) | Q(description__icontains=search))
+    groups = groups.annotate(rule_based=Exists(GroupRule.objects.filter(pk=OuterRef("pk"))))
     page = Paginator(groups.only("id", "name", "description"), size).get_page(number)
     ids = [group.pk for group in page.object_list]
     members = dict(
