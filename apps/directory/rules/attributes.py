@@ -145,7 +145,8 @@ def _from_registry(attribute: ProfileAttribute) -> RuleAttribute | None:
     )
 
 
-def rule_attributes() -> dict[str, RuleAttribute]:
-    """Every attribute a rule may test, by key, in the registry's order (one query: the custom ones)."""
-    found = (_from_registry(attribute) for attribute in all_attributes())
+def rule_attributes(*, custom: bool = True) -> dict[str, RuleAttribute]:
+    """Every attribute a rule may test, by key, in the registry's order (one query: the custom ones;
+    none with `custom=False`, for rules that read no custom attribute)."""
+    found = (_from_registry(attribute) for attribute in all_attributes(custom=custom))
     return {attribute.name: attribute for attribute in found if attribute is not None}

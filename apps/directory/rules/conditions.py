@@ -10,7 +10,7 @@ import datetime
 import json
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from functools import reduce
 from operator import and_, or_
@@ -56,6 +56,17 @@ class Condition:
     attribute: RuleAttribute
     op: str
     value: Any  # normalised: str, Decimal, date, bool, a tuple of those for `in`, None for `pr`
+    # The value as the Python evaluation compares it (case folded...; a frozenset for `in`).
+    wanted: Any = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.op == "in":
+            wanted = frozenset(_comparable(self.attribute, item) for item in self.value)
+        elif self.op == "pr":
+            wanted = None
+        else:
+            wanted = _comparable(self.attribute, self.value)
+        object.__setattr__(self, "wanted", wanted)
 
     def to_json(self) -> dict[str, Any]:
         document: dict[str, Any] = {"attribute": self.attribute.name, "op": self.op}
@@ -89,8 +100,11 @@ class Rule:
         parts = [_condition_q(condition) for condition in self.conditions]
         return reduce(and_ if self.match == RuleMatch.ALL else or_, parts)
 
-    def matches(self, user: User) -> bool:
-        results = (_condition_holds(condition, user) for condition in self.conditions)
+    def matches(self, user: User, values: dict[str, list] | None = None) -> bool:
+        """`values`: the user's comparable values by attribute, filled as read; pass one dict to
+        every rule evaluated for the same user, so each attribute is read and normalised once."""
+        values = {} if values is None else values
+        results = (_condition_holds(condition, user, values) for condition in self.conditions)
         return all(results) if self.match == RuleMatch.ALL else any(results)
 
 
@@ -281,33 +295,44 @@ def _comparable(attribute: RuleAttribute, value: Any) -> Any:
     return value
 
 
-def _condition_holds(condition: Condition, user: User) -> bool:
-    attribute, op = condition.attribute, condition.op
-    values = [_comparable(attribute, item) for item in _values_of(attribute, user)]
-    values = [item for item in values if item is not None and item != ""]
+def _user_values(attribute: RuleAttribute, user: User, memo: dict[str, list]) -> list[Any]:
+    values = memo.get(attribute.name)
+    if values is None:
+        values = [_comparable(attribute, item) for item in _values_of(attribute, user)]
+        values = memo[attribute.name] = [item for item in values if item is not None and item != ""]
+    return values
+
+
+def _condition_holds(condition: Condition, user: User, memo: dict[str, list]) -> bool:
+    values = _user_values(condition.attribute, user, memo)
+    op, wanted = condition.op, condition.wanted
     if op == "pr":
         return bool(values)
-    if op == "ne":
-        return not any(_holds(attribute, "eq", item, condition.value) for item in values)
-    return any(_holds(attribute, op, item, condition.value) for item in values)
-
-
-def _holds(attribute: RuleAttribute, op: str, value: Any, wanted: Any) -> bool:
-    if op == "in":
-        return any(_holds(attribute, "eq", value, item) for item in wanted)
-    wanted = _comparable(attribute, wanted)
     if op == "eq":
-        return value == wanted
+        return wanted in values
+    if op == "ne":
+        return wanted not in values
+    if op == "in":
+        return any(value in wanted for value in values)
     if op == "co":
-        return wanted in value
+        return any(wanted in value for value in values)
     if op == "sw":
-        return value.startswith(wanted)
+        return any(value.startswith(wanted) for value in values)
     if op == "ew":
-        return value.endswith(wanted)
+        return any(value.endswith(wanted) for value in values)
+    compare = _ORDERINGS[op]
     try:
-        return {"gt": value > wanted, "ge": value >= wanted, "lt": value < wanted, "le": value <= wanted}[op]
+        return any(compare(value, wanted) for value in values)
     except TypeError:
         return False
+
+
+_ORDERINGS = {
+    "gt": lambda value, wanted: value > wanted,
+    "ge": lambda value, wanted: value >= wanted,
+    "lt": lambda value, wanted: value < wanted,
+    "le": lambda value, wanted: value <= wanted,
+}
 
 
 def attributes_read(rules: Iterable[Rule]) -> set[str]:

@@ -3,7 +3,10 @@ for the rules that read what changed when one user changes; every difference wri
 the rule as its cause, and announced to the connectors (apps.directory.changes).
 """
 
+import json
 import logging
+import uuid
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,7 +17,9 @@ from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from apps.audit.services import Actor, AuditEntry, audit_record_many
+from apps.common.db import batched_statements, hot_path_cursor
 from apps.directory import changes as announce
+from apps.directory.attributes import CUSTOM_PREFIX
 from apps.directory.models import (
     ExceptionKind,
     Group,
@@ -24,7 +29,7 @@ from apps.directory.models import (
     Membership,
     User,
 )
-from apps.directory.rules.attributes import rule_attributes
+from apps.directory.rules.attributes import RuleAttribute, rule_attributes
 from apps.directory.rules.conditions import Rule, parse_rule
 
 logger = logging.getLogger(__name__)
@@ -128,71 +133,153 @@ def apply_plan(*, actor: Actor, plan: MembershipPlan, trigger: str) -> tuple[lis
 # --- One user changed --------------------------------------------------------------------------
 
 
-def _rules_reading(attributes: Iterable[str] | None) -> list[tuple[Any, str, list]]:
-    rules = GroupRule.objects.all()
+def _table(model: type) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
+
+
+def _rules_reading(attributes: Iterable[str] | None) -> list[tuple[Any, str, Any, str, Any]]:
+    """(group id, group name, rule version, match, conditions) of the rules reading any of
+    `attributes` (None: all), as the database returns them: written-out SQL read without the ORM's
+    converters, since at 1,000 rules decoding every rule's JSON and timestamp cost more than the
+    query; the conditions are decoded only for a rule not parsed yet (_parsed_rule)."""
+    # Table names come from the models; the only values are bound parameters.
+    sql = (
+        f'SELECT r."group_id", g."name", r."updated", r."match", r."conditions" FROM {_table(GroupRule)} r '  # noqa: S608
+        f'JOIN {_table(Group)} g ON g."id" = r."group_id"'
+    )
+    params: list[Any] = []
     if attributes is not None:
         names = sorted(set(attributes))
         if not names:
             return []
-        rules = rules.filter(pk__in=GroupRuleAttribute.objects.filter(attribute__in=names).values("rule_id"))
-    return list(rules.order_by().values_list("group_id", "match", "conditions"))
+        placeholders = ", ".join(["%s"] * len(names))
+        sql += (
+            f' WHERE r."group_id" IN (SELECT a."rule_id" FROM {_table(GroupRuleAttribute)} a '  # noqa: S608
+            f'WHERE a."attribute" IN ({placeholders}))'
+        )
+        params = names
+    with hot_path_cursor() as cursor:
+        cursor.execute(sql, params)  # table names from the models; values bound
+        return cursor.fetchall()
+
+
+def _standing(user: User) -> tuple[set, dict]:
+    """The rule-based groups `user` is in, and the user's exceptions, in one query (ids as the
+    database returns them, comparable with _rules_reading's)."""
+    user_id = Membership._meta.get_field("user").get_db_prep_value(user.pk, connection)
+    sql = (
+        f"SELECT m.\"group_id\", '' FROM {_table(Membership)} m "  # noqa: S608
+        f'JOIN {_table(GroupRule)} r ON r."group_id" = m."group_id" WHERE m."user_id" = %s '
+        f'UNION ALL SELECT e."rule_id", e."kind" FROM {_table(GroupRuleException)} e WHERE e."user_id" = %s'
+    )
+    member_of, kinds = set(), {}
+    with hot_path_cursor() as cursor:
+        cursor.execute(sql, [user_id, user_id])
+        for group_id, kind in cursor.fetchall():
+            if kind:
+                kinds[group_id] = kind
+            else:
+                member_of.add(group_id)
+    return member_of, kinds
+
+
+def _reads_custom(rows: list[tuple[Any, str, Any, str, Any]]) -> bool:
+    # On the stored JSON's text: the key appears only as an attribute's name.
+    return any(
+        f'"{CUSTOM_PREFIX}' in (conditions if isinstance(conditions, str) else json.dumps(conditions))
+        for *_, conditions in rows
+    )
+
+
+# Parsed rules, by (group, the rule's `updated`, the registry's shape): a rule is parsed once per
+# process rather than on every user change. Not a cache of state another worker could change
+# unseen: the key is read from the database each time, so an edited rule or a custom attribute of
+# a new type is a new key (and the old entry ages out).
+_PARSED_RULES: OrderedDict = OrderedDict()
+PARSED_RULES_KEPT = 20_000
+
+
+def _registry_fingerprint(registry: dict[str, RuleAttribute]) -> tuple:
+    return tuple(
+        (name, attribute.type, attribute.multi_valued, attribute.choices)
+        for name, attribute in registry.items()
+        if name.startswith(CUSTOM_PREFIX)
+    )
+
+
+def _parsed_rule(group_id: Any, version: Any, fingerprint: tuple, match: str, conditions: Any, registry: dict) -> Rule:
+    key = (group_id, version, fingerprint)
+    rule = _PARSED_RULES.get(key)
+    if rule is None:
+        if isinstance(conditions, str | bytes):
+            conditions = json.loads(conditions)
+        rule = parse_rule(match, conditions, attributes=registry)
+        _PARSED_RULES[key] = rule
+        if len(_PARSED_RULES) > PARSED_RULES_KEPT:
+            _PARSED_RULES.popitem(last=False)
+    return rule
 
 
 def reevaluate_user(*, actor: Actor, user: User, attributes: Iterable[str] | None, trigger: str) -> None:
     """After `user` changed (in the same transaction): the rule-based groups whose rules read one of
     `attributes` (None: every rule, for a new user) take the user in or out.
 
-    Three reads (the rules, the user's exceptions, the user's memberships among them); writes only
-    when a membership changes.
+    Two reads (the rules reading what changed, with their groups' names; the user's memberships of
+    rule-based groups and exceptions), a third for the custom attributes' definitions only when a
+    rule reads one; writes only when a membership changes, sent together.
     """
     rows = _rules_reading(attributes)
     if not rows:
         return
-    group_ids = [group_id for group_id, _, _ in rows]
-    exceptions = dict(GroupRuleException.objects.filter(user=user).values_list("rule_id", "kind"))
-    member_of = set(
-        Membership.objects.filter(user=user, group_id__in=group_ids).values_list("group_id", flat=True)
-        if len(group_ids) <= 500
-        else Membership.objects.filter(user=user, group__rule__isnull=False).values_list("group_id", flat=True)
-    )
-    joins: dict[Any, Rule] = {}
-    leaves: dict[Any, Rule] = {}
-    attributes = rule_attributes()
-    for group_id, match, conditions in rows:
+    member_of, exceptions = _standing(user)
+    registry = rule_attributes(custom=_reads_custom(rows))
+    joins: dict[Any, tuple[str, Rule]] = {}
+    leaves: dict[Any, tuple[str, Rule]] = {}
+    fingerprint = _registry_fingerprint(registry)
+    values: dict[str, list] = {}  # the user's values, read once for every rule
+    for group_id, group_name, version, match, conditions in rows:
         try:
-            rule = parse_rule(match, conditions, attributes=attributes)
+            rule = _parsed_rule(group_id, version, fingerprint, match, conditions, registry)
         except ValidationError as exc:
-            # An attribute the rule reads is gone (a custom attribute deleted): the group keeps its
-            # members until someone edits the rule, which the console then shows as invalid.
+            # An attribute the rule reads is gone or changed shape: the group keeps its members
+            # until someone edits the rule, which the console then shows as invalid.
             logger.warning("group rule %s cannot be evaluated: %s", group_id, exc.messages)
             continue
         kind = exceptions.get(group_id)
-        wanted = kind == ExceptionKind.INCLUDE or (kind != ExceptionKind.EXCLUDE and rule.matches(user))
+        wanted = kind == ExceptionKind.INCLUDE or (kind != ExceptionKind.EXCLUDE and rule.matches(user, values))
         if wanted and group_id not in member_of:
-            joins[group_id] = rule
+            joins[group_id] = (group_name, rule)
         elif not wanted and group_id in member_of:
-            leaves[group_id] = rule
+            leaves[group_id] = (group_name, rule)
     if joins or leaves:
         _write_user_changes(actor=actor, user=user, joins=joins, leaves=leaves, trigger=trigger)
 
 
 def _write_user_changes(*, actor: Actor, user: User, joins: dict, leaves: dict, trigger: str) -> None:
+    """The memberships, the groups' lastModified, an audit row per group and the announcements, in
+    one round trip where the database allows (apps.common.db.batched_statements)."""
     now = timezone.now()
-    if joins:
-        Membership.objects.bulk_create([Membership(group_id=group_id, user=user) for group_id in joins])
-    if leaves:
-        Membership.objects.filter(user=user, group_id__in=list(leaves)).delete()
-    groups = {group.pk: group for group in Group.objects.filter(pk__in=[*joins, *leaves]).only("id", "name")}
-    Group.objects.filter(pk__in=list(groups)).update(updated=now)
+    groups = {}
+    for raw_id, (name, _) in {**joins, **leaves}.items():
+        group = groups[raw_id] = Group(pk=uuid.UUID(str(raw_id)), name=name, updated=now)
+        group._state.adding, group._state.db = False, connection.alias
     row = [(user.pk, user.username)]
-    for group_ids, removed, action in ((joins, False, MEMBER_ADD_ACTION), (leaves, True, MEMBER_REMOVE_ACTION)):
-        entries = []
-        for group_id, rule in group_ids.items():
-            entries += _member_entries(row, _cause(groups[group_id], rule, trigger), removed=removed)
-        audit_record_many(actor=actor, action=action, entries=entries)
-    for group in groups.values():
-        group.updated = now
-        announce.group_changed(group, "group.rule", member_ids=[user.pk])
+    with batched_statements():
+        if joins:
+            # Nothing read back (no RETURNING): a membership another transaction just made is kept.
+            Membership.objects.bulk_create(
+                [Membership(group=groups[raw_id], user=user) for raw_id in joins], ignore_conflicts=True
+            )
+        if leaves:
+            Membership.objects.filter(user=user, group_id__in=[groups[raw_id].pk for raw_id in leaves]).delete()
+        Group.objects.filter(pk__in=[group.pk for group in groups.values()]).update(updated=now)
+        for changes, removed, action in ((joins, False, MEMBER_ADD_ACTION), (leaves, True, MEMBER_REMOVE_ACTION)):
+            entries = []
+            for group_id, (_, rule) in changes.items():
+                entries += _member_entries(row, _cause(groups[group_id], rule, trigger), removed=removed)
+            audit_record_many(actor=actor, action=action, entries=entries)
+        for group in groups.values():
+            announce.group_changed(group, "group.rule", member_ids=[user.pk])
 
 
 # --- Many users changed at once ------------------------------------------------------------------
