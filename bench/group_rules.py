@@ -124,7 +124,8 @@ def _report(backend: str, result: dict) -> None:
         )
     print("  (call: the whole user_update; the baseline row is the same call when no rule reads what changed)")
     print(
-        f"  {'rule change (group_rule_save)':<44}{'s':>10}{'SQL':>9}{'members':>11}{'audit rows':>13}{'outbox':>9}  goal"
+        f"  {'rule change (group_rule_save)':<44}{'s':>10}{'SQL':>9}{'members':>11}{'audit rows':>13}"
+        f"{'outbox':>9}  goal"
     )
     for name, row in result["rederive"].items():
         print(
