@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
@@ -264,7 +264,8 @@ def _write_user_changes(*, actor: Actor, user: User, joins: dict, leaves: dict, 
         group = groups[raw_id] = Group(pk=uuid.UUID(str(raw_id)), name=name, updated=now)
         group._state.adding, group._state.db = False, connection.alias
     row = [(user.pk, user.username)]
-    with batched_statements():
+    # In the caller's transaction (the user's change); one of its own if called outside any.
+    with transaction.atomic(savepoint=False), batched_statements():
         if joins:
             # Nothing read back (no RETURNING): a membership another transaction just made is kept.
             Membership.objects.bulk_create(
