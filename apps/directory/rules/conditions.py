@@ -9,7 +9,6 @@ attribute matches when any of its values does (`ne`: when none equals).
 import datetime
 import json
 import uuid
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from functools import reduce
@@ -207,10 +206,13 @@ def _typed_value(attribute: RuleAttribute, raw: Any) -> Any:
             raise ValueError(f"{str(raw)[:40]!r} is not a number.")
         return number
     if kind == AttributeType.DATE:
+        problem = f"{attribute.name} is a date: write it as YYYY-MM-DD, not {str(raw)[:40]!r}."
+        if not isinstance(raw, str):
+            raise ValueError(problem)
         try:
-            return datetime.date.fromisoformat(str(raw)) if isinstance(raw, str) else _not_a_date(raw)
+            return datetime.date.fromisoformat(raw)
         except ValueError:
-            raise ValueError(f"{attribute.name} is a date: write it as YYYY-MM-DD, not {str(raw)[:40]!r}.") from None
+            raise ValueError(problem) from None
     if kind == AttributeType.REFERENCE:
         try:
             return str(uuid.UUID(str(raw)))
@@ -223,10 +225,6 @@ def _typed_value(attribute: RuleAttribute, raw: Any) -> Any:
             return raw.lower() == "true"
         raise ValueError(f"{attribute.name} is true or false.")
     raise ValueError(f"{attribute.name} cannot be tested.")
-
-
-def _not_a_date(raw: Any) -> datetime.date:
-    raise ValueError(str(raw))
 
 
 # --- SQL: a Q over User ------------------------------------------------------------------------
@@ -333,7 +331,3 @@ _ORDERINGS = {
     "lt": lambda value, wanted: value < wanted,
     "le": lambda value, wanted: value <= wanted,
 }
-
-
-def attributes_read(rules: Iterable[Rule]) -> set[str]:
-    return {name for rule in rules for name in rule.attribute_names}

@@ -79,7 +79,10 @@ def group_rule_preview(
     """What saving this rule would do, without writing: "matches 312 users; 4 added, 2 removed"."""
     rule = parse_rule(match, conditions)
     plan = plan_membership(group, rule, include=[user.pk for user in include], exclude=[user.pk for user in exclude])
-    usernames = lambda query: list(query.order_by("username").values_list("username", flat=True)[:PREVIEW_SAMPLE_SIZE])  # noqa: E731
+
+    def usernames(query) -> list[str]:
+        return list(query.order_by("username").values_list("username", flat=True)[:PREVIEW_SAMPLE_SIZE])
+
     return RulePreview(
         rule=rule,
         matches=plan.target.count(),
