@@ -105,7 +105,9 @@ def _verdict(ok: bool) -> str:
 def _report(backend: str, result: dict) -> None:
     print(
         f"\n{backend}: {result['users']:,} users, {result['rules']:,} rules "
-        f"(setup {result['setup_s']:.0f} s; {SAMPLES} changes each)"
+        f"(setup {result['setup_s']:.0f} s; {SAMPLES} changes each; load average "
+        f"{result['load'][0]:.1f} at the start of the measures, {result['load'][1]:.1f} at the end, "
+        f"on {os.cpu_count()} CPUs)"
     )
     print(
         f"  {'one user change':<44}{'call median':>12}{'p99':>8}{'re-eval median':>15}{'p99':>8}"
@@ -378,12 +380,14 @@ class _Child:
         started = time.monotonic()
         self._load()
         setup_s = time.monotonic() - started
+        load_before = os.getloadavg()[0]
         changes = self._changes()
         rederive = self._rederive()
         return {
             "users": self.users,
             "rules": self.rules,
             "setup_s": setup_s,
+            "load": [load_before, os.getloadavg()[0]],
             "changes": changes,
             "rederive": rederive,
             "members_after": Membership.objects.filter(group=self.big_group).count(),
