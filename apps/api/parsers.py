@@ -1,4 +1,5 @@
 from rest_framework.parsers import BaseParser
+from rest_framework.renderers import BaseRenderer
 
 
 class RawXMLParser(BaseParser):
@@ -17,3 +18,23 @@ class TextXMLParser(RawXMLParser):
 
 class SamlMetadataParser(RawXMLParser):
     media_type = "application/samlmetadata+xml"
+
+
+class CSVParser(BaseParser):
+    """Hands a CSV body (a users import) to the view as bytes, unparsed."""
+
+    media_type = "text/csv"
+
+    def parse(self, stream, media_type=None, parser_context=None) -> bytes:
+        return stream.read()
+
+
+class CSVRenderer(BaseRenderer):
+    """Lets a client ask for text/csv; the view answers with the CSV it streams itself."""
+
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        return data if isinstance(data, bytes | str) else str(data)

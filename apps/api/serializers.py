@@ -2,6 +2,7 @@
 
 from rest_framework import serializers
 
+from apps.api.profile_serializers import ProfileInputSerializer, ProfileOutputSerializer
 from apps.audit.models import AuditEvent
 from apps.directory.models import (
     DISPLAY_NAME_MAX_LENGTH,
@@ -40,7 +41,7 @@ class GroupRefSerializer(serializers.Serializer):
     name = serializers.CharField()
 
 
-class UserOutputSerializer(serializers.ModelSerializer):
+class UserOutputSerializer(ProfileOutputSerializer, serializers.ModelSerializer):
     groups = GroupRefSerializer(many=True, read_only=True)
 
     class Meta:
@@ -57,6 +58,7 @@ class UserOutputSerializer(serializers.ModelSerializer):
             "is_staff",
             "is_superuser",
             "must_change_password",
+            *ProfileOutputSerializer._declared_fields,
             "groups",
             "created",
             "updated",
@@ -64,7 +66,7 @@ class UserOutputSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class UserCreateInputSerializer(StrictInputSerializer):
+class UserCreateInputSerializer(StrictInputSerializer, ProfileInputSerializer):
     username = serializers.CharField(max_length=USERNAME_MAX_LENGTH)
     email = serializers.EmailField(required=False, allow_blank=True, max_length=254)
     first_name = serializers.CharField(required=False, allow_blank=True, max_length=NAME_MAX_LENGTH)
@@ -82,7 +84,7 @@ class UserCreateInputSerializer(StrictInputSerializer):
     is_superuser = serializers.BooleanField(required=False, default=False)
 
 
-class UserUpdateInputSerializer(StrictInputSerializer):
+class UserUpdateInputSerializer(StrictInputSerializer, ProfileInputSerializer):
     username = serializers.CharField(required=False, max_length=USERNAME_MAX_LENGTH)
     email = serializers.EmailField(required=False, allow_blank=True, max_length=254)
     first_name = serializers.CharField(required=False, allow_blank=True, max_length=NAME_MAX_LENGTH)
@@ -98,6 +100,24 @@ class UserUpdateInputSerializer(StrictInputSerializer):
     )
     is_staff = serializers.BooleanField(required=False)
     is_superuser = serializers.BooleanField(required=False)
+
+
+class UserImportInputSerializer(serializers.Serializer):
+    file = serializers.FileField(help_text="A CSV file (UTF-8) with a header line.")
+
+
+class UserImportRowErrorSerializer(serializers.Serializer):
+    line = serializers.IntegerField()
+    username = serializers.CharField()
+    errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
+
+
+class UserImportReportSerializer(serializers.Serializer):
+    created = serializers.IntegerField()
+    updated = serializers.IntegerField()
+    unchanged = serializers.IntegerField()
+    refused = serializers.IntegerField()
+    errors = UserImportRowErrorSerializer(many=True, help_text="The refused rows (the first 500).")
 
 
 class UserSummarySerializer(serializers.ModelSerializer):

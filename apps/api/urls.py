@@ -2,7 +2,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
-from apps.api import connector_views, group_rule_views, idp_key_views, oidc_views, views
+from apps.api import connector_views, custom_attribute_views, group_rule_views, idp_key_views, oidc_views, views
 from apps.api.scim_token_views import ScimTokenViewSet
 
 
@@ -17,6 +17,7 @@ class OptionalSlashRouter(SimpleRouter):
 router = OptionalSlashRouter()
 router.register("users", views.UserViewSet, basename="user")
 router.register("groups", views.GroupViewSet, basename="group")
+router.register("custom-attributes", custom_attribute_views.CustomAttributeViewSet, basename="custom-attribute")
 router.register("audit-events", views.AuditEventViewSet, basename="audit-event")
 router.register("scim-tokens", ScimTokenViewSet, basename="scim-token")
 router.register("catalog", connector_views.CatalogViewSet, basename="catalog")

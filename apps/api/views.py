@@ -5,7 +5,7 @@ from uuid import UUID
 
 from django.db import transaction
 from django.db.models import Prefetch
-from django.http import Http404
+from django.http import Http404, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -14,13 +14,17 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied
+from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
 from apps.api import serializers as s
+from apps.api.parsers import CSVParser, CSVRenderer
 from apps.audit.selectors import audit_event_list
 from apps.common.errors import field_error
-from apps.directory import selectors, services
+from apps.directory import selectors, services, user_csv
 from apps.directory.models import Group, Membership, User
+from apps.directory.profile_selectors import UnknownFilter
 from apps.directory.roles import Capability, has_capability
 
 
@@ -54,7 +58,18 @@ USER_FILTERS = [
     OpenApiParameter("status", str, enum=["active", "suspended", "staged"]),
     OpenApiParameter("group", str, description="Group id or name"),
     OpenApiParameter("search", str, description="Substring of username, email or name"),
+    OpenApiParameter("department", str, description="Exact department, case-insensitive"),
+    OpenApiParameter("title", str, description="Exact job title, case-insensitive"),
+    OpenApiParameter("manager", OpenApiTypes.UUID, description="Users whose manager is this user id"),
+    OpenApiParameter(
+        "custom.{name}",
+        str,
+        description="Users whose custom attribute `name` has this value (one of its values, if it is "
+        "multi-valued), e.g. `custom.region=EMEA`; repeat with other names to combine",
+    ),
 ]
+# List filters on profile attributes: query parameter -> attribute key.
+USER_ATTRIBUTE_FILTERS = ("department", "title", "manager")
 
 
 @extend_schema_view(
@@ -71,24 +86,44 @@ class UserViewSet(viewsets.GenericViewSet):
     write_capability = Capability.MANAGE_DIRECTORY
 
     def _get(self, pk: str) -> User:
-        return get_object_or_404(selectors.user_list(), pk=_uuid_or_404(pk))
+        return get_object_or_404(selectors.user_list().select_related("manager"), pk=_uuid_or_404(pk))
 
     def list(self, request):
-        params = request.query_params
-        status_filter = params.get("status")
-        if status_filter and status_filter not in {"active", "suspended", "staged"}:
-            raise field_error("status", "Choose one of active, suspended, staged.")
-        if params.get("group") and not selectors.group_exists(params["group"]):
-            raise field_error("group", "No such group.", code="does_not_exist")
-        users = selectors.user_list(
-            username=params.get("username"),
-            email=params.get("email"),
-            status=status_filter,
-            group=params.get("group"),
-            search=params.get("search"),
-        )
-        page = self.paginate_queryset(users)
+        page = self.paginate_queryset(_filtered_users(request.query_params))
         return self.get_paginated_response(s.UserOutputSerializer(page, many=True).data)
+
+    @extend_schema(
+        parameters=USER_FILTERS,
+        responses={(200, "text/csv"): OpenApiTypes.STR},
+        description="The users the list's filters select, as CSV: every attribute, custom ones as "
+        "`custom.<name>` columns. The file imports back unchanged.",
+    )
+    @action(detail=False, methods=["get"], url_path="export", renderer_classes=[JSONRenderer, CSVRenderer])
+    def export(self, request):
+        users = _filtered_users(request.query_params)
+        response = StreamingHttpResponse(user_csv.user_csv_lines(users), content_type="text/csv; charset=utf-8")
+        stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+        response["Content-Disposition"] = f'attachment; filename="users-{stamp}.csv"'
+        return response
+
+    @extend_schema(
+        request={"text/csv": OpenApiTypes.BINARY, "multipart/form-data": s.UserImportInputSerializer},
+        responses=s.UserImportReportSerializer,
+        description="Create or update users from CSV (the export's columns; a username column is "
+        "required; only the file's columns change; an empty cell clears). Rows are written one by one: "
+        "refused rows are listed with their line and reasons, the others are written. Send the file as "
+        "a text/csv body or as the `file` field of a multipart form.",
+    )
+    @action(detail=False, methods=["post"], url_path="import", parser_classes=[CSVParser, MultiPartParser, JSONParser])
+    def import_csv(self, request):
+        if isinstance(request.data, bytes):
+            content = request.data
+        elif request.data.get("file") is not None and hasattr(request.data["file"], "read"):
+            content = request.data["file"].read()
+        else:
+            raise field_error("file", "Send the CSV as a text/csv body or as the `file` field of a multipart form.")
+        report = user_csv.user_csv_import(actor=request.user, content=content)
+        return Response(report.as_dict())
 
     def retrieve(self, request, pk: str):
         return Response(s.UserOutputSerializer(self._get(pk)).data)
@@ -105,6 +140,8 @@ class UserViewSet(viewsets.GenericViewSet):
         data = _validated(s.UserUpdateInputSerializer, request.data)
         if any(name in data and data[name] != getattr(user, name) for name in ("is_staff", "is_superuser")):
             _require_role_rights(request.user)
+        if "custom_attributes" in data:
+            data["custom_attributes"] = _merged_custom_values(user, data["custom_attributes"])
         password = data.pop("password", None)
         temporary = data.pop("password_temporary", True)
         new_status = data.pop("status", None)
@@ -122,6 +159,34 @@ class UserViewSet(viewsets.GenericViewSet):
         user = self._get(pk)
         services.user_delete(actor=request.user, user=user)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def _filtered_users(params):
+    status_filter = params.get("status")
+    if status_filter and status_filter not in {"active", "suspended", "staged"}:
+        raise field_error("status", "Choose one of active, suspended, staged.")
+    if params.get("group") and not selectors.group_exists(params["group"]):
+        raise field_error("group", "No such group.", code="does_not_exist")
+    attributes = {key: params[key] for key in USER_ATTRIBUTE_FILTERS if params.get(key)}
+    attributes |= {key: params[key] for key in params if key.startswith("custom.") and key != "custom.{name}"}
+    try:
+        return selectors.user_list(
+            username=params.get("username"),
+            email=params.get("email"),
+            status=status_filter,
+            group=params.get("group"),
+            search=params.get("search"),
+            attributes=attributes,
+        ).select_related("manager")  # the output names each user's manager
+    except UnknownFilter as exc:
+        raise field_error(exc.key, str(exc)) from None
+
+
+def _merged_custom_values(user: User, patch: dict) -> dict:
+    """A PATCH's custom values over the user's: names not given keep theirs, null removes one."""
+    patched = {str(name).lower() for name in patch}
+    kept = {name: value for name, value in (user.custom_attributes or {}).items() if name.lower() not in patched}
+    return kept | {name: value for name, value in patch.items() if value is not None}
 
 
 def _require_role_rights(actor: User) -> None:

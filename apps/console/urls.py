@@ -17,6 +17,7 @@ from apps.console.views import (
     settings,
     tokens,
     tracer,
+    user_csv,
     users,
 )
 
@@ -24,6 +25,7 @@ app_name = "console"
 urlpatterns = [
     path("", include(dashboard)),
     path("", include(reauth)),
+    path("users/", include(user_csv)),
     path("users/", include(users)),
     path("groups/", include(groups)),
     path("groups/", include(group_rules)),

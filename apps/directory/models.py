@@ -3,6 +3,7 @@ import uuid
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.core.validators import RegexValidator
 from django.db import models
+from django.db.models import F
 from django.db.models.functions import Lower, Upper
 
 from apps.common.models import TimeStampedModel
@@ -138,9 +139,12 @@ class User(AbstractBaseUser, TimeStampedModel):
             # Every list (console, API, SCIM) pages in username order: the index serves the sort.
             models.Index(fields=["username"], name="directory_user_username_idx"),
             # SCIM compares title and department case-insensitively (caseExact false), as
-            # UPPER(col) = UPPER(value): these expression indexes serve exactly that.
-            models.Index(Upper("title"), name="directory_user_title_ci_idx"),
-            models.Index(Upper("department"), name="directory_user_dept_ci_idx"),
+            # UPPER(col) = UPPER(value): these expression indexes serve exactly that, and in
+            # username order, so a page of matches reads only its own rows (without the username
+            # the planner walks the username index past every non-match: 14 ms instead of 0.3 ms
+            # for a 0.5% title at 100,000 users, bench/profile_filters.py).
+            models.Index(Upper("title"), F("username"), name="directory_user_title_ci_idx"),
+            models.Index(Upper("department"), F("username"), name="directory_user_dept_ci_idx"),
         ]
 
     def __str__(self) -> str:

@@ -123,14 +123,20 @@ def apply_profile(
     return errors
 
 
-def announce_reports(user: User, changed: Collection[str]) -> None:
-    """When keys the reports show of their manager change, their `manager.*` keys changed too."""
-    shown = {f"manager.{key}" for key in MANAGER_KEYS_SHOWN_ON_REPORTS if key in changed}
-    if not shown:
-        return
-    report_ids = list(User.objects.filter(manager_id=user.pk).values_list("pk", flat=True))
-    if report_ids:
-        announce.user_changed(report_ids, "user.manager_changed", attributes=shown)
+def reports_affected(user_ids: Collection[Any], attributes: Collection[str] | None) -> tuple[list[Any], set[str]]:
+    """The direct reports of `user_ids` whose `manager.*` keys changed with `attributes` (a user's
+    changed keys), and those keys, e.g. {"manager.display_name"}.
+
+    For listeners of apps.directory.changes that send manager.displayName and the like: the
+    directory does not look the reports up on every write (a SCIM PATCH stays one read and one
+    write); a listener that maps a `manager.*` key asks here, only when it does.
+    """
+    if attributes is None:
+        return [], set()
+    shown = {f"manager.{key}" for key in MANAGER_KEYS_SHOWN_ON_REPORTS if key in attributes}
+    if not shown or not user_ids:
+        return [], set()
+    return list(User.objects.filter(manager_id__in=list(user_ids)).values_list("pk", flat=True)), shown
 
 
 def detach_reports(user: User) -> list[str]:

@@ -9,6 +9,7 @@ from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, pre
 from django.db.models.functions import Lower
 
 from apps.directory.models import Group, GroupImportJob, GroupRule, Membership, User
+from apps.directory.profile_selectors import profile_filter_q
 
 
 def user_get_by_username(username: str) -> User | None:
@@ -29,8 +30,13 @@ def user_list(
     status: str | None = None,
     group: str | None = None,
     search: str | None = None,
+    attributes: dict[str, str] | None = None,
 ) -> QuerySet[User]:
+    """`attributes`: equality filters by attribute key (`department`, `title`, `manager`,
+    `custom.<name>`...; see profile_selectors.profile_filter_q, which raises UnknownFilter)."""
     users = User.objects.prefetch_related(Prefetch("groups", queryset=Group.objects.only("id", "name")))
+    for key, value in (attributes or {}).items():
+        users = users.filter(profile_filter_q(key, value))
     if username:
         users = users.alias(username_lower=Lower("username")).filter(username_lower=username.lower())
     if email:

@@ -21,7 +21,7 @@ from apps.directory.models import (
     User,
     UserStatus,
 )
-from apps.directory.profile import announce_reports, apply_profile, detach_reports, profile_snapshot
+from apps.directory.profile import apply_profile, detach_reports, profile_snapshot
 from apps.directory.roles import require_reach, require_reach_query
 from apps.directory.rules.engine import rederive_rules_reading, reevaluate_user
 from apps.directory.rules.services import require_manual_membership
@@ -244,7 +244,7 @@ def _update_locked_user(*, actor: Actor, user: User, changes: dict[str, Any]) ->
             actor=actor,
             action="user.update",
             target=user,
-            notify=lambda: _announce_update(user, attributes),
+            notify=lambda: announce.user_changed([user.pk], "user.update", attributes=attributes),
             **audit,
         )
         reevaluate_user(actor=actor, user=user, attributes=attributes, trigger="user.update")
@@ -255,15 +255,10 @@ def _update_locked_user(*, actor: Actor, user: User, changes: dict[str, Any]) ->
     with batched_statements():
         User.objects.filter(pk=user.pk).update(**{name: getattr(user, name) for name in update_fields})
         audit_record(actor=actor, action="user.update", target=user, **audit)
-        _announce_update(user, attributes)
+        announce.user_changed([user.pk], "user.update", attributes=attributes)
     # Rule-based groups whose rules read a changed attribute take the user in or out, in this transaction.
     reevaluate_user(actor=actor, user=user, attributes=attributes, trigger="user.update")
     return user
-
-
-def _announce_update(user: User, attributes: set[str]) -> None:
-    announce.user_changed([user.pk], "user.update", attributes=attributes)
-    announce_reports(user, attributes)
 
 
 @transaction.atomic

@@ -29,6 +29,26 @@ USER_FIELDS = {
     "created",
     "updated",
 }
+# The profile, shown on every user (tests/api/test_profile_api.py).
+PROFILE_FIELDS = {
+    "nick_name",
+    "title",
+    "user_type",
+    "preferred_language",
+    "locale",
+    "timezone",
+    "profile_url",
+    "emails",
+    "phone_numbers",
+    "addresses",
+    "photos",
+    "cost_center",
+    "organization",
+    "division",
+    "department",
+    "manager",
+    "custom_attributes",
+}
 
 
 def _url(user_or_id, *, slash: bool = False) -> str:
@@ -187,7 +207,7 @@ def test_retrieve_has_exactly_the_documented_fields(api_client):
 
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == USER_FIELDS
+    assert set(body) == USER_FIELDS | PROFILE_FIELDS
     assert body["id"] == str(user.pk)
     assert {key: body[key] for key in USER_FIELDS - {"id", "groups", "created", "updated"}} == {
         "username": "dora",
@@ -239,7 +259,7 @@ def test_create_returns_201_with_the_user_and_audits(api_client):
 
     assert response.status_code == 201, response.json()
     body = response.json()
-    assert set(body) == USER_FIELDS
+    assert set(body) == USER_FIELDS | PROFILE_FIELDS
     user = User.objects.get(pk=body["id"])
     assert body["username"] == "erin"
     assert body["email"] == "Erin@example.com"
@@ -339,7 +359,7 @@ def test_patch_profile_fields_and_audit(api_client):
 
     assert response.status_code == 200, response.json()
     body = response.json()
-    assert set(body) == USER_FIELDS
+    assert set(body) == USER_FIELDS | PROFILE_FIELDS
     assert body["id"] == str(original_id)
     assert body["last_name"] == "Ivanov"
     assert body["email"] == "IVAN@corp.test"

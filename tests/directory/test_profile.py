@@ -9,6 +9,7 @@ from apps.audit.models import AuditEvent
 from apps.directory import changes, services
 from apps.directory.custom_attributes import custom_attribute_create
 from apps.directory.models import User
+from apps.directory.profile import reports_affected
 from apps.directory.roles import StaffAccountProtected
 from tests.factories import UserFactory
 
@@ -170,12 +171,16 @@ def test_unchanged_profile_writes_nothing(actor, recorder):
     assert not AuditEvent.objects.filter(action="user.update", target_id=str(user.pk)).exists()
 
 
-def test_a_managers_new_name_is_announced_for_their_reports(actor, recorder):
+def test_a_managers_new_name_reaches_their_reports_keys(actor, recorder):
     boss = UserFactory(username="boss", first_name="Ann", last_name="Lee")
     report = UserFactory(username="report", manager=boss.pk)
+    UserFactory(username="not.a.report")
     recorder.user_changes.clear()
     services.user_update(actor=actor, user=boss, display_name="Ann Lee-Smith")
-    assert ([str(report.pk)], "user.manager_changed", frozenset({"manager.display_name"})) in recorder.user_changes
+    [(ids, _reason, attributes)] = recorder.user_changes
+    assert reports_affected(ids, attributes) == ([report.pk], {"manager.display_name"})
+    assert reports_affected(ids, {"title"}) == ([], set())
+    assert reports_affected(ids, None) == ([], set())
 
 
 def test_deleting_a_manager_clears_their_reports_manager(actor, recorder):

@@ -63,6 +63,7 @@ NOT_PAGES = {
     "connector_tracer_clear": "POST only",
     "key_certificate": "a .pem download",
     "audit_export": "a CSV download",
+    "user_export": "a CSV download",
     "audit_export_jsonl": "a JSON Lines download",
     "settings_sp_key_next": "POST only",
     "settings_sp_key_rotate": "POST only",

@@ -120,11 +120,11 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name='user',
-            index=models.Index(django.db.models.functions.text.Upper('title'), name='directory_user_title_ci_idx'),
+            index=models.Index(django.db.models.functions.text.Upper('title'), models.F('username'), name='directory_user_title_ci_idx'),
         ),
         migrations.AddIndex(
             model_name='user',
-            index=models.Index(django.db.models.functions.text.Upper('department'), name='directory_user_dept_ci_idx'),
+            index=models.Index(django.db.models.functions.text.Upper('department'), models.F('username'), name='directory_user_dept_ci_idx'),
         ),
         migrations.AddConstraint(
             model_name='customattribute',

@@ -16,6 +16,15 @@ DEMO_PEOPLE = [
     ("margaret.hamilton", "Margaret", "Hamilton", "E1005", ["Engineering", "Research"]),
     ("claude.shannon", "Claude", "Shannon", "E1006", ["Sales"]),
 ]
+# Profiles (apps.directory.attributes), so mappings and filters have something to show.
+DEMO_PROFILES = {
+    "ada.lovelace": {"title": "VP Engineering", "department": "Engineering", "timezone": "Europe/London"},
+    "alan.turing": {"title": "Principal Scientist", "department": "Research", "manager": "ada.lovelace"},
+    "grace.hopper": {"title": "Staff Engineer", "department": "Engineering", "manager": "ada.lovelace"},
+    "katherine.johnson": {"title": "Research Scientist", "department": "Research", "manager": "alan.turing"},
+    "margaret.hamilton": {"title": "Engineering Manager", "department": "Engineering", "manager": "ada.lovelace"},
+    "claude.shannon": {"title": "Account Executive", "department": "Sales", "timezone": "America/New_York"},
+}
 DEMO_GROUPS = {
     "Engineering": "Builds the product.",
     "Research": "Long-range work.",
@@ -49,14 +58,20 @@ class Command(BaseCommand):
                 name: services.group_create(actor=None, name=name, description=description)
                 for name, description in DEMO_GROUPS.items()
             }
+            people: dict[str, User] = {}
             for username, first_name, last_name, employee_id, group_names in DEMO_PEOPLE:
-                user = services.user_create(
+                profile = dict(DEMO_PROFILES.get(username, {}))
+                if profile.get("manager"):
+                    profile["manager"] = people[profile["manager"]]
+                user = people[username] = services.user_create(
                     actor=None,
                     username=username,
                     email=f"{username}@example.com",
                     first_name=first_name,
                     last_name=last_name,
                     employee_id=employee_id,
+                    organization="Example Corp",
+                    **profile,
                 )
                 for name in group_names:
                     services.group_add_members(actor=None, group=groups[name], users=[user])
