@@ -332,3 +332,33 @@ def test_bulk_attribute_changes_re_derive_the_rules_reading_them(admin_user):
         custom_attribute_delete(actor=admin_user, definition=band)
     group_rule_remove(actor=admin_user, group=senior)
     custom_attribute_delete(actor=admin_user, definition=band)
+
+
+def test_user_csv_import_and_profile_writes_re_evaluate(admin_user):
+    from apps.directory.custom_attributes import custom_attribute_create
+    from apps.directory.user_csv import user_csv_import
+
+    custom_attribute_create(actor=admin_user, name="badge", type="number")
+    existing = services.user_create(actor=admin_user, username="existing", department="Sales")
+    rnd = GroupFactory(name="R&D")
+    group_rule_save(
+        actor=admin_user,
+        group=rnd,
+        match="any",
+        conditions=[
+            {"attribute": "department", "op": "eq", "value": "r&d"},
+            {"attribute": "custom.badge", "op": "ge", "value": 7},
+        ],
+    )
+    assert members(rnd) == set()
+    content = (
+        b"username,email,department,custom.badge\n"
+        b"existing,existing@example.com,R&D,\n"
+        b"newbie,newbie@example.com,Ops,9\n"
+        b"other,other@example.com,Ops,3\n"
+    )
+    report = user_csv_import(actor=admin_user, content=content)
+    assert (report.created, report.updated, report.refused) == (2, 1, 0), report.errors
+    assert members(rnd) == {"existing", "newbie"}
+    services.user_update(actor=admin_user, user=existing, department="Sales")
+    assert members(rnd) == {"newbie"}
