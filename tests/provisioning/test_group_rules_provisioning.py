@@ -50,3 +50,28 @@ def test_a_confirmed_mass_removal_is_still_held_by_the_breaker(downstream):
     assert downstream.count() == 0
     hold = DeprovisionHold.objects.get(connector=connector)
     assert hold.status == HoldStatus.PENDING and len(hold.labels) == 11
+
+
+def test_one_user_moved_between_rule_groups_is_recorded_for_the_assigned_ones_only(downstream):
+    from apps.provisioning.models import ObjectType, OutboxEvent
+
+    connector = make_connector(downstream)
+    ann = UserFactory(username="ann", email="ann@eng.example.com")
+    groups = {}
+    for name, domain in (("Engineering", "eng"), ("Sales", "sales"), ("Unassigned", "sales")):
+        groups[name] = GroupFactory(name=name)
+        rule = [{"attribute": "email", "op": "ew", "value": f"@{domain}.example.com"}]
+        group_rule_save(actor=None, group=groups[name], match="all", conditions=rule)
+    assign(connector, group=groups["Engineering"])
+    assign(connector, group=groups["Sales"])
+    OutboxEvent.objects.all().delete()
+
+    directory.user_update(actor=None, user=ann, email="ann@sales.example.com")
+
+    events = set(OutboxEvent.objects.filter(connector=connector).values_list("object_type", "object_id", "reason"))
+    assert {
+        (ObjectType.GROUP, groups["Engineering"].pk, "group.rule"),
+        (ObjectType.GROUP, groups["Sales"].pk, "group.rule"),
+        (ObjectType.USER, ann.pk, "group.rule"),
+    } <= events
+    assert not any(object_id == groups["Unassigned"].pk for _, object_id, _ in events)

@@ -279,8 +279,7 @@ def _write_user_changes(*, actor: Actor, user: User, joins: dict, leaves: dict, 
             for group_id, (_, rule) in changes.items():
                 entries += _member_entries(row, _cause(groups[group_id], rule, trigger), removed=removed)
             audit_record_many(actor=actor, action=action, entries=entries)
-        for group in groups.values():
-            announce.group_changed(group, "group.rule", member_ids=[user.pk])
+        announce.groups_changed(list(groups.values()), "group.rule", member_ids=[user.pk])
 
 
 # --- Many users changed at once ------------------------------------------------------------------
