@@ -133,11 +133,17 @@ class UserSummarySerializer(serializers.ModelSerializer):
 class GroupOutputSerializer(serializers.ModelSerializer):
     members = serializers.SerializerMethodField()
     member_count = serializers.SerializerMethodField()
+    rule_based = serializers.SerializerMethodField(
+        help_text="Members follow the group's rule (GET /groups/{id}/rule) and cannot be edited one by one."
+    )
 
     class Meta:
         model = Group
-        fields = ["id", "name", "description", "members", "member_count", "created", "updated"]
+        fields = ["id", "name", "description", "members", "member_count", "rule_based", "created", "updated"]
         read_only_fields = fields
+
+    def get_rule_based(self, group: Group) -> bool:
+        return bool(getattr(group, "rule_based", False))
 
     def get_members(self, group: Group) -> list[str]:
         return [str(membership.user_id) for membership in group.memberships.all()]

@@ -2,7 +2,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
-from apps.api import connector_views, custom_attribute_views, idp_key_views, oidc_views, views
+from apps.api import connector_views, custom_attribute_views, group_rule_views, idp_key_views, oidc_views, views
 from apps.api.scim_token_views import ScimTokenViewSet
 
 
@@ -50,5 +50,12 @@ urlpatterns = [
         oidc_views.ClientSecretRotateView.as_view(),
         name="connector-oidc-client-secret",
     ),
+    path("groups/<uuid:group_id>/rule", group_rule_views.GroupRuleView.as_view(), name="group-rule"),
+    path(
+        "groups/<uuid:group_id>/rule/preview",
+        group_rule_views.GroupRulePreviewView.as_view(),
+        name="group-rule-preview",
+    ),
+    path("group-rule-attributes", group_rule_views.RuleAttributeListView.as_view(), name="group-rule-attributes"),
     path("", include(router.urls)),
 ]

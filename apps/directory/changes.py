@@ -55,6 +55,20 @@ def group_changed(group: Group, reason: str, *, member_ids: Iterable[Any] = ()) 
         listener.record_group_change(group, reason, member_ids=members)
 
 
+def groups_changed(groups: list[Group], reason: str, *, member_ids: Iterable[Any] = ()) -> None:
+    """Several groups changed for the same members at once (group rules moving one user in and out
+    of several groups): a listener may record them together (`record_groups_change`), else each
+    group is announced as by group_changed."""
+    members = list(member_ids)
+    for listener in _listeners:
+        record_together = getattr(listener, "record_groups_change", None)
+        if record_together is not None:
+            record_together(groups, reason, member_ids=members)
+            continue
+        for group in groups:
+            listener.record_group_change(group, reason, member_ids=members)
+
+
 def group_deleted(group: Group) -> None:
     for listener in _listeners:
         listener.record_group_deletion(group)

@@ -17,6 +17,8 @@ from apps.directory import changes as announce
 from apps.directory.attributes import CUSTOM_PREFIX
 from apps.directory.models import CustomAttribute, CustomAttributeType, User
 from apps.directory.profile_validation import ProfileValueError, coerce_custom_value
+from apps.directory.rules.engine import rederive_rules_reading
+from apps.directory.rules.services import require_no_rule_reads
 
 CUSTOM_ATTRIBUTE_EDITABLE_FIELDS = ("label", "description", "type", "choices", "multi_valued", "required")
 ENUM_CHOICES_MAX = 500
@@ -164,6 +166,11 @@ def custom_attribute_update(*, actor: Actor, definition: CustomAttribute, **chan
     )
     if rewritten:
         announce.user_changed(rewritten, "custom_attribute.update", attributes={f"{CUSTOM_PREFIX}{definition.name}"})
+    if any(before[field] != after[field] for field in shape):
+        # Group rules reading it are checked against its new shape and their groups re-derived.
+        rederive_rules_reading(
+            actor=actor, attributes={f"{CUSTOM_PREFIX}{definition.name}"}, trigger="custom_attribute.update"
+        )
     return definition
 
 
@@ -207,6 +214,7 @@ def _rewrite_values(definition: CustomAttribute) -> list[Any]:
 def custom_attribute_delete(*, actor: Actor, definition: CustomAttribute) -> int:
     """Delete a definition and every user's value of it; returns how many users had one."""
     definition = CustomAttribute.objects.select_for_update().get(pk=definition.pk)
+    require_no_rule_reads(f"{CUSTOM_PREFIX}{definition.name}")
     holder_ids = list(_holders(definition.name).values_list("pk", flat=True))
     if holder_ids:
         _remove_key(definition.name)

@@ -15,6 +15,7 @@ from apps.common.errors import field_error
 from apps.common.queue import enqueue_on_commit
 from apps.directory.models import Group, GroupImportJob, ImportStatus, User
 from apps.directory.roles import actor_reaches
+from apps.directory.rules.services import require_manual_membership
 from apps.directory.services import group_add_members
 
 GROUP_IMPORT_MAX_ROWS = 100_000
@@ -60,6 +61,7 @@ def parse_member_csv(content: bytes) -> list[tuple[int, str]]:
 @transaction.atomic
 def group_import_start(*, actor: Actor, group: Group, filename: str, content: bytes) -> GroupImportJob:
     """Record an import job for the rows of the file and run it in the background after commit."""
+    require_manual_membership(group)
     rows = parse_member_csv(content)
     job = GroupImportJob.objects.create(
         group=group,

@@ -295,3 +295,13 @@ class GroupImportJob(models.Model):
     @property
     def percent(self) -> int:
         return 100 if not self.total_rows else min(100, self.processed_rows * 100 // self.total_rows)
+
+
+# Rule-based groups keep their models beside their code; imported here so Django sees them.
+from apps.directory.rules.models import (  # noqa: E402, F401
+    ExceptionKind,
+    GroupRule,
+    GroupRuleAttribute,
+    GroupRuleException,
+    RuleMatch,
+)

@@ -6,10 +6,10 @@ from uuid import UUID
 
 from django.core.exceptions import ValidationError
 from django.core.paginator import Page, Paginator
-from django.db.models import Count, Prefetch, Q, QuerySet, Value, prefetch_related_objects
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Value, prefetch_related_objects
 from django.db.models.functions import Concat, Lower
 
-from apps.directory.models import Group, GroupImportJob, Membership, User
+from apps.directory.models import Group, GroupImportJob, GroupRule, Membership, User
 from apps.directory.profile_selectors import profile_filter_q
 
 
@@ -81,7 +81,9 @@ def group_identity_q(value: str) -> Q:
 
 
 def group_list(*, name: str | None = None, member: str | None = None, search: str | None = None) -> QuerySet[Group]:
-    groups = Group.objects.annotate(member_count=Count("memberships"))
+    groups = Group.objects.annotate(
+        member_count=Count("memberships"), rule_based=Exists(GroupRule.objects.filter(pk=OuterRef("pk")))
+    )
     if name:
         groups = groups.filter(name__iexact=name)
     if member:
@@ -235,6 +237,7 @@ def group_page(*, search: str, number: str | int | None, size: int) -> Page:
     groups = Group.objects.order_by("name")
     if search:
         groups = groups.filter(Q(name__icontains=search) | Q(description__icontains=search))
+    groups = groups.annotate(rule_based=Exists(GroupRule.objects.filter(pk=OuterRef("pk"))))
     page = Paginator(groups.only("id", "name", "description"), size).get_page(number)
     ids = [group.pk for group in page.object_list]
     members = dict(

@@ -23,6 +23,8 @@ from apps.directory.models import (
 )
 from apps.directory.profile import apply_profile, detach_reports, profile_snapshot
 from apps.directory.roles import require_reach, require_reach_query
+from apps.directory.rules.engine import rederive_rules_reading, reevaluate_user
+from apps.directory.rules.services import require_manual_membership
 from apps.directory.validation import (
     USER_UNIQUE_FIELDS,
     check_password_policy,
@@ -173,12 +175,14 @@ def user_create(
     try:
         # The INSERT travels with its audit row (nothing is read back: the id is made here), and a
         # clash surfaces inside this block all the same.
-        with transaction.atomic(), batched_statements():
-            insert_row(user)
-            if password:
-                password_validation.password_changed(password, user)  # as User.save() would
-            audit_record(actor=actor, action="user.create", target=user, after=user_snapshot(user))
-            announce.user_changed([user.pk], "user.create")
+        with transaction.atomic():
+            with batched_statements():
+                insert_row(user)
+                if password:
+                    password_validation.password_changed(password, user)  # as User.save() would
+                audit_record(actor=actor, action="user.create", target=user, after=user_snapshot(user))
+                announce.user_changed([user.pk], "user.create")
+            reevaluate_user(actor=actor, user=user, attributes=None, trigger="user.create")
     except IntegrityError as exc:
         # Rolled back: the clashes can be looked up now, with no savepoint around the insert.
         error = refused_user_error(user, exc, USER_UNIQUE_FIELDS)
@@ -243,6 +247,7 @@ def _update_locked_user(*, actor: Actor, user: User, changes: dict[str, Any]) ->
             notify=lambda: announce.user_changed([user.pk], "user.update", attributes=attributes),
             **audit,
         )
+        reevaluate_user(actor=actor, user=user, attributes=attributes, trigger="user.update")
         return user
     # No constraint can refuse this UPDATE and the row is locked, so its row count need not be read
     # (save() would read it): it travels with the audit row and the provisioning check.
@@ -251,6 +256,8 @@ def _update_locked_user(*, actor: Actor, user: User, changes: dict[str, Any]) ->
         User.objects.filter(pk=user.pk).update(**{name: getattr(user, name) for name in update_fields})
         audit_record(actor=actor, action="user.update", target=user, **audit)
         announce.user_changed([user.pk], "user.update", attributes=attributes)
+    # Rule-based groups whose rules read a changed attribute take the user in or out, in this transaction.
+    reevaluate_user(actor=actor, user=user, attributes=attributes, trigger="user.update")
     return user
 
 
@@ -324,6 +331,7 @@ def _set_locked_user_status(*, actor: Actor, user: User, status: str, action: st
         after={"status": status},
         notify=lambda: announce.user_changed([user.pk], action),
     )
+    reevaluate_user(actor=actor, user=user, attributes={"status"}, trigger=action)
     return user
 
 
@@ -372,6 +380,8 @@ def user_delete(*, actor: Actor, user: User) -> None:
         notify=lambda: announce.user_deleted(user),
     )
     user.delete()
+    if reports:  # their manager is gone: rules on `manager` re-derive (set-wise; their reports may be many)
+        rederive_rules_reading(actor=actor, attributes={"manager"}, trigger="user.delete")
 
 
 # --- Groups -----------------------------------------------------------------------------------
@@ -476,6 +486,7 @@ def group_add_members(*, actor: Actor, group: Group, users: Iterable[User]) -> l
     wanted = {user.pk: user for user in users}
     if not wanted:
         return []
+    require_manual_membership(group)
     present = set(Membership.objects.filter(group=group, user_id__in=wanted).values_list("user_id", flat=True))
     added = [user for pk, user in wanted.items() if pk not in present]
     if not added:
@@ -499,6 +510,7 @@ def group_remove_members(*, actor: Actor, group: Group, users: Iterable[User]) -
     wanted = {user.pk: user for user in users}
     if not wanted:
         return []
+    require_manual_membership(group)
     present = set(Membership.objects.filter(group=group, user_id__in=wanted).values_list("user_id", flat=True))
     removed = [user for pk, user in wanted.items() if pk in present]
     if not removed:
@@ -520,6 +532,7 @@ def group_remove_members(*, actor: Actor, group: Group, users: Iterable[User]) -
 def group_set_members(*, actor: Actor, group: Group, users: Iterable[User]) -> None:
     """Make the member list exactly `users`, as adds and removes of the difference."""
     wanted = {user.pk: user for user in users}
+    require_manual_membership(group)
     current = set(Membership.objects.filter(group=group).values_list("user_id", flat=True))
     group_remove_members(actor=actor, group=group, users=User.objects.filter(pk__in=current - set(wanted)))
     group_add_members(actor=actor, group=group, users=[user for pk, user in wanted.items() if pk not in current])

@@ -197,6 +197,30 @@ def record_group_change(group: Group, reason: str, *, member_ids: Iterable[Any] 
             record_events(connector, ObjectType.USER, members, reason)
 
 
+def record_groups_change(groups: list[Group], reason: str, *, member_ids: Iterable[Any] = ()) -> None:
+    """record_group_change for several groups and the same members, with one question of which
+    connectors provision and one of where the groups are assigned or linked (group rules moving one
+    user between groups: a few queries whatever the number of groups)."""
+    connectors = _active_connectors() if groups else []
+    if not connectors:
+        return
+    members = [str(member_id) for member_id in member_ids]
+    group_ids = [group.pk for group in groups]
+    pushed = set(Assignment.objects.filter(group_id__in=group_ids).values_list("connector_id", "group_id"))
+    pushed |= set(
+        RemoteObject.objects.filter(object_type=ObjectType.GROUP, object_id__in=group_ids)
+        .exclude(remote_id="")
+        .values_list("connector_id", "object_id")
+    )
+    for connector in connectors:
+        touched = [group_id for group_id in group_ids if (connector.pk, group_id) in pushed]
+        if not touched:
+            continue
+        record_events(connector, ObjectType.GROUP, touched, reason)
+        if members:
+            record_events(connector, ObjectType.USER, members, reason)
+
+
 def record_user_deletion(user: User) -> None:
     """Before a user row is deleted: every connector that has or should have the user deprovisions it."""
     record_user_change([user.pk], "user.delete")

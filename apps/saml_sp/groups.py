@@ -20,6 +20,7 @@ from django.db.models.functions import Lower
 from apps.audit.services import audit_record
 from apps.directory import services as directory_services
 from apps.directory.models import GROUP_NAME_MAX_LENGTH, Group, User
+from apps.directory.rules.selectors import rule_based_group_ids
 from apps.saml_sp.models import GroupSync, UpstreamGroupMembership, UpstreamIdentityProvider
 
 # More group values than this in one assertion are ignored past the limit (and audited as such).
@@ -85,7 +86,11 @@ def _wanted_groups(upstream: UpstreamIdentityProvider, names: list[str], result:
                 result.refused.append(name)
             else:
                 groups[name.lower()] = existing
-    return {group.pk: group for group in groups.values()}
+    wanted = {group.pk: group for group in groups.values()}
+    # A rule-based group's members follow its rule, not an upstream's assertion.
+    for group_id in rule_based_group_ids(wanted):
+        result.refused.append(f"{wanted.pop(group_id).name} (rule-based)")
+    return wanted
 
 
 @transaction.atomic
@@ -116,10 +121,11 @@ def sync_upstream_groups(
         directory_services.group_add_members(actor=None, group=group, users=[user])
         UpstreamGroupMembership.objects.get_or_create(upstream=upstream, user=user, group=group)
         result.added.append(group.name)
+    rule_based = rule_based_group_ids(recorded)
     for group_id, row in recorded.items():
         if group_id in wanted:
             continue
-        if group_id in member_of:
+        if group_id in member_of and group_id not in rule_based:
             directory_services.group_remove_members(actor=None, group=row.group, users=[user])
             result.removed.append(row.group.name)
         row.delete()

@@ -17,13 +17,14 @@ from django.db.models import QuerySet
 
 from apps.audit.services import SystemActor, audit_record
 from apps.common.errors import ApplicationError, ConflictError, PermissionRefused
+from apps.directory.rules.services import RuleBasedMembershipError
 from apps.directory.services import LastSuperAdminError
 from apps.scim_server import filters
 from apps.scim_server.adapters import (
     ScimGroupAdapter,
     ScimUserAdapter,
 )
-from apps.scim_server.errors import ScimError, invalid_value, not_found
+from apps.scim_server.errors import ScimError, invalid_value, mutability, not_found
 from apps.scim_server.models import ScimToken
 from apps.scim_server.projection import ListParams
 from apps.scim_server.schemas import CUSTOM_USER_SCHEMA, ENTERPRISE_SCHEMA, LIST_RESPONSE
@@ -137,6 +138,9 @@ def run_write(token: ScimToken, operation: str, target: Any, write: Callable[[],
         raise ScimError(403, f"Refused: {exc.message}") from None
     except ConflictError as exc:
         raise ScimError(409, exc.message) from None
+    except RuleBasedMembershipError as exc:
+        # A rule-based group's members are derived: over SCIM they cannot be written (RFC 7644 §3.12).
+        raise mutability(exc.message) from None
     except ValidationError as exc:
         raise _validation_error(exc) from None
     except ApplicationError as exc:

@@ -141,6 +141,11 @@ DB_PIPELINE = env_bool("DB_PIPELINE", True)
 SETTINGS_CACHE = env_bool("SETTINGS_CACHE", True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# A group rule change that would take more members than this out of the group at once is saved
+# only when the admin confirms it (the console asks, the API wants `confirm_removals`); the
+# provisioning circuit breaker still holds the deprovisionings it sets off downstream.
+GROUP_RULE_CONFIRM_REMOVALS = env_int("GROUP_RULE_CONFIRM_REMOVALS", 25)
+
 # --- Authentication -------------------------------------------------------------------------
 AUTH_USER_MODEL = "directory.User"
 # axes first (refuses locked-out clients), then passwords by username or email, then upstream SAML.

@@ -12,7 +12,7 @@ from tests.factories import GroupFactory, UserFactory
 # A well-formed id that no row has (fixed, so that xdist workers collect the same test ids).
 UNKNOWN_ID = "00000000-0000-4000-8000-000000000000"
 GROUPS = "/api/v1/groups"
-GROUP_FIELDS = {"id", "name", "description", "members", "member_count", "created", "updated"}
+GROUP_FIELDS = {"id", "name", "description", "members", "member_count", "rule_based", "created", "updated"}
 MEMBER_FIELDS = {"id", "username", "email", "display_name", "status"}
 
 

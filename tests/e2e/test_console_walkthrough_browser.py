@@ -47,6 +47,8 @@ NOT_PAGES = {
     "group_member_remove": "POST only",
     "group_import": "POST only",
     "group_import_status": "htmx fragment of the group page",
+    "group_rule_preview": "htmx fragment of the rule editor",
+    "group_rule_delete": "POST only",
     "connector_sp_metadata": "POST only",
     "connector_test_connection": "POST only",
     "connector_apply_fix": "POST only",

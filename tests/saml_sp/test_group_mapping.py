@@ -125,3 +125,18 @@ def test_group_settings_are_validated_and_audited(make_upstream):
     assert upstream.groups_attribute == "memberOf"
     event = AuditEvent.objects.filter(action="saml_sp.upstream.update").latest("created")
     assert event.after == {"groups_attribute": "memberOf", "groups_sync": "create_missing"}
+
+
+def test_rule_based_groups_are_left_to_their_rule(client, make_upstream, upstream_idp, alice):
+    from apps.directory.rules.services import group_rule_save
+
+    make_upstream(groups_attribute="groups")
+    ruled = Group.objects.create(name="Engineering")
+    group_rule_save(
+        actor=None, group=ruled, match="all", conditions=[{"attribute": "email", "op": "ew", "value": "@eng.example"}]
+    )
+    Group.objects.create(name="Sales")
+    assert _sign_in_with_groups(client, upstream_idp, "Engineering", "Sales").status_code == 302
+    assert _groups(alice) == {"Sales"}
+    sync = AuditEvent.objects.get(action="saml_sp.groups.sync")
+    assert sync.after["refused"] == ["Engineering (rule-based)"]

@@ -9,7 +9,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from apps.common.errors import ApplicationError, PermissionRefused
+from apps.common.errors import ApplicationError
 from apps.connectors.selectors import assignment_counts_by_group
 from apps.console.decorators import console_view
 from apps.console.forms import add_service_errors, save_changed_fields
@@ -19,6 +19,7 @@ from apps.directory import selectors as directory_selectors
 from apps.directory import services as directory
 from apps.directory.models import Group, GroupImportJob, User
 from apps.directory.roles import Capability, administrators_beyond_reach
+from apps.directory.rules.selectors import group_rule
 from apps.provisioning.impacts import group_removal_impacts
 from apps.scim_server import selectors as scim_selectors
 
@@ -117,6 +118,8 @@ def _detail_context(group: Group, *, page_number, import_form: MemberImportForm)
         "impacts": group_removal_impacts(group),
         "import_job": directory_selectors.group_import_latest(group),
         "import_form": import_form,
+        # Rule-based: the page shows the rule instead of the member editor.
+        "rule": group_rule(group),
     }
 
 
@@ -172,7 +175,7 @@ def _change_membership(request: HttpRequest, pk, change, done: str, unchanged: s
         return _detail(group)
     try:
         changed = change(actor=request.user, group=group, users=[account])
-    except PermissionRefused as exc:  # an administrator's groups follow the same rule as their account
+    except ApplicationError as exc:  # an administrator beyond reach, or a rule-based group
         messages.error(request, exc.message)
         return _detail(group)
     if changed:
@@ -194,7 +197,7 @@ def group_import(request: HttpRequest, pk) -> HttpResponse:
             job = imports.group_import_start(
                 actor=request.user, group=group, filename=upload.name, content=upload.read()
             )
-        except ValidationError as error:
+        except (ValidationError, ApplicationError) as error:  # a bad file, or a rule-based group
             add_service_errors(form, error)
         else:
             messages.success(
