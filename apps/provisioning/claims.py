@@ -191,6 +191,9 @@ def claim_batch(connector: Connector, limit: int | None = None) -> list[RemoteOb
 # Claims that find their candidates locked by another worker's claim try again this many times.
 CLAIM_ATTEMPTS = 5
 
+# Candidates a claim reads per object it may lease (see _claim_once).
+CLAIM_SPREAD = 4
+
 
 def _claim_once(connector: Connector, limit: int) -> tuple[list[RemoteObject] | None, int, list, str]:
     """Rows leased by this claim ([] when nothing is due; None when every candidate was locked by
@@ -200,7 +203,10 @@ def _claim_once(connector: Connector, limit: int) -> tuple[list[RemoteObject] | 
     free = Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)
     expires = now + timedelta(seconds=_lease_seconds())
     with hash_joins(connector.pk):
-        due = due_candidates(connector, limit)
+        # More candidates than the batch: workers claiming at the same moment read the same head of
+        # the outbox, and SKIP LOCKED then hands each of them a different part of it instead of
+        # leaving all but one with nothing to lease.
+        due = due_candidates(connector, limit * CLAIM_SPREAD)
         if not due:
             return [], 0, [], token
         candidates = claimable(connector, due)
