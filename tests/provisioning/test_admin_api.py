@@ -275,7 +275,8 @@ def test_dry_run_returns_the_exact_diff_and_sends_nothing(downstream, api_client
         "errors": 0,
         "unmanaged": 0,
     }
-    assert diff["page"] == {"number": 1, "size": 200, "objects": 6, "pages": 1, "exact": True}  # five users and the group
+    # five users and the group
+    assert diff["page"] == {"number": 1, "size": 200, "objects": 6, "pages": 1, "exact": True}
     assert (diff["blocked"], diff["held"], diff["unmanaged_count"]) == ("", None, 0)
 
     # Nothing sent, nothing recorded, nothing consumed.
