@@ -63,6 +63,7 @@ def _text(max_length: int = PROFILE_TEXT_MAX_LENGTH, **kwargs) -> serializers.Ch
 class ProfileInputSerializer(serializers.Serializer):
     """The profile's writable fields, shared by the users' create and update input."""
 
+    email_type = _text(64, help_text='The company email\'s type, e.g. "work".')
     nick_name = _text()
     title = _text()
     user_type = _text()
@@ -90,6 +91,7 @@ class ProfileInputSerializer(serializers.Serializer):
 class ProfileOutputSerializer(serializers.Serializer):
     """The profile as the API shows it (read from a user with select_related("manager"))."""
 
+    email_type = serializers.CharField(read_only=True)
     nick_name = serializers.CharField(read_only=True)
     title = serializers.CharField(read_only=True)
     user_type = serializers.CharField(read_only=True)

@@ -117,6 +117,7 @@ BUILT_IN_ATTRIBUTES: tuple[ProfileAttribute, ...] = (
     ProfileAttribute("photos.primary", "Photo (primary URL)", _R, Section.IDENTITY, writable=False),
     ProfileAttribute("email", "Company email (primary)", _S, Section.CONTACT,
                      scim_path='emails[primary eq true].value', filterable=True),
+    ProfileAttribute("email_type", "Company email type", _S, Section.CONTACT),
     ProfileAttribute("emails", "Other emails", _C, Section.CONTACT, scim_path="emails", multi_valued=True,
                      sub_attributes=_VALUE_TYPE_PRIMARY, filterable=True),
     ProfileAttribute("phone_numbers", "Phone numbers", _C, Section.CONTACT, scim_path="phoneNumbers",
@@ -161,6 +162,7 @@ _BUILT_IN_BY_KEY = {attribute.key: attribute for attribute in BUILT_IN_ATTRIBUTE
 
 # User model fields that hold the profile (written by apps.directory.profile).
 PROFILE_TEXT_FIELDS = (
+    "email_type",
     "nick_name",
     "title",
     "user_type",

@@ -69,6 +69,8 @@ class User(AbstractBaseUser, TimeStampedModel):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     username = models.CharField(max_length=USERNAME_MAX_LENGTH, validators=[username_validator])
     email = models.EmailField("company email", max_length=254, blank=True)
+    # The company email's SCIM `type` ("work", "home"...), kept so that what a SCIM client sent reads back.
+    email_type = models.CharField("company email type", max_length=64, blank=True)
     first_name = models.CharField(max_length=NAME_MAX_LENGTH, blank=True)
     last_name = models.CharField(max_length=NAME_MAX_LENGTH, blank=True)
     display_name = models.CharField(max_length=DISPLAY_NAME_MAX_LENGTH, blank=True)

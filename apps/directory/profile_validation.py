@@ -77,7 +77,14 @@ def clean_web_url(value: str) -> str:
     return value
 
 
+def _clean_email_type(text: str) -> str:
+    if len(text) > ITEM_TYPE_MAX_LENGTH:
+        raise ProfileValueError(f"A type has at most {ITEM_TYPE_MAX_LENGTH} characters.")
+    return text
+
+
 _TEXT_CLEANERS = {
+    "email_type": _clean_email_type,
     "preferred_language": clean_language_range,
     "locale": clean_locale,
     "timezone": clean_timezone,

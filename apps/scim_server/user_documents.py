@@ -71,7 +71,7 @@ def _item_document(field_name: str, item: dict) -> dict:
 def email_documents(user: User) -> list[dict]:
     items = []
     if user.email:
-        items.append({"value": user.email, "type": getattr(user, "email_type", "") or "work", "primary": True})
+        items.append({"value": user.email, "type": user.email_type or "work", "primary": True})
     items += [_item_document("emails", item) for item in user.emails or []]
     return items
 
@@ -386,15 +386,11 @@ def read_user_document(
         }
     )
     profile["custom_attributes"] = values["custom_attributes"]
-    if "email_type" in values and has_email_type():
+    if "email_type" in values:
         profile["email_type"] = values["email_type"]
     if not profile["username"]:
         raise invalid_value("userName is required.")
     return UserFields(profile=profile, active=active, password=password, touched=touched)
-
-
-def has_email_type() -> bool:
-    return any(model_field.name == "email_type" for model_field in User._meta.concrete_fields)
 
 
 def _choose_display_name(values: dict, current: dict | None) -> str:

@@ -8,7 +8,6 @@ import pytest
 from apps.audit.models import AuditEvent
 from apps.directory import services
 from apps.directory.models import CustomAttribute, User
-from apps.scim_server.user_documents import has_email_type
 from tests.factories import UserFactory
 from tests.scim_server.conftest import (
     ENTERPRISE,
@@ -375,11 +374,6 @@ def test_manager_by_value_by_string_by_ref_and_removed(scim, ada):
     assert User.objects.get(pk=ada["id"]).manager_id is None
 
 
-@pytest.mark.xfail(
-    not has_email_type(),
-    reason="the directory keeps no type for the company email yet (User.email_type): it reads back as work",
-    strict=True,
-)
 def test_the_company_email_keeps_its_type(scim, custom_attributes):
     body = full_profile("typed.email")
     body["emails"] = [{"value": "typed.email@home.example.org", "type": "home", "primary": True}]
