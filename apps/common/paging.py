@@ -31,7 +31,7 @@ class CappedPage:
 
     object_list: list
     number: int
-    paginator: CappedPaginator
+    paginator: object  # a CappedPaginator, or any object with `count` and `num_pages`
     more: bool
 
     def has_next(self) -> bool:

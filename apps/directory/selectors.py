@@ -9,6 +9,7 @@ from django.core.paginator import Page, Paginator
 from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Value, prefetch_related_objects
 from django.db.models.functions import Concat, Lower
 
+from apps.common.paging import CappedPage
 from apps.directory.models import Group, GroupImportJob, GroupRule, Membership, User
 from apps.directory.profile_selectors import profile_filter_q
 
@@ -159,26 +160,8 @@ class SearchPaginator:
     num_pages: int | None
 
 
-@dataclass(frozen=True)
-class SearchPage:
-    """A page of search results read without a COUNT; `console/_pagination.html` shows it as "Page N"."""
-
-    object_list: list
-    number: int
-    paginator: SearchPaginator
-    more: bool
-
-    def has_next(self) -> bool:
-        return self.more
-
-    def has_previous(self) -> bool:
-        return self.number > 1
-
-    def next_page_number(self) -> int:
-        return self.number + 1
-
-    def previous_page_number(self) -> int:
-        return self.number - 1
+# A search page has the shape of a capped page (apps.common.paging): "Page N" when not counted.
+SearchPage = CappedPage
 
 
 def _search_page(users: QuerySet[User], number: str | int | None, size: int) -> tuple[SearchPage, bool]:
