@@ -1,8 +1,6 @@
 """Bulk add of members from a CSV file: parsed at upload, run in batches by a Celery task that resumes
 where a killed worker stopped. Each batch goes through apps.directory.services like any other change."""
 
-import csv
-import io
 import time
 from typing import Any
 
@@ -11,6 +9,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from apps.audit.services import Actor, audit_record
+from apps.common.csv_files import read_csv_lines
 from apps.common.errors import field_error
 from apps.common.queue import enqueue_on_commit
 from apps.directory.models import Group, GroupImportJob, ImportStatus, User
@@ -33,14 +32,7 @@ def parse_member_csv(content: bytes) -> list[tuple[int, str]]:
     Either one value a line, or a CSV with a `username` and/or `email` column (the first line is
     then the header). Blank lines are skipped; a ValidationError on `file` names what is wrong.
     """
-    try:
-        text = content.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise field_error("file", "The file is not UTF-8 text: save it as CSV (UTF-8) and try again.") from exc
-    try:
-        lines = list(csv.reader(io.StringIO(text)))
-    except csv.Error as exc:
-        raise field_error("file", f"The file is not valid CSV: {exc}.") from exc
+    lines = read_csv_lines(content)
     header = [cell.strip().lower() for cell in lines[0]] if lines else []
     columns = [header.index(name) for name in _IDENTITY_COLUMNS if name in header]
     start = 1 if columns else 0

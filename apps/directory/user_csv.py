@@ -9,7 +9,6 @@ row that is refused (with the reasons, by line) leaves the others written.
 """
 
 import csv
-import io
 import json
 import re
 from collections.abc import Iterable, Iterator
@@ -22,6 +21,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 
 from apps.audit.services import Actor
+from apps.common.csv_files import read_csv_lines
 from apps.common.errors import ApplicationError, field_error
 from apps.directory import selectors, services
 from apps.directory.attributes import CUSTOM_PREFIX, MULTI_VALUED_FIELDS, PROFILE_TEXT_FIELDS
@@ -178,14 +178,7 @@ def _parse_custom(definition: CustomAttribute, cell: str) -> Any:
 def read_user_csv(content: bytes) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
     """The header and the (line number, {column: cell}) rows of a file; a ValidationError on `file`
     names what is wrong with the file as a whole."""
-    try:
-        text = content.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise field_error("file", "The file is not UTF-8 text: save it as CSV (UTF-8) and try again.") from exc
-    try:
-        lines = list(csv.reader(io.StringIO(text)))
-    except csv.Error as exc:
-        raise field_error("file", f"The file is not valid CSV: {exc}.") from exc
+    lines = read_csv_lines(content)
     if not lines:
         raise field_error("file", "The file is empty.")
     header = [cell.strip() for cell in lines[0]]
