@@ -387,7 +387,9 @@ def read_user_document(
     )
     profile["custom_attributes"] = values["custom_attributes"]
     if "email_type" in values:
-        profile["email_type"] = values["email_type"]
+        # "work" is what a company email without a stored type reads as: storing it would change
+        # (and write) every user on their first PATCH.
+        profile["email_type"] = "" if values["email_type"] == "work" else values["email_type"]
     if not profile["username"]:
         raise invalid_value("userName is required.")
     return UserFields(profile=profile, active=active, password=password, touched=touched)

@@ -31,6 +31,7 @@ USER_FIELDS = {
 }
 # The profile, shown on every user (tests/api/test_profile_api.py).
 PROFILE_FIELDS = {
+    "email_type",
     "nick_name",
     "title",
     "user_type",
