@@ -9,6 +9,7 @@ from rest_framework import status, viewsets
 from rest_framework.response import Response
 
 from apps.api import profile_serializers as s
+from apps.api.views import _validated
 from apps.directory.custom_attributes import (
     custom_attribute_create,
     custom_attribute_delete,
@@ -23,12 +24,6 @@ def _definition(pk: str) -> CustomAttribute:
         return get_object_or_404(CustomAttribute, pk=UUID(str(pk)))
     except ValueError as exc:
         raise Http404 from exc
-
-
-def _validated(serializer_class, data) -> dict:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return dict(serializer.validated_data)
 
 
 @extend_schema_view(

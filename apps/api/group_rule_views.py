@@ -10,8 +10,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.api.serializers import StrictInputSerializer
-from apps.common.errors import NotFoundError, field_error
-from apps.directory.models import Group, RuleMatch, User
+from apps.api.views import _users_by_ids
+from apps.common.errors import NotFoundError
+from apps.directory.models import Group, RuleMatch
 from apps.directory.roles import Capability
 from apps.directory.rules.attributes import rule_attributes
 from apps.directory.rules.conditions import MULTI_VALUED_OPERATORS, OPERATORS_BY_TYPE
@@ -89,21 +90,12 @@ def _group(pk: UUID) -> Group:
     return get_object_or_404(Group, pk=pk)
 
 
-def _users(ids: list[UUID], field: str) -> list[User]:
-    wanted = list(dict.fromkeys(ids))
-    users = {user.pk: user for user in User.objects.filter(pk__in=wanted)}
-    missing = [str(pk) for pk in wanted if pk not in users]
-    if missing:
-        raise field_error(field, f"No such user: {', '.join(missing[:20])}", code="does_not_exist")
-    return [users[pk] for pk in wanted]
-
-
 def _rule_input(serializer_class, data) -> dict:
     serializer = serializer_class(data=data)
     serializer.is_valid(raise_exception=True)
     values = dict(serializer.validated_data)
-    values["include"] = _users(values.get("include") or [], "include")
-    values["exclude"] = _users(values.get("exclude") or [], "exclude")
+    values["include"] = _users_by_ids(values.get("include") or [], "include")
+    values["exclude"] = _users_by_ids(values.get("exclude") or [], "exclude")
     return values
 
 
