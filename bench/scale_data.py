@@ -277,6 +277,13 @@ def timestamp(moment: datetime) -> str:
 # --- Directory ------------------------------------------------------------------------------------
 
 
+TITLES = ("Engineer", "Senior Engineer", "Designer", "Product Manager", "Account Executive", "Support Agent",
+          "Recruiter", "Analyst", "Accountant", "Director")  # fmt: skip
+PROFILE_DEPARTMENTS = ("Engineering", "Sales", "Support", "Marketing", "Finance", "People", "Legal", "Operations")
+# The profile columns the generator leaves empty, in USER_COLUMNS order: JSON lists and objects, then strings.
+EMPTY_PROFILE = "\t".join(["[]", "[]", "[]", "[]", "{}"] + [""] * 10)
+
+
 def _user_lines(users: int, now: datetime):
     span = 5 * 365 * 86400
     for index in range(users):
@@ -288,14 +295,17 @@ def _user_lines(users: int, now: datetime):
         external = f"hr-{index:08d}" if index % 5 else ""
         yield (
             f"{user_id(index)}\t{UNUSABLE_PASSWORD}\t\\N\t{created}\t{created}\t{name}\t{name}@example.com\t"
-            f"{first}\t{last}\t{first} {last}\tE{index:07d}\t{external}\t{user_status(index)}\t{staff}\tf\t{role}\tf\n"
+            f"{first}\t{last}\t{first} {last}\tE{index:07d}\t{external}\t{user_status(index)}\t{staff}\tf\t{role}\tf\t"
+            f"{TITLES[index % len(TITLES)]}\t{PROFILE_DEPARTMENTS[index % len(PROFILE_DEPARTMENTS)]}\t{EMPTY_PROFILE}\n"
         )
 
 
 USER_COLUMNS = tuple(
     _words(
         "id password last_login created updated username email first_name last_name display_name employee_id "
-        "external_id status is_staff is_superuser admin_role must_change_password"
+        "external_id status is_staff is_superuser admin_role must_change_password title department "
+        "addresses emails phone_numbers photos custom_attributes cost_center division locale nick_name organization "
+        "preferred_language profile_url timezone user_type email_type"
     )
 )
 
