@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from idp_portal.settings.env import env_bool, env_int, env_list, env_str
+from idp_portal.settings.env import env_bool, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 # Local state of a development checkout (SQLite database, embedded broker, beat schedule).
@@ -255,6 +255,8 @@ AUDIT_RETENTION_DAYS = env_int("AUDIT_RETENTION_DAYS", 0)
 AUDIT_PRUNE_BATCH_SIZE = env_int("AUDIT_PRUNE_BATCH_SIZE", 10_000)
 # One run stops after this long (well under the 60 s a task may take); the next run goes on.
 AUDIT_PRUNE_BUDGET_SECONDS = env_int("AUDIT_PRUNE_BUDGET_SECONDS", 45)
+# After each batch the prune rests this many times the batch's duration (apps/audit/retention.py).
+AUDIT_PRUNE_PAUSE_RATIO = env_float("AUDIT_PRUNE_PAUSE_RATIO", 1.0)
 
 # --- REST framework -------------------------------------------------------------------------
 REST_FRAMEWORK = {

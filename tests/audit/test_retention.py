@@ -67,6 +67,17 @@ def test_the_budget_stops_a_run_and_the_next_one_goes_on():
     assert _labels() == set()
 
 
+def test_the_rest_between_batches_ends_with_the_budget():
+    for n in range(5):
+        _event(f"old {n}", timedelta(days=100 + n))
+
+    # A rest a million times the batch's duration would outlast any task: the budget cuts it short.
+    first = retention.audit_prune(days=30, batch_size=2, budget_seconds=0.3, pause_ratio=1_000_000, now=NOW)
+    assert (first.deleted, first.complete) == (2, False)
+    second = retention.audit_prune(days=30, batch_size=2, budget_seconds=60, pause_ratio=0, now=NOW)
+    assert (second.deleted, second.complete) == (3, True)
+
+
 def test_a_prune_is_audited_as_a_system_event():
     _event("old", timedelta(days=90))
 
