@@ -86,8 +86,17 @@ bench-deps:
 		else echo "MISSING:$$missing; the figures that need them cannot be measured (apt-get install$$missing)"; fi; \
 	fi
 
+# Every script's output is kept in var/bench/; the summary at the end repeats each figure held to a goal.
 bench: $(DEV_STAMP) bench-deps
-	@for script in bench/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+	@set -o pipefail; mkdir -p var/bench; rm -f var/bench/*.log; \
+	for script in bench/*.py; do \
+		echo "== $$script"; $(PY) $$script 2>&1 | tee var/bench/$$(basename $$script .py).log || exit 1; \
+	done; \
+	echo "== Summary: every figure with a goal (var/bench/ keeps each script's output)"; \
+	for log in var/bench/*.log; do \
+		grep -E "PASS|MISS" $$log | sed "s|^|$$(basename $$log .log): |"; \
+	done; \
+	echo "== $$(cat var/bench/*.log | grep -c PASS) PASS, $$(cat var/bench/*.log | grep -c MISS) MISS, $$(cat var/bench/*.log | grep -ci skipped) skipped"
 
 clean:
 	rm -rf $(VENV) var staticfiles .pytest_cache .ruff_cache
