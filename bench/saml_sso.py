@@ -387,7 +387,7 @@ def _written_table(sql: str) -> str:
 def _print_build_and_baseline(connector, user, workdir: Path) -> None:
     build = measure_build(connector, user)
     rsa_wall, rsa_cpu = build["raw-rsa"][0], build["raw-rsa"][2]
-    print(f"\nSigned Response build, in-process (lxml + python xmlsec), {BUILD_RUNS} runs each:")
+    print(f"\nSigned Response build, in-process (lxml + cryptography), {BUILD_RUNS} runs each:")
     for label, signatures in (("sign-assertion", 1), ("sign-both", 2)):
         median, p95, cpu = build[label]
         print(

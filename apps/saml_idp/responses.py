@@ -1,6 +1,6 @@
 """SAML Responses, built from a connector, a subject and explicit arguments (no HTTP request).
 
-Built with lxml and signed in place by libxmlsec1: pysaml2's object model alone takes longer than
+Built with lxml and signed in place (apps.saml_idp.signing): pysaml2's object model alone takes longer than
 the signed response does here (see bench/saml_sso.py). Text is set through lxml, never pasted
 into markup, so values with `<`, `&`, quotes or comment markers reach the SP exactly as they are.
 """
