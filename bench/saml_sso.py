@@ -79,7 +79,8 @@ def _redis_url() -> str:
 
 
 def _prepare_environment(workdir: Path, port: int) -> dict[str, str]:
-    database_url = os.environ.get("BENCH_DATABASE_URL")
+    # The SQLite rerun (BENCH_SQLITE) inherits BENCH_DATABASE_URL from the first run: SQLite wins.
+    database_url = None if os.environ.get("BENCH_SQLITE") else os.environ.get("BENCH_DATABASE_URL")
     if database_url is None and _postgres_up() and os.environ.get("BENCH_SQLITE") is None:
         import psycopg
 
