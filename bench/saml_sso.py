@@ -79,7 +79,8 @@ def _redis_url() -> str:
 
 
 def _prepare_environment(workdir: Path, port: int) -> dict[str, str]:
-    database_url = os.environ.get("BENCH_DATABASE_URL")
+    # The SQLite rerun (BENCH_SQLITE) inherits BENCH_DATABASE_URL from the first run: SQLite wins.
+    database_url = None if os.environ.get("BENCH_SQLITE") else os.environ.get("BENCH_DATABASE_URL")
     if database_url is None and _postgres_up() and os.environ.get("BENCH_SQLITE") is None:
         import psycopg
 
@@ -387,7 +388,7 @@ def _written_table(sql: str) -> str:
 def _print_build_and_baseline(connector, user, workdir: Path) -> None:
     build = measure_build(connector, user)
     rsa_wall, rsa_cpu = build["raw-rsa"][0], build["raw-rsa"][2]
-    print(f"\nSigned Response build, in-process (lxml + python xmlsec), {BUILD_RUNS} runs each:")
+    print(f"\nSigned Response build, in-process (lxml + cryptography), {BUILD_RUNS} runs each:")
     for label, signatures in (("sign-assertion", 1), ("sign-both", 2)):
         median, p95, cpu = build[label]
         print(

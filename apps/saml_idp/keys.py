@@ -28,7 +28,7 @@ from apps.common.errors import ApplicationError
 from apps.common.pki import certificate_base64, certificate_info
 from apps.connectors.models import Connector, ConnectorKind
 from apps.saml_idp.models import ConnectorSigningKey, KeyScope, KeyStatus, SigningKey
-from apps.saml_idp.signing import load_private_key
+from apps.saml_idp.signing import load_private_key, load_rsa_private_key
 
 MIN_KEY_SIZE = 2048
 MAX_KEY_SIZE = 4096
@@ -306,9 +306,22 @@ def metadata_pickup(next_key: SigningKey | None) -> QuerySet[Connector]:
 @dataclass(frozen=True)
 class LoadedKey:
     id: UUID
+    # libxmlsec1's handle (raw Redirect signatures, pysaml2's backend) and cryptography's
+    # (`signing.sign_element`) of the same private key.
     key: xmlsec.Key
+    private_key: rsa.RSAPrivateKey
     certificate_pem: str
     certificate_b64: str
+
+    @classmethod
+    def from_pem(cls, key_id: UUID, private_key_pem: str, certificate_pem: str) -> "LoadedKey":
+        return cls(
+            id=key_id,
+            key=load_private_key(private_key_pem),
+            private_key=load_rsa_private_key(private_key_pem),
+            certificate_pem=certificate_pem,
+            certificate_b64=certificate_base64(certificate_pem),
+        )
 
 
 # Key material never changes for a given id, so this cache cannot go stale; which key is used is
@@ -321,11 +334,8 @@ def loaded_key(signing_key: SigningKey) -> LoadedKey:
     cached = _loaded.get(signing_key.pk)
     if cached is not None:
         return cached
-    loaded = LoadedKey(
-        id=signing_key.pk,
-        key=load_private_key(decrypt_secret(signing_key.private_key_ciphertext)),
-        certificate_pem=signing_key.certificate_pem,
-        certificate_b64=certificate_base64(signing_key.certificate_pem),
+    loaded = LoadedKey.from_pem(
+        signing_key.pk, decrypt_secret(signing_key.private_key_ciphertext), signing_key.certificate_pem
     )
     with _loaded_lock:
         if len(_loaded) > 256:

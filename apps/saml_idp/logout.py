@@ -144,7 +144,7 @@ def logout_message(connector: Connector, user: User, *, session_key: str) -> Log
     key = services.connector_key(connector)
     root = logout_request_xml(connector, user, session_key=session_key)
     if (sso.slo_binding or BINDING_REDIRECT) == BINDING_POST:
-        sign_element(root, key.key, key.certificate_b64, sso.signature_algorithm, sso.digest_algorithm)
+        sign_element(root, key.private_key, key.certificate_b64, sso.signature_algorithm, sso.digest_algorithm)
         xml = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
         return LogoutMessage(
             connector_name=connector.name,

@@ -1,6 +1,6 @@
 """SAML Responses, built from a connector, a subject and explicit arguments (no HTTP request).
 
-Built with lxml and signed in place by libxmlsec1: pysaml2's object model alone takes longer than
+Built with lxml and signed in place (apps.saml_idp.signing): pysaml2's object model alone takes longer than
 the signed response does here (see bench/saml_sso.py). Text is set through lxml, never pasted
 into markup, so values with `<`, `&`, quotes or comment markers reach the SP exactly as they are.
 """
@@ -156,11 +156,11 @@ def build_authn_response(
         wrap_and_encrypt(name_id, "EncryptedID", sso.sp_encryption_cert, **encryption)
     # Assertion first: the Response signature then covers the signed (or encrypted) assertion.
     if sso.sign_assertion:
-        sign_element(assertion, key.key, key.certificate_b64, algorithm, digest)
+        sign_element(assertion, key.private_key, key.certificate_b64, algorithm, digest)
     if sso.encrypt_assertions and sso.sp_encryption_cert:
         wrap_and_encrypt(assertion, "EncryptedAssertion", sso.sp_encryption_cert, **encryption)
     if sso.sign_response:
-        sign_element(response, key.key, key.certificate_b64, algorithm, digest)
+        sign_element(response, key.private_key, key.certificate_b64, algorithm, digest)
     return etree.tostring(response, xml_declaration=True, encoding="UTF-8")
 
 
@@ -180,6 +180,10 @@ def build_error_response(
     response = _response_root(connector, acs_url=acs_url, in_response_to=in_response_to, now=instant(now))
     _status(response, status, sub_status, message)
     sign_element(
-        response, key.key, key.certificate_b64, connector.sso.signature_algorithm, connector.sso.digest_algorithm
+        response,
+        key.private_key,
+        key.certificate_b64,
+        connector.sso.signature_algorithm,
+        connector.sso.digest_algorithm,
     )
     return etree.tostring(response, xml_declaration=True, encoding="UTF-8")

@@ -10,6 +10,7 @@ Why some hops exist:
 import datetime
 import secrets
 import time
+from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from django.conf import settings
@@ -20,6 +21,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.functional import LazyObject, empty
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
@@ -160,6 +162,18 @@ def _session_index(request: HttpRequest) -> str:
     return session_index(request.session.session_key or "")
 
 
+def _signed_in_user(request: HttpRequest) -> Any:
+    """The User behind `request.user`, without the lazy wrappers around it (the authentication and
+    OTP middlewares add one each): building a response reads a few dozen of its attributes, and
+    through two wrappers they cost about 0.1 ms per response."""
+    user = request.user
+    while isinstance(user, LazyObject):
+        if user._wrapped is empty:
+            user._setup()
+        user = user._wrapped
+    return user
+
+
 def _session(request: HttpRequest) -> Session:
     return Session(index=_session_index(request), authn_instant=_auth_time(request) or timezone.now())
 
@@ -218,7 +232,7 @@ def _answer(
         )
     try:
         issued = services.sso_issue(
-            connector=connector, user=request.user, session=_session(request), request=info, key=key
+            connector=connector, user=_signed_in_user(request), session=_session(request), request=info, key=key
         )
     except SamlRequestError as error:
         if info.is_passive:
@@ -327,7 +341,11 @@ def launch(request: HttpRequest, slug: str) -> HttpResponse:
         return _launch_confirmation(request, connector, requested_relay_state)
     try:
         issued = services.sso_issue(
-            connector=connector, user=request.user, session=_session(request), request=None, relay_state=relay_state
+            connector=connector,
+            user=_signed_in_user(request),
+            session=_session(request),
+            request=None,
+            relay_state=relay_state,
         )
     except SamlRequestError as error:
         return _error_page(request, error, connector)

@@ -31,9 +31,8 @@ from django.utils import timezone
 from apps.audit.services import Actor, audit_record
 from apps.common.crypto import decrypt_secret, encrypt_secret
 from apps.common.errors import ApplicationError
-from apps.common.pki import certificate_base64, certificate_info
+from apps.common.pki import certificate_info
 from apps.saml_idp.keys import LoadedKey, generate_key_pair
-from apps.saml_idp.signing import load_private_key
 from apps.saml_sp.models import SpKey, SpKeyStatus
 
 
@@ -206,11 +205,6 @@ def loaded_sp_key(key: SpKey) -> LoadedKey:
     """The key in memory, to sign logout messages in-process (apps.saml_idp.signing)."""
     cached = _loaded.get(key.pk)
     if cached is None:
-        cached = LoadedKey(
-            id=key.pk,
-            key=load_private_key(decrypt_secret(key.private_key_ciphertext)),
-            certificate_pem=key.certificate_pem,
-            certificate_b64=certificate_base64(key.certificate_pem),
-        )
+        cached = LoadedKey.from_pem(key.pk, decrypt_secret(key.private_key_ciphertext), key.certificate_pem)
         _loaded[key.pk] = cached
     return cached

@@ -132,7 +132,7 @@ def _outgoing(
     root: etree._Element, *, binding: str, url: str, parameter: str, key: LoadedKey, relay_state: str
 ) -> OutgoingMessage:
     if binding == BINDING_POST:
-        sign_element(root, key.key, key.certificate_b64, "rsa-sha256")
+        sign_element(root, key.private_key, key.certificate_b64, "rsa-sha256")
         xml = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
         fields = {parameter: bindings.encode_post_message(xml)}
         if relay_state:
