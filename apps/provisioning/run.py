@@ -24,9 +24,15 @@ from apps.provisioning.selectors import manager_app_ids
 logger = logging.getLogger(__name__)
 
 
-# Connector id -> when this worker last found that the app holds no user the connector has not linked.
-_none_unlinked_at: dict[str, float] = {}
+# Connector id -> until when (time.monotonic()) this worker trusts its finding that the app holds no
+# user the connector has not linked.
+_none_unlinked_until: dict[str, float] = {}
 NONE_UNLINKED_SECONDS = 5.0
+# ... or this many times as long as the check took, if longer: the count of the connector's links
+# grows with the directory (0.1 to 0.3 s at a million users) and pauses the other workers' creates,
+# so it takes at most a fiftieth of a worker's time whatever the size (trusted for at most a minute).
+NONE_UNLINKED_CHECK_RATIO = 50
+NONE_UNLINKED_MAX_SECONDS = 60.0
 
 
 def connector_client(connector: Connector, *, shared: bool = True) -> ScimClient:
@@ -96,7 +102,7 @@ class ConnectorRun:
 
     def app_has_unlinked_users(self) -> None:
         self._unlinked_remote_users = True
-        _none_unlinked_at.pop(str(self.connector.pk), None)
+        _none_unlinked_until.pop(str(self.connector.pk), None)
 
     def _record(self, record: ResponseRecord) -> None:
         remote = self.current_object
@@ -146,11 +152,12 @@ class ConnectorRun:
         each create is preceded by the lookups, which also covers apps that do not answer 409 for a
         duplicate userName. An app that cannot say how many users it has gets the lookups.
 
-        A worker trusts its own finding for NONE_UNLINKED_SECONDS (its creates are all linked, and
-        a lost answer or a 409 ends the trust), so the count does not stall every batch.
+        A worker trusts its own finding for NONE_UNLINKED_SECONDS, or NONE_UNLINKED_CHECK_RATIO
+        times as long as the check took (its creates are all linked, and a lost answer or a 409 ends
+        the trust), so the count does not stall every batch.
         """
-        checked_at = _none_unlinked_at.get(str(self.connector.pk))
-        if self._unlinked_remote_users is None and checked_at and time.monotonic() - checked_at < NONE_UNLINKED_SECONDS:
+        trusted_until = _none_unlinked_until.get(str(self.connector.pk))
+        if self._unlinked_remote_users is None and trusted_until and time.monotonic() < trusted_until:
             self._unlinked_remote_users = False
         if self._unlinked_remote_users is None:
             linked = RemoteObject.objects.filter(connector=self.connector, object_type=ObjectType.USER).exclude(
@@ -167,6 +174,7 @@ class ConnectorRun:
                     return True
                 # Counted before asking the app: every user linked by then is in the app's total,
                 # so a total no larger than this count leaves no room for a user we do not know.
+                began = time.monotonic()  # what the check costs, not the wait for other creates
                 linked_before = linked.count()
                 try:
                     total = int(self.client.list_page("Users", start_index=1, count=1)["totalResults"])
@@ -179,9 +187,12 @@ class ConnectorRun:
                 else:
                     self._unlinked_remote_users = total > linked_before
                     if not self._unlinked_remote_users:
-                        _none_unlinked_at[str(self.connector.pk)] = time.monotonic()
+                        now = time.monotonic()
+                        trust = min(max(NONE_UNLINKED_SECONDS, NONE_UNLINKED_CHECK_RATIO * (now - began)),
+                                    NONE_UNLINKED_MAX_SECONDS)  # fmt: skip
+                        _none_unlinked_until[str(self.connector.pk)] = now + trust
                     else:
-                        _none_unlinked_at.pop(str(self.connector.pk), None)
+                        _none_unlinked_until.pop(str(self.connector.pk), None)
                         logger.info(
                             "%s: the app has %s users, %s linked; looking up before creating",
                             self.connector.slug, total, linked_before,
