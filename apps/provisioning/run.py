@@ -12,7 +12,7 @@ from typing import Any
 from apps.common.crypto import SecretDecryptionError, decrypt_secret
 from apps.common.http import OutboundURLError, check_outbound_url
 from apps.connectors.models import Connector, Deprovision, MappingKind
-from apps.connectors.selectors import users_in_scope
+from apps.connectors.selectors import users_in_scope_among
 from apps.directory.models import Membership, User
 from apps.provisioning.client import ResponseRecord, ScimClient, ScimError, client_for
 from apps.provisioning.creates_lock import CreatesLock, user_creates_paused
@@ -127,11 +127,7 @@ class ConnectorRun:
         ids = [remote.object_id for remote in claimed if remote.object_type == ObjectType.USER]
         users = User.objects.select_related("manager") if self.plan.reads_manager else User.objects
         self.users = {str(pk): user for pk, user in users.in_bulk(ids).items()} if ids else {}
-        self.in_scope = (
-            {str(pk) for pk in users_in_scope(self.connector).filter(pk__in=ids).values_list("pk", flat=True)}
-            if ids
-            else set()
-        )
+        self.in_scope = {str(pk) for pk in users_in_scope_among(self.connector, ids)}
         self.manager_app_ids = (
             manager_app_ids(self.connector, self.users.values()) if self.plan.sends_manager_app_id else {}
         )
