@@ -16,7 +16,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from apps.connectors.models import Connector
@@ -302,11 +302,12 @@ def sweep() -> int:
     now = timezone.now()
     RemoteObject.objects.filter(lease_expires_at__lt=now).update(lease_owner="", lease_expires_at=None)
     connector_ids = set()
-    pending = OutboxEvent.objects.filter(processed_at__isnull=True)
-    for connector_id in set(pending.values_list("connector_id", flat=True).distinct()):
-        connector = Connector.objects.filter(pk=connector_id).first()
-        if connector is not None and due_candidates(connector, 1):
-            connector_ids.add(connector_id)
+    # One probe of the pending events' index per connector, not a DISTINCT over every pending event
+    # (225 ms at a million pending, every PROVISIONING_SWEEP_SECONDS).
+    pending = OutboxEvent.objects.filter(connector=OuterRef("pk"), processed_at__isnull=True)
+    for connector in Connector.objects.filter(Exists(pending)):
+        if due_candidates(connector, 1):
+            connector_ids.add(connector.pk)
     for connector_id in connector_ids:
         with transaction.atomic():
             kick(connector_id)
