@@ -168,7 +168,7 @@ def process_batch(connector_id: Any, *, deadline: float, limit: int | None = Non
                 if outcome == "rate_limited":
                     backing_off = True
                     flush(run, outcomes)
-                    defer_pending(connector, remote.next_attempt_at)
+                    defer_pending(connector, remote.next_attempt_at, limit=limit)
             if (
                 time.monotonic() - first_unwritten >= FLUSH_SECONDS
                 or run.creates_lock.held_for() >= CREATES_LOCK_SECONDS

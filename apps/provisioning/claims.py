@@ -289,10 +289,16 @@ def pending_event_ids(connector: Connector, claimed: list[RemoteObject]) -> dict
     return events
 
 
-def defer_pending(connector: Connector, until: Any) -> None:
-    """Move every due object of the connector to `until` (a 429 applies to the whole app)."""
-    with hash_joins(connector.pk):
-        RemoteObject.objects.filter(connector=connector, object_id__in=pending_event_object_ids(connector)).filter(
+def defer_pending(connector: Connector, until: Any, *, limit: int | None = None) -> None:
+    """Move the connector's due objects that a claim could take to `until` (a 429 applies to the
+    whole app): those of the pending events a claim of `limit` objects reads at most, from the start
+    of the outbox, per type. No claim reads further before these are due again; moving every pending
+    object wrote a million rows per 429 during an initial sync of a million users."""
+    window = (limit or settings.PROVISIONING_BATCH_SIZE) * CLAIM_SPREAD * 2 * CANDIDATE_PAGES
+    for object_type in (ObjectType.USER, ObjectType.GROUP):
+        pending = OutboxEvent.objects.filter(connector=connector, object_type=object_type, processed_at__isnull=True)
+        head = pending.order_by("id").values("object_id")[:window]
+        RemoteObject.objects.filter(connector=connector, object_type=object_type, object_id__in=head).filter(
             Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lt=until)
         ).update(next_attempt_at=until)
 
