@@ -5,6 +5,7 @@ every batch), the deliveries log written with the batch's outcomes, approved dep
 the claimed users and whether the app may hold users this connector has not linked.
 """
 
+import functools
 import logging
 import time
 from typing import Any
@@ -74,8 +75,10 @@ class ConnectorRun:
         self.client.observer = self._record
         rate = self.settings.rate_limit_per_second
         self.client.before_request = (lambda: wait_for_slot(str(connector.pk), rate)) if rate else None
-        self.pending_hold: DeprovisionHold | None = None
-        self.approved_deprovisions = self._load_holds()
+        # The hold waiting for an admin's decision, if any; approvals are read when the breaker asks.
+        self.pending_hold: DeprovisionHold | None = (
+            DeprovisionHold.objects.filter(connector=connector, status=HoldStatus.PENDING).order_by("-created").first()
+        )
         # Written with the batch's outcomes (one transaction), not one row per request.
         self.deliveries: list[Delivery] = []
         # Users whose provisioning changed, by reason: their groups on this connector are re-sent.
@@ -195,17 +198,15 @@ class ConnectorRun:
                         )  # fmt: skip
         return self._unlinked_remote_users
 
-    def _load_holds(self) -> dict[str, Any]:
-        """Object id -> when an admin approved deprovisioning it (the latest approval); also notes a
-        hold still waiting for a decision."""
+    @functools.cached_property
+    def approved_deprovisions(self) -> dict[str, Any]:
+        """Object id -> when an admin approved deprovisioning it (the latest approval).
+
+        Read only when the breaker is asked: every approved hold's ids (a large approval read on
+        every batch would cost each batch as much, for as long as the hold is kept)."""
         approved: dict[str, Any] = {}
-        holds = DeprovisionHold.objects.filter(
-            connector=self.connector, status__in=[HoldStatus.APPROVED, HoldStatus.PENDING]
-        ).order_by("-created")
-        for hold in holds:
-            if hold.status == HoldStatus.PENDING:
-                self.pending_hold = self.pending_hold or hold
-                continue
+        holds = DeprovisionHold.objects.filter(connector=self.connector, status=HoldStatus.APPROVED)
+        for hold in holds.only("object_ids", "decided_at"):
             for object_id in hold.object_ids:
                 if object_id not in approved or approved[object_id] < hold.decided_at:
                     approved[object_id] = hold.decided_at
