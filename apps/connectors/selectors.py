@@ -1,5 +1,6 @@
 """Reads of connectors: who is in scope, through which assignment."""
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from django.core.paginator import Page
@@ -209,6 +210,26 @@ def users_in_scope_q(connector: Connector) -> Q:
     direct = Assignment.objects.filter(connector=connector, user__isnull=False).order_by().values("user_id")
     through_group = Membership.objects.filter(group_id__in=_assigned_group_ids(connector)).order_by().values("user_id")
     return Q(pk__in=direct.union(through_group, all=True))
+
+
+def users_in_scope_among(connector: Connector, user_ids: Collection) -> set:
+    """Which of these users (ids) the connector reaches: the users' own assignments and memberships.
+
+    Same users as `users_in_scope(connector).filter(pk__in=user_ids)`, whose EXISTS pair PostgreSQL
+    may run as hashed subplans that read every membership of the assigned groups (20 ms for a batch
+    of 100 at 20,000 users; so may a join of the two). Here the users' own rows, read by user:
+    their direct assignments, their memberships, and which of those groups are assigned.
+    """
+    ids = list(user_ids)
+    if not ids:
+        return set()
+    found = set(Assignment.objects.filter(connector=connector, user_id__in=ids).values_list("user_id", flat=True))
+    memberships = list(Membership.objects.filter(user_id__in=ids).values_list("user_id", "group_id"))
+    groups = {group_id for _user_id, group_id in memberships}
+    assigned = set(
+        Assignment.objects.filter(connector=connector, group_id__in=groups).values_list("group_id", flat=True)
+    )
+    return found | {user_id for user_id, group_id in memberships if group_id in assigned}
 
 
 def _assigned_group_ids(connector: Connector) -> QuerySet:

@@ -19,13 +19,13 @@ from django.conf import settings
 from django.utils import timezone
 
 from apps.connectors.models import Connector
+from apps.directory.models import UserStatus
 from apps.provisioning import mapping
 from apps.provisioning.breaker import check_circuit_breaker
 from apps.provisioning.claims import (
     claim_batch,
     defer_pending,
     has_pending_events,
-    hash_joins,
     pending_event_ids,
     release,
 )
@@ -88,6 +88,18 @@ def process_object(run: ConnectorRun, remote: RemoteObject, event_ids: list[int]
     return "synced", Outcome(remote, event_ids)
 
 
+def _may_deprovision(run: ConnectorRun, claimed: list[RemoteObject]) -> bool:
+    """Whether a claimed user is linked and out of scope or not active: one the breaker may count
+    (it decides); the others of a batch are created or updated, never deprovisioned."""
+    for remote in claimed:
+        if remote.object_type != ObjectType.USER or not remote.remote_id or remote.status == SyncStatus.DEPROVISIONED:
+            continue
+        user = run.users.get(str(remote.object_id))
+        if user is None or str(user.pk) not in run.in_scope or user.status != UserStatus.ACTIVE:
+            return True
+    return False
+
+
 def process_batch(connector_id: Any, *, deadline: float, limit: int | None = None) -> BatchResult:
     limit = limit or settings.PROVISIONING_BATCH_SIZE
     result = BatchResult()
@@ -107,18 +119,25 @@ def process_batch(connector_id: Any, *, deadline: float, limit: int | None = Non
         logger.warning("connector %s cannot be provisioned: %s", connector.slug, exc.message)
         result.blocked = True
         return result
-    with hash_joins(connector.pk):  # one transaction for both
-        hold = check_circuit_breaker(connector, run.approved_deprovisions, pending_hold=run.pending_hold)
-        claimed = [] if hold is not None else claim_batch(connector, limit)
-    if hold is not None:
+    if run.pending_hold is not None:  # a hold waits for an admin's decision: nothing is sent
         result.held = result.blocked = True
         return result
-    result.claimed = len(claimed)
-    result.more = len(claimed) >= limit
+    claimed = claim_batch(connector, limit)
     if not claimed:
         return result
     events = pending_event_ids(connector, claimed)
     run.preload(claimed)
+    # The breaker reads every linked user with pending changes (half a second a batch at a million
+    # users): asked only when this batch could deprovision someone, before anything is sent.
+    if _may_deprovision(run, claimed):
+        hold = check_circuit_breaker(connector, run.approved_deprovisions, pending_hold=None)
+        if hold is not None:
+            for remote in claimed:
+                release(remote)
+            result.held = result.blocked = True
+            return result
+    result.claimed = len(claimed)
+    result.more = len(claimed) >= limit
     outcomes: list[Outcome] = []
     first_unwritten = time.monotonic()
     backing_off = False
@@ -149,7 +168,7 @@ def process_batch(connector_id: Any, *, deadline: float, limit: int | None = Non
                 if outcome == "rate_limited":
                     backing_off = True
                     flush(run, outcomes)
-                    defer_pending(connector, remote.next_attempt_at)
+                    defer_pending(connector, remote.next_attempt_at, limit=limit)
             if (
                 time.monotonic() - first_unwritten >= FLUSH_SECONDS
                 or run.creates_lock.held_for() >= CREATES_LOCK_SECONDS

@@ -16,7 +16,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from apps.connectors.models import Connector
@@ -105,9 +105,14 @@ def due_candidates(connector: Connector, limit: int) -> list[tuple[str, Any]]:
     found: list[tuple[str, Any]] = []
     for object_type in (ObjectType.USER, ObjectType.GROUP):
         pending = OutboxEvent.objects.filter(connector=connector, object_type=object_type, processed_at__isnull=True)
-        after = 0
-        for _page in range(CANDIDATE_PAGES):
+        after = _scan_start(connector, object_type)
+        for page_number in range(CANDIDATE_PAGES):
             page = list(pending.filter(id__gt=after).order_by("id").values_list("id", "object_id")[: limit * 2])
+            if page_number == 0:
+                if not page and after:  # nothing past the head: look again from the start
+                    after = _scan_start(connector, object_type, rescan=True)
+                    page = list(pending.filter(id__gt=after).order_by("id").values_list("id", "object_id")[: limit * 2])
+                _note_head(connector, object_type, page[0][0] if page else None, full=not after)
             if not page:
                 break
             after = page[-1][0]
@@ -128,6 +133,35 @@ def due_candidates(connector: Connector, limit: int) -> list[tuple[str, Any]]:
 # Pages of pending events a claim reads past objects that are leased or wait for a retry: work
 # further back waits for the retries at the head while that many objects are retrying.
 CANDIDATE_PAGES = 10
+
+# (connector id, object type) -> (the earliest pending event this worker's last claim read, when it
+# last read the pending events from the start). Settled events leave dead entries at the start of
+# the outbox's index until VACUUM; without autovacuum (or between two of its runs) each claim walked
+# past all of them: 35 ms a claim with 1,500,000 settled, growing through an initial sync. A claim
+# reads from the head instead, and from the start again every HEAD_RESCAN_SECONDS, or when nothing
+# is pending past the head: an event committed after a later one (its transaction took longer)
+# waits that long at most. A hint of where to read, not a record of work: never shared, never
+# needed for what is due.
+_heads: dict[tuple[str, str], tuple[int, float]] = {}
+HEAD_RESCAN_SECONDS = 30.0
+
+
+def _scan_start(connector: Connector, object_type: str, *, rescan: bool = False) -> int:
+    """The id after which a claim reads the pending events of this type (0: from the start)."""
+    head = _heads.get((str(connector.pk), object_type))
+    if rescan or head is None or time.monotonic() - head[1] > HEAD_RESCAN_SECONDS:
+        return 0
+    return head[0] - 1
+
+
+def _note_head(connector: Connector, object_type: str, first_pending: int | None, *, full: bool) -> None:
+    key = (str(connector.pk), object_type)
+    if first_pending is None:
+        _heads.pop(key, None)
+    elif full:
+        _heads[key] = (first_pending, time.monotonic())
+    elif key in _heads:
+        _heads[key] = (first_pending, _heads[key][1])
 
 
 def claimable(connector: Connector, candidates: list[tuple[str, Any]]):
@@ -231,20 +265,40 @@ def release(remote: RemoteObject) -> None:
 
 def pending_event_ids(connector: Connector, claimed: list[RemoteObject]) -> dict[tuple[str, str], list[int]]:
     """The unprocessed events of the claimed objects, read before their state is loaded: an event
-    committed later stays pending and is delivered by the next pass."""
+    committed later stays pending and is delivered by the next pass.
+
+    Named by type and id, the key of the pending events' index: by id alone PostgreSQL read every
+    pending event (a sequential scan of 2,000,000 rows, 170 ms a batch at a million users).
+    """
     events: dict[tuple[str, str], list[int]] = {}
-    rows = OutboxEvent.objects.filter(
-        connector=connector, processed_at__isnull=True, object_id__in=[remote.object_id for remote in claimed]
-    ).values_list("object_type", "object_id", "id")
+    if not claimed:
+        return events
+    by_type: dict[str, list] = {}
+    for remote in claimed:
+        by_type.setdefault(remote.object_type, []).append(remote.object_id)
+    which = Q()
+    for object_type, ids in by_type.items():
+        which |= Q(object_type=object_type, object_id__in=ids)
+    rows = (
+        OutboxEvent.objects.filter(connector=connector, processed_at__isnull=True)
+        .filter(which)
+        .values_list("object_type", "object_id", "id")
+    )
     for object_type, object_id, event_id in rows:
         events.setdefault((object_type, str(object_id)), []).append(event_id)
     return events
 
 
-def defer_pending(connector: Connector, until: Any) -> None:
-    """Move every due object of the connector to `until` (a 429 applies to the whole app)."""
-    with hash_joins(connector.pk):
-        RemoteObject.objects.filter(connector=connector, object_id__in=pending_event_object_ids(connector)).filter(
+def defer_pending(connector: Connector, until: Any, *, limit: int | None = None) -> None:
+    """Move the connector's due objects that a claim could take to `until` (a 429 applies to the
+    whole app): those of the pending events a claim of `limit` objects reads at most, from the start
+    of the outbox, per type. No claim reads further before these are due again; moving every pending
+    object wrote a million rows per 429 during an initial sync of a million users."""
+    window = (limit or settings.PROVISIONING_BATCH_SIZE) * CLAIM_SPREAD * 2 * CANDIDATE_PAGES
+    for object_type in (ObjectType.USER, ObjectType.GROUP):
+        pending = OutboxEvent.objects.filter(connector=connector, object_type=object_type, processed_at__isnull=True)
+        head = pending.order_by("id").values("object_id")[:window]
+        RemoteObject.objects.filter(connector=connector, object_type=object_type, object_id__in=head).filter(
             Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lt=until)
         ).update(next_attempt_at=until)
 
@@ -254,11 +308,12 @@ def sweep() -> int:
     now = timezone.now()
     RemoteObject.objects.filter(lease_expires_at__lt=now).update(lease_owner="", lease_expires_at=None)
     connector_ids = set()
-    pending = OutboxEvent.objects.filter(processed_at__isnull=True)
-    for connector_id in set(pending.values_list("connector_id", flat=True).distinct()):
-        connector = Connector.objects.filter(pk=connector_id).first()
-        if connector is not None and due_candidates(connector, 1):
-            connector_ids.add(connector_id)
+    # One probe of the pending events' index per connector, not a DISTINCT over every pending event
+    # (225 ms at a million pending, every PROVISIONING_SWEEP_SECONDS).
+    pending = OutboxEvent.objects.filter(connector=OuterRef("pk"), processed_at__isnull=True)
+    for connector in Connector.objects.filter(Exists(pending)):
+        if due_candidates(connector, 1):
+            connector_ids.add(connector.pk)
     for connector_id in connector_ids:
         with transaction.atomic():
             kick(connector_id)

@@ -61,10 +61,39 @@ def _record_dirty_groups(run: ConnectorRun) -> None:
                 user_id__in=user_ids, group__connector_assignments__connector=run.connector
             ).values_list("group_id", flat=True)
         )
+        group_ids -= _groups_waiting(run, group_ids)
         if group_ids:
             record_events(run.connector, ObjectType.GROUP, group_ids, reason)
         _record_reports(run, user_ids)
     run.dirty_members = {}
+
+
+def _groups_waiting(run: ConnectorRun, group_ids: set) -> set:
+    """Of these groups, those whose next pass has not begun: an unprocessed event and no lease. That
+    pass reads the members once this transaction has committed, so another event would only be one
+    more to settle: an initial sync recorded one per group per batch of its members (780,000 for a
+    million users, all read and settled by the groups' passes at the end).
+
+    Their links stay locked until the commit: a claim skips them meanwhile (SKIP LOCKED), so none
+    begins before it could see the members provisioned here. A group whose pass has begun (leased),
+    or whose link another transaction holds (never waited for: no deadlock with a group's outcome
+    being written), gets its event and is sent again."""
+    if not group_ids:
+        return set()
+    now = timezone.now()
+    links = (
+        RemoteObject.objects.select_for_update(skip_locked=connection.features.has_select_for_update_skip_locked)
+        .filter(connector=run.connector, object_type=ObjectType.GROUP, object_id__in=group_ids)
+        .order_by("id")
+        .values_list("object_id", "lease_expires_at")
+    )
+    free = [object_id for object_id, lease_expires_at in links if lease_expires_at is None or lease_expires_at < now]
+    if not free:
+        return set()
+    pending = OutboxEvent.objects.filter(
+        connector=run.connector, object_type=ObjectType.GROUP, object_id__in=free, processed_at__isnull=True
+    )
+    return set(pending.values_list("object_id", flat=True).distinct())
 
 
 def _record_reports(run: ConnectorRun, manager_ids: set[str]) -> None:

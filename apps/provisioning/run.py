@@ -5,6 +5,7 @@ every batch), the deliveries log written with the batch's outcomes, approved dep
 the claimed users and whether the app may hold users this connector has not linked.
 """
 
+import functools
 import logging
 import time
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 from apps.common.crypto import SecretDecryptionError, decrypt_secret
 from apps.common.http import OutboundURLError, check_outbound_url
 from apps.connectors.models import Connector, Deprovision, MappingKind
-from apps.connectors.selectors import users_in_scope
+from apps.connectors.selectors import users_in_scope_among
 from apps.directory.models import Membership, User
 from apps.provisioning.client import ResponseRecord, ScimClient, ScimError, client_for
 from apps.provisioning.creates_lock import CreatesLock, user_creates_paused
@@ -24,9 +25,15 @@ from apps.provisioning.selectors import manager_app_ids
 logger = logging.getLogger(__name__)
 
 
-# Connector id -> when this worker last found that the app holds no user the connector has not linked.
-_none_unlinked_at: dict[str, float] = {}
+# Connector id -> until when (time.monotonic()) this worker trusts its finding that the app holds no
+# user the connector has not linked.
+_none_unlinked_until: dict[str, float] = {}
 NONE_UNLINKED_SECONDS = 5.0
+# ... or this many times as long as the check took, if longer: the count of the connector's links
+# grows with the directory (0.1 to 0.3 s at a million users) and pauses the other workers' creates,
+# so it takes at most a fiftieth of a worker's time whatever the size (trusted for at most a minute).
+NONE_UNLINKED_CHECK_RATIO = 50
+NONE_UNLINKED_MAX_SECONDS = 60.0
 
 
 def connector_client(connector: Connector, *, shared: bool = True) -> ScimClient:
@@ -68,8 +75,10 @@ class ConnectorRun:
         self.client.observer = self._record
         rate = self.settings.rate_limit_per_second
         self.client.before_request = (lambda: wait_for_slot(str(connector.pk), rate)) if rate else None
-        self.pending_hold: DeprovisionHold | None = None
-        self.approved_deprovisions = self._load_holds()
+        # The hold waiting for an admin's decision, if any; approvals are read when the breaker asks.
+        self.pending_hold: DeprovisionHold | None = (
+            DeprovisionHold.objects.filter(connector=connector, status=HoldStatus.PENDING).order_by("-created").first()
+        )
         # Written with the batch's outcomes (one transaction), not one row per request.
         self.deliveries: list[Delivery] = []
         # Users whose provisioning changed, by reason: their groups on this connector are re-sent.
@@ -96,7 +105,7 @@ class ConnectorRun:
 
     def app_has_unlinked_users(self) -> None:
         self._unlinked_remote_users = True
-        _none_unlinked_at.pop(str(self.connector.pk), None)
+        _none_unlinked_until.pop(str(self.connector.pk), None)
 
     def _record(self, record: ResponseRecord) -> None:
         remote = self.current_object
@@ -121,11 +130,7 @@ class ConnectorRun:
         ids = [remote.object_id for remote in claimed if remote.object_type == ObjectType.USER]
         users = User.objects.select_related("manager") if self.plan.reads_manager else User.objects
         self.users = {str(pk): user for pk, user in users.in_bulk(ids).items()} if ids else {}
-        self.in_scope = (
-            {str(pk) for pk in users_in_scope(self.connector).filter(pk__in=ids).values_list("pk", flat=True)}
-            if ids
-            else set()
-        )
+        self.in_scope = {str(pk) for pk in users_in_scope_among(self.connector, ids)}
         self.manager_app_ids = (
             manager_app_ids(self.connector, self.users.values()) if self.plan.sends_manager_app_id else {}
         )
@@ -146,11 +151,12 @@ class ConnectorRun:
         each create is preceded by the lookups, which also covers apps that do not answer 409 for a
         duplicate userName. An app that cannot say how many users it has gets the lookups.
 
-        A worker trusts its own finding for NONE_UNLINKED_SECONDS (its creates are all linked, and
-        a lost answer or a 409 ends the trust), so the count does not stall every batch.
+        A worker trusts its own finding for NONE_UNLINKED_SECONDS, or NONE_UNLINKED_CHECK_RATIO
+        times as long as the check took (its creates are all linked, and a lost answer or a 409 ends
+        the trust), so the count does not stall every batch.
         """
-        checked_at = _none_unlinked_at.get(str(self.connector.pk))
-        if self._unlinked_remote_users is None and checked_at and time.monotonic() - checked_at < NONE_UNLINKED_SECONDS:
+        trusted_until = _none_unlinked_until.get(str(self.connector.pk))
+        if self._unlinked_remote_users is None and trusted_until and time.monotonic() < trusted_until:
             self._unlinked_remote_users = False
         if self._unlinked_remote_users is None:
             linked = RemoteObject.objects.filter(connector=self.connector, object_type=ObjectType.USER).exclude(
@@ -167,6 +173,7 @@ class ConnectorRun:
                     return True
                 # Counted before asking the app: every user linked by then is in the app's total,
                 # so a total no larger than this count leaves no room for a user we do not know.
+                began = time.monotonic()  # what the check costs, not the wait for other creates
                 linked_before = linked.count()
                 try:
                     total = int(self.client.list_page("Users", start_index=1, count=1)["totalResults"])
@@ -179,26 +186,27 @@ class ConnectorRun:
                 else:
                     self._unlinked_remote_users = total > linked_before
                     if not self._unlinked_remote_users:
-                        _none_unlinked_at[str(self.connector.pk)] = time.monotonic()
+                        now = time.monotonic()
+                        trust = min(max(NONE_UNLINKED_SECONDS, NONE_UNLINKED_CHECK_RATIO * (now - began)),
+                                    NONE_UNLINKED_MAX_SECONDS)  # fmt: skip
+                        _none_unlinked_until[str(self.connector.pk)] = now + trust
                     else:
-                        _none_unlinked_at.pop(str(self.connector.pk), None)
+                        _none_unlinked_until.pop(str(self.connector.pk), None)
                         logger.info(
                             "%s: the app has %s users, %s linked; looking up before creating",
                             self.connector.slug, total, linked_before,
                         )  # fmt: skip
         return self._unlinked_remote_users
 
-    def _load_holds(self) -> dict[str, Any]:
-        """Object id -> when an admin approved deprovisioning it (the latest approval); also notes a
-        hold still waiting for a decision."""
+    @functools.cached_property
+    def approved_deprovisions(self) -> dict[str, Any]:
+        """Object id -> when an admin approved deprovisioning it (the latest approval).
+
+        Read only when the breaker is asked: every approved hold's ids (a large approval read on
+        every batch would cost each batch as much, for as long as the hold is kept)."""
         approved: dict[str, Any] = {}
-        holds = DeprovisionHold.objects.filter(
-            connector=self.connector, status__in=[HoldStatus.APPROVED, HoldStatus.PENDING]
-        ).order_by("-created")
-        for hold in holds:
-            if hold.status == HoldStatus.PENDING:
-                self.pending_hold = self.pending_hold or hold
-                continue
+        holds = DeprovisionHold.objects.filter(connector=self.connector, status=HoldStatus.APPROVED)
+        for hold in holds.only("object_ids", "decided_at"):
             for object_id in hold.object_ids:
                 if object_id not in approved or approved[object_id] < hold.decided_at:
                     approved[object_id] = hold.decided_at

@@ -42,3 +42,22 @@ def test_above_the_limit_the_count_is_an_estimate_shown_as_about(monkeypatch):
 
     # Six ways in: the two people in both groups are counted twice.
     assert (count.count, count.exact, str(count)) == (6, False, "about 6")
+
+
+def test_which_of_some_users_are_in_scope_agrees_with_the_scope():
+    connector = _connector()
+    other = _connector()
+    direct, grouped, both, outsider, elsewhere = (UserFactory(username=f"among{i}") for i in range(5))
+    connector_services.assignment_create(actor=None, connector=connector, user=direct)
+    connector_services.assignment_create(actor=None, connector=connector, user=both)
+    connector_services.assignment_create(actor=None, connector=connector, group=GroupFactory(members=[grouped, both]))
+    GroupFactory(members=[outsider])  # a group assigned to no connector
+    connector_services.assignment_create(actor=None, connector=other, group=GroupFactory(members=[elsewhere]))
+    asked = [direct.pk, grouped.pk, both.pk, outsider.pk, elsewhere.pk]
+
+    among = selectors.users_in_scope_among(connector, asked)
+
+    assert among == {direct.pk, grouped.pk, both.pk}
+    assert among == set(selectors.users_in_scope(connector).filter(pk__in=asked).values_list("pk", flat=True))
+    assert selectors.users_in_scope_among(connector, [outsider.pk]) == set()
+    assert selectors.users_in_scope_among(connector, []) == set()

@@ -1,8 +1,10 @@
 """The deprovisioning circuit breaker: a large batch waits for an admin, who approves or cancels it."""
 
 import uuid
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from apps.directory import services as directory
 from apps.provisioning.models import DeprovisionHold, HoldStatus, ObjectType, RemoteObject, SyncStatus
@@ -213,3 +215,31 @@ def test_mass_suspension_is_held_too(downstream):
 
     assert downstream.count() == 0
     assert len(DeprovisionHold.objects.get(connector=connector).object_ids) == 11
+
+
+def test_a_batch_that_deprovisions_nobody_is_sent_while_removals_wait_behind_it(downstream):
+    connector = make_connector(downstream)
+    group, users = _team(connector, 11)
+    unassign(connector, group=group)
+    # Another worker holds the removed users' links: this batch can only create the newcomer.
+    RemoteObject.objects.filter(connector=connector, object_type=ObjectType.USER).update(
+        lease_owner="other", lease_expires_at=timezone.now() + timedelta(minutes=1)
+    )
+    newcomer = UserFactory(username="newcomer", email="newcomer@example.com")
+    assign(connector, user=newcomer)
+    downstream.reset_log()
+
+    first = run(connector)
+
+    assert not first.held
+    assert remote(connector, newcomer).status == SyncStatus.SYNCED
+    assert [r.body["userName"] for r in downstream.calls("POST", "/Users")] == ["newcomer"]
+    assert not DeprovisionHold.objects.filter(connector=connector).exists()
+
+    RemoteObject.objects.filter(connector=connector, lease_owner="other").update(lease_owner="", lease_expires_at=None)
+    second = run(connector)
+
+    assert second.held
+    assert _deactivated(downstream) == []
+    assert sorted(DeprovisionHold.objects.get(connector=connector).labels) == sorted(u.username for u in users)
+    assert all(remote(connector, user).lease_owner == "" for user in users)  # released, held for the admin

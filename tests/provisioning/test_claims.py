@@ -49,3 +49,50 @@ def test_several_events_of_one_object_are_one_candidate(downstream):
     )
 
     assert claims.due_candidates(connector, 10) == [(ObjectType.USER, user.pk)]
+
+
+def test_claimed_users_and_groups_get_their_pending_events(downstream):
+    connector = make_connector(downstream)
+    user = UserFactory(username="evented", email="evented@example.com")
+    group = GroupFactory(name="Evented", members=[user])
+    assign(connector, group=group)
+    OutboxEvent.objects.create(connector=connector, object_type=ObjectType.USER, object_id=user.pk, reason="again")
+
+    claimed = claims.claim_batch(connector, 10)
+    events = claims.pending_event_ids(connector, claimed)
+
+    pending = OutboxEvent.objects.filter(connector=connector, processed_at__isnull=True).order_by("id")
+    expected: dict = {}
+    for object_type, object_id, event_id in pending.values_list("object_type", "object_id", "id"):
+        expected.setdefault((object_type, str(object_id)), []).append(event_id)
+    assert events == expected
+    assert set(events) == {(ObjectType.USER, str(user.pk)), (ObjectType.GROUP, str(group.pk))}
+    assert len(events[(ObjectType.USER, str(user.pk))]) == 2
+    assert claims.pending_event_ids(connector, []) == {}
+
+
+def test_an_event_committed_behind_the_head_is_claimed_once_the_claims_read_from_the_start(downstream, monkeypatch):
+    connector = make_connector(downstream)
+    users = [UserFactory(username=f"head{i}", email=f"head{i}@example.com") for i in range(3)]
+    for user in users:
+        assign(connector, user=user)
+    first, second, third = OutboxEvent.objects.filter(connector=connector).order_by("id").values_list("id", flat=True)
+    # The first event's transaction commits after the others were read: not there yet, then back
+    # under the id it was given first.
+    OutboxEvent.objects.filter(id=first).delete()
+    assert claims.due_candidates(connector, 10) == [(ObjectType.USER, users[1].pk), (ObjectType.USER, users[2].pk)]
+    OutboxEvent.objects.create(id=first, connector=connector, object_type=ObjectType.USER, object_id=users[0].pk)
+
+    # Claims read from the head (past the settled events' dead index entries) ...
+    assert claims.due_candidates(connector, 10) == [(ObjectType.USER, users[1].pk), (ObjectType.USER, users[2].pk)]
+    # ... and from the start again every HEAD_RESCAN_SECONDS.
+    monkeypatch.setattr(claims, "HEAD_RESCAN_SECONDS", 0.0)
+    assert claims.due_candidates(connector, 10)[0] == (ObjectType.USER, users[0].pk)
+    monkeypatch.undo()
+
+    # Nothing pending past the head: read from the start at once.
+    OutboxEvent.objects.filter(id=first).delete()
+    assert claims.due_candidates(connector, 10)[0] == (ObjectType.USER, users[1].pk)  # the head moves to `second`
+    OutboxEvent.objects.create(id=first, connector=connector, object_type=ObjectType.USER, object_id=users[0].pk)
+    OutboxEvent.objects.filter(pk__in=[second, third]).update(processed_at=timezone.now())
+    assert claims.due_candidates(connector, 10) == [(ObjectType.USER, users[0].pk)]

@@ -8,7 +8,7 @@ import httpx2
 import pytest
 from django.utils import timezone
 
-from apps.provisioning import outcomes, tasks
+from apps.provisioning import claims, outcomes, tasks
 from apps.provisioning import run as connector_run
 from apps.provisioning.client import ScimClient
 from apps.provisioning.models import SyncStatus
@@ -291,6 +291,25 @@ def test_after_a_429_nothing_more_is_sent_to_the_app_before_retry_after(downstre
     assert downstream.count() == 1
     for user in users:
         assert 28 <= _seconds_until(remote(connector, user).next_attempt_at) <= 30.5
+
+
+def test_a_429_defers_what_the_claims_read_not_every_pending_object(downstream, settings, monkeypatch):
+    # A claim of one object reads at most 2 x CLAIM_SPREAD (4) events here: those objects wait for
+    # Retry-After, so nothing more is sent, and the objects further back are not written.
+    settings.PROVISIONING_BATCH_SIZE = 1
+    monkeypatch.setattr(claims, "CANDIDATE_PAGES", 1)
+    connector = make_connector(downstream)
+    users = [_user(f"user{index:02d}") for index in range(12)]
+    for user in users:
+        assign(connector, user=user)
+    downstream.fail(429, retry_after=30)
+
+    run(connector)
+    run(connector)
+
+    assert downstream.count() == 1
+    deferred = [remote(connector, user).next_attempt_at is not None for user in users]
+    assert deferred == [True] * 8 + [False] * 4
 
 
 @pytest.mark.parametrize(

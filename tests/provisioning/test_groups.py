@@ -1,9 +1,14 @@
 """Groups on a connector: pushed with their provisioned members, renamed and changed by PATCH deltas."""
 
+import time
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from apps.directory import services as directory
-from apps.provisioning.models import RemoteObject, SyncStatus
+from apps.provisioning import batch
+from apps.provisioning.models import ObjectType, OutboxEvent, RemoteObject, SyncStatus
 from tests.factories import GroupFactory, UserFactory
 from tests.provisioning.helpers import assign, make_connector, remote, sync, unassign
 
@@ -284,3 +289,40 @@ def test_groups_are_not_pushed_when_the_connector_does_not_push_groups(downstrea
     assert downstream.user("alice") is not None
     assert downstream.count(path="/Groups") == 0
     assert remote(connector, group).status == SyncStatus.SKIPPED
+
+
+def test_a_group_waiting_for_its_pass_gets_no_event_per_batch_of_its_members(downstream, settings):
+    # One user per batch: each provisioned member would record an event for the group, which
+    # already waits for a pass that reads its members after them.
+    settings.PROVISIONING_BATCH_SIZE = 1
+    connector = make_connector(downstream)
+    members = _users("m1", "m2", "m3", "m4")
+    group = GroupFactory(name="Waiting", members=members)
+    assign(connector, group=group)
+
+    sync(connector)
+
+    group_events = OutboxEvent.objects.filter(connector=connector, object_type=ObjectType.GROUP)
+    assert group_events.count() == 1  # the assignment's
+    assert downstream.member_names("Waiting") == {"m1", "m2", "m3", "m4"}
+
+
+def test_a_group_whose_pass_has_begun_gets_the_event_and_is_sent_again(downstream):
+    connector = make_connector(downstream)
+    alice, bob = _users("alice", "bob")
+    group = GroupFactory(name="Busy", members=[alice])
+    assign(connector, group=group)
+    sync(connector)
+    directory.group_add_members(actor=None, group=group, users=[bob])
+    # Another worker has leased the group (its pass began before bob is linked).
+    RemoteObject.objects.filter(connector=connector, object_id=group.pk).update(
+        lease_owner="other", lease_expires_at=timezone.now() + timedelta(minutes=1)
+    )
+    before = OutboxEvent.objects.filter(connector=connector, object_type=ObjectType.GROUP).count()
+
+    batch.process_batch(connector.pk, deadline=time.monotonic() + 30)  # bob is created
+
+    assert OutboxEvent.objects.filter(connector=connector, object_type=ObjectType.GROUP).count() == before + 1
+    RemoteObject.objects.filter(connector=connector, object_id=group.pk).update(lease_owner="", lease_expires_at=None)
+    sync(connector)
+    assert downstream.member_names("Busy") == {"alice", "bob"}

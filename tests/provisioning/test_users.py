@@ -8,6 +8,7 @@ import pytest
 from apps.connectors import services as connector_services
 from apps.connectors.models import MappingKind
 from apps.directory import services as directory
+from apps.provisioning import run as connector_run
 from apps.provisioning.mapping import resource_hash
 from apps.provisioning.models import SyncStatus
 from tests.factories import GroupFactory, UserFactory
@@ -157,6 +158,21 @@ def test_user_created_in_the_app_after_the_count_is_linked_on_409(downstream):
     assert remote(connector, alice).remote_id == existing["id"]
     assert remote(connector, alice).status == SyncStatus.SYNCED, remote(connector, alice).last_error
     assert downstream.user("alice")["externalId"] == "E-1001"  # then updated to the directory's values
+
+
+@pytest.mark.parametrize(("ratio", "counts"), [(0, 2), (10**9, 1)])
+def test_the_count_of_the_apps_users_is_trusted_longer_the_longer_it_took(downstream, monkeypatch, ratio, counts):
+    # Counting a connector's links grows with the directory: the finding is trusted for as many
+    # times the check's own time, so the count stays a small part of a worker's time.
+    monkeypatch.setattr(connector_run, "NONE_UNLINKED_SECONDS", 0.0)
+    monkeypatch.setattr(connector_run, "NONE_UNLINKED_CHECK_RATIO", ratio)
+    connector = make_connector(downstream)
+    for name in ("bob", "carol"):
+        assign(connector, user=UserFactory(username=name, email=f"{name}@example.com"))
+        sync(connector)
+
+    assert [r.query.get("filter") for r in downstream.calls("GET", "/Users")] == [None] * counts
+    assert downstream.count("POST", "/Users") == 2
 
 
 def test_existing_remote_user_found_by_external_id_is_linked(downstream):
