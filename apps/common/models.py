@@ -49,3 +49,19 @@ class CacheGeneration(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}: {self.token}"
+
+
+class RowCount(models.Model):
+    """One delta of an exact row count, appended by database triggers in the writing transaction and
+    summed by readers (apps.common.rowcounts)."""
+
+    name = models.CharField(max_length=30)
+    scope = models.CharField(max_length=64, blank=True)
+    part = models.CharField(max_length=64, blank=True)
+    n = models.BigIntegerField()
+
+    class Meta:
+        indexes = [models.Index(fields=["name", "scope"], name="common_rowcount_bucket_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.name}[{self.scope}:{self.part}] {self.n:+d}"

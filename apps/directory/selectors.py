@@ -9,7 +9,9 @@ from django.core.paginator import Page, Paginator
 from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Value, prefetch_related_objects
 from django.db.models.functions import Concat, Lower
 
+from apps.common import rowcounts
 from apps.common.paging import CappedPage
+from apps.directory.apps import GROUPS_COUNTER, USERS_COUNTER
 from apps.directory.models import Group, GroupImportJob, GroupRule, Membership, User
 from apps.directory.profile_selectors import profile_filter_q
 
@@ -233,3 +235,13 @@ def group_page(*, search: str, number: str | int | None, size: int) -> Page:
 
 def group_import_latest(group: Group) -> GroupImportJob | None:
     return GroupImportJob.objects.filter(group=group).first()
+
+
+def user_total() -> int:
+    """The exact number of users, from a counter the database keeps (no COUNT of the table)."""
+    return rowcounts.row_count(USERS_COUNTER)
+
+
+def group_total() -> int:
+    """The exact number of groups, from a counter the database keeps (no COUNT of the table)."""
+    return rowcounts.row_count(GROUPS_COUNTER)

@@ -1,0 +1,249 @@
+"""Exact row counts of large tables, kept by the database in the writing transaction.
+
+A SCIM list must say how many users there are (RFC 7644 `totalResults`, exact), and the console
+shows how many objects each connector has in each state. At a million rows a COUNT(*) reads the
+whole table (or index) every time: about a hundred milliseconds per page. Instead, triggers append
+one *delta row* per statement and bucket to `common_rowcount` (name, scope, part, n) in the
+transaction that inserts, deletes or moves rows, and a count is the sum of a bucket's deltas.
+
+- Deltas are appended, never updated in place: concurrent writers never wait on one hot counter
+  row. A reader folds a bucket's deltas into one row when they pile up (`_compact`, DELETE ...
+  RETURNING in one statement, so a delta committed meanwhile is never lost nor counted twice).
+- On PostgreSQL the triggers are statement triggers over transition tables: a COPY or an INSERT
+  ... SELECT of a million rows writes one delta per bucket. They are ENABLEd ALWAYS, so a bulk load
+  under `session_replication_role = replica` (bench/scale_data.py) keeps the counts too; TRUNCATE
+  empties the counter. On SQLite (the embedded default) they are row triggers.
+- Every `migrate` (post_migrate, also after a test flush) makes the triggers again and recounts
+  every counter under a lock that holds writers off, so a counter is exact from its first day and
+  any drift (a trigger dropped by hand) is repaired by the next deploy.
+
+A counter is declared by the app owning its table (`register`, from AppConfig.ready()) with SQL
+expressions of a row for its scope (e.g. a connector id) and part (e.g. a status).
+"""
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import connection, connections, transaction
+
+TABLE = "common_rowcount"
+# A reader folds a scope's deltas into one row per part once there are more than this many.
+COMPACT_AFTER = 64
+
+# (vendor, row alias) -> an SQL expression of that row (text); the alias is NEW/OLD in a SQLite
+# trigger, a transition table's alias on PostgreSQL.
+Expression = Callable[[str, str], str]
+
+
+def _empty(vendor: str, row: str) -> str:
+    return "''"
+
+
+@dataclass(frozen=True)
+class Counter:
+    name: str
+    table: str
+    scope: Expression
+    part: Expression
+    moves: bool  # whether an UPDATE can move a row between buckets (else only INSERT/DELETE count)
+
+
+_counters: dict[str, Counter] = {}
+
+
+def register(
+    name: str, table: str, *, scope: Expression = _empty, part: Expression = _empty, moves: bool = False
+) -> None:
+    """Count the rows of `table`, by bucket (scope, part), under `name` (called from AppConfig.ready())."""
+    if not re.fullmatch(r"[a-z0-9_]{1,30}", name):
+        raise ValueError(f"Counter names are short lowercase words, not {name!r}.")
+    _counters[name] = Counter(name, table, scope, part, moves)
+
+
+def registered() -> dict[str, Counter]:
+    return dict(_counters)
+
+
+# --- Reading ------------------------------------------------------------------------------------------
+
+
+def row_count(name: str) -> int:
+    """The exact number of rows a counter without scopes or parts counts."""
+    return sum(counts(name).values())
+
+
+def counts(name: str, scopes: Iterable[str] | None = None) -> dict[tuple[str, str], int]:
+    """(scope, part) -> rows, for every bucket of `name` (or of these scopes) that is not empty."""
+    wanted = None if scopes is None else list(dict.fromkeys(scopes))
+    if wanted == []:
+        return {}
+    sql = f"SELECT scope, part, SUM(n), COUNT(*) FROM {TABLE} WHERE name = %s"  # noqa: S608 - a constant
+    params: list[Any] = [name]
+    if wanted is not None:
+        sql += f" AND scope IN ({', '.join(['%s'] * len(wanted))})"
+        params += wanted
+    with connection.cursor() as cursor:
+        cursor.execute(sql + " GROUP BY scope, part", params)
+        rows = cursor.fetchall()
+    deltas: dict[str, int] = {}
+    result = {}
+    for scope, part, total, number in rows:
+        deltas[scope] = deltas.get(scope, 0) + number
+        if total:
+            result[(scope, part)] = int(total)
+    for scope, number in deltas.items():
+        if number > COMPACT_AFTER:
+            _compact(name, scope)
+    return result
+
+
+def _compact(name: str, scope: str) -> None:
+    """Fold a scope's deltas into one row per part. DELETE ... RETURNING takes exactly the rows it
+    removes, so a delta committed meanwhile stays for the next fold; on PostgreSQL one folder at a
+    time per counter (a second skips: two would only wait on each other's rows)."""
+    with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT pg_try_advisory_xact_lock(hashtext(%s))", [f"rowcount:{name}:{scope}"])
+            if not cursor.fetchone()[0]:
+                return
+        cursor.execute(f"DELETE FROM {TABLE} WHERE name = %s AND scope = %s RETURNING part, n", [name, scope])  # noqa: S608
+        totals: dict[str, int] = {}
+        for part, n in cursor.fetchall():
+            totals[part] = totals.get(part, 0) + n
+        rows = [(name, scope, part, n) for part, n in totals.items() if n]
+        if rows:
+            cursor.executemany(f"INSERT INTO {TABLE} (name, scope, part, n) VALUES (%s, %s, %s, %s)", rows)  # noqa: S608
+
+
+# --- The triggers and the recount ----------------------------------------------------------------------
+
+
+def _buckets_sql(counter: Counter, vendor: str, source: str, alias: str, sign: int) -> str:
+    scope, part = counter.scope(vendor, alias), counter.part(vendor, alias)
+    # Expressions from register(), never from input.
+    return f"SELECT {scope} AS scope, {part} AS part, {sign} AS n FROM {source} {alias}"  # noqa: S608
+
+
+def _postgres_function(counter: Counter, event: str) -> str:
+    parts = []
+    if event in ("INSERT", "UPDATE"):
+        parts.append(_buckets_sql(counter, "postgresql", "rowcount_new", "r", 1))
+    if event in ("DELETE", "UPDATE"):
+        parts.append(_buckets_sql(counter, "postgresql", "rowcount_old", "r", -1))
+    return f"""
+CREATE OR REPLACE FUNCTION {_trigger_name(counter, event)}() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO {TABLE} (name, scope, part, n)
+    SELECT '{counter.name}', scope, part, SUM(n) FROM ({" UNION ALL ".join(parts)}) moved
+    GROUP BY scope, part HAVING SUM(n) <> 0;
+    RETURN NULL;
+END $$
+"""  # noqa: S608 - names and expressions from register()
+
+
+_POSTGRES_TRUNCATE = f"""
+CREATE OR REPLACE FUNCTION rowcount_truncated() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM {TABLE} WHERE name = TG_ARGV[0];
+    RETURN NULL;
+END $$
+"""  # noqa: S608 - a constant
+
+
+def _trigger_name(counter: Counter, event: str) -> str:
+    return f"rowcount_{counter.name}_{event[0].lower()}"
+
+
+def _events(counter: Counter) -> tuple[str, ...]:
+    return ("INSERT", "DELETE", "UPDATE") if counter.moves else ("INSERT", "DELETE")
+
+
+def _postgres_triggers(cursor: Any, database: Any, counter: Counter) -> None:
+    table = database.ops.quote_name(counter.table)
+    cursor.execute(_POSTGRES_TRUNCATE)
+    for event in _events(counter):
+        cursor.execute(_postgres_function(counter, event))
+        transition = {
+            "INSERT": "NEW TABLE AS rowcount_new",
+            "DELETE": "OLD TABLE AS rowcount_old",
+            "UPDATE": "OLD TABLE AS rowcount_old NEW TABLE AS rowcount_new",
+        }[event]
+        name = _trigger_name(counter, event)
+        cursor.execute(
+            f"CREATE OR REPLACE TRIGGER {name} AFTER {event} ON {table} REFERENCING {transition} "
+            f"FOR EACH STATEMENT EXECUTE FUNCTION {name}()"
+        )
+        cursor.execute(f"ALTER TABLE {table} ENABLE ALWAYS TRIGGER {name}")
+    name = _trigger_name(counter, "TRUNCATE")
+    cursor.execute(
+        f"CREATE OR REPLACE TRIGGER {name} AFTER TRUNCATE ON {table} "
+        f"FOR EACH STATEMENT EXECUTE FUNCTION rowcount_truncated('{counter.name}')"
+    )
+    cursor.execute(f"ALTER TABLE {table} ENABLE ALWAYS TRIGGER {name}")
+
+
+def _sqlite_triggers(cursor: Any, database: Any, counter: Counter) -> None:
+    table = database.ops.quote_name(counter.table)
+
+    def delta(row: str, sign: int) -> str:
+        scope, part = counter.scope("sqlite", row), counter.part("sqlite", row)
+        return f"INSERT INTO {TABLE} (name, scope, part, n) VALUES ('{counter.name}', {scope}, {part}, {sign});"  # noqa: S608
+
+    bodies = {"INSERT": ("", delta("NEW", 1)), "DELETE": ("", delta("OLD", -1))}
+    if counter.moves:
+        moved = " OR ".join(
+            f"{expression('sqlite', 'OLD')} IS NOT {expression('sqlite', 'NEW')}"
+            for expression in (counter.scope, counter.part)
+        )
+        bodies["UPDATE"] = (f" WHEN {moved}", delta("OLD", -1) + " " + delta("NEW", 1))
+    for event, (when, body) in bodies.items():
+        name = _trigger_name(counter, event)
+        # Dropped first: a changed expression must replace the old trigger.
+        cursor.execute(f"DROP TRIGGER IF EXISTS {name}")
+        cursor.execute(f"CREATE TRIGGER {name} AFTER {event} ON {table} FOR EACH ROW{when} BEGIN {body} END")
+
+
+def recount(counter: Counter, using: str = "default") -> None:
+    """Replace a counter's deltas by a count of its table, with writers held off (PostgreSQL: a lock
+    that conflicts with every write and lets reads go on; SQLite: its one writer)."""
+    database = connections[using]
+    table = database.ops.quote_name(counter.table)
+    with transaction.atomic(using=using), database.cursor() as cursor:
+        if database.vendor == "postgresql":
+            cursor.execute(f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE")
+        cursor.execute(f"DELETE FROM {TABLE} WHERE name = %s", [counter.name])  # noqa: S608
+        scope, part = counter.scope(database.vendor, "r"), counter.part(database.vendor, "r")
+        cursor.execute(
+            f"INSERT INTO {TABLE} (name, scope, part, n) "  # noqa: S608 - names from the models and register()
+            f"SELECT %s, scope, part, COUNT(*) FROM (SELECT {scope} AS scope, {part} AS part FROM {table} r) counted "
+            "GROUP BY scope, part",
+            [counter.name],
+        )
+
+
+def ensure_triggers(using: str = "default", **kwargs: Any) -> None:
+    """Make every counter's triggers and recount it (idempotent; post_migrate, like
+    apps.common.generations: SQLite drops a table's triggers when a migration rebuilds it)."""
+    database = connections[using]
+    existing = set(database.introspection.table_names())
+    if TABLE not in existing:
+        return
+    for counter in sorted(_counters.values(), key=lambda counter: counter.name):
+        if counter.table not in existing:
+            continue
+        with transaction.atomic(using=using), database.cursor() as cursor:
+            if database.vendor == "postgresql":
+                _postgres_triggers(cursor, database, counter)
+            else:
+                _sqlite_triggers(cursor, database, counter)
+            recount(counter, using)
+
+
+def recount_all(using: str = "default") -> None:
+    """Recount every counter (what ensure_triggers does after making the triggers)."""
+    existing = set(connections[using].introspection.table_names())
+    for counter in sorted(_counters.values(), key=lambda counter: counter.name):
+        if counter.table in existing:
+            recount(counter, using)

@@ -1,0 +1,141 @@
+"""Exact row counts kept by database triggers (apps.common.rowcounts): the directory's users and
+groups, a connector's links per state. Each must equal a recount after every kind of write, on
+PostgreSQL and on SQLite."""
+
+import uuid
+
+import pytest
+from django.db import connection
+
+from apps.common import rowcounts
+from apps.common.models import RowCount
+from apps.directory.models import Group, User
+from apps.directory.selectors import group_total, user_total
+from apps.provisioning.counts import LINKS_COUNTER
+from apps.provisioning.models import RemoteObject, SyncStatus
+from apps.provisioning.selectors import _scope, provisioning_state, remote_object_list
+from tests.factories import GroupFactory, UserFactory
+from tests.provisioning.helpers import make_connector
+
+pytestmark = pytest.mark.django_db
+
+
+def _db_id(pk: uuid.UUID) -> object:
+    return User._meta.pk.get_db_prep_value(pk, connection)
+
+
+def _assert_users_exact() -> None:
+    assert user_total() == User.objects.count()
+    assert group_total() == Group.objects.count()
+
+
+def test_users_and_groups_counted_through_creates_deletes_and_bulk_paths():
+    _assert_users_exact()
+    users = [UserFactory() for _ in range(3)]
+    GroupFactory(name="One")
+    _assert_users_exact()
+    User.objects.bulk_create([User(username=f"bulk{n}", email=f"bulk{n}@example.com") for n in range(5)])
+    _assert_users_exact()
+    users[0].delete()
+    User.objects.filter(username__startswith="bulk").delete()
+    Group.objects.all().delete()
+    _assert_users_exact()
+    # A write the ORM never sees: INSERT ... SELECT.
+    table = connection.ops.quote_name(User._meta.db_table)
+    copied = [f.column for f in User._meta.concrete_fields if f.column not in ("id", "username", "email")]
+    columns = ", ".join(connection.ops.quote_name(column) for column in copied)
+    new_id = uuid.uuid4()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (id, username, email, {columns}) "  # noqa: S608 - names from the model
+            f"SELECT %s, 'copied', 'copied@example.com', {columns} FROM {table} WHERE id = %s",
+            [_db_id(new_id), _db_id(users[1].pk)],
+        )
+    assert User.objects.filter(pk=new_id).exists()
+    _assert_users_exact()
+
+
+def test_a_rolled_back_write_is_not_counted():
+    from django.db import transaction
+
+    before = user_total()
+    with pytest.raises(RuntimeError), transaction.atomic():
+        UserFactory()
+        raise RuntimeError
+    assert user_total() == before == User.objects.count()
+
+
+def test_deltas_fold_into_one_row_and_stay_exact():
+    User.objects.bulk_create([User(username=f"one{n}", email=f"one{n}@example.com") for n in range(3)])
+    for n in range(rowcounts.COMPACT_AFTER + 5):
+        User.objects.create(username=f"row{n}", email=f"row{n}@example.com")
+    assert RowCount.objects.filter(name="directory_users").count() > rowcounts.COMPACT_AFTER
+    assert user_total() == User.objects.count()  # reads, then folds
+    assert RowCount.objects.filter(name="directory_users").count() == 1
+    User.objects.filter(username__startswith="row").delete()
+    assert user_total() == User.objects.count()
+
+
+def test_a_recount_repairs_a_counter_that_drifted():
+    UserFactory()
+    RowCount.objects.create(name="directory_users", n=1000)
+    assert user_total() != User.objects.count()
+    rowcounts.recount_all()  # what every migrate does after making the triggers
+    _assert_users_exact()
+
+
+@pytest.mark.skipif("connection.vendor != 'postgresql'")
+def test_truncate_and_replica_mode_loads_keep_the_count():
+    UserFactory()
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # TRUNCATE refuses pending FK checks
+        cursor.execute("SET LOCAL session_replication_role = replica")  # as bench/scale_data.py loads
+        cursor.execute("TRUNCATE directory_membership, directory_user CASCADE")
+        UserFactory()
+        cursor.execute("SET LOCAL session_replication_role = DEFAULT")
+    _assert_users_exact()
+
+
+# --- A connector's links per state ---------------------------------------------------------------------
+
+
+def _state_matches_lists(connector) -> None:
+    state = provisioning_state(connector)
+    listed = {key: remote_object_list(connector, status=key).count() for key in ("in_app", "deactivated")}
+    assert (state.in_app, state.deactivated) == (listed["in_app"], listed["deactivated"])
+    assert state.failed == remote_object_list(connector, status=SyncStatus.FAILED).count()
+    assert state.held == remote_object_list(connector, status=SyncStatus.HELD).count()
+    assert state.not_sent == remote_object_list(connector, status=SyncStatus.SKIPPED).count()
+    assert state.objects == RemoteObject.objects.filter(connector=connector).count()
+
+
+def test_link_counts_follow_creates_status_changes_and_deletes():
+    connector = make_connector(None, base_url="http://127.0.0.1:9/scim/v2", token="t")
+    other = make_connector(None, base_url="http://127.0.0.1:9/other/scim/v2", token="t")
+    links = RemoteObject.objects.bulk_create(
+        [RemoteObject(connector=connector, object_type="user", object_id=uuid.uuid4()) for _ in range(6)]
+    )
+    RemoteObject.objects.create(connector=other, object_type="user", object_id=uuid.uuid4())
+    _state_matches_lists(connector)
+    assert provisioning_state(connector).objects == 6
+    RemoteObject.objects.filter(pk__in=[link.pk for link in links[:3]]).update(
+        status=SyncStatus.SYNCED, last_sent={"active": True}
+    )
+    links[3].status, links[3].last_sent = SyncStatus.SYNCED, {"active": False}
+    links[3].save()
+    RemoteObject.objects.filter(pk=links[4].pk).update(status=SyncStatus.FAILED)
+    _state_matches_lists(connector)
+    state = provisioning_state(connector)
+    assert (state.in_app, state.deactivated, state.failed) == (3, 1, 1)
+    # Told active again: moves from deactivated to in the app.
+    RemoteObject.objects.filter(pk=links[3].pk).update(last_sent={"active": True, "userName": "x"})
+    RemoteObject.objects.filter(pk=links[0].pk).update(status=SyncStatus.DEPROVISIONED)
+    RemoteObject.objects.filter(pk=links[5].pk).delete()
+    _state_matches_lists(connector)
+    state = provisioning_state(connector)
+    assert (state.in_app, state.deactivated, state.failed, state.objects) == (3, 1, 1, 5)
+    assert provisioning_state(other).objects == 1
+    rowcounts.recount_all()  # a recount agrees with what the triggers kept
+    assert provisioning_state(connector) == state
+    connector.delete()
+    assert rowcounts.counts(LINKS_COUNTER, [_scope(connector.pk)]) == {}
