@@ -16,3 +16,8 @@ class ProvisioningConfig(AppConfig):
         # the change's own transaction; those apps never import this one.
         directory_changes.listen(outbox)
         connector_changes.listen(outbox)
+
+        from apps.provisioning import counts
+
+        # The console's counts of a connector's objects per state (apps.common.rowcounts).
+        counts.register()

@@ -8,8 +8,10 @@ from django.db import connection
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
+from apps.common import rowcounts
 from apps.connectors.models import Connector
 from apps.directory.models import Group, User
+from apps.provisioning.counts import INACTIVE, LINKS_COUNTER
 from apps.provisioning.models import (
     Delivery,
     DeprovisionHold,
@@ -73,25 +75,26 @@ def _pk(value: object) -> object:
     return Connector._meta.pk.to_python(value)
 
 
+def _scope(pk: object) -> str:
+    """A connector's id as the links counter's triggers write it (the column's text on each database)."""
+    return str(Connector._meta.pk.get_db_prep_value(pk, connection))
+
+
 def provisioning_states(connectors: list[Connector]) -> dict:
     """Connector id -> its ProvisioningState, in four queries whatever the number of connectors (the
     dashboard, the connector list, the Provisioning tab and the connector's header all read these)."""
     ids = [connector.pk for connector in connectors]
     counts: dict = {pk: {} for pk in ids}
-    rows = (
-        RemoteObject.objects.filter(connector_id__in=ids)
-        .values_list("connector_id", "status")
-        .annotate(n=Count("id"))
-        .order_by()
-    )
-    for connector_id, status, count in rows:
-        counts[connector_id][status] = count
-    deactivated = dict(
-        RemoteObject.objects.filter(connector_id__in=ids, status=SyncStatus.SYNCED, last_sent__active=False)
-        .values_list("connector_id")
-        .annotate(n=Count("id"))
-        .order_by()
-    )
+    deactivated: dict = {}
+    # Links per status (and synced ones told active=false), from counters the database keeps in
+    # every writing transaction: no COUNT of a million links on each poll of the console.
+    scopes = {_scope(pk): pk for pk in ids}
+    for (scope, part), count in rowcounts.counts(LINKS_COUNTER, scopes).items():
+        pk = scopes[scope]
+        status, inactive, _ = part.partition(INACTIVE)
+        counts[pk][status] = counts[pk].get(status, 0) + count
+        if inactive:
+            deactivated[pk] = deactivated.get(pk, 0) + count
     holds = dict(
         DeprovisionHold.objects.filter(connector_id__in=ids, status=HoldStatus.PENDING)
         .values_list("connector_id")
