@@ -65,3 +65,19 @@ class RowCount(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}[{self.scope}:{self.part}] {self.n:+d}"
+
+
+class RowCountBound(models.Model):
+    """The lowest value of one range of a ranked counter's column, chosen at its last recount
+    (apps.common.rowcounts.seek)."""
+
+    name = models.CharField(max_length=30)
+    position = models.PositiveIntegerField()
+    bound = models.CharField(max_length=255)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["name", "position"], name="common_rowcountbound_unique")]
+        indexes = [models.Index(fields=["name", "bound"], name="common_rowcountbound_bound_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.name}[{self.position}] >= {self.bound}"

@@ -16,6 +16,10 @@ transaction that inserts, deletes or moves rows, and a count is the sum of a buc
 - Every `migrate` (post_migrate, also after a test flush) makes the triggers again and recounts
   every counter under a lock that holds writers off, so a counter is exact from its first day and
   any drift (a trigger dropped by hand) is repaired by the next deploy.
+- A *ranked* counter also splits its rows into ranges of its key (bounds chosen at each recount,
+  about RANK_STEP rows apart), each counted exactly: the row at position N in key order is then
+  found by summing range counts and skipping at most a range's rows (`seek`), where an OFFSET
+  would walk N index entries (half a million for the middle page of a million users).
 
 A counter is declared by the app owning its table (`register`, from AppConfig.ready()) with SQL
 expressions of a row for its scope (e.g. a connector id) and part (e.g. a status).
@@ -27,8 +31,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection, connections, transaction
+from django.db.models import Field
 
 TABLE = "common_rowcount"
+BOUNDS = "common_rowcountbound"
+# A ranked counter's ranges hold about this many rows when recounted (at most MAX_RANGES ranges).
+RANK_STEP = 2048
+MAX_RANGES = 1024
 # A reader folds a scope's deltas into one row per part once there are more than this many.
 COMPACT_AFTER = 64
 
@@ -48,18 +57,47 @@ class Counter:
     scope: Expression
     part: Expression
     moves: bool  # whether an UPDATE can move a row between buckets (else only INSERT/DELETE count)
+    rank_column: str | None = None  # ranked: the parts are ranges of this column (see seek)
+    rank_type: str = ""  # its PostgreSQL type
 
 
 _counters: dict[str, Counter] = {}
 
 
 def register(
-    name: str, table: str, *, scope: Expression = _empty, part: Expression = _empty, moves: bool = False
+    name: str,
+    table: str,
+    *,
+    scope: Expression = _empty,
+    part: Expression = _empty,
+    moves: bool = False,
+    ranked_by: Field | None = None,
 ) -> None:
-    """Count the rows of `table`, by bucket (scope, part), under `name` (called from AppConfig.ready())."""
+    """Count the rows of `table`, by bucket (scope, part), under `name` (called from AppConfig.ready()).
+
+    `ranked_by` (a unique field that never changes, e.g. the primary key): the parts are ranges of
+    it instead, so that `seek` finds a position in its order."""
     if not re.fullmatch(r"[a-z0-9_]{1,30}", name):
         raise ValueError(f"Counter names are short lowercase words, not {name!r}.")
-    _counters[name] = Counter(name, table, scope, part, moves)
+    if ranked_by is None:
+        _counters[name] = Counter(name, table, scope, part, moves)
+        return
+    column, rank_type = ranked_by.column, ranked_by.db_type(connection) or ""
+    _counters[name] = Counter(name, table, _empty, _range_of(name, column), False, column, rank_type)
+
+
+def _range_of(name: str, column: str) -> Expression:
+    def expression(vendor: str, row: str) -> str:
+        if vendor == "postgresql":
+            return f"lpad({_range_function(name)}({row}.\"{column}\")::text, 5, '0')"
+        bounds_below = f"SELECT COUNT(*) FROM {BOUNDS} b WHERE b.name = '{name}' AND b.bound <= {row}.\"{column}\""  # noqa: S608
+        return f"printf('%05d', ({bounds_below}))"
+
+    return expression
+
+
+def _range_function(name: str) -> str:
+    return f"rowcount_{name}_range"
 
 
 def registered() -> dict[str, Counter]:
@@ -90,13 +128,34 @@ def counts(name: str, scopes: Iterable[str] | None = None) -> dict[tuple[str, st
     deltas: dict[str, int] = {}
     result = {}
     for scope, part, total, number in rows:
-        deltas[scope] = deltas.get(scope, 0) + number
+        deltas[scope] = deltas.get(scope, 0) + number - 1  # beyond one row per part
         if total:
             result[(scope, part)] = int(total)
     for scope, number in deltas.items():
         if number > COMPACT_AFTER:
             _compact(name, scope)
     return result
+
+
+def seek(name: str, position: int) -> tuple[str | None, int] | None:
+    """Where the row at `position` (from 0, in the ranked column's order) is: (the lowest value of
+    its range, or None for the first range; how many rows of the range come before it), or None
+    past the end. A page is then `WHERE column >= value ORDER BY column OFFSET skip`."""
+    before = 0
+    for (_, part), rows in sorted(counts(name).items()):
+        if position < before + rows:
+            found = int(part)
+            break
+        before += rows
+    else:
+        return None
+    if found == 0:
+        return None, position - before
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT bound FROM {BOUNDS} WHERE name = %s AND position = %s", [name, found])  # noqa: S608
+        row = cursor.fetchone()
+    # No bound: a recount is under way and replaced them; start from the first range.
+    return (row[0], position - before) if row else (None, position)
 
 
 def _compact(name: str, scope: str) -> None:
@@ -214,6 +273,8 @@ def recount(counter: Counter, using: str = "default") -> None:
         if database.vendor == "postgresql":
             cursor.execute(f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE")
         cursor.execute(f"DELETE FROM {TABLE} WHERE name = %s", [counter.name])  # noqa: S608
+        if counter.rank_column:
+            _choose_ranges(cursor, database, counter)
         scope, part = counter.scope(database.vendor, "r"), counter.part(database.vendor, "r")
         cursor.execute(
             f"INSERT INTO {TABLE} (name, scope, part, n) "  # noqa: S608 - names from the models and register()
@@ -221,6 +282,37 @@ def recount(counter: Counter, using: str = "default") -> None:
             "GROUP BY scope, part",
             [counter.name],
         )
+
+
+def _choose_ranges(cursor: Any, database: Any, counter: Counter) -> None:
+    """Bounds RANK_STEP rows apart in the ranked column's order (at most MAX_RANGES ranges), and on
+    PostgreSQL the function that maps a value to its range (width_bucket: a binary search)."""
+    table, column = database.ops.quote_name(counter.table), database.ops.quote_name(counter.rank_column)
+    cursor.execute(f"SELECT COUNT(*) FROM {table}")  # noqa: S608 - names from the models
+    step = max(RANK_STEP, -(-cursor.fetchone()[0] // MAX_RANGES))
+    cursor.execute(
+        f"SELECT CAST({column} AS TEXT) FROM (SELECT {column}, ROW_NUMBER() OVER (ORDER BY {column}) AS n "  # noqa: S608
+        f"FROM {table}) ranked WHERE n > 1 AND (n - 1) %% %s = 0 ORDER BY n",
+        [step],
+    )
+    bounds = [row[0] for row in cursor.fetchall()]
+    cursor.execute(f"DELETE FROM {BOUNDS} WHERE name = %s", [counter.name])  # noqa: S608
+    cursor.executemany(
+        f"INSERT INTO {BOUNDS} (name, position, bound) VALUES (%s, %s, %s)",  # noqa: S608
+        [(counter.name, position, bound) for position, bound in enumerate(bounds, start=1)],
+    )
+    if database.vendor == "postgresql":
+        _postgres_range_function(cursor, counter, bounds)
+
+
+def _postgres_range_function(cursor: Any, counter: Counter, bounds: list[str]) -> None:
+    kind = counter.rank_type
+    values = ", ".join("'" + bound.replace("'", "''") + "'" for bound in bounds)
+    body = f"SELECT width_bucket(value, ARRAY[{values}]::{kind}[])" if bounds else "SELECT 0"
+    cursor.execute(
+        f"CREATE OR REPLACE FUNCTION {_range_function(counter.name)}(value {kind}) RETURNS integer "
+        f"LANGUAGE sql IMMUTABLE AS $$ {body} $$"
+    )
 
 
 def ensure_triggers(using: str = "default", **kwargs: Any) -> None:
@@ -235,6 +327,8 @@ def ensure_triggers(using: str = "default", **kwargs: Any) -> None:
             continue
         with transaction.atomic(using=using), database.cursor() as cursor:
             if database.vendor == "postgresql":
+                if counter.rank_column:
+                    _postgres_range_function(cursor, counter, [])  # replaced by the recount below
                 _postgres_triggers(cursor, database, counter)
             else:
                 _sqlite_triggers(cursor, database, counter)

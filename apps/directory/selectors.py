@@ -245,3 +245,21 @@ def user_total() -> int:
 def group_total() -> int:
     """The exact number of groups, from a counter the database keeps (no COUNT of the table)."""
     return rowcounts.row_count(GROUPS_COUNTER)
+
+
+def user_seek(position: int) -> tuple[UUID | None, int] | None:
+    """Where the user at `position` in primary-key order is (apps.common.rowcounts.seek): the lowest
+    id of its range (None: the first range) and how many users of the range come before it."""
+    return _seek(USERS_COUNTER, User, position)
+
+
+def group_seek(position: int) -> tuple[UUID | None, int] | None:
+    return _seek(GROUPS_COUNTER, Group, position)
+
+
+def _seek(counter: str, model: type, position: int) -> tuple[UUID | None, int] | None:
+    found = rowcounts.seek(counter, position)
+    if found is None:
+        return None
+    bound, skip = found
+    return (None if bound is None else model._meta.pk.to_python(bound)), skip

@@ -113,7 +113,13 @@ def render_group(group: Group, request: HttpRequest | None, selection: Projectio
 
 def group_list(token: ScimToken, request: HttpRequest | None, params: ListParams) -> ScimResult:
     selection = projection(params, group_resource_schema())
-    total, groups = page_of(groups_for(token), params, GROUP_TARGET, unfiltered_count=groups_count(token))
+    total, groups = page_of(
+        groups_for(token),
+        params,
+        GROUP_TARGET,
+        unfiltered_count=groups_count(token),
+        unfiltered_seek=None if token.scope_group_id else directory_selectors.group_seek,
+    )
     members = members_by_group(groups) if groups else {}
     resources = [render_group(group, request, selection, members[group.pk])[1] for group in groups]
     return ScimResult(200, list_response(resources, total, params.start_index))

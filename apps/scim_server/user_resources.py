@@ -311,6 +311,7 @@ def user_list(token: ScimToken, request: HttpRequest | None, params: ListParams)
         USER_TARGET,
         with_groups_and_manager if inline else with_manager,
         unfiltered_count=users_count(token),
+        unfiltered_seek=None if token.scope_group_id else directory_selectors.user_seek,
     )
     groups = groups_by_user(users) if with_groups and not inline and users else {}
     resources = [render_user(user, request, selection, groups.get(user.pk))[1] for user in users]
