@@ -19,5 +19,11 @@ class ProvisioningConfig(AppConfig):
 
         from apps.provisioning import counts
 
-        # The console's counts of a connector's objects per state (apps.common.rowcounts).
+        # The console's counts of a connector's objects per state (apps.common.rowcounts), and the
+        # links' count of unprocessed events that says which wait (apps.provisioning.waiting).
         counts.register()
+        from django.db.models.signals import post_migrate
+
+        from apps.provisioning import waiting
+
+        post_migrate.connect(waiting.ensure_triggers, sender=self, dispatch_uid="provisioning.waiting_triggers")

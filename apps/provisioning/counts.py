@@ -9,6 +9,8 @@ LINKS_COUNTER = "provisioning_links"
 # A synced link whose last state sent said active=false (the filter `last_sent__active=False`,
 # as Django writes it for each database, so a count and its list agree).
 INACTIVE = ":inactive"
+# A link with unprocessed outbox events (RemoteObject.waiting_events, apps.provisioning.waiting).
+WAITING = ":waiting"
 
 
 def _connector_of(vendor: str, row: str) -> str:
@@ -25,7 +27,10 @@ def _link_state(vendor: str, row: str) -> str:
             f"(CASE WHEN {kind} IN ('true', 'false', 'null') THEN {kind} "
             f"ELSE JSON_EXTRACT({row}.last_sent, {path}) END) = 'false'"
         )
-    return f"{row}.status || CASE WHEN {row}.status = 'synced' AND {inactive} THEN '{INACTIVE}' ELSE '' END"
+    return (
+        f"{row}.status || CASE WHEN {row}.status = 'synced' AND {inactive} THEN '{INACTIVE}' ELSE '' END "
+        f"|| CASE WHEN {row}.waiting_events > 0 THEN '{WAITING}' ELSE '' END"
+    )
 
 
 def register() -> None:

@@ -12,7 +12,7 @@ from apps.common.models import RowCount
 from apps.directory.models import Group, User
 from apps.directory.selectors import group_total, user_total
 from apps.provisioning.counts import LINKS_COUNTER
-from apps.provisioning.models import RemoteObject, SyncStatus
+from apps.provisioning.models import OutboxEvent, RemoteObject, SyncStatus
 from apps.provisioning.selectors import _scope, provisioning_state, remote_object_list
 from tests.factories import GroupFactory, UserFactory
 from tests.provisioning.helpers import make_connector
@@ -181,3 +181,48 @@ def test_a_deep_scim_page_is_the_page_an_offset_gives(client, monkeypatch):
         body = response.json()
         assert body["totalResults"] == len(ordered)
         assert [user["id"] for user in body["Resources"]] == ordered[start - 1 : start + 4]
+
+
+def _waiting_by_the_outbox(connector) -> int:
+    """The definition the links' waiting_events stands for: pending, or with an unprocessed event."""
+    pending = set(
+        RemoteObject.objects.filter(connector=connector, status=SyncStatus.PENDING).values_list("object_id", flat=True)
+    )
+    events = set(
+        OutboxEvent.objects.filter(connector=connector, processed_at__isnull=True).values_list("object_id", flat=True)
+    )
+    return len(pending | events)
+
+
+def test_waiting_follows_the_outbox_as_events_are_recorded_settled_and_deleted():
+    from django.utils import timezone
+
+    from apps.provisioning import waiting
+    from apps.provisioning.outbox import record_events
+
+    connector = make_connector(None, base_url="http://127.0.0.1:9/scim/v2", token="t")
+    users = [UserFactory() for _ in range(5)]
+    record_events(connector, "user", [user.pk for user in users], "test")
+    record_events(connector, "user", [users[0].pk, users[1].pk], "again")  # two events for one object
+    RemoteObject.objects.filter(connector=connector).update(status=SyncStatus.SYNCED, last_sent={"active": True})
+
+    def check(expected: int) -> None:
+        state = provisioning_state(connector)
+        assert state.waiting == remote_object_list(connector, status="waiting").count() == expected
+        assert state.waiting == _waiting_by_the_outbox(connector)
+        assert waiting.repair() == 0  # the triggers left nothing to correct
+
+    check(5)
+    first = OutboxEvent.objects.filter(connector=connector, object_id=users[0].pk).order_by("id")
+    OutboxEvent.objects.filter(pk=first[0].pk).update(processed_at=timezone.now())
+    check(5)  # its second event still waits
+    OutboxEvent.objects.filter(object_id__in=[users[0].pk, users[2].pk]).update(processed_at=timezone.now())
+    check(3)
+    OutboxEvent.objects.filter(object_id=users[3].pk).delete()
+    check(2)
+    OutboxEvent.objects.filter(object_id=users[2].pk).update(processed_at=None)  # a retry sets it again
+    RemoteObject.objects.filter(object_id=users[0].pk).update(status=SyncStatus.PENDING)
+    check(4)
+    RemoteObject.objects.filter(pk=RemoteObject.objects.get(object_id=users[1].pk).pk).update(waiting_events=7)
+    assert waiting.repair() == 1
+    check(4)
