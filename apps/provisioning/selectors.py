@@ -3,14 +3,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db import connection
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
-from apps.common import rowcounts
 from apps.connectors.models import Connector
 from apps.directory.models import Group, User
-from apps.provisioning.counts import INACTIVE, LINKS_COUNTER, WAITING
+from apps.provisioning.counts import INACTIVE, WAITING, link_counts
 from apps.provisioning.models import (
     Delivery,
     DeprovisionHold,
@@ -46,11 +44,6 @@ def _pk(value: object) -> object:
     return Connector._meta.pk.to_python(value)
 
 
-def _scope(pk: object) -> str:
-    """A connector's id as the links counter's triggers write it (the column's text on each database)."""
-    return str(Connector._meta.pk.get_db_prep_value(pk, connection))
-
-
 def provisioning_states(connectors: list[Connector]) -> dict:
     """Connector id -> its ProvisioningState, in four queries whatever the number of connectors (the
     dashboard, the connector list, the Provisioning tab and the connector's header all read these)."""
@@ -61,15 +54,13 @@ def provisioning_states(connectors: list[Connector]) -> dict:
     # Links per status (synced ones told active=false apart, and those with changes waiting), from
     # a counter the database keeps in every writing transaction: no COUNT of a million links, nor a
     # DISTINCT over the pending outbox, on each poll of the console.
-    scopes = {_scope(pk): pk for pk in ids}
-    for (scope, part), count in rowcounts.counts(LINKS_COUNTER, scopes).items():
-        pk = scopes[scope]
-        status = part.split(":", 1)[0]
-        counts[pk][status] = counts[pk].get(status, 0) + count
-        if INACTIVE in part:
-            deactivated[pk] = deactivated.get(pk, 0) + count
-        if status == SyncStatus.PENDING or WAITING in part:
-            waiting[pk] = waiting.get(pk, 0) + count
+    for pk, parts in link_counts(ids).items():
+        for (status, flags), count in parts.items():
+            counts[pk][status] = counts[pk].get(status, 0) + count
+            if INACTIVE in flags:
+                deactivated[pk] = deactivated.get(pk, 0) + count
+            if status == SyncStatus.PENDING or WAITING in flags:
+                waiting[pk] = waiting.get(pk, 0) + count
     holds = dict(
         DeprovisionHold.objects.filter(connector_id__in=ids, status=HoldStatus.PENDING)
         .values_list("connector_id")

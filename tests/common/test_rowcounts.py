@@ -11,9 +11,9 @@ from apps.common import rowcounts
 from apps.common.models import RowCount
 from apps.directory.models import Group, User
 from apps.directory.selectors import group_total, user_total
-from apps.provisioning.counts import LINKS_COUNTER
+from apps.provisioning.counts import link_counts
 from apps.provisioning.models import OutboxEvent, RemoteObject, SyncStatus
-from apps.provisioning.selectors import _scope, provisioning_state, remote_object_list
+from apps.provisioning.selectors import provisioning_state, remote_object_list
 from tests.factories import GroupFactory, UserFactory
 from tests.provisioning.helpers import make_connector
 
@@ -138,7 +138,7 @@ def test_link_counts_follow_creates_status_changes_and_deletes():
     rowcounts.recount_all()  # a recount agrees with what the triggers kept
     assert provisioning_state(connector) == state
     connector.delete()
-    assert rowcounts.counts(LINKS_COUNTER, [_scope(connector.pk)]) == {}
+    assert link_counts([connector.pk]) == {connector.pk: {}}
 
 
 # --- Seeking a position in primary-key order ------------------------------------------------------------

@@ -213,3 +213,25 @@ def test_mass_suspension_is_held_too(downstream):
 
     assert downstream.count() == 0
     assert len(DeprovisionHold.objects.get(connector=connector).object_ids) == 11
+
+
+def test_users_the_app_already_has_as_inactive_do_not_count_again(downstream):
+    from apps.provisioning.breaker import full_sync_deprovision_count, pending_deprovisions
+
+    connector = make_connector(downstream)
+    _, users = _team(connector, 12)
+    outsider = UserFactory(username="outsider", email="outsider@example.com")
+    RemoteObject.objects.create(
+        connector=connector, object_type=ObjectType.USER, object_id=outsider.pk, remote_id="x", status=SyncStatus.SYNCED
+    )  # linked, out of scope, never sent a state (last_sent NULL): would be deprovisioned
+    for user in users:
+        directory.user_suspend(actor=None, user=user)
+    told = RemoteObject.objects.filter(connector=connector)
+    told.filter(object_id__in=[user.pk for user in users[:2]]).update(last_sent={"active": False})
+    told.filter(object_id=users[2].pk).update(last_sent={"active": None, "userName": users[2].username})
+
+    # 9 suspended users the app still has as active, and the outsider (no pending change of its own).
+    assert pending_deprovisions(connector).count() == 9
+    assert full_sync_deprovision_count(connector) == 10
+    run(connector)
+    assert not DeprovisionHold.objects.filter(connector=connector).exists()  # 9: within the threshold of 10
