@@ -112,6 +112,14 @@ def row_count(name: str) -> int:
     return sum(counts(name).values())
 
 
+def table_total(table: str) -> int | None:
+    """The exact number of rows of `table` when a counter without scopes counts all of it, else None."""
+    for counter in _counters.values():
+        if counter.table == table and counter.scope is _empty:
+            return row_count(counter.name)
+    return None
+
+
 def counts(name: str, scopes: Iterable[str] | None = None) -> dict[tuple[str, str], int]:
     """(scope, part) -> rows, for every bucket of `name` (or of these scopes) that is not empty."""
     wanted = None if scopes is None else list(dict.fromkeys(scopes))

@@ -10,7 +10,7 @@ from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Val
 from django.db.models.functions import Concat, Lower
 
 from apps.common import rowcounts
-from apps.common.paging import CappedPage
+from apps.common.paging import CappedPage, CountedPaginator
 from apps.directory.apps import GROUPS_COUNTER, USERS_COUNTER
 from apps.directory.models import Group, GroupImportJob, GroupRule, Membership, User
 from apps.directory.profile_selectors import profile_filter_q
@@ -195,7 +195,7 @@ def user_page(
     if searching:
         page, capped = _search_page(users, number, size)
     else:
-        page = Paginator(users, size).get_page(number)
+        page = CountedPaginator(users, size).get_page(number)
         page.object_list = list(page.object_list)
     prefetch_related_objects(
         page.object_list, Prefetch("groups", queryset=Group.objects.only("id", "name").order_by("name"))

@@ -6,6 +6,7 @@ import uuid
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from apps.common import rowcounts
 from apps.common.models import RowCount
@@ -226,3 +227,24 @@ def test_waiting_follows_the_outbox_as_events_are_recorded_settled_and_deleted()
     RemoteObject.objects.filter(pk=RemoteObject.objects.get(object_id=users[1].pk).pk).update(waiting_events=7)
     assert waiting.repair() == 1
     check(4)
+
+
+def test_a_whole_counted_table_is_not_counted_again_but_anything_narrower_is():
+    from django.db.models import Prefetch
+
+    from apps.common.paging import CountedPaginator, known_count
+
+    users = [UserFactory() for _ in range(4)]
+    GroupFactory(name="Both", members=users[:2])
+    total = User.objects.count()
+    assert known_count(User.objects.all()) == total
+    assert known_count(User.objects.select_related("manager").order_by("username")) == total
+    assert known_count(User.objects.prefetch_related(Prefetch("groups"))) == total
+    assert known_count(User.objects.filter(status="active")) is None
+    assert known_count(User.objects.order_by("memberships__group__name")) is None  # repeats users
+    assert known_count(User.objects.all()[:2]) is None
+    assert known_count(Group.objects.all()) == Group.objects.count()
+    assert known_count(RemoteObject.objects.all()) is None  # counted per connector, not as a whole
+    with CaptureQueriesContext(connection) as queries:
+        assert CountedPaginator(User.objects.order_by("username"), 2).count == total
+    assert not any('FROM "directory_user"' in query["sql"] for query in queries)
