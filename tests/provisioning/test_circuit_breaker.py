@@ -235,3 +235,20 @@ def test_users_the_app_already_has_as_inactive_do_not_count_again(downstream):
     assert full_sync_deprovision_count(connector) == 10
     run(connector)
     assert not DeprovisionHold.objects.filter(connector=connector).exists()  # 9: within the threshold of 10
+
+
+def test_a_batch_within_the_threshold_is_checked_again_once_newer_changes_arrive(downstream):
+    from apps.provisioning.breaker import check_circuit_breaker
+
+    connector = make_connector(downstream)
+    _, users = _team(connector, 11)
+    for user in users[:5]:
+        directory.user_suspend(actor=None, user=user)
+    assert check_circuit_breaker(connector, {}, pending_hold=None) is None
+    assert check_circuit_breaker(connector, {}, pending_hold=None) is None  # nothing newer: the verdict stands
+    for user in users[5:]:
+        directory.user_suspend(actor=None, user=user)
+
+    hold = check_circuit_breaker(connector, {}, pending_hold=None)
+
+    assert hold is not None and len(hold.object_ids) == 11
