@@ -7,8 +7,9 @@ one *delta row* per statement and bucket to `common_rowcount` (name, scope, part
 transaction that inserts, deletes or moves rows, and a count is the sum of a bucket's deltas.
 
 - Deltas are appended, never updated in place: concurrent writers never wait on one hot counter
-  row. A reader folds a bucket's deltas into one row when they pile up (`_compact`, DELETE ...
-  RETURNING in one statement, so a delta committed meanwhile is never lost nor counted twice).
+  row. A periodic task folds each bucket's deltas into one row (`compact_all`; a reader does it
+  too when they pile up) with DELETE ... RETURNING in one statement, so a delta committed
+  meanwhile is never lost nor counted twice.
 - On PostgreSQL the triggers are statement triggers over transition tables: a COPY or an INSERT
   ... SELECT of a million rows writes one delta per bucket. They are ENABLEd ALWAYS, so a bulk load
   under `session_replication_role = replica` (bench/scale_data.py) keeps the counts too; TRUNCATE
@@ -38,8 +39,9 @@ BOUNDS = "common_rowcountbound"
 # A ranked counter's ranges hold about this many rows when recounted (at most MAX_RANGES ranges).
 RANK_STEP = 2048
 MAX_RANGES = 1024
-# A reader folds a scope's deltas into one row per part once there are more than this many.
-COMPACT_AFTER = 64
+# The periodic task (common.compact_row_counts) folds deltas every half minute; a reader folds a
+# scope's deltas itself only past this many (no worker running), so a read stays a read.
+COMPACT_AFTER = 1000
 
 # (vendor, row alias) -> an SQL expression of that row (text); the alias is NEW/OLD in a SQLite
 # trigger, a transition table's alias on PostgreSQL.
@@ -164,6 +166,16 @@ def seek(name: str, position: int) -> tuple[str | None, int] | None:
         row = cursor.fetchone()
     # No bound: a recount is under way and replaced them; start from the first range.
     return (row[0], position - before) if row else (None, position)
+
+
+def compact_all() -> int:
+    """Fold every scope that has more than one delta per part (the periodic task); returns how many."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT DISTINCT name, scope FROM {TABLE} GROUP BY name, scope, part HAVING COUNT(*) > 1")  # noqa: S608
+        folds = cursor.fetchall()
+    for name, scope in folds:
+        _compact(name, scope)
+    return len(folds)
 
 
 def _compact(name: str, scope: str) -> None:
