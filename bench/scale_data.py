@@ -191,6 +191,18 @@ def _migrate(database_url: str) -> None:
     )
 
 
+def _recount_rows(database_url: str) -> None:
+    """The row counters followed the COPY (their triggers fire even under replica mode), but the key
+    ranges SCIM pages seek through were chosen at `migrate`, before the rows: choose them again."""
+    env = {**os.environ, "DATABASE_URL": database_url, "PYTHONPATH": str(PROJECT_ROOT)}
+    env.setdefault("SECRET_KEY", "bench-only-not-secret")
+    env.setdefault("DJANGO_SETTINGS_MODULE", "idp_portal.settings")
+    env.pop("REDIS_URL", None)
+    subprocess.run(
+        [sys.executable, "manage.py", "recount_rows"], cwd=PROJECT_ROOT, env=env, check=True, stdout=subprocess.DEVNULL
+    )
+
+
 def _marker(connection, key: str) -> dict | None:
     connection.execute(
         "CREATE TABLE IF NOT EXISTS bench_scale_marker (key text PRIMARY KEY, sizes jsonb NOT NULL, "
@@ -443,6 +455,7 @@ def ensure_scale_data(
         _assign(connection, connector_id, departments, users, now)
         for table in ("directory_user", "directory_group", "directory_membership", "connectors_assignment"):
             connection.execute(f"VACUUM ANALYZE {table}")
+        _recount_rows(database_url)
         _set_marker(
             connection,
             "directory",

@@ -3,10 +3,12 @@ from django.utils.functional import cached_property
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 
-from apps.common.paging import COUNT_CAP, capped_count
+from apps.common.paging import COUNT_CAP, CountedPaginator, capped_count
 
 
 class StandardPagination(PageNumberPagination):
+    # A whole counted table (the directory's users or groups, unfiltered) is not COUNTed per page.
+    django_paginator_class = CountedPaginator
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 500

@@ -49,3 +49,35 @@ class CacheGeneration(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}: {self.token}"
+
+
+class RowCount(models.Model):
+    """One delta of an exact row count, appended by database triggers in the writing transaction and
+    summed by readers (apps.common.rowcounts)."""
+
+    name = models.CharField(max_length=30)
+    scope = models.CharField(max_length=64, blank=True)
+    part = models.CharField(max_length=64, blank=True)
+    n = models.BigIntegerField()
+
+    class Meta:
+        indexes = [models.Index(fields=["name", "scope"], name="common_rowcount_bucket_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.name}[{self.scope}:{self.part}] {self.n:+d}"
+
+
+class RowCountBound(models.Model):
+    """The lowest value of one range of a ranked counter's column, chosen at its last recount
+    (apps.common.rowcounts.seek)."""
+
+    name = models.CharField(max_length=30)
+    position = models.PositiveIntegerField()
+    bound = models.CharField(max_length=255)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["name", "position"], name="common_rowcountbound_unique")]
+        indexes = [models.Index(fields=["name", "bound"], name="common_rowcountbound_bound_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.name}[{self.position}] >= {self.bound}"

@@ -9,9 +9,42 @@ any page number (by OFFSET).
 
 from dataclasses import dataclass
 
+from django.core.paginator import Paginator
 from django.db.models import QuerySet
+from django.utils.functional import cached_property
+
+from apps.common import rowcounts
 
 COUNT_CAP = 10_000
+
+
+def known_count(queryset: QuerySet) -> int | None:
+    """The exact number of rows of a query that selects a whole table kept counted by the database
+    (apps.common.rowcounts: the directory's users and groups), without a COUNT(*); None for any
+    other query (a filter, a scope, a join that could repeat rows, a slice)."""
+    query = queryset.query
+    if query.where or query.combinator or query.distinct or query.is_sliced or query.extra or query.group_by:
+        return None
+    if any("__" in str(ordering) for ordering in (*query.order_by, *query.extra_order_by)):
+        return None  # an order through a relation joins it when compiled, and could repeat rows
+    base = queryset.model._meta.db_table
+    for alias, join in query.alias_map.items():
+        if alias == query.base_table:
+            continue
+        field = getattr(join, "join_field", None)
+        if not (getattr(field, "many_to_one", False) or getattr(field, "one_to_one", False)):
+            return None  # a join to many rows would repeat ours
+    return rowcounts.table_total(base)
+
+
+class CountedPaginator(Paginator):
+    """Django's Paginator, but a whole counted table (known_count) is not COUNTed: one million users
+    took longer to count than the page took to read."""
+
+    @cached_property
+    def count(self) -> int:
+        known = known_count(self.object_list) if isinstance(self.object_list, QuerySet) else None
+        return super().count if known is None else known
 
 
 @dataclass(frozen=True)

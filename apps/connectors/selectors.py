@@ -36,8 +36,16 @@ def connector_get_by_slug(slug: str) -> Connector | None:
 
 
 def _assigned_condition(connector: Connector) -> Q:
-    direct = Assignment.objects.filter(connector=connector, user=OuterRef("pk"))
-    through_group = Membership.objects.filter(user=OuterRef("pk"), group__connector_assignments__connector=connector)
+    return assigned_condition(connector, "pk")
+
+
+def assigned_condition(connector: Connector, user_field: str) -> Q:
+    """Whether the user whose id is the outer query's `user_field` is in the connector's scope: a
+    pair of EXISTS tested row by row (index probes), for a query over some other table's rows."""
+    direct = Assignment.objects.filter(connector=connector, user=OuterRef(user_field))
+    through_group = Membership.objects.filter(
+        user=OuterRef(user_field), group__connector_assignments__connector=connector
+    )
     return Q(Exists(direct)) | Q(Exists(through_group))
 
 

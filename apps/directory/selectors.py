@@ -9,7 +9,9 @@ from django.core.paginator import Page, Paginator
 from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Value, prefetch_related_objects
 from django.db.models.functions import Concat, Lower
 
-from apps.common.paging import CappedPage
+from apps.common import rowcounts
+from apps.common.paging import CappedPage, CountedPaginator
+from apps.directory.apps import GROUPS_COUNTER, USERS_COUNTER
 from apps.directory.models import Group, GroupImportJob, GroupRule, Membership, User
 from apps.directory.profile_selectors import profile_filter_q
 
@@ -193,7 +195,7 @@ def user_page(
     if searching:
         page, capped = _search_page(users, number, size)
     else:
-        page = Paginator(users, size).get_page(number)
+        page = CountedPaginator(users, size).get_page(number)
         page.object_list = list(page.object_list)
     prefetch_related_objects(
         page.object_list, Prefetch("groups", queryset=Group.objects.only("id", "name").order_by("name"))
@@ -233,3 +235,31 @@ def group_page(*, search: str, number: str | int | None, size: int) -> Page:
 
 def group_import_latest(group: Group) -> GroupImportJob | None:
     return GroupImportJob.objects.filter(group=group).first()
+
+
+def user_total() -> int:
+    """The exact number of users, from a counter the database keeps (no COUNT of the table)."""
+    return rowcounts.row_count(USERS_COUNTER)
+
+
+def group_total() -> int:
+    """The exact number of groups, from a counter the database keeps (no COUNT of the table)."""
+    return rowcounts.row_count(GROUPS_COUNTER)
+
+
+def user_seek(position: int) -> tuple[UUID | None, int] | None:
+    """Where the user at `position` in primary-key order is (apps.common.rowcounts.seek): the lowest
+    id of its range (None: the first range) and how many users of the range come before it."""
+    return _seek(USERS_COUNTER, User, position)
+
+
+def group_seek(position: int) -> tuple[UUID | None, int] | None:
+    return _seek(GROUPS_COUNTER, Group, position)
+
+
+def _seek(counter: str, model: type, position: int) -> tuple[UUID | None, int] | None:
+    found = rowcounts.seek(counter, position)
+    if found is None:
+        return None
+    bound, skip = found
+    return (None if bound is None else model._meta.pk.to_python(bound)), skip

@@ -16,3 +16,14 @@ class ProvisioningConfig(AppConfig):
         # the change's own transaction; those apps never import this one.
         directory_changes.listen(outbox)
         connector_changes.listen(outbox)
+
+        from apps.provisioning import counts
+
+        # The console's counts of a connector's objects per state (apps.common.rowcounts), and the
+        # links' count of unprocessed events that says which wait (apps.provisioning.waiting).
+        counts.register()
+        from django.db.models.signals import post_migrate
+
+        from apps.provisioning import waiting
+
+        post_migrate.connect(waiting.ensure_triggers, sender=self, dispatch_uid="provisioning.waiting_triggers")

@@ -79,6 +79,10 @@ class RemoteObject(models.Model):
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     last_synced_at = models.DateTimeField(null=True, blank=True)
     updated = models.DateTimeField(auto_now=True)
+    # How many of the object's outbox events are not processed yet, kept by database triggers on the
+    # outbox in the writing transaction (apps.provisioning.waiting): "waiting" is counted and listed
+    # from the link alone, without a DISTINCT over the whole pending outbox.
+    waiting_events = models.IntegerField(default=0, db_default=0, editable=False)
 
     class Meta:
         constraints = [

@@ -19,7 +19,7 @@ from apps.connectors.models import Assignment, Connector
 from apps.connectors.selectors import users_in_scope, users_in_scope_q
 from apps.directory.models import Group, Membership, User
 from apps.provisioning import mapping
-from apps.provisioning.breaker import deprovision_threshold, full_sync_deprovisions
+from apps.provisioning.breaker import deprovision_threshold, full_sync_deprovision_count
 from apps.provisioning.client import ScimError
 from apps.provisioning.models import ObjectType, RemoteObject
 from apps.provisioning.planner import (
@@ -394,13 +394,13 @@ def _blocked(connector: Connector) -> str:
 
 def _whole_connector(preview: SyncPreview, connector: Connector, settings: PlanSettings) -> None:
     preview.blocked = _blocked(connector)
-    losing = full_sync_deprovisions(connector)
+    losing = full_sync_deprovision_count(connector)
     threshold = deprovision_threshold(connector)
-    if len(losing) > threshold:
+    if losing > threshold:
         preview.held = {
-            "deprovisions": len(losing),
+            "deprovisions": losing,
             "threshold": threshold,
-            "reason": f"{len(losing)} users would be deprovisioned at once (threshold {threshold}): the sync pauses "
+            "reason": f"{losing} users would be deprovisioned at once (threshold {threshold}): the sync pauses "
             "the connector and waits for an admin to approve them, sending nothing meanwhile.",
         }
     if settings.deprovision_unmanaged and not preview.blocked:

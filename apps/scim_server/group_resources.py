@@ -1,5 +1,6 @@
 """SCIM operations on Groups."""
 
+from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
@@ -7,6 +8,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django_scim.utils import get_group_adapter
 
+from apps.directory import selectors as directory_selectors
 from apps.directory import services
 from apps.directory.models import Group, Membership
 from apps.scim_server import filters
@@ -71,6 +73,13 @@ def groups_for(token: ScimToken) -> QuerySet:
     return groups
 
 
+def groups_count(token: ScimToken) -> Callable[[], int]:
+    """How to count `groups_for(token)` exactly: the directory's counter, or 0/1 for a scoped token."""
+    if token.scope_group_id:
+        return groups_for(token).count
+    return directory_selectors.group_total
+
+
 def require_group_write(token: ScimToken) -> None:
     require_write(token)
     if token.scope_group_id:
@@ -104,7 +113,13 @@ def render_group(group: Group, request: HttpRequest | None, selection: Projectio
 
 def group_list(token: ScimToken, request: HttpRequest | None, params: ListParams) -> ScimResult:
     selection = projection(params, group_resource_schema())
-    total, groups = page_of(groups_for(token), params, GROUP_TARGET)
+    total, groups = page_of(
+        groups_for(token),
+        params,
+        GROUP_TARGET,
+        unfiltered_count=groups_count(token),
+        unfiltered_seek=None if token.scope_group_id else directory_selectors.group_seek,
+    )
     members = members_by_group(groups) if groups else {}
     resources = [render_group(group, request, selection, members[group.pk])[1] for group in groups]
     return ScimResult(200, list_response(resources, total, params.start_index))

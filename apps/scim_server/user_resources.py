@@ -14,6 +14,7 @@ from django.http import HttpRequest
 from django_scim.utils import get_user_adapter
 
 from apps.common.db import hot_path_cursor, model_columns, model_from_row
+from apps.directory import selectors as directory_selectors
 from apps.directory import services
 from apps.directory.attributes import MULTI_VALUED_FIELDS
 from apps.directory.models import Membership, User, UserStatus
@@ -181,6 +182,14 @@ def users_for(token: ScimToken) -> QuerySet:
     return users
 
 
+def users_count(token: ScimToken) -> Callable[[], int]:
+    """How to count `users_for(token)` exactly: the directory's counter, or (a token limited to one
+    group's users) a COUNT of that group's members."""
+    if token.scope_group_id:
+        return users_for(token).count
+    return directory_selectors.user_total
+
+
 @cache
 def _locked_user_sql(vendor: str) -> str:
     lock = ' FOR UPDATE OF "directory_user"' if vendor == "postgresql" else ""
@@ -296,7 +305,14 @@ def user_list(token: ScimToken, request: HttpRequest | None, params: ListParams)
     # From the first row, the groups come in the page's own query. Past an OFFSET they would be
     # computed for every skipped row too, so a later page fetches them in one query of their own.
     inline = with_groups and params.start_index == 1
-    total, users = page_of(users_for(token), params, USER_TARGET, with_groups_and_manager if inline else with_manager)
+    total, users = page_of(
+        users_for(token),
+        params,
+        USER_TARGET,
+        with_groups_and_manager if inline else with_manager,
+        unfiltered_count=users_count(token),
+        unfiltered_seek=None if token.scope_group_id else directory_selectors.user_seek,
+    )
     groups = groups_by_user(users) if with_groups and not inline and users else {}
     resources = [render_user(user, request, selection, groups.get(user.pk))[1] for user in users]
     return ScimResult(200, list_response(resources, total, params.start_index))

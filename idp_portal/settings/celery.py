@@ -90,6 +90,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(seconds=PROVISIONING_SWEEP_SECONDS),
         "options": {"expires": PROVISIONING_SWEEP_SECONDS},
     },
+    # The exact row counters' deltas folded into one row per bucket (apps.common.rowcounts).
+    "compact-row-counts": {
+        "task": "common.compact_row_counts",
+        "schedule": timedelta(seconds=30),
+        "options": {"expires": 30},
+    },
     "worker-heartbeat": {
         "task": "common.record_worker_heartbeat",
         "schedule": timedelta(seconds=30),

@@ -243,3 +243,42 @@ def test_a_batch_that_deprovisions_nobody_is_sent_while_removals_wait_behind_it(
     assert _deactivated(downstream) == []
     assert sorted(DeprovisionHold.objects.get(connector=connector).labels) == sorted(u.username for u in users)
     assert all(remote(connector, user).lease_owner == "" for user in users)  # released, held for the admin
+
+
+def test_users_the_app_already_has_as_inactive_do_not_count_again(downstream):
+    from apps.provisioning.breaker import full_sync_deprovision_count, pending_deprovisions
+
+    connector = make_connector(downstream)
+    _, users = _team(connector, 12)
+    outsider = UserFactory(username="outsider", email="outsider@example.com")
+    RemoteObject.objects.create(
+        connector=connector, object_type=ObjectType.USER, object_id=outsider.pk, remote_id="x", status=SyncStatus.SYNCED
+    )  # linked, out of scope, never sent a state (last_sent NULL): would be deprovisioned
+    for user in users:
+        directory.user_suspend(actor=None, user=user)
+    told = RemoteObject.objects.filter(connector=connector)
+    told.filter(object_id__in=[user.pk for user in users[:2]]).update(last_sent={"active": False})
+    told.filter(object_id=users[2].pk).update(last_sent={"active": None, "userName": users[2].username})
+
+    # 9 suspended users the app still has as active, and the outsider (no pending change of its own).
+    assert pending_deprovisions(connector).count() == 9
+    assert full_sync_deprovision_count(connector) == 10
+    run(connector)
+    assert not DeprovisionHold.objects.filter(connector=connector).exists()  # 9: within the threshold of 10
+
+
+def test_a_batch_within_the_threshold_is_checked_again_once_newer_changes_arrive(downstream):
+    from apps.provisioning.breaker import check_circuit_breaker
+
+    connector = make_connector(downstream)
+    _, users = _team(connector, 11)
+    for user in users[:5]:
+        directory.user_suspend(actor=None, user=user)
+    assert check_circuit_breaker(connector, {}, pending_hold=None) is None
+    assert check_circuit_breaker(connector, {}, pending_hold=None) is None  # nothing newer: the verdict stands
+    for user in users[5:]:
+        directory.user_suspend(actor=None, user=user)
+
+    hold = check_circuit_breaker(connector, {}, pending_hold=None)
+
+    assert hold is not None and len(hold.object_ids) == 11
