@@ -252,7 +252,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 2 * 1024 * 
 # default: deleting a trail is a decision, not something an upgrade does).
 AUDIT_RETENTION_DAYS = env_int("AUDIT_RETENTION_DAYS", 0)
 # Rows deleted per statement, each its own short transaction, so that writers never wait long.
-AUDIT_PRUNE_BATCH_SIZE = env_int("AUDIT_PRUNE_BATCH_SIZE", 10_000)
+AUDIT_PRUNE_BATCH_SIZE = env_int("AUDIT_PRUNE_BATCH_SIZE", 2_000)
 # One run stops after this long (well under the 60 s a task may take); the next run goes on.
 AUDIT_PRUNE_BUDGET_SECONDS = env_int("AUDIT_PRUNE_BUDGET_SECONDS", 45)
 # After each batch the prune rests this many times the batch's duration (apps/audit/retention.py).
