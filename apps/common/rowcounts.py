@@ -295,7 +295,10 @@ def recount(counter: Counter, using: str = "default") -> None:
         cursor.execute(f"DELETE FROM {TABLE} WHERE name = %s", [counter.name])  # noqa: S608
         if counter.rank_column:
             _choose_ranges(cursor, database, counter)
-        scope, part = counter.scope(database.vendor, "r"), counter.part(database.vendor, "r")
+        # With parameters, a literal % is written %% (SQLite's printf in a ranged counter's expression).
+        scope, part = (
+            expression(database.vendor, "r").replace("%", "%%") for expression in (counter.scope, counter.part)
+        )
         cursor.execute(
             f"INSERT INTO {TABLE} (name, scope, part, n) "  # noqa: S608 - names from the models and register()
             f"SELECT %s, scope, part, COUNT(*) FROM (SELECT {scope} AS scope, {part} AS part FROM {table} r) counted "
