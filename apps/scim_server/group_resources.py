@@ -1,6 +1,5 @@
 """SCIM operations on Groups."""
 
-from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
@@ -73,13 +72,6 @@ def groups_for(token: ScimToken) -> QuerySet:
     return groups
 
 
-def groups_count(token: ScimToken) -> Callable[[], int]:
-    """How to count `groups_for(token)` exactly: the directory's counter, or 0/1 for a scoped token."""
-    if token.scope_group_id:
-        return groups_for(token).count
-    return directory_selectors.group_total
-
-
 def require_group_write(token: ScimToken) -> None:
     require_write(token)
     if token.scope_group_id:
@@ -117,7 +109,6 @@ def group_list(token: ScimToken, request: HttpRequest | None, params: ListParams
         groups_for(token),
         params,
         GROUP_TARGET,
-        unfiltered_count=groups_count(token),
         unfiltered_seek=None if token.scope_group_id else directory_selectors.group_seek,
     )
     members = members_by_group(groups) if groups else {}

@@ -17,6 +17,7 @@ from django.db.models import QuerySet
 
 from apps.audit.services import SystemActor, audit_record
 from apps.common.errors import ApplicationError, ConflictError, PermissionRefused
+from apps.common.paging import known_count
 from apps.directory.rules.services import RuleBasedMembershipError
 from apps.directory.services import LastSuperAdminError
 from apps.scim_server import filters
@@ -170,18 +171,21 @@ def page_of(
     params: ListParams,
     target: filters.FilterTarget,
     prepare: Callable[[QuerySet], QuerySet] = lambda queryset: queryset,
-    unfiltered_count: Callable[[], int] | None = None,
     unfiltered_seek: Callable[[int], tuple[Any, int] | None] | None = None,
 ) -> tuple[int, list]:
-    """The total and one page. When no filter narrows `queryset`, `unfiltered_count` is its exact
-    number of rows and `unfiltered_seek(n)` where its n-th row by primary key is, both from a
-    counter the database keeps (apps.common.rowcounts): at a million users a COUNT(*) and an OFFSET
-    through half of the primary key cost more than the page."""
-    count = queryset.count if unfiltered_count is None else unfiltered_count
+    """The total and one page. A whole counted table is not COUNTed (apps.common.paging.known_count),
+    and when no filter narrows `queryset`, `unfiltered_seek(n)` says where its n-th row by primary
+    key is, from the same counters: at a million users a COUNT(*) and an OFFSET through half of the
+    primary key cost more than the page."""
     seek = unfiltered_seek
     if params.filter is not None:
         queryset = filters.filter_queryset(queryset, params.filter, target)
-        count, seek = queryset.count, None
+        seek = None
+
+    def count() -> int:
+        known = known_count(queryset)
+        return queryset.count() if known is None else known
+
     if params.count == 0:
         return count(), []
     order = filters.sort_field(params.sort_by, target) if params.sort_by else "pk"

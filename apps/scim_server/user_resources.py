@@ -182,14 +182,6 @@ def users_for(token: ScimToken) -> QuerySet:
     return users
 
 
-def users_count(token: ScimToken) -> Callable[[], int]:
-    """How to count `users_for(token)` exactly: the directory's counter, or (a token limited to one
-    group's users) a COUNT of that group's members."""
-    if token.scope_group_id:
-        return users_for(token).count
-    return directory_selectors.user_total
-
-
 @cache
 def _locked_user_sql(vendor: str) -> str:
     lock = ' FOR UPDATE OF "directory_user"' if vendor == "postgresql" else ""
@@ -310,7 +302,6 @@ def user_list(token: ScimToken, request: HttpRequest | None, params: ListParams)
         params,
         USER_TARGET,
         with_groups_and_manager if inline else with_manager,
-        unfiltered_count=users_count(token),
         unfiltered_seek=None if token.scope_group_id else directory_selectors.user_seek,
     )
     groups = groups_by_user(users) if with_groups and not inline and users else {}
