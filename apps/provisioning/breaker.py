@@ -16,7 +16,7 @@ from apps.connectors.pausing import provisioning_pause
 from apps.connectors.selectors import assigned_condition
 from apps.directory.models import User, UserStatus
 from apps.provisioning.claims import hash_joins, pending_event_object_ids
-from apps.provisioning.counts import GROUP, UNSENT, link_counts
+from apps.provisioning.counts import linked_user_count
 from apps.provisioning.models import DeprovisionHold, ObjectType, OutboxEvent, RemoteObject, SyncStatus
 
 
@@ -62,11 +62,7 @@ def deprovision_threshold(connector: Connector) -> int:
     """The most users one batch may deprovision before the breaker holds it: a count, or a share of
     the users the app has (read from the links counter, not a COUNT of every link)."""
     provisioning = connector.provisioning
-    linked_users = sum(
-        count
-        for (_, flags), count in link_counts([connector.pk])[connector.pk].items()
-        if GROUP not in flags and UNSENT not in flags
-    )
+    linked_users = linked_user_count(connector.pk)
     by_percent = math.ceil(linked_users * provisioning.deprovision_threshold_percent / 100)
     return max(provisioning.deprovision_threshold_count, by_percent)
 

@@ -57,3 +57,13 @@ def link_counts(connector_ids: list) -> dict:
         by_part = result[scopes[scope]]
         by_part[key] = by_part.get(key, 0) + count
     return result
+
+
+def linked_user_count(connector_id: object, *, excluding: frozenset[str] = frozenset()) -> int:
+    """The connector's users the app has (linked: a remote id), from the counter; `excluding`
+    leaves out links of these statuses."""
+    return sum(
+        count
+        for (status, flags), count in link_counts([connector_id])[connector_id].items()
+        if GROUP not in flags and UNSENT not in flags and status not in excluding
+    )

@@ -16,6 +16,7 @@ from apps.connectors.models import Connector, Deprovision, MappingKind
 from apps.connectors.selectors import users_in_scope_among
 from apps.directory.models import Membership, User
 from apps.provisioning.client import ResponseRecord, ScimClient, ScimError, client_for
+from apps.provisioning.counts import linked_user_count
 from apps.provisioning.creates_lock import CreatesLock, user_creates_paused
 from apps.provisioning.models import Delivery, DeprovisionHold, HoldStatus, ObjectType, RemoteObject, SyncStatus
 from apps.provisioning.planner import PlanSettings, Request
@@ -159,11 +160,8 @@ class ConnectorRun:
         if self._unlinked_remote_users is None and trusted_until and time.monotonic() < trusted_until:
             self._unlinked_remote_users = False
         if self._unlinked_remote_users is None:
-            linked = RemoteObject.objects.filter(connector=self.connector, object_type=ObjectType.USER).exclude(
-                remote_id=""
-            )
-            if self.settings.deprovision == Deprovision.DELETE:
-                linked = linked.exclude(status=SyncStatus.DEPROVISIONED)
+            deletes = self.settings.deprovision == Deprovision.DELETE
+            gone = frozenset({SyncStatus.DEPROVISIONED}) if deletes else frozenset()  # no longer in its total
             with user_creates_paused(self.connector) as paused:
                 if not paused:
                     # Another worker's create could land between the two counts and pass for a
@@ -174,7 +172,7 @@ class ConnectorRun:
                 # Counted before asking the app: every user linked by then is in the app's total,
                 # so a total no larger than this count leaves no room for a user we do not know.
                 began = time.monotonic()  # what the check costs, not the wait for other creates
-                linked_before = linked.count()
+                linked_before = linked_user_count(self.connector.pk, excluding=gone)
                 try:
                     total = int(self.client.list_page("Users", start_index=1, count=1)["totalResults"])
                 except ScimError as exc:
