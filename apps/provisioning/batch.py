@@ -179,6 +179,10 @@ def process_batch(connector_id: Any, *, deadline: float, limit: int | None = Non
     return result
 
 
+# While batches stay full, how often the connector's task asks for helpers again.
+HELP_AGAIN_SECONDS = 1.0
+
+
 def process_connector(
     connector_id: Any,
     *,
@@ -188,14 +192,17 @@ def process_connector(
 ) -> BatchResult:
     """Work through the connector's pending objects for at most `budget_seconds`.
 
-    `on_full_batch` is called once, when a batch comes back full (there is more work than one
-    worker should do alone). `wait_for_changes(seconds)` lets the task stay a little once the work
-    is done, and go on when it says a change arrived: a burst of changes is handled by one task.
+    `on_full_batch` is called when a batch comes back full (there is more work than one worker
+    should do alone), and again at most every HELP_AGAIN_SECONDS while batches stay full: a helper
+    that found every due object locked (by a transaction recording a sync, say) ends at once, and
+    asking only once left the rest of a sync to one worker. `wait_for_changes(seconds)` lets the
+    task stay a little once the work is done, and go on when it says a change arrived: a burst of
+    changes is handled by one task.
     """
     budget = budget_seconds if budget_seconds is not None else settings.PROVISIONING_TASK_BUDGET_SECONDS
     deadline = time.monotonic() + budget
     total = BatchResult()
-    asked_for_help = False
+    asked_for_help_at: float | None = None
     while True:
         batch = process_batch(connector_id, deadline=deadline)
         total.claimed += batch.claimed
@@ -208,9 +215,11 @@ def process_connector(
             total.next_retry_in = (
                 batch.next_retry_in if total.next_retry_in is None else min(total.next_retry_in, batch.next_retry_in)
             )
-        if batch.more and not asked_for_help and on_full_batch is not None:
-            asked_for_help = True
-            on_full_batch()
+        if batch.more and on_full_batch is not None:
+            now = time.monotonic()
+            if asked_for_help_at is None or now - asked_for_help_at >= HELP_AGAIN_SECONDS:
+                asked_for_help_at = now
+                on_full_batch()  # a helper still at work holds its flag: nothing is enqueued twice
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             total.more = batch.claimed > 0 or batch.more

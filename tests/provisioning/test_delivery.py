@@ -325,3 +325,28 @@ def test_uniqueness_errors_are_conflicts(status, body, conflict):
     from apps.provisioning.client import ConflictError, error_for_status
 
     assert isinstance(error_for_status(status, body, {}), ConflictError) is conflict
+
+
+def test_a_task_asks_for_helpers_again_while_its_batches_stay_full(downstream, settings, monkeypatch):
+    """A helper that found every due object locked ends at once; asking only after the first full
+    batch left the rest of an initial sync to one worker (one bench run in two)."""
+    from apps.provisioning import batch
+
+    connector = make_connector(downstream)
+    for name in ("alice", "bob", "carol", "dave"):
+        assign(connector, user=_user(name))
+    settings.PROVISIONING_BATCH_SIZE = 1
+    asked: list[int] = []
+
+    monkeypatch.setattr(batch, "HELP_AGAIN_SECONDS", 3600.0)
+    batch.process_connector(connector.pk, budget_seconds=30, on_full_batch=lambda: asked.append(1))
+    assert len(asked) == 1  # within the interval: once
+    assert len(downstream.users) == 4
+
+    for name in ("erin", "frank", "grace"):
+        assign(connector, user=_user(name))
+    asked.clear()
+    monkeypatch.setattr(batch, "HELP_AGAIN_SECONDS", 0.0)
+    batch.process_connector(connector.pk, budget_seconds=30, on_full_batch=lambda: asked.append(1))
+    assert len(asked) == 3  # every full batch once the interval has passed
+    assert len(downstream.users) == 7
