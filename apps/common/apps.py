@@ -9,7 +9,9 @@ class CommonConfig(AppConfig):
         from django.core.signals import request_finished, request_started
         from django.db.models.signals import post_migrate
 
-        from apps.common import generations, rowcounts
+        from apps.common import generations, lookups, rowcounts
+
+        lookups.register()  # `field__any=[...]` (apps.common.lookups)
 
         # Caches of rarely changed settings read their generation tokens once per request, and the
         # triggers that replace them are (re)made after every migrate (apps.common.generations).

@@ -231,11 +231,11 @@ def users_in_scope_among(connector: Connector, user_ids: Collection) -> set:
     ids = list(user_ids)
     if not ids:
         return set()
-    found = set(Assignment.objects.filter(connector=connector, user_id__in=ids).values_list("user_id", flat=True))
-    memberships = list(Membership.objects.filter(user_id__in=ids).values_list("user_id", "group_id"))
+    found = set(Assignment.objects.filter(connector=connector, user_id__any=ids).values_list("user_id", flat=True))
+    memberships = list(Membership.objects.filter(user_id__any=ids).values_list("user_id", "group_id"))
     groups = {group_id for _user_id, group_id in memberships}
     assigned = set(
-        Assignment.objects.filter(connector=connector, group_id__in=groups).values_list("group_id", flat=True)
+        Assignment.objects.filter(connector=connector, group_id__any=groups).values_list("group_id", flat=True)
     )
     return found | {user_id for user_id, group_id in memberships if group_id in assigned}
 

@@ -118,7 +118,7 @@ def due_candidates(connector: Connector, limit: int) -> list[tuple[str, Any]]:
             after = page[-1][0]
             ids = list(dict.fromkeys(object_id for _event_id, object_id in page))
             ready = set(
-                RemoteObject.objects.filter(connector=connector, object_type=object_type, object_id__in=ids)
+                RemoteObject.objects.filter(connector=connector, object_type=object_type, object_id__any=ids)
                 .filter(_due(now) & _free(now))
                 .values_list("object_id", flat=True)
             )
@@ -172,7 +172,7 @@ def claimable(connector: Connector, candidates: list[tuple[str, Any]]):
         by_type.setdefault(object_type, []).append(object_id)
     which = Q()
     for object_type, ids in by_type.items():
-        which |= Q(object_type=object_type, object_id__in=ids)
+        which |= Q(object_type=object_type, object_id__any=ids)
     return (
         RemoteObject.objects.filter(connector=connector)
         .filter(which)
@@ -218,15 +218,20 @@ def claim_batch(connector: Connector, limit: int | None = None) -> list[RemoteOb
         if leased == len(rows):  # always so under SKIP LOCKED: the rows were locked for this UPDATE
             return rows
         if leased:
-            return list(RemoteObject.objects.filter(pk__in=ids, lease_owner=token).order_by("-object_type", "updated"))
+            return list(RemoteObject.objects.filter(pk__any=ids, lease_owner=token).order_by("-object_type", "updated"))
     return []
 
 
 # Claims that find their candidates locked by another worker's claim try again this many times.
 CLAIM_ATTEMPTS = 5
 
-# Candidates a claim reads per object it may lease (see _claim_once).
-CLAIM_SPREAD = 4
+
+def claim_spread() -> int:
+    """Candidates a claim reads per object it may lease (see _claim_once): one batch for each task
+    that may claim for the connector at the same moment, and at least two. Four whatever the
+    number of tasks made each claim read 800 pending events and check 400 objects for a batch of
+    100: a fifth of a worker's CPU during an initial sync."""
+    return max(2, settings.PROVISIONING_TASKS_PER_CONNECTOR)
 
 
 def _claim_once(connector: Connector, limit: int) -> tuple[list[RemoteObject] | None, int, list, str]:
@@ -240,7 +245,7 @@ def _claim_once(connector: Connector, limit: int) -> tuple[list[RemoteObject] | 
         # More candidates than the batch: workers claiming at the same moment read the same head of
         # the outbox, and SKIP LOCKED then hands each of them a different part of it instead of
         # leaving all but one with nothing to lease.
-        due = due_candidates(connector, limit * CLAIM_SPREAD)
+        due = due_candidates(connector, limit * claim_spread())
         if not due:
             return [], 0, [], token
         candidates = claimable(connector, due)
@@ -250,7 +255,7 @@ def _claim_once(connector: Connector, limit: int) -> tuple[list[RemoteObject] | 
         if not rows:
             return None, 0, [], token
         ids = [remote.pk for remote in rows]
-        leased = RemoteObject.objects.filter(pk__in=ids).filter(free)
+        leased = RemoteObject.objects.filter(pk__any=ids).filter(free)
         leased = leased.update(lease_owner=token, lease_expires_at=expires)
     for remote in rows:
         remote.lease_owner, remote.lease_expires_at = token, expires
@@ -278,7 +283,7 @@ def pending_event_ids(connector: Connector, claimed: list[RemoteObject]) -> dict
         by_type.setdefault(remote.object_type, []).append(remote.object_id)
     which = Q()
     for object_type, ids in by_type.items():
-        which |= Q(object_type=object_type, object_id__in=ids)
+        which |= Q(object_type=object_type, object_id__any=ids)
     rows = (
         OutboxEvent.objects.filter(connector=connector, processed_at__isnull=True)
         .filter(which)
@@ -294,7 +299,7 @@ def defer_pending(connector: Connector, until: Any, *, limit: int | None = None)
     whole app): those of the pending events a claim of `limit` objects reads at most, from the start
     of the outbox, per type. No claim reads further before these are due again; moving every pending
     object wrote a million rows per 429 during an initial sync of a million users."""
-    window = (limit or settings.PROVISIONING_BATCH_SIZE) * CLAIM_SPREAD * 2 * CANDIDATE_PAGES
+    window = (limit or settings.PROVISIONING_BATCH_SIZE) * claim_spread() * 2 * CANDIDATE_PAGES
     for object_type in (ObjectType.USER, ObjectType.GROUP):
         pending = OutboxEvent.objects.filter(connector=connector, object_type=object_type, processed_at__isnull=True)
         head = pending.order_by("id").values("object_id")[:window]

@@ -141,7 +141,7 @@ def flush(run: ConnectorRun, outcomes: list[Outcome]) -> None:
             _save_outcomes([outcome.remote for outcome in outcomes])
         settled = [event_id for outcome in outcomes for event_id in outcome.event_ids or ()]
         if settled:
-            OutboxEvent.objects.filter(id__in=settled, processed_at__isnull=True).update(processed_at=now)
+            OutboxEvent.objects.filter(id__any=settled, processed_at__isnull=True).update(processed_at=now)
         if run.deliveries:
             Delivery.objects.bulk_create(run.deliveries, batch_size=500)
             run.deliveries = []

@@ -130,14 +130,14 @@ class ConnectorRun:
         queries a batch."""
         ids = [remote.object_id for remote in claimed if remote.object_type == ObjectType.USER]
         users = User.objects.select_related("manager") if self.plan.reads_manager else User.objects
-        self.users = {str(pk): user for pk, user in users.in_bulk(ids).items()} if ids else {}
+        self.users = {str(user.pk): user for user in users.filter(pk__any=ids)} if ids else {}
         self.in_scope = {str(pk) for pk in users_in_scope_among(self.connector, ids)}
         self.manager_app_ids = (
             manager_app_ids(self.connector, self.users.values()) if self.plan.sends_manager_app_id else {}
         )
         self.group_names = {}
         if self.in_scope:
-            for user_id, name in Membership.objects.filter(user_id__in=self.in_scope).values_list(
+            for user_id, name in Membership.objects.filter(user_id__any=self.in_scope).values_list(
                 "user_id", "group__name"
             ):
                 self.group_names.setdefault(str(user_id), []).append(name)

@@ -294,7 +294,7 @@ def test_after_a_429_nothing_more_is_sent_to_the_app_before_retry_after(downstre
 
 
 def test_a_429_defers_what_the_claims_read_not_every_pending_object(downstream, settings, monkeypatch):
-    # A claim of one object reads at most 2 x CLAIM_SPREAD (4) events here: those objects wait for
+    # A claim of one object reads at most 2 x claim_spread() events here: those objects wait for
     # Retry-After, so nothing more is sent, and the objects further back are not written.
     settings.PROVISIONING_BATCH_SIZE = 1
     monkeypatch.setattr(claims, "CANDIDATE_PAGES", 1)
@@ -309,7 +309,8 @@ def test_a_429_defers_what_the_claims_read_not_every_pending_object(downstream, 
 
     assert downstream.count() == 1
     deferred = [remote(connector, user).next_attempt_at is not None for user in users]
-    assert deferred == [True] * 8 + [False] * 4
+    window = 2 * claims.claim_spread()
+    assert deferred == [True] * window + [False] * (len(users) - window)
 
 
 @pytest.mark.parametrize(
