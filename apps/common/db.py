@@ -1,6 +1,6 @@
 """The hot paths' database access: a cursor for the few statements every sign-in runs, planned
-once per database connection; `insert_row`, a prepared INSERT; `batched_statements`, several
-statements in one round trip.
+once per database connection; `insert_row` and `insert_rows`, prepared INSERTs; `batched_statements`,
+several statements in one round trip.
 
 On PostgreSQL, planning a join or a UNION costs the server several times more CPU than running
 it (0.1-0.2 ms against 0.02-0.06 ms here). Django binds parameters on the client, so PostgreSQL
@@ -87,6 +87,22 @@ def insert_row(instance: Model, using: str = DEFAULT_DB_ALIAS) -> None:
     if instance.pk is not None:
         instance._state.adding = False
         instance._state.db = using
+
+
+def insert_rows(instances: list[Model], using: str = DEFAULT_DB_ALIAS) -> None:
+    """INSERT new rows of one model as `insert_row` does, all in one executemany (one pipeline on
+    PostgreSQL), where bulk_create compiles a multi-row INSERT each time: 6 % of a provisioning
+    worker's CPU went into compiling its delivery log's INSERTs. Nothing is read back."""
+    if not instances:
+        return
+    connection = connections[using]
+    sql, fields = _insert_plan(type(instances[0]), using)
+    rows = [
+        [field.get_db_prep_save(field.pre_save(instance, add=True), connection) for field in fields]
+        for instance in instances
+    ]
+    with hot_path_cursor(using) as cursor:
+        cursor.executemany(sql, rows)
 
 
 def model_columns(model: type[Model], alias: str, using: str = DEFAULT_DB_ALIAS) -> str:

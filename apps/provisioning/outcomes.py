@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from apps.common.db import hot_path_cursor, insert_rows
 from apps.connectors.selectors import users_in_scope
 from apps.directory.models import Membership
 from apps.provisioning.models import Delivery, ObjectType, OutboxEvent, RemoteObject, SyncStatus
@@ -143,7 +144,7 @@ def flush(run: ConnectorRun, outcomes: list[Outcome]) -> None:
         if settled:
             OutboxEvent.objects.filter(id__any=settled, processed_at__isnull=True).update(processed_at=now)
         if run.deliveries:
-            Delivery.objects.bulk_create(run.deliveries, batch_size=500)
+            insert_rows(run.deliveries)
             run.deliveries = []
         if run.dirty_members:
             _record_dirty_groups(run)
@@ -152,7 +153,8 @@ def flush(run: ConnectorRun, outcomes: list[Outcome]) -> None:
 
 
 def _save_outcomes(remotes: list[RemoteObject]) -> None:
-    """One UPDATE per object, sent as one executemany (a pipeline on psycopg 3).
+    """One UPDATE per object, sent as one executemany (a pipeline on psycopg 3), prepared once per
+    connection on PostgreSQL (apps.common.db.hot_path_cursor), not planned for every object.
 
     Not `bulk_update`: building its CASE WHEN expressions took more of the worker's CPU than all
     the HTTP requests of the sync (9.6 of 17 CPU seconds for 1,000 users, profiled).
@@ -165,5 +167,5 @@ def _save_outcomes(remotes: list[RemoteObject]) -> None:
         [field.get_db_prep_save(getattr(remote, field.attname), connection) for field in fields] + [remote.pk]
         for remote in remotes
     ]
-    with connection.cursor() as cursor:
+    with hot_path_cursor() as cursor:
         cursor.executemany(sql, rows)

@@ -1,5 +1,5 @@
 """apps.common.db: hot_path_cursor (server-side binding and prepared statements on PostgreSQL),
-insert_row and batched_statements."""
+insert_row, insert_rows and batched_statements."""
 
 import uuid
 
@@ -92,6 +92,20 @@ def test_insert_row_stores_what_save_stores():
     assert event.pk is None
     row = AuditEvent.objects.get(action="test.insert")
     assert row.before == {"a": [1, "ü"]} and row.after is None and row.created is not None
+
+
+def test_insert_rows_stores_many_rows_as_bulk_create_would():
+    from apps.audit.models import AuditEvent
+    from apps.common.db import insert_rows
+
+    events = [AuditEvent(action="test.many", before={"n": index, "s": "ü"}, after=None) for index in range(3)]
+    with CaptureQueriesContext(connection) as captured:
+        insert_rows(events)
+        insert_rows([])  # nothing to write: no statement
+    assert len(captured.captured_queries) == 1  # one executemany
+    rows = list(AuditEvent.objects.filter(action="test.many").order_by("id"))
+    assert [row.before for row in rows] == [{"n": index, "s": "ü"} for index in range(3)]
+    assert all(row.after is None and row.created is not None for row in rows)
 
 
 def _second_insert_clashes() -> None:
