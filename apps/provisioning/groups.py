@@ -8,7 +8,11 @@ resends only what the app has not acknowledged.
 """
 
 import contextlib
+import json
 import time
+
+from django.db import connection
+from django.db.models.expressions import RawSQL
 
 from apps.connectors.models import Assignment, ProvisioningOperation
 from apps.directory.models import Group, Membership
@@ -94,30 +98,88 @@ def _save_progress(remote: RemoteObject) -> None:
     )  # fmt: skip
 
 
+def _save_chunk(remote: RemoteObject, step: GroupStep, *, first: bool) -> None:
+    """Record one acknowledged request in the link's row, its members added and removed by the
+    database: a statement the size of the chunk, not of the group. Writing the whole list after
+    each of a 100,000-member group's 99 PATCHes sent 198 MB of statements and grew the worker's
+    RSS by 380 MiB (4 MB and 70 MiB this way). The first request also carried the attributes."""
+    fields = {"last_sent": remote.last_sent, "last_sent_hash": remote.last_sent_hash} if first else {}
+    RemoteObject.objects.filter(pk=remote.pk).update(remote_members=_members_changed(step), **fields)
+
+
+# `remote_members` without a request's removed members, then with its added ones (never already
+# there: the plan adds only members the app does not hold). On PostgreSQL the removal is a hashed
+# anti-join: jsonb's `- text[]` compares every member with every removed one (265 ms a chunk of
+# 1,000 from 100,000 members, against 150).
+_APPEND_PG = "remote_members || %s::jsonb"
+_REMOVE_APPEND_PG = (
+    "(SELECT coalesce(jsonb_agg(member), '[]'::jsonb) FROM jsonb_array_elements(remote_members) member"
+    " WHERE member #>> '{}' NOT IN (SELECT unnest(%s::text[]))) || %s::jsonb"
+)
+_REMOVE_APPEND_SQLITE = (
+    "(SELECT json_group_array(value) FROM ("
+    "SELECT value FROM json_each(remote_members) WHERE value NOT IN (SELECT value FROM json_each(%s))"
+    " UNION ALL SELECT value FROM json_each(%s)))"
+)
+
+
+def _members_changed(step: GroupStep) -> RawSQL:
+    added, removed = json.dumps(list(step.added)), list(step.removed)
+    if connection.vendor != "postgresql":
+        return RawSQL(_REMOVE_APPEND_SQLITE, [json.dumps(removed), added])  # noqa: S611 - a constant
+    if not removed:
+        return RawSQL(_APPEND_PG, [added])  # noqa: S611 - a constant
+    return RawSQL(_REMOVE_APPEND_PG, [removed, added])  # noqa: S611 - a constant
+
+
 def _out_of_time(run: ConnectorRun) -> bool:
     return run.deadline is not None and time.monotonic() > run.deadline
 
 
-def _send_steps(run: ConnectorRun, remote: RemoteObject, plan: GroupPlan, steps: list[GroupStep]) -> None:
-    """Send the requests of an update in order, recording each one's members once it succeeded."""
-    present = list(remote.remote_members)
-    for index, step in enumerate(steps):
-        if index and _out_of_time(run):
-            raise GroupPushIncomplete
-        try:
+def _send_steps(
+    run: ConnectorRun, remote: RemoteObject, plan: GroupPlan, steps: list[GroupStep], *, stored: bool
+) -> None:
+    """Send the requests of an update in order, recording each one's members once it succeeded.
+
+    `stored`: whether the link's row holds `remote.remote_members` (not once a create found the
+    app's group, or its first members went with the POST: the first record then writes them all).
+    """
+    try:
+        _send_in_order(run, remote, plan, steps, stored=stored)
+    except RemoteNotFoundError:
+        _forget(remote)
+        raise
+
+
+def _send_in_order(
+    run: ConnectorRun, remote: RemoteObject, plan: GroupPlan, steps: list[GroupStep], *, stored: bool
+) -> None:
+    # The acknowledged members as an ordered set: a request changes it in the time of its chunk.
+    acknowledged = dict.fromkeys(remote.remote_members) if len(steps) > 1 else None
+    try:
+        for index, step in enumerate(steps):
+            if index and _out_of_time(run):
+                raise GroupPushIncomplete
             run.send(step.request)
-        except RemoteNotFoundError:
-            _forget(remote)
-            raise
-        if index == 0:
-            remote.last_sent = plan.resource  # the attributes ride on the first request
-            remote.last_sent_hash = mapping.resource_hash(plan.resource)
-        if len(steps) > 1:
-            removed = set(step.removed)
-            present = [member for member in present if member not in removed] + list(step.added)
-            remote.remote_members = present
-            if index < len(steps) - 1:
+            if index == 0:
+                remote.last_sent = plan.resource  # the attributes ride on the first request
+                remote.last_sent_hash = mapping.resource_hash(plan.resource)
+            if acknowledged is None or index == len(steps) - 1:
+                continue  # the last request is recorded with the group's outcome
+            for member in step.removed:
+                acknowledged.pop(member, None)
+            acknowledged.update(dict.fromkeys(step.added))
+            if stored:
+                _save_chunk(remote, step, first=index == 0)
+            else:
+                remote.remote_members = list(acknowledged)
                 _save_progress(remote)
+                stored = True
+    except BaseException:
+        # The outcome written for a failed or unfinished pass records what the app acknowledged.
+        if acknowledged is not None:
+            remote.remote_members = list(acknowledged)
+        raise
 
 
 def _forget(remote: RemoteObject) -> None:
@@ -139,6 +201,7 @@ def reconcile_group(run: ConnectorRun, remote: RemoteObject) -> None:
         )
 
     current = plan()
+    stored = current.action != Action.CREATE
     if current.action == Action.CREATE:
         if _create_group(run, remote, group, current, members):
             return
@@ -152,7 +215,7 @@ def reconcile_group(run: ConnectorRun, remote: RemoteObject) -> None:
         _forget(remote)
         finish(remote, SyncStatus.DEPROVISIONED)
         return
-    _send_steps(run, remote, current, current.steps())
+    _send_steps(run, remote, current, current.steps(), stored=stored)
     remote.remote_members = list(current.members)
     remote.last_sent = current.resource
     remote.last_sent_hash = mapping.resource_hash(current.resource)

@@ -5,11 +5,15 @@ alone), and a change of one member is one small PATCH whatever the size of the g
 import time
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from apps.directory import services as directory
 from apps.provisioning import batch, groups
 from apps.provisioning import services as provisioning_services
+from apps.provisioning.client import TransientScimError
 from apps.provisioning.models import RemoteObject, SyncStatus
+from apps.provisioning.run import ConnectorRun
 from tests.factories import GroupFactory, UserFactory
 from tests.provisioning.helpers import assign, make_connector, make_due, pending, remote, run, sync
 
@@ -181,3 +185,110 @@ def test_a_large_group_stops_between_chunks_when_the_task_is_out_of_time(downstr
     chunks = _chunks_of_the_initial_push(downstream, connector, users, "Everyone", 2)
     assert [r.body for r in downstream.calls("PATCH", f"/Groups/{group_id}")] == [_add(chunk) for chunk in chunks]
     assert len(downstream.member_names("Everyone")) == 6
+
+
+def _pass_stopped_at_patch(downstream, connector, group, nth: int) -> tuple[RemoteObject, list[str]]:
+    """One pass over the group whose `nth` PATCH the app refuses, its outcome never written (as when
+    the worker is killed there): the link as the requests before left it in the database, and the
+    UPDATE statements of the pass."""
+    patches: list[int] = []
+
+    def nth_patch(request) -> bool:
+        patches.append(1)
+        return len(patches) == nth
+
+    downstream.fail(503, method="PATCH", path="/Groups/{id}", match=nth_patch)
+    with CaptureQueriesContext(connection) as queries, pytest.raises(TransientScimError):
+        groups.reconcile_group(ConnectorRun(connector), remote(connector, group))
+    return remote(connector, group), [q["sql"] for q in queries.captured_queries if q["sql"].startswith("UPDATE")]
+
+
+def test_each_chunk_appends_its_members_to_the_recorded_ones(downstream):
+    connector = make_connector(downstream, group_members_per_request=2)
+    users = _users(9)
+    for user in users:
+        assign(connector, user=user)
+    sync(connector)
+    group = GroupFactory(name="Everyone", members=users)
+    assign(connector, group=group)
+    members = sorted(str(user.pk) for user in users)
+
+    link, updates = _pass_stopped_at_patch(downstream, connector, group, 3)
+
+    # The POST and two PATCHes of two members were acknowledged: exactly those, once each.
+    assert link.remote_id == downstream.group("Everyone")["id"]
+    assert sorted(link.remote_members) == members[:6]
+    assert link.last_sent_hash
+    # After the POST's members, each record names its own chunk only (the first PATCH's writes
+    # them all: the link's row does not hold them yet).
+    assert len(updates) == 3 and not any(member in updates[2] for member in members[:4])
+    downstream.reset_log()
+    sync(connector)
+    remote_ids = _remote_ids(connector, users)
+    assert downstream.calls("POST", "/Groups") == []
+    assert [r.body for r in downstream.calls("PATCH", f"/Groups/{link.remote_id}")] == [
+        _add(remote_ids[6:8]),
+        _add(remote_ids[8:]),
+    ]
+    assert downstream.member_names("Everyone") == {user.username for user in users}
+    assert sorted(remote(connector, group).remote_members) == members
+
+
+def test_a_group_found_in_the_app_is_recorded_whole_then_chunk_by_chunk(downstream):
+    connector = make_connector(downstream, group_members_per_request=2)
+    users = sorted(_users(7), key=lambda user: str(user.pk))
+    for user in users:
+        assign(connector, user=user)
+    sync(connector)
+    held = remote(connector, users[3])
+    found = downstream.seed_group("Everyone", [held.remote_id])
+    group = GroupFactory(name="Everyone", members=users)
+    assign(connector, group=group)
+
+    link, updates = _pass_stopped_at_patch(downstream, connector, group, 3)
+
+    # The member the app held, then two PATCHes: the first record writes the list, the next its chunk.
+    members = [str(user.pk) for user in users]
+    assert link.remote_id == found["id"]
+    assert sorted(link.remote_members) == sorted([members[3], *members[:3], members[4]])
+    assert len(updates) == 2 and members[3] not in updates[1]
+    downstream.reset_log()
+    sync(connector)
+    assert [r.body for r in downstream.calls("PATCH", f"/Groups/{found['id']}")] == [
+        _add(_remote_ids(connector, users[5:]))
+    ]
+    assert downstream.member_names("Everyone") == {user.username for user in users}
+
+
+def test_each_chunk_removes_its_leavers_from_the_recorded_members(downstream):
+    connector = make_connector(downstream, group_members_per_request=2)
+    users = _users(7)
+    for user in users:
+        assign(connector, user=user)
+    by_id = sorted(users, key=lambda user: str(user.pk))
+    stayers, leavers, newcomers = by_id[:1], by_id[1:4], by_id[4:]
+    group = GroupFactory(name="Everyone", members=stayers + leavers)
+    assign(connector, group=group)
+    sync(connector)
+    group_id = remote(connector, group).remote_id
+    directory.group_add_members(actor=None, group=group, users=newcomers)
+    directory.group_remove_members(actor=None, group=group, users=leavers)
+
+    # Adds go first: [newcomer 1, newcomer 2], [newcomer 3, leaver 1], then [leaver 2, leaver 3].
+    link, updates = _pass_stopped_at_patch(downstream, connector, group, 3)
+
+    recorded = sorted(str(user.pk) for user in stayers + leavers[1:] + newcomers)
+    assert sorted(link.remote_members) == recorded and len(link.remote_members) == len(recorded)
+    # Each record names its own chunk only, never the members the app held before.
+    assert len(updates) == 2 and not any(str(stayers[0].pk) in sql for sql in updates)
+    downstream.reset_log()
+    sync(connector)
+    leaver_ids = [remote(connector, user).remote_id for user in leavers[1:]]
+    assert [r.body for r in downstream.calls("PATCH", f"/Groups/{group_id}")] == [
+        {
+            "schemas": [PATCH_SCHEMA],
+            "Operations": [{"op": "remove", "path": f'members[value eq "{rid}"]'} for rid in sorted(leaver_ids)],
+        }
+    ]
+    assert downstream.member_names("Everyone") == {user.username for user in stayers + newcomers}
+    assert sorted(remote(connector, group).remote_members) == sorted(str(user.pk) for user in stayers + newcomers)
