@@ -13,7 +13,7 @@ from django.utils import timezone
 from apps.common.db import hot_path_cursor, insert_rows
 from apps.connectors.selectors import users_in_scope
 from apps.directory.models import Membership
-from apps.provisioning.models import Delivery, ObjectType, OutboxEvent, RemoteObject, SyncStatus
+from apps.provisioning.models import ObjectType, OutboxEvent, RemoteObject, SyncStatus
 from apps.provisioning.outbox import record_events
 from apps.provisioning.run import ConnectorRun
 
