@@ -11,7 +11,7 @@ import time
 import zlib
 from collections.abc import Iterator
 
-from django.db import OperationalError, connection, transaction
+from django.db import DatabaseError, OperationalError, connection, transaction
 
 from apps.connectors.models import Connector
 
@@ -51,9 +51,10 @@ class CreatesLock:
 
     def release(self) -> None:
         if self.held_since is not None:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock_shared(%s, %s)", [_CREATES_LOCK_CLASS, self.key])
             self.held_since = None
+            # A connection lost meanwhile took the lock with it; the error that lost it is the one to raise.
+            with contextlib.suppress(DatabaseError), connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock_shared(%s, %s)", [_CREATES_LOCK_CLASS, self.key])
 
 
 @contextlib.contextmanager
