@@ -2,6 +2,7 @@
 delivery log and the groups to re-send, together in one transaction.
 """
 
+import functools
 import logging
 import random
 from dataclasses import dataclass
@@ -191,19 +192,48 @@ def _write_outcomes(run: ConnectorRun, outcomes: list[Outcome], now: Any) -> Non
 
 
 def _save_outcomes(remotes: list[RemoteObject]) -> None:
-    """One UPDATE per object, sent as one executemany (a pipeline on psycopg 3), prepared once per
-    connection on PostgreSQL (apps.common.db.hot_path_cursor), not planned for every object.
+    """The objects' outcomes in one statement on PostgreSQL: an UPDATE from one array per column
+    (unnest), prepared once per connection (apps.common.db.hot_path_cursor). One UPDATE per object
+    fired the links counter's statement trigger once per object: half the database's time for the
+    outcomes, and about 200 counter deltas per batch for the console's progress to add up (its poll
+    went from 77 to 152 ms median during an initial sync of 100,000 users). Elsewhere one UPDATE per
+    object, in one executemany.
 
     Not `bulk_update`: building its CASE WHEN expressions took more of the worker's CPU than all
     the HTTP requests of the sync (9.6 of 17 CPU seconds for 1,000 users, profiled).
     """
     fields = [RemoteObject._meta.get_field(name) for name in _OUTCOME_FIELDS]
-    quote = connection.ops.quote_name
-    table, assignments = quote(RemoteObject._meta.db_table), ", ".join(f"{quote(f.column)} = %s" for f in fields)
-    sql = f"UPDATE {table} SET {assignments} WHERE {quote('id')} = %s"  # noqa: S608 - names from the model
-    rows = [
-        [field.get_db_prep_save(getattr(remote, field.attname), connection) for field in fields] + [remote.pk]
-        for remote in remotes
-    ]
+    columns = [[field.get_db_prep_save(getattr(remote, field.attname), connection) for remote in remotes]
+               for field in fields]  # fmt: skip
+    keys = [remote.pk for remote in remotes]
     with hot_path_cursor() as cursor:
-        cursor.executemany(sql, rows)
+        if connection.vendor == "postgresql":
+            cursor.execute(_outcomes_from_arrays(), [keys, *columns])
+        else:
+            cursor.executemany(
+                _outcome_per_row(), [[*values, key] for key, *values in zip(keys, *columns, strict=True)]
+            )
+
+
+@functools.cache
+def _outcomes_from_arrays() -> str:
+    fields = [RemoteObject._meta.pk] + [RemoteObject._meta.get_field(name) for name in _OUTCOME_FIELDS]
+    quote = connection.ops.quote_name
+    arrays = ", ".join(f"%s::{field.cast_db_type(connection)}[]" for field in fields)
+    names = ", ".join(quote(field.column) for field in fields)
+    assignments = ", ".join(f"{quote(field.column)} = o.{quote(field.column)}" for field in fields[1:])
+    key = quote(RemoteObject._meta.pk.column)
+    # Names and types from the model; the values are bound parameters.
+    return (
+        f"UPDATE {quote(RemoteObject._meta.db_table)} AS l SET {assignments} "  # noqa: S608
+        f"FROM unnest({arrays}) AS o({names}) WHERE l.{key} = o.{key}"
+    )
+
+
+@functools.cache
+def _outcome_per_row() -> str:
+    fields = [RemoteObject._meta.get_field(name) for name in _OUTCOME_FIELDS]
+    quote = connection.ops.quote_name
+    assignments = ", ".join(f"{quote(field.column)} = %s" for field in fields)
+    key = quote(RemoteObject._meta.pk.column)
+    return f"UPDATE {quote(RemoteObject._meta.db_table)} SET {assignments} WHERE {key} = %s"  # noqa: S608

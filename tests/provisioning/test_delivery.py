@@ -351,3 +351,30 @@ def test_a_task_asks_for_helpers_again_while_its_batches_stay_full(downstream, s
     batch.process_connector(connector.pk, budget_seconds=30, on_full_batch=lambda: asked.append(1))
     assert len(asked) == 3  # every full batch once the interval has passed
     assert len(downstream.users) == 7
+
+
+def test_a_batchs_outcomes_are_one_statement_and_the_links_counter_stays_exact(downstream):
+    """One UPDATE per object fired the links counter's trigger once per object (200 deltas a batch
+    for the console's progress to add up); on PostgreSQL the outcomes are one UPDATE."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from apps.provisioning.counts import link_counts, linked_user_count
+    from apps.provisioning.models import RemoteObject
+
+    connector = make_connector(downstream)
+    users = [_user(f"counted{index}") for index in range(5)]
+    for user in users:
+        assign(connector, user=user)
+    with CaptureQueriesContext(connection) as captured:
+        run(connector)
+    outcome_updates = [
+        query["sql"] for query in captured.captured_queries
+        if query["sql"].startswith('UPDATE "provisioning_remoteobject"') and "last_sent_hash" in query["sql"]
+    ]  # fmt: skip
+    if connection.vendor == "postgresql":
+        assert len(outcome_updates) == 1 and "unnest(" in outcome_updates[0]
+    assert all(remote(connector, user).status == SyncStatus.SYNCED for user in users)
+    links = RemoteObject.objects.filter(connector=connector)
+    assert linked_user_count(connector.pk) == links.exclude(remote_id="").count() == 5
+    assert sum(link_counts([connector.pk])[connector.pk].values()) == links.count()
