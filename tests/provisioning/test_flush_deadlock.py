@@ -30,14 +30,32 @@ def _waiting_for_a_lock(pid: int) -> bool:
 
 def _other_worker(group_link: int, user_link: int, main_pid: int, done: dict) -> None:
     """Hold the group's link, wait until the flush waits for it, then want the user's link."""
+    try:
+        _hold_then_want(group_link, user_link, main_pid, done)
+    except Exception as exc:  # noqa: BLE001 - reported by the test's assertion
+        done["error"] = repr(exc)
+
+
+def _hold_then_want(group_link: int, user_link: int, main_pid: int, done: dict) -> None:
     with psycopg.connect(_database_url_for_subprocess()) as other:
-        other.execute("SET deadlock_timeout = '30s'")  # the flush's session finds the deadlock first
+        other.execute("SET deadlock_timeout = '60s'")  # the flush's session finds the deadlock first
         other.execute("SELECT id FROM provisioning_remoteobject WHERE id = %s FOR UPDATE", [group_link])
         done["holding"] = True
         wait_until(lambda: _waiting_for_a_lock(main_pid), timeout=20, message="the flush to wait")
         other.execute("UPDATE provisioning_remoteobject SET label = label WHERE id = %s", [user_link])
         other.commit()
     done["committed"] = True
+
+
+@pytest.fixture
+def patient_deadlock_check():
+    """PostgreSQL looks for a deadlock once, deadlock_timeout after a wait begins: 5 s for this
+    session, long enough for the other session (on a busy CI machine) to want the user's link."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET deadlock_timeout = '5s'")
+    yield
+    with connection.cursor() as cursor:
+        cursor.execute("RESET deadlock_timeout")
 
 
 def _creates_locks_held() -> int:
@@ -48,7 +66,9 @@ def _creates_locks_held() -> int:
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks and deadlocks: PostgreSQL")
 @pytest.mark.parametrize("attempts", [outcomes.FLUSH_ATTEMPTS, 1])
-def test_a_flush_that_loses_a_deadlock_writes_its_outcomes_again(downstream, monkeypatch, attempts):
+def test_a_flush_that_loses_a_deadlock_writes_its_outcomes_again(
+    downstream, monkeypatch, patient_deadlock_check, attempts
+):
     monkeypatch.setattr(outcomes, "FLUSH_ATTEMPTS", attempts)
     connector = make_connector(downstream)
     early = UserFactory(username="early", email="early@example.com")
@@ -72,7 +92,7 @@ def test_a_flush_that_loses_a_deadlock_writes_its_outcomes_again(downstream, mon
     if attempts == 1:  # no second attempt: the batch fails, and nothing is left held or created twice
         with pytest.raises(OperationalError):
             batch.process_batch(connector.pk, deadline=float("inf"))
-        other.join(timeout=30)
+        other.join(timeout=90)
         assert _creates_locks_held() == 0
         assert remote(connector, late).remote_id == ""  # created in the app, not linked
         RemoteObject.objects.filter(pk=user_link).update(lease_owner="", lease_expires_at=None)  # as the sweep
@@ -82,9 +102,9 @@ def test_a_flush_that_loses_a_deadlock_writes_its_outcomes_again(downstream, mon
         assert downstream.count("POST", "/Users") == 2
         return
     batch.process_batch(connector.pk, deadline=float("inf"))
-    other.join(timeout=30)
+    other.join(timeout=90)
 
-    assert done.get("committed")
+    assert done.get("committed"), done
     link = remote(connector, late)
     assert link.status == SyncStatus.SYNCED and link.remote_id  # the outcome was written again
     assert downstream.count("POST", "/Users") == 2  # early, late: nothing sent twice
