@@ -70,6 +70,12 @@ def _insert_plan(model: type[Model], using: str) -> tuple[str, tuple]:
     return f"INSERT INTO {quote(model._meta.db_table)} ({columns}) VALUES ({placeholders})", fields  # noqa: S608
 
 
+def _insert_values(instance: Model, fields: tuple, using: str) -> list:
+    # As save() makes them: each field's pre_save, then get_db_prep_save.
+    connection = connections[using]
+    return [field.get_db_prep_save(field.pre_save(instance, add=True), connection) for field in fields]
+
+
 def insert_row(instance: Model, using: str = DEFAULT_DB_ALIAS) -> None:
     """INSERT a new row as one prepared statement, where save() would compile the same INSERT on
     every call (about 0.3 ms of a SCIM POST, bench/scim_server.py).
@@ -79,11 +85,9 @@ def insert_row(instance: Model, using: str = DEFAULT_DB_ALIAS) -> None:
     stays unknown on the instance, so use it for rows made to be written, not used afterwards, or
     for models whose key is made in Python (a UUID). No model signals are sent.
     """
-    connection = connections[using]
     sql, fields = _insert_plan(type(instance), using)
-    values = [field.get_db_prep_save(field.pre_save(instance, add=True), connection) for field in fields]
     with hot_path_cursor(using) as cursor:
-        cursor.execute(sql, values)
+        cursor.execute(sql, _insert_values(instance, fields, using))
     if instance.pk is not None:
         instance._state.adding = False
         instance._state.db = using
@@ -95,14 +99,9 @@ def insert_rows(instances: list[Model], using: str = DEFAULT_DB_ALIAS) -> None:
     worker's CPU went into compiling its delivery log's INSERTs. Nothing is read back."""
     if not instances:
         return
-    connection = connections[using]
     sql, fields = _insert_plan(type(instances[0]), using)
-    rows = [
-        [field.get_db_prep_save(field.pre_save(instance, add=True), connection) for field in fields]
-        for instance in instances
-    ]
     with hot_path_cursor(using) as cursor:
-        cursor.executemany(sql, rows)
+        cursor.executemany(sql, [_insert_values(instance, fields, using) for instance in instances])
 
 
 def model_columns(model: type[Model], alias: str, using: str = DEFAULT_DB_ALIAS) -> str:
