@@ -23,25 +23,29 @@ from tests.provisioning.helpers import assign, make_connector, remote, sync, wai
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
 
-def _waiting_for_a_lock(pid: int) -> bool:
-    with psycopg.connect(_database_url_for_subprocess(), autocommit=True) as probe:
-        return bool(probe.execute("SELECT 1 FROM pg_locks WHERE pid = %s AND NOT granted", [pid]).fetchone())
+def _someone_waits_for(holder: psycopg.Connection) -> bool:
+    """Whether another session waits for a lock this session holds (the flush, whatever its pid)."""
+    row = holder.execute(
+        "SELECT 1 FROM pg_stat_activity WHERE pg_backend_pid() = ANY(pg_blocking_pids(pid))"
+    ).fetchone()
+    return bool(row)
 
 
-def _other_worker(group_link: int, user_link: int, main_pid: int, done: dict) -> None:
+def _other_worker(group_link: int, user_link: int, done: dict) -> None:
     """Hold the group's link, wait until the flush waits for it, then want the user's link."""
     try:
-        _hold_then_want(group_link, user_link, main_pid, done)
+        _hold_then_want(group_link, user_link, done)
     except Exception as exc:  # noqa: BLE001 - reported by the test's assertion
         done["error"] = repr(exc)
 
 
-def _hold_then_want(group_link: int, user_link: int, main_pid: int, done: dict) -> None:
+def _hold_then_want(group_link: int, user_link: int, done: dict) -> None:
     with psycopg.connect(_database_url_for_subprocess()) as other:
         other.execute("SET deadlock_timeout = '60s'")  # the flush's session finds the deadlock first
-        other.execute("SELECT id FROM provisioning_remoteobject WHERE id = %s FOR UPDATE", [group_link])
+        held = other.execute("SELECT id FROM provisioning_remoteobject WHERE id = %s FOR UPDATE", [group_link])
+        assert held.fetchone(), "the group's link is not in this session's database"
         done["holding"] = True
-        wait_until(lambda: _waiting_for_a_lock(main_pid), timeout=20, message="the flush to wait")
+        wait_until(lambda: _someone_waits_for(other), timeout=60, message="the flush to wait")
         other.execute("UPDATE provisioning_remoteobject SET label = label WHERE id = %s", [user_link])
         other.commit()
     done["committed"] = True
@@ -79,13 +83,10 @@ def test_a_flush_that_loses_a_deadlock_writes_its_outcomes_again(
     directory.group_add_members(actor=None, group=group, users=[late])
     group_link = remote(connector, group).pk
     user_link = remote(connector, late).pk
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_backend_pid()")
-        main_pid = cursor.fetchone()[0]
     # Only the user is claimed: its outcome, once linked, makes the group dirty.
     RemoteObject.objects.filter(pk=group_link).update(next_attempt_at="2999-01-01T00:00:00Z")
     done: dict = {}
-    other = threading.Thread(target=_other_worker, args=(group_link, user_link, main_pid, done))
+    other = threading.Thread(target=_other_worker, args=(group_link, user_link, done))
     other.start()
     wait_until(lambda: done.get("holding"), timeout=10, message="the other session to hold the group")
 
