@@ -1,5 +1,6 @@
 """Downstream apps for provisioning tests: scim2-server (a real SCIM implementation) on loopback."""
 
+import contextlib
 import socket
 import subprocess
 import sys
@@ -115,6 +116,23 @@ def fast_retries(settings):
     settings.PROVISIONING_RETRY_BASE_SECONDS = 0.005
     settings.PROVISIONING_RETRY_MAX_SECONDS = 0.02
     return settings
+
+
+@pytest.fixture
+def only_this_process_provisions():
+    """This process's tasks go to a queue no worker reads, so the session's `celery_worker_process`
+    (once a test has started it) cannot take the connector's work while the test drives the engine
+    step by step: in CI it claimed a user and wrote its outcome after the test had looked."""
+    from idp_portal.celery import app
+
+    default_queue = app.conf.task_default_queue
+    app.conf.task_default_queue = f"nobody-{uuid.uuid4().hex[:8]}"
+    try:
+        yield
+    finally:
+        with contextlib.suppress(Exception), app.connection_for_write() as connection:
+            connection.default_channel.queue_purge(app.conf.task_default_queue)
+        app.conf.task_default_queue = default_queue
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from tests.conftest import _database_url_for_subprocess
 from tests.factories import GroupFactory, UserFactory
 from tests.provisioning.helpers import assign, make_connector, remote, sync, wait_until
 
-pytestmark = [pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("only_this_process_provisions")]
 
 
 def _someone_waits_for(holder: psycopg.Connection) -> bool:
