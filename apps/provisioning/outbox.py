@@ -6,9 +6,10 @@ change, and a worker is asked for only after commit (`dispatch.kick`).
 """
 
 from collections.abc import Collection, Iterable
+from dataclasses import dataclass
 from typing import Any
 
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -25,6 +26,7 @@ from apps.connectors.properties import attributes_read
 from apps.connectors.selectors import users_in_scope
 from apps.directory.models import Group, Membership, User
 from apps.directory.profile import reports_affected
+from apps.provisioning import waiting
 from apps.provisioning.dispatch import kick
 from apps.provisioning.models import ObjectType, OutboxEvent, RemoteObject
 
@@ -76,41 +78,96 @@ def record_events(connector: Connector, object_type: str, object_ids: Iterable[A
 def record_events_for(connector: Connector, object_type: str, ids: QuerySet, reason: str) -> int:
     """`record_events` for the object ids a query selects (one column), written by the database.
 
-    A full sync or a group assignment can name a million objects: two INSERT ... SELECT statements
+    A full sync or a group assignment can name a million objects: INSERT ... SELECT statements
     write their links and events without loading an id into Python (about 1 GB of rows and
     statements at a million users otherwise).
     """
     quote = connection.ops.quote_name
     ids_sql, ids_params = ids.order_by().query.sql_with_params()
     now = RemoteObject._meta.get_field("updated").get_db_prep_value(timezone.now(), connection)
-    connector_id = Connector._meta.pk.get_db_prep_value(connector.pk, connection)
+    key = [Connector._meta.pk.get_db_prep_value(connector.pk, connection), object_type]
     # A new link as RemoteObject's defaults make it (the columns left out are NULL).
     defaults = {"label": "", "remote_id": "", "status": "pending", "last_sent_hash": "", "remote_members": "[]",
                 "last_error": "", "attempts": 0, "lease_owner": "", "updated": now}  # fmt: skip
     columns = ", ".join(quote(RemoteObject._meta.get_field(name).column) for name in defaults)
     jsonb = "::jsonb" if connection.vendor == "postgresql" else ""
     values = ", ".join(f"%s{jsonb}" if name == "remote_members" else "%s" for name in defaults)
-    # The query selects one column: `picked.*` is the object id. No WITH clause: SQLite's driver
-    # reports no row count for a statement that does not start with INSERT.
-    picked = f"FROM ({ids_sql}) picked"
-    key_columns = f"{quote('connector_id')}, {quote('object_type')}, {quote('object_id')}"
-    # Names come from the models; every value is a bound parameter. "WHERE 1 = 1" lets SQLite tell
-    # the upsert clause from a join's ON.
-    remote_sql = (
-        f"INSERT INTO {quote(RemoteObject._meta.db_table)} ({key_columns}, {columns}) "
-        f"SELECT DISTINCT %s, %s, picked.*, {values} {picked} WHERE 1 = 1 ON CONFLICT DO NOTHING"
+    names = _Names(
+        links=quote(RemoteObject._meta.db_table),
+        outbox=quote(OutboxEvent._meta.db_table),
+        key=f"{quote('connector_id')}, {quote('object_type')}, {quote('object_id')}",
+        columns=columns,
+        values=values,
+        event_columns=f"{quote('reason')}, {quote('created')}",
     )
-    outbox_sql = (
-        f"INSERT INTO {quote(OutboxEvent._meta.db_table)} ({key_columns}, "
-        f"{quote('reason')}, {quote('created')}) SELECT DISTINCT %s, %s, picked.*, %s, %s {picked}"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(remote_sql, [connector_id, object_type, *defaults.values(), *ids_params])
-        cursor.execute(outbox_sql, [connector_id, object_type, reason, now, *ids_params])
-        count = cursor.rowcount
+    link_params = [*key, *defaults.values()]
+    event_params = [*key, reason, now]
+    if connection.vendor == "postgresql":
+        count = _record_counted(names, ids_sql, [*ids_params, *link_params, *key, *event_params])
+    else:
+        count = _record_then_count(names, ids_sql, ids_params, link_params, event_params)
     if count:
         kick(connector.pk)
     return max(count, 0)
+
+
+@dataclass(frozen=True)
+class _Names:
+    """Quoted table and column names, and the placeholders of a new link's values."""
+
+    links: str
+    outbox: str
+    key: str  # connector_id, object_type, object_id
+    columns: str  # a new link's default columns
+    values: str  # their placeholders
+    event_columns: str  # reason, created
+
+
+def _record_then_count(names: _Names, ids_sql: str, ids_params: tuple, link_params: list, event_params: list) -> int:
+    """Links, then events, in two statements; the outbox's triggers count each link's waiting events
+    (SQLite). No WITH clause: SQLite's driver reports no row count for a statement that does not
+    start with INSERT. "WHERE 1 = 1" lets SQLite tell the upsert clause from a join's ON."""
+    picked = f"FROM ({ids_sql}) picked"  # one column: `picked.*` is the object id
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {names.links} ({names.key}, {names.columns}) "
+            f"SELECT DISTINCT %s, %s, picked.*, {names.values} {picked} WHERE 1 = 1 ON CONFLICT DO NOTHING",
+            [*link_params, *ids_params],
+        )
+        cursor.execute(
+            f"INSERT INTO {names.outbox} ({names.key}, {names.event_columns}) "
+            f"SELECT DISTINCT %s, %s, picked.*, %s, %s {picked}",
+            [*event_params, *ids_params],
+        )
+        return cursor.rowcount
+
+
+def _record_counted(names: _Names, ids_sql: str, params: list) -> int:
+    """Links and events in one statement that sets each link's waiting count itself (PostgreSQL).
+
+    Recording the events first and letting the outbox's trigger count them made the database lock
+    and update every link a second time, and count them all again in the links counter: more than
+    12 minutes when enabling a connector with a million users in scope. Here a new link is written
+    with one event waiting and an existing one gains one, in the same upsert, and the trigger is
+    told (for this statement only) that the events it sees are counted. Existing links are
+    updated in id order, the order the triggers lock links in, so this waits for a worker's flush
+    instead of deadlocking with it."""
+    sql = (
+        f"WITH picked(object_id) AS MATERIALIZED (SELECT DISTINCT * FROM ({ids_sql}) ids), "  # noqa: S608 - names from the models
+        f"linked AS (INSERT INTO {names.links} ({names.key}, {names.columns}, waiting_events) "
+        f"SELECT %s, %s, picked.object_id, {names.values}, 1 FROM picked LEFT JOIN {names.links} l "
+        "ON l.connector_id = %s AND l.object_type = %s AND l.object_id = picked.object_id ORDER BY l.id "
+        "ON CONFLICT (connector_id, object_type, object_id) "
+        f"DO UPDATE SET waiting_events = {names.links}.waiting_events + 1) "
+        f"INSERT INTO {names.outbox} ({names.key}, {names.event_columns}) "
+        "SELECT %s, %s, picked.object_id, %s, %s FROM picked"
+    )
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT set_config(%s, 'on', true)", [waiting.COUNTED_SETTING])
+        cursor.execute(sql, params)
+        count = cursor.rowcount
+        cursor.execute("SELECT set_config(%s, 'off', true)", [waiting.COUNTED_SETTING])
+    return count
 
 
 def _linked_connector_ids(object_type: str, object_ids: list[str]) -> set:

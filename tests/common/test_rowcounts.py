@@ -246,6 +246,44 @@ def test_waiting_follows_the_outbox_as_events_are_recorded_settled_and_deleted()
     check(4)
 
 
+def test_a_full_sync_counts_the_events_it_records_once_on_new_and_existing_links():
+    """A full sync writes its links' waiting counts itself (outbox.record_events_for): new links,
+    links that already wait, and a change recorded after it in the same transaction all agree with
+    the outbox."""
+    from django.db import transaction
+    from django.utils import timezone
+
+    from apps.provisioning import waiting
+    from apps.provisioning.outbox import record_events, record_full_sync
+    from tests.provisioning.helpers import assign
+
+    connector = make_connector(None, base_url="http://127.0.0.1:9/scim/v2", token="t")
+    members = [UserFactory() for _ in range(4)]
+    assign(connector, group=GroupFactory(name="Everyone", members=members))  # links, one event each
+    OutboxEvent.objects.filter(object_id=members[1].pk).update(processed_at=timezone.now())  # linked, settled
+    OutboxEvent.objects.filter(object_id__in=[members[2].pk, members[3].pk]).delete()
+    RemoteObject.objects.filter(object_id__in=[members[2].pk, members[3].pk]).delete()  # not linked yet
+    RemoteObject.objects.filter(connector=connector).update(status=SyncStatus.SYNCED, last_sent={"active": True})
+
+    def waiting_counts() -> dict:
+        return dict(RemoteObject.objects.filter(connector=connector).values_list("object_id", "waiting_events"))
+
+    with transaction.atomic():
+        assert record_full_sync(connector) == 5  # four users, one group
+        record_events(connector, "user", [members[1].pk], "after")  # counted by the trigger again
+    counts = waiting_counts()
+    assert counts[members[0].pk] == 2 and counts[members[1].pk] == 2  # one waited before; one changed after
+    assert counts[members[2].pk] == counts[members[3].pk] == 1  # new links
+    assert waiting.repair() == 0
+    state = provisioning_state(connector)
+    assert state.waiting == _waiting_by_the_outbox(connector) == 5
+
+    record_full_sync(connector)  # again, every link there
+    assert waiting.repair() == 0
+    unprocessed = OutboxEvent.objects.filter(connector=connector, processed_at__isnull=True)
+    assert sum(waiting_counts().values()) == unprocessed.count() == 13
+
+
 def test_a_whole_counted_table_is_not_counted_again_but_anything_narrower_is():
     from django.db.models import Prefetch
 

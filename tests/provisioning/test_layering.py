@@ -16,7 +16,8 @@ ENTRY_POINTS = {f"{PACKAGE}.tasks", f"{PACKAGE}.services"}
 # The bottom layers and the only app modules each may import.
 BOTTOM = {
     f"{PACKAGE}.dispatch": set(),
-    f"{PACKAGE}.outbox": {f"{PACKAGE}.dispatch", f"{PACKAGE}.models"},
+    f"{PACKAGE}.waiting": {f"{PACKAGE}.models"},
+    f"{PACKAGE}.outbox": {f"{PACKAGE}.dispatch", f"{PACKAGE}.models", f"{PACKAGE}.waiting"},
 }
 # Pure modules: no database, no HTTP, no other provisioning module but each other.
 PURE = {f"{PACKAGE}.mapping", f"{PACKAGE}.planner"}
