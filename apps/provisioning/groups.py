@@ -19,7 +19,7 @@ from apps.directory.models import Group, Membership
 from apps.provisioning import mapping
 from apps.provisioning.client import ConflictError, RemoteNotFoundError
 from apps.provisioning.models import ObjectType, RemoteObject, SyncStatus
-from apps.provisioning.outcomes import finish
+from apps.provisioning.outcomes import finish, write_deliveries
 from apps.provisioning.planner import Action, GroupPlan, GroupStep, member_provisioned, plan_group
 from apps.provisioning.run import ConnectorRun
 
@@ -68,7 +68,7 @@ def _create_group(
         ]
         remote.last_sent = {key: adopted.get(key) for key in plan.resource if key != "schemas"}
         return False
-    (step,) = plan.steps()
+    (step,) = plan.iter_steps()
     try:
         created = run.send(step.request)
     except ConflictError:
@@ -136,35 +136,32 @@ def _out_of_time(run: ConnectorRun) -> bool:
     return run.deadline is not None and time.monotonic() > run.deadline
 
 
-def _send_steps(
-    run: ConnectorRun, remote: RemoteObject, plan: GroupPlan, steps: list[GroupStep], *, stored: bool
-) -> None:
+def _send_steps(run: ConnectorRun, remote: RemoteObject, plan: GroupPlan, *, stored: bool) -> None:
     """Send the requests of an update in order, recording each one's members once it succeeded.
 
     `stored`: whether the link's row holds `remote.remote_members` (not once a create found the
     app's group, or its first members went with the POST: the first record then writes them all).
     """
     try:
-        _send_in_order(run, remote, plan, steps, stored=stored)
+        _send_in_order(run, remote, plan, stored=stored)
     except RemoteNotFoundError:
         _forget(remote)
         raise
 
 
-def _send_in_order(
-    run: ConnectorRun, remote: RemoteObject, plan: GroupPlan, steps: list[GroupStep], *, stored: bool
-) -> None:
+def _send_in_order(run: ConnectorRun, remote: RemoteObject, plan: GroupPlan, *, stored: bool) -> None:
+    count = plan.step_count()
     # The acknowledged members as an ordered set: a request changes it in the time of its chunk.
-    acknowledged = dict.fromkeys(remote.remote_members) if len(steps) > 1 else None
+    acknowledged = dict.fromkeys(remote.remote_members) if count > 1 else None
     try:
-        for index, step in enumerate(steps):
+        for index, step in enumerate(plan.iter_steps()):
             if index and _out_of_time(run):
                 raise GroupPushIncomplete
             run.send(step.request)
             if index == 0:
                 remote.last_sent = plan.resource  # the attributes ride on the first request
                 remote.last_sent_hash = mapping.resource_hash(plan.resource)
-            if acknowledged is None or index == len(steps) - 1:
+            if acknowledged is None or index == count - 1:
                 continue  # the last request is recorded with the group's outcome
             for member in step.removed:
                 acknowledged.pop(member, None)
@@ -175,6 +172,7 @@ def _send_in_order(
                 remote.remote_members = list(acknowledged)
                 _save_progress(remote)
                 stored = True
+            write_deliveries(run)  # the request's log entry, and with it its body, is not held to the end
     except BaseException:
         # The outcome written for a failed or unfinished pass records what the app acknowledged.
         if acknowledged is not None:
@@ -215,7 +213,7 @@ def reconcile_group(run: ConnectorRun, remote: RemoteObject) -> None:
         _forget(remote)
         finish(remote, SyncStatus.DEPROVISIONED)
         return
-    _send_steps(run, remote, current, current.steps(), stored=stored)
+    _send_steps(run, remote, current, stored=stored)
     remote.remote_members = list(current.members)
     remote.last_sent = current.resource
     remote.last_sent_hash = mapping.resource_hash(current.resource)

@@ -162,12 +162,9 @@ def _record_counted(names: _Names, ids_sql: str, params: list) -> int:
         f"INSERT INTO {names.outbox} ({names.key}, {names.event_columns}) "
         "SELECT %s, %s, picked.object_id, %s, %s FROM picked"
     )
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SELECT set_config(%s, 'on', true)", [waiting.COUNTED_SETTING])
+    with transaction.atomic(), connection.cursor() as cursor, waiting.counted_by_the_caller(cursor):
         cursor.execute(sql, params)
-        count = cursor.rowcount
-        cursor.execute("SELECT set_config(%s, 'off', true)", [waiting.COUNTED_SETTING])
-    return count
+        return cursor.rowcount
 
 
 def _linked_connector_ids(object_type: str, object_ids: list[str]) -> set:

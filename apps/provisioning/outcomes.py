@@ -15,6 +15,7 @@ from django.utils import timezone
 from apps.common.db import hot_path_cursor, insert_rows
 from apps.connectors.selectors import users_in_scope
 from apps.directory.models import Membership
+from apps.provisioning import waiting
 from apps.provisioning.models import ObjectType, OutboxEvent, RemoteObject, SyncStatus
 from apps.provisioning.outbox import record_events
 from apps.provisioning.run import ConnectorRun
@@ -170,6 +171,14 @@ def flush(run: ConnectorRun, outcomes: list[Outcome]) -> None:
     outcomes.clear()
 
 
+def write_deliveries(run: ConnectorRun) -> None:
+    """The requests logged so far, written now rather than with the batch's outcomes: a large group's
+    PATCH bodies (a thousand members each) would otherwise stay in memory until its pass ends."""
+    if run.deliveries:
+        insert_rows(run.deliveries)
+        run.deliveries = []
+
+
 # Times a flush that lost a deadlock (or a serialization failure) is written again.
 FLUSH_ATTEMPTS = 5
 
@@ -180,18 +189,44 @@ def _lost_to_another_transaction(exc: OperationalError) -> bool:
 
 
 def _write_outcomes(run: ConnectorRun, outcomes: list[Outcome], now: Any) -> None:
-    if outcomes:
-        _save_outcomes([outcome.remote for outcome in outcomes])
     settled = [event_id for outcome in outcomes for event_id in outcome.event_ids or ()]
-    if settled:
-        OutboxEvent.objects.filter(id__any=settled, processed_at__isnull=True).update(processed_at=now)
+    if connection.vendor == "postgresql":
+        settled_per_link = _settle_counted(outcomes, settled, now) if settled else {}
+        if outcomes:
+            _save_outcomes([outcome.remote for outcome in outcomes], settled_per_link)
+    else:
+        if outcomes:
+            _save_outcomes([outcome.remote for outcome in outcomes])
+        if settled:
+            OutboxEvent.objects.filter(id__any=settled, processed_at__isnull=True).update(processed_at=now)
     if run.deliveries:
         insert_rows(run.deliveries)
     if run.dirty_members:
         _record_dirty_groups(run)
 
 
-def _save_outcomes(remotes: list[RemoteObject]) -> None:
+def _settle_counted(outcomes: list[Outcome], settled: list[int], now: Any) -> dict[Any, int]:
+    """Mark the events processed without the outbox's trigger counting them (PostgreSQL): link pk ->
+    how many of its events this settled, taken off its waiting count by the outcomes' own UPDATE.
+    The trigger's lock pass and second UPDATE of every link was the one write of a link per user
+    that the outcome did not need."""
+    links = {(outcome.remote.object_type, str(outcome.remote.object_id)): outcome.remote.pk for outcome in outcomes}
+    per_link: dict[Any, int] = {}
+    with hot_path_cursor() as cursor, waiting.counted_by_the_caller(cursor):
+        cursor.execute(_SETTLE_RETURNING, [now, settled])
+        for object_type, object_id in cursor.fetchall():
+            pk = links[(object_type, str(object_id))]
+            per_link[pk] = per_link.get(pk, 0) + 1
+    return per_link
+
+
+_SETTLE_RETURNING = (
+    f"UPDATE {OutboxEvent._meta.db_table} SET processed_at = %s "  # noqa: S608 - the model's table
+    "WHERE id = ANY(%s) AND processed_at IS NULL RETURNING object_type, object_id"
+)
+
+
+def _save_outcomes(remotes: list[RemoteObject], settled_per_link: dict[Any, int] | None = None) -> None:
     """The objects' outcomes in one statement on PostgreSQL: an UPDATE from one array per column
     (unnest), prepared once per connection (apps.common.db.hot_path_cursor). One UPDATE per object
     fired the links counter's statement trigger once per object: half the database's time for the
@@ -208,7 +243,8 @@ def _save_outcomes(remotes: list[RemoteObject]) -> None:
     keys = [remote.pk for remote in remotes]
     with hot_path_cursor() as cursor:
         if connection.vendor == "postgresql":
-            cursor.execute(_outcomes_from_arrays(), [keys, *columns])
+            settled = [(settled_per_link or {}).get(key, 0) for key in keys]
+            cursor.execute(_outcomes_from_arrays(), [keys, *columns, settled])
         else:
             cursor.executemany(
                 _outcome_per_row(), [[*values, key] for key, *values in zip(keys, *columns, strict=True)]
@@ -219,9 +255,11 @@ def _save_outcomes(remotes: list[RemoteObject]) -> None:
 def _outcomes_from_arrays() -> str:
     fields = [RemoteObject._meta.pk] + [RemoteObject._meta.get_field(name) for name in _OUTCOME_FIELDS]
     quote = connection.ops.quote_name
-    arrays = ", ".join(f"%s::{field.cast_db_type(connection)}[]" for field in fields)
-    names = ", ".join(quote(field.column) for field in fields)
+    arrays = ", ".join(f"%s::{field.cast_db_type(connection)}[]" for field in fields) + ", %s::integer[]"
+    names = ", ".join(quote(field.column) for field in fields) + ", settled"
     assignments = ", ".join(f"{quote(field.column)} = o.{quote(field.column)}" for field in fields[1:])
+    waiting_column = quote(RemoteObject._meta.get_field("waiting_events").column)
+    assignments += f", {waiting_column} = l.{waiting_column} - o.settled"  # see _settle_counted
     key = quote(RemoteObject._meta.pk.column)
     # Names and types from the model; the values are bound parameters.
     return (

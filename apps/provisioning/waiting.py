@@ -11,10 +11,14 @@ then counts waiting links per connector like any other state.
 On PostgreSQL the triggers are statement triggers over transition tables (a full sync's INSERT ...
 SELECT of a million events updates each link once) that lock the links they change in id order
 first: two transactions touching the same links wait for each other instead of deadlocking. On
-SQLite they are row triggers. After every migrate the column is checked against the outbox and
+SQLite they are row triggers. The two writers of many links at once, a full sync's recording and
+a batch's outcomes, set the counts in their own statements and tell the triggers so
+(`counted_by_the_caller`). After every migrate the column is checked against the outbox and
 repaired where it differs (with writers held off), as apps.common.rowcounts recounts.
 """
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 from django.db import connections, transaction
@@ -22,9 +26,22 @@ from django.db import connections, transaction
 from apps.provisioning.models import OutboxEvent, RemoteObject
 
 _KEY = ("connector_id", "object_type", "object_id")
-# Set (transaction-locally) by a statement that writes its links' waiting counts itself
-# (apps.provisioning.outbox): the INSERT trigger then leaves the links alone.
+# Set transaction-locally around statements that write their links' waiting counts themselves
+# (`counted_by_the_caller`): the INSERT and UPDATE triggers then leave the links alone.
 COUNTED_SETTING = "idp_portal.waiting_counted"
+
+
+@contextlib.contextmanager
+def counted_by_the_caller(cursor: Any) -> Iterator[None]:
+    """Inside: the outbox's triggers do not change the links' waiting counts; the statements run
+    here change them themselves (PostgreSQL, inside a transaction). A full sync's recording and a
+    batch's settled events each wrote every link twice otherwise: once for the change itself, once
+    more in the trigger (with a lock pass before it, and the links counter's trigger after each).
+    Not reset when a statement fails: the transaction (or savepoint) is rolled back, and the
+    setting with it."""
+    cursor.execute("SELECT set_config(%s, 'on', true)", [COUNTED_SETTING])
+    yield
+    cursor.execute("SELECT set_config(%s, 'off', true)", [COUNTED_SETTING])
 
 
 def _tables(database: Any) -> tuple[str, str]:
@@ -45,7 +62,7 @@ def _postgres_function(links: str, event: str) -> str:
     return f"""
 CREATE OR REPLACE FUNCTION provisioning_waiting_{event.lower()}() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    {counted if event == "INSERT" else ""}
+    {counted if event in ("INSERT", "UPDATE") else ""}
     PERFORM 1 FROM {links} l JOIN ({moved}) m ON {joined} ORDER BY l.id FOR NO KEY UPDATE OF l;
     UPDATE {links} l SET waiting_events = l.waiting_events + m.n FROM ({moved}) m WHERE {joined};
     RETURN NULL;

@@ -8,7 +8,7 @@ import httpx2
 import pytest
 from django.utils import timezone
 
-from apps.provisioning import claims, outcomes, tasks
+from apps.provisioning import claims, outcomes, tasks, waiting
 from apps.provisioning import run as connector_run
 from apps.provisioning.client import ScimClient
 from apps.provisioning.models import SyncStatus
@@ -211,11 +211,15 @@ def test_same_changes_recorded_twice_are_sent_once(downstream):
     assign(connector, user=alice)
     record_full_sync(connector, "sync")
     record_full_sync(connector, "sync")
+    assert remote(connector, alice).waiting_events == 3  # the assignment's event and two syncs'
 
     sync(connector)
 
     assert downstream.count("POST", "/Users") == 1
     assert pending(connector) == 0
+    # Settling the three events took three off the link's count, and the triggers none more.
+    assert remote(connector, alice).waiting_events == 0
+    assert waiting.repair() == 0
 
 
 def test_several_changes_to_one_object_arrive_as_its_last_state(downstream):

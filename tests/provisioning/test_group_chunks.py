@@ -12,7 +12,7 @@ from apps.directory import services as directory
 from apps.provisioning import batch, groups
 from apps.provisioning import services as provisioning_services
 from apps.provisioning.client import TransientScimError
-from apps.provisioning.models import RemoteObject, SyncStatus
+from apps.provisioning.models import Delivery, RemoteObject, SyncStatus
 from apps.provisioning.run import ConnectorRun
 from tests.factories import GroupFactory, UserFactory
 from tests.provisioning.helpers import assign, make_connector, make_due, pending, remote, run, sync
@@ -218,6 +218,14 @@ def test_each_chunk_appends_its_members_to_the_recorded_ones(downstream):
     # The POST and two PATCHes of two members were acknowledged: exactly those, once each.
     assert link.remote_id == downstream.group("Everyone")["id"]
     assert sorted(link.remote_members) == members[:6]
+    # Their log entries are written with each chunk, not held (bodies and all) until the pass ends.
+    logged = Delivery.objects.filter(connector=connector, path__startswith="/Groups").order_by("id")
+    assert [(entry.method, entry.status_code) for entry in logged] == [
+        ("GET", 200),  # the app has no group of that name
+        ("POST", 201),
+        ("PATCH", 200),
+        ("PATCH", 200),
+    ]
     assert link.last_sent_hash
     # After the POST's members, each record names its own chunk only (the first PATCH's writes
     # them all: the link's row does not hold them yet).

@@ -3,6 +3,7 @@
 No database and no app: users, groups and links are plain objects with the fields the planner reads.
 """
 
+from collections.abc import Iterator
 from types import SimpleNamespace
 
 import pytest
@@ -145,6 +146,34 @@ def test_groups_follow_the_push_switch_their_assignment_and_their_members():
     assert (gone.action, gone.request().method, gone.request().path) == ("delete", "DELETE", "/Groups/g-r")
     empty = plan_group(_group(), None, _settings(), assigned=True, member_remote_ids={})
     assert (empty.action, empty.status, empty.note) == ("none", "skipped", "Empty groups are not created in the app.")
+
+
+def test_a_large_group_plan_counts_its_requests_and_builds_each_one_when_asked():
+    resource = {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Crew"}
+    link = _link(remote_id="g-r", last_sent=resource, remote_members=[f"u{i}" for i in range(5)])
+    leavers = {f"u{i}": f"r{i}" for i in range(3)}
+    members = {f"u{i}": f"r{i}" for i in range(3, 10)}  # u3, u4 stay; u5 to u9 join
+    plan = plan_group(
+        _group("Crew"), link, _settings(group_members_per_request=3), assigned=True, member_remote_ids=members,
+        removed_remote_ids=leavers,
+    )  # fmt: skip
+    steps = plan.iter_steps()
+    assert isinstance(steps, Iterator) and plan.step_count() == 3  # 8 changes, 3 a request
+    assert [(step.added, step.removed) for step in steps] == [
+        (("u5", "u6", "u7"), ()),
+        (("u8", "u9"), ("u0",)),
+        ((), ("u1", "u2")),
+    ]
+    assert [step.request for step in plan.steps()] == [step.request for step in plan.iter_steps()]
+    chunked = _settings(group_members_per_request=3)
+    create = plan_group(_group(), None, chunked, assigned=True, member_remote_ids=members)
+    renamed = plan_group(_group("Crew 2"), _link(remote_id="g-r", last_sent=resource), _settings(), assigned=True,
+                         member_remote_ids={})  # fmt: skip
+    gone = plan_group(None, link, _settings(), assigned=False, member_remote_ids={})
+    same = plan_group(_group("Crew"), _link(remote_id="g-r", last_sent=resource), _settings(), assigned=True,
+                      member_remote_ids={})  # fmt: skip
+    for plan in (create, renamed, gone, same):
+        assert plan.step_count() == len(plan.steps()) == (0 if plan is same else 1)
 
 
 def test_users_only_the_app_has_are_deprovisioned_only_when_the_connector_says_so():
