@@ -221,7 +221,7 @@ def _settle_counted(outcomes: list[Outcome], settled: list[int], now: Any) -> di
 
 
 _SETTLE_RETURNING = (
-    f"UPDATE {OutboxEvent._meta.db_table} SET processed_at = %s "  # noqa: S608 - the model's table
+    f'UPDATE "{OutboxEvent._meta.db_table}" SET processed_at = %s '  # noqa: S608 - the model's table
     "WHERE id = ANY(%s) AND processed_at IS NULL RETURNING object_type, object_id"
 )
 
