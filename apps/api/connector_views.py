@@ -237,6 +237,8 @@ class ProvisioningViewSet(viewsets.GenericViewSet):
             "held": state.held,
             "not_sent": state.not_sent,
         }
+        # A full sync still being recorded in the background: the objects recorded so far (else null).
+        body["full_sync_queued"] = state.queuing
         progress = prov_selectors.sync_progress(connector, state)
         body["progress"] = {
             "done": progress.done,
@@ -284,7 +286,8 @@ class ProvisioningViewSet(viewsets.GenericViewSet):
             window = _validated(cs.SyncPreviewQuerySerializer, query)
             return Response(preview_sync(connector, page=window["page"], page_size=window["page_size"]).as_dict())
         count = prov_services.connector_sync(actor=request.user, connector=connector)
-        return Response({"queued_objects": count}, status=status.HTTP_202_ACCEPTED)
+        more = prov_selectors.full_sync_still_queuing(connector)
+        return Response({"queued_objects": count, "more_to_queue": more}, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
     @action(detail=True, methods=["post"])

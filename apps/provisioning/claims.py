@@ -20,8 +20,8 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from apps.connectors.models import Connector
-from apps.provisioning.dispatch import kick
-from apps.provisioning.models import ObjectType, OutboxEvent, RemoteObject
+from apps.provisioning.dispatch import continue_in_background, kick
+from apps.provisioning.models import FullSyncRecording, ObjectType, OutboxEvent, RemoteObject
 
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
 
@@ -309,7 +309,8 @@ def defer_pending(connector: Connector, until: Any, *, limit: int | None = None)
 
 
 def sweep() -> int:
-    """Re-enqueue connectors whose work is still pending (a lost task, a parked retry, a dead worker)."""
+    """Re-enqueue connectors whose work is still pending (a lost task, a parked retry, a dead worker),
+    and the recording of full syncs left standing."""
     now = timezone.now()
     RemoteObject.objects.filter(lease_expires_at__lt=now).update(lease_owner="", lease_expires_at=None)
     connector_ids = set()
@@ -322,4 +323,9 @@ def sweep() -> int:
     for connector_id in connector_ids:
         with transaction.atomic():
             kick(connector_id)
+    # A full sync still being recorded whose task is gone (a chunk commits every second or so).
+    stalled = now - timedelta(seconds=settings.PROVISIONING_TASK_BUDGET_SECONDS)
+    for connector_id in FullSyncRecording.objects.filter(updated__lt=stalled).values_list("connector_id", flat=True):
+        with transaction.atomic():
+            continue_in_background(connector_id)
     return len(connector_ids)

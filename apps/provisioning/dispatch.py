@@ -21,6 +21,7 @@ PROCESS_CONNECTOR = "provisioning.process_connector"
 SWEEP = "provisioning.sweep"
 RECONCILE_UNMANAGED = "provisioning.reconcile_unmanaged"
 DEPROVISION_HELD_REMOTE_USERS = "provisioning.deprovision_held_remote_users"
+RECORD_FULL_SYNC = "provisioning.record_full_sync"
 
 
 def _redis():
@@ -65,6 +66,19 @@ def kick(connector_id: Any, *, countdown: float | None = None) -> None:
             )  # fmt: skip
         except Exception as exc:  # noqa: BLE001 - a broker outage must not fail the directory change
             logger.warning("could not enqueue provisioning of %s (%s); the sweep will retry", connector_id, exc)
+
+    transaction.on_commit(enqueue)
+
+
+def continue_in_background(connector_id: Any) -> None:
+    """After this transaction commits, a task records the rest of the connector's full sync. A
+    broker outage does not fail the admin's change: the sweep resumes recordings left standing."""
+
+    def enqueue() -> None:
+        try:
+            registered_task(RECORD_FULL_SYNC).apply_async(args=[str(connector_id)], retry=False)
+        except Exception as exc:  # noqa: BLE001 - the sweep resumes it
+            logger.warning("could not enqueue the full sync of %s (%s); the sweep will resume it", connector_id, exc)
 
     transaction.on_commit(enqueue)
 

@@ -98,6 +98,27 @@ class RemoteObject(models.Model):
         return f"{self.object_type}:{self.label or self.object_id} @ {self.connector_id} ({self.status})"
 
 
+class FullSyncRecording(models.Model):
+    """A full sync whose events are still being recorded, a chunk of objects per transaction.
+
+    Recording a million events in the admin's own transaction held a million links locked for a
+    minute and more: every worker's flush, and any directory change to those objects, waited for
+    it. The objects of `object_type` with ids up to `after_id` have their events; the rest follow
+    in the background (outbox.continue_full_sync), resumed by the sweep if its task is lost.
+    """
+
+    connector = models.OneToOneField(Connector, on_delete=models.CASCADE, related_name="full_sync_recording")
+    reason = models.CharField(max_length=64)
+    object_type = models.CharField(max_length=8, choices=ObjectType.choices, default=ObjectType.USER)
+    after_id = models.UUIDField(null=True, blank=True)
+    recorded = models.PositiveBigIntegerField(default=0)
+    started = models.DateTimeField()
+    updated = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"full sync of {self.connector_id}: {self.recorded} recorded, {self.object_type} after {self.after_id}"
+
+
 class Delivery(models.Model):
     """One HTTP request sent downstream and its outcome; bearer tokens are never recorded."""
 

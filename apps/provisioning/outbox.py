@@ -5,10 +5,12 @@ The public entry of provisioning for other apps: the directory and connector ser
 change, and a worker is asked for only after commit (`dispatch.kick`).
 """
 
+import time
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
@@ -27,8 +29,8 @@ from apps.connectors.selectors import users_in_scope
 from apps.directory.models import Group, Membership, User
 from apps.directory.profile import reports_affected
 from apps.provisioning import waiting
-from apps.provisioning.dispatch import kick
-from apps.provisioning.models import ObjectType, OutboxEvent, RemoteObject
+from apps.provisioning.dispatch import continue_in_background, kick
+from apps.provisioning.models import FullSyncRecording, ObjectType, OutboxEvent, RemoteObject
 
 _PROVISIONING_KINDS = (ConnectorKind.SCIM, ConnectorKind.SAML_SCIM)
 
@@ -301,14 +303,94 @@ def record_assignment_change(assignment: Assignment, reason: str) -> None:
 
 
 def record_full_sync(connector: Connector, reason: str = "sync") -> int:
-    """Every object the connector has or should have: users in scope, assigned groups, linked objects."""
-    if not (connector.enabled and connector.has_provisioning and connector.provisioning.enabled):
+    """Every object the connector has or should have: users in scope, assigned groups, linked objects.
+
+    The first PROVISIONING_FULL_SYNC_CHUNK objects are recorded now, in the caller's transaction;
+    the rest in the background, a chunk per transaction (`continue_full_sync`), so a sync of a
+    million users never holds a million links locked, nor the admin's request for a minute. A sync
+    asked for while one is being recorded starts it again from the first object: what was recorded
+    before the change may have been sent already. Returns the number of objects recorded now."""
+    if not _provisions(connector):
         return 0
-    linked = RemoteObject.objects.filter(connector=connector)
-    user_ids = users_in_scope(connector).order_by().values("pk")
-    user_ids = user_ids.union(linked.filter(object_type=ObjectType.USER).values("object_id"))
-    group_ids = Assignment.objects.filter(connector=connector, group__isnull=False).order_by().values("group_id")
-    group_ids = group_ids.union(linked.filter(object_type=ObjectType.GROUP).values("object_id"))
-    return record_events_for(connector, ObjectType.USER, user_ids, reason) + record_events_for(
-        connector, ObjectType.GROUP, group_ids, reason
-    )
+    now = timezone.now()
+    recording, _ = FullSyncRecording.objects.update_or_create(
+        connector=connector,
+        defaults={"reason": reason, "object_type": ObjectType.USER, "after_id": None, "recorded": 0,
+                  "started": now, "updated": now},
+    )  # fmt: skip
+    count = 0
+    while recording.pk is not None and count < settings.PROVISIONING_FULL_SYNC_CHUNK:
+        count += _record_chunk(connector, recording)  # a small connector's users and groups, all now
+    if recording.pk is not None:
+        continue_in_background(connector.pk)
+    return count
+
+
+def continue_full_sync(connector_id: Any, *, seconds: float) -> bool:
+    """Record the connector's full sync a chunk per transaction for about `seconds`; True while
+    more is left. A chunk and the recording's position commit together, so a task that dies
+    resumes where the last chunk ended; two tasks never record the same chunk (row lock)."""
+    deadline = time.monotonic() + seconds
+    while True:  # at least one chunk per call, so every task moves it on
+        with transaction.atomic():
+            recording = (
+                FullSyncRecording.objects.select_for_update(skip_locked=True, of=("self",))
+                .select_related("connector__provisioning")
+                .filter(connector_id=connector_id)
+                .first()
+            )
+            if recording is None:  # finished, or another task is recording it
+                return False
+            if not _provisions(recording.connector):
+                recording.delete()
+                return False
+            _record_chunk(recording.connector, recording)
+            if recording.pk is None:
+                return False
+        if time.monotonic() >= deadline:
+            return True
+
+
+def _provisions(connector: Connector) -> bool:
+    return connector.enabled and connector.has_provisioning and connector.provisioning.enabled
+
+
+def _full_sync_sources(connector: Connector, object_type: str) -> list[tuple[QuerySet, str]]:
+    """The queries whose ids a full sync records for one object type, each with its id column."""
+    linked = (RemoteObject.objects.filter(connector=connector, object_type=object_type), "object_id")
+    if object_type == ObjectType.USER:
+        return [(users_in_scope(connector), "pk"), linked]
+    return [(Assignment.objects.filter(connector=connector, group__isnull=False), "group_id"), linked]
+
+
+def _nth_id(query: QuerySet, column: str, n: int) -> Any:
+    """The n-th smallest id of the query (an index range scan), or None if it has fewer."""
+    return next(iter(query.order_by(column).values_list(column, flat=True)[n - 1 : n]), None)
+
+
+def _record_chunk(connector: Connector, recording: FullSyncRecording) -> int:
+    """The events of the next chunk: up to a chunk's worth of ids from each source after the
+    recording's position, up to the smallest of the sources' chunk ends (so each source's ids
+    before that end are all taken). Moves the position on, or deletes the recording when done."""
+    size = settings.PROVISIONING_FULL_SYNC_CHUNK
+    sources = _full_sync_sources(connector, recording.object_type)
+    if recording.after_id is not None:
+        sources = [(query.filter(**{f"{column}__gt": recording.after_id}), column) for query, column in sources]
+    ends = [_nth_id(query, column, size) for query, column in sources]
+    end = min((value for value in ends if value is not None), default=None)
+    ids = [
+        (query.filter(**{f"{column}__lte": end}) if end is not None else query).order_by().values(column)
+        for query, column in sources
+    ]
+    count = record_events_for(connector, recording.object_type, ids[0].union(*ids[1:]), recording.reason)
+    recording.recorded += count
+    recording.updated = timezone.now()
+    if end is not None:
+        recording.after_id = end
+    elif recording.object_type == ObjectType.USER:
+        recording.object_type, recording.after_id = ObjectType.GROUP, None
+    else:
+        recording.delete()
+        return count
+    recording.save(update_fields=["recorded", "updated", "after_id", "object_type"])
+    return count

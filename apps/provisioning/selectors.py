@@ -12,6 +12,7 @@ from apps.provisioning.counts import INACTIVE, WAITING, link_counts
 from apps.provisioning.models import (
     Delivery,
     DeprovisionHold,
+    FullSyncRecording,
     HoldStatus,
     ObjectType,
     RemoteObject,
@@ -34,6 +35,7 @@ class ProvisioningState:
     held: int  # objects waiting on an approval
     not_sent: int  # skipped by the connector's switches
     objects: int = 0  # every object the connector links (each waiting object has its link row)
+    queuing: int | None = None  # a full sync still being recorded: the objects recorded so far
 
     @property
     def syncing(self) -> bool:
@@ -45,7 +47,7 @@ def _pk(value: object) -> object:
 
 
 def provisioning_states(connectors: list[Connector]) -> dict:
-    """Connector id -> its ProvisioningState, in four queries whatever the number of connectors (the
+    """Connector id -> its ProvisioningState, in five queries whatever the number of connectors (the
     dashboard, the connector list, the Provisioning tab and the connector's header all read these)."""
     ids = [connector.pk for connector in connectors]
     counts: dict = {pk: {} for pk in ids}
@@ -67,6 +69,7 @@ def provisioning_states(connectors: list[Connector]) -> dict:
         .annotate(n=Count("id"))
         .order_by()
     )
+    queuing = dict(FullSyncRecording.objects.filter(connector_id__in=ids).values_list("connector_id", "recorded"))
     return {
         connector.pk: _state(
             connector,
@@ -74,16 +77,24 @@ def provisioning_states(connectors: list[Connector]) -> dict:
             deactivated=deactivated.get(connector.pk, 0),
             waiting=waiting.get(connector.pk, 0),
             holds=holds.get(connector.pk, 0),
+            queuing=queuing.get(connector.pk),
         )
         for connector in connectors
     }
+
+
+def full_sync_still_queuing(connector: Connector) -> bool:
+    """A full sync too large for one transaction is still being recorded in the background."""
+    return FullSyncRecording.objects.filter(connector=connector).exists()
 
 
 def provisioning_state(connector: Connector) -> ProvisioningState:
     return provisioning_states([connector])[connector.pk]
 
 
-def _state(connector: Connector, counts: dict, *, deactivated: int, waiting: int, holds: int) -> ProvisioningState:
+def _state(
+    connector: Connector, counts: dict, *, deactivated: int, waiting: int, holds: int, queuing: int | None = None
+) -> ProvisioningState:
     settings = connector.provisioning
     failed = counts.get(SyncStatus.FAILED, 0)
     facts = {
@@ -94,6 +105,7 @@ def _state(connector: Connector, counts: dict, *, deactivated: int, waiting: int
         "held": counts.get(SyncStatus.HELD, 0),
         "not_sent": counts.get(SyncStatus.SKIPPED, 0),
         "objects": sum(counts.values()),
+        "queuing": queuing,
     }
     if not (connector.enabled and settings.enabled):
         why = "the connector is not active" if not connector.enabled else "Identity Management is off"
@@ -106,10 +118,14 @@ def _state(connector: Connector, counts: dict, *, deactivated: int, waiting: int
         return ProvisioningState(
             "held", "Waiting for approval", "A deprovisioning of many users waits for an admin's decision.", **facts
         )
-    if waiting:
+    to_send = f"{waiting} object{'s' if waiting != 1 else ''} to send"
+    if queuing is not None:
+        # The counts grow as the recording goes on: say so, or the totals look final.
         return ProvisioningState(
-            "syncing", "Syncing", f"{waiting} object{'s' if waiting != 1 else ''} to send.", **facts
+            "syncing", "Syncing", f"{to_send}; a full sync is still being queued ({queuing:,} so far).", **facts
         )
+    if waiting:
+        return ProvisioningState("syncing", "Syncing", f"{to_send}.", **facts)
     if failed:
         return ProvisioningState("failing", "Failures", f"{failed} object{'s' if failed != 1 else ''} failed.", **facts)
     return ProvisioningState("up_to_date", "Up to date", "The app has everything the directory says.", **facts)

@@ -13,7 +13,7 @@ from apps.common.queue import enqueue_on_commit
 from apps.connectors.models import Connector
 from apps.connectors.pausing import provisioning_pause, provisioning_resume
 from apps.directory.models import User
-from apps.provisioning import dispatch
+from apps.provisioning import dispatch, selectors
 from apps.provisioning.models import (
     DeprovisionHold,
     HoldStatus,
@@ -29,7 +29,8 @@ from apps.provisioning.outbox import record_events, record_full_sync
 def connector_sync(*, actor: Actor, connector: Connector) -> int:
     """Re-send everything that differs, and (if allowed) deprovision what the app should not have."""
     count = record_full_sync(connector, "sync.manual")
-    audit_record(actor=actor, action="provisioning.sync", target=connector, after={"objects": count})
+    after = {"objects": count, "more_to_queue": selectors.full_sync_still_queuing(connector)}
+    audit_record(actor=actor, action="provisioning.sync", target=connector, after=after)
     if connector.provisioning.deprovision_unmanaged:
         enqueue_on_commit(dispatch.RECONCILE_UNMANAGED, str(connector.pk))
     return count

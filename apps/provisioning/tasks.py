@@ -9,7 +9,7 @@ from celery import shared_task
 from django.conf import settings
 from django.db import close_old_connections, connection
 
-from apps.provisioning import batch, claims, dispatch, unmanaged
+from apps.provisioning import batch, claims, dispatch, outbox, unmanaged
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +35,16 @@ def process_connector(connector_id: str, slot: int | None = 0) -> None:
         # Short waits ride on a countdown; anything longer stays parked in the database for the sweep,
         # because a countdown past the broker's visibility timeout would run twice.
         dispatch.kick(connector_id, countdown=max(result.next_retry_in, 0.1))
+
+
+@shared_task(name=dispatch.RECORD_FULL_SYNC, ignore_result=True)
+def record_full_sync(connector_id: str) -> None:
+    """Half the task budget of chunks, then a new task for the rest (other connectors' tasks run
+    between them)."""
+    if not connection.in_atomic_block:
+        close_old_connections()
+    if outbox.continue_full_sync(connector_id, seconds=settings.PROVISIONING_TASK_BUDGET_SECONDS / 2):
+        dispatch.continue_in_background(connector_id)
 
 
 @shared_task(name=dispatch.SWEEP, ignore_result=True)

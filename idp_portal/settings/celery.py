@@ -78,6 +78,9 @@ PROVISIONING_BATCH_SIZE = env_int("PROVISIONING_BATCH_SIZE", 100)
 # room for a request that leaves a few milliseconds late (apps/provisioning/ratelimit.py).
 PROVISIONING_RATE_WINDOW_MARGIN_MS = env_int("PROVISIONING_RATE_WINDOW_MARGIN_MS", 50)
 PROVISIONING_SWEEP_SECONDS = env_int("PROVISIONING_SWEEP_SECONDS", 15)
+# A full sync records its events this many objects per transaction: each transaction holds that
+# many links locked, against the workers' flushes and the directory's changes (outbox.record_full_sync).
+PROVISIONING_FULL_SYNC_CHUNK = env_int("PROVISIONING_FULL_SYNC_CHUNK", 10000)
 # Retries due sooner than this ride on a Celery countdown; later ones wait in the database.
 PROVISIONING_MAX_COUNTDOWN_SECONDS = min(
     env_int("PROVISIONING_MAX_COUNTDOWN_SECONDS", 300),

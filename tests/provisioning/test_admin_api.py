@@ -324,7 +324,7 @@ def test_sync_queues_every_object_and_sends_only_what_differs(downstream, api_cl
     response = api_client.post(_url(connector, "sync"))
 
     assert response.status_code == 202
-    assert response.json() == {"queued_objects": 3}
+    assert response.json() == {"queued_objects": 3, "more_to_queue": False}
     assert pending(connector) == 3
     sync(connector)
     assert len(deliveries(connector)) == sent

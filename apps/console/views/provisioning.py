@@ -174,7 +174,13 @@ def connector_sync(request: HttpRequest, slug: str) -> HttpResponse:
     if (redirect := _post_only(request, slug)) is not None:
         return redirect
     count = services.connector_sync(actor=request.user, connector=connector)
-    if count:
+    if count and selectors.full_sync_still_queuing(connector):
+        messages.success(
+            request,
+            f"Sync started: the first {count:,} objects are being checked and sent if they changed; the rest are "
+            "being queued in the background (the counts below grow until they are).",
+        )
+    elif count:
         messages.success(request, f"Sync started: {count} objects are being checked and sent if they changed.")
     else:
         messages.warning(
