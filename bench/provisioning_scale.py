@@ -18,7 +18,9 @@ It prints and never asserts: a missed goal is reported as MISS.
 """
 
 import argparse
+import datetime
 import os
+import re
 import shutil
 import signal
 import statistics
@@ -40,6 +42,9 @@ for _path in (str(PROJECT_ROOT), str(BENCH_DIR)):
 from provisioning import LIMIT_LINE, TASK_LINE  # noqa: E402
 from provisioning_stack import AutoAnalyze, PrivateRedis, Worker, children_of, free_port, rss_kib, wait_until  # noqa: E402
 from scale_data import ensure_database, ensure_scale_data  # noqa: E402
+
+# A batch that found users in the app no link names (run.app_may_hold_unlinked_users), as a worker logs it.
+LOOKUP_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),\d+ .*looking up before creating", re.M)
 
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/idp_bench_sync"
 ROWS: list[tuple[str, str, str, str]] = []  # (figure, value, goal, PASS/MISS/"")
@@ -236,6 +241,14 @@ class Workers:
         for worker in self.workers:
             worker.stop()
 
+    def lookup_batches(self) -> list[float]:
+        """When each batch that looked up before creating began (epoch seconds, from the logs)."""
+        found = []
+        for worker in self.workers:
+            for match in LOOKUP_LINE.finditer(worker.log_text()):
+                found.append(datetime.datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S").timestamp())
+        return sorted(found)
+
     def task_stats(self) -> tuple[list[float], int]:
         durations, limits = [], 0
         for worker in self.workers:
@@ -310,7 +323,7 @@ def engine_sync(connector, workers: Workers, expected: int, *, kill_at: float | 
         if kill_at is not None and killed is None and fraction >= kill_at:
             victim = workers.workers[0]
             workers.kill(victim)
-            killed = {"at": now, "fraction": fraction, "worker": victim.log_path.stem}
+            killed = {"at": now, "wall": time.time(), "fraction": fraction, "worker": victim.log_path.stem}
             workers.add()  # what the supervisor does
             log(f"  SIGKILLed {victim.log_path.stem} at {fraction:.0%}; a new worker started")
         if not view["state"].waiting and done >= expected:
@@ -514,6 +527,11 @@ def resume_phase(args, env, workdir, connector, expected, stopping) -> None:
         stats["users_created_more_than_once"] == 0)  # fmt: skip
     lookups = stats["requests"].get("GET /Users", 0)
     row("  user POSTs / lookups and counts (GET /Users)", f"{stats['requests'].get('POST /Users', 0):,} / {lookups:,}")
+    # The killed worker's creates that were not linked yet make every batch look up first until
+    # their leases expire and another worker links them: when did the last such batch begin?
+    batches = workers.lookup_batches()
+    last = f"the last {batches[-1] - killed['wall']:.0f} s after the kill" if batches and killed else "none"
+    row("  batches that looked up before creating", f"{len(batches):,}; {last} (leases last 120 s)")
     resent = sum(group["resent_members"] for group in stats["groups"].values())
     row("  group members sent more than once", f"{resent:,}", "0", resent == 0)
     workers.stop()

@@ -138,22 +138,25 @@ RATE_WINDOW_SECONDS = 30
 @dataclass(frozen=True)
 class SyncProgress:
     """How far a sync is: objects up to date of all the connector has or waits for, the rate over
-    the last RATE_WINDOW_SECONDS and the time left at that rate (None while nothing moves)."""
+    the last RATE_WINDOW_SECONDS and the time left at that rate (None while nothing moves, or while
+    a full sync is still being queued and the total grows)."""
 
     done: int
     total: int
     per_second: float
     seconds_left: float | None
+    queuing: bool = False  # a full sync is still being recorded: the total is not final
 
     @property
     def pace(self) -> str:
         """The rate and the time left, in words."""
+        more = " More objects are still being queued." if self.queuing else ""
         if not self.per_second:
-            return "Waiting for the first objects to be sent."
+            return "Waiting for the first objects to be sent." + more
         text = f"{self.per_second:,.0f} per second"
         if self.seconds_left is not None:
             text += f", about {_duration(self.seconds_left)} left"
-        return text + "."
+        return text + "." + more
 
     @property
     def summary(self) -> str:
@@ -182,7 +185,8 @@ def sync_progress(connector: Connector, state: ProvisioningState | None = None) 
         settled = RemoteObject.objects.filter(connector=connector, last_synced_at__gte=since).count()
         per_second = settled / RATE_WINDOW_SECONDS
         left = state.waiting / per_second if per_second else None
-    return SyncProgress(done, total, per_second, left)
+    queuing = state.queuing is not None
+    return SyncProgress(done, total, per_second, None if queuing else left, queuing)
 
 
 def with_names(remotes: list[RemoteObject]) -> list[RemoteObject]:

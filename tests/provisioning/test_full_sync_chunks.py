@@ -18,7 +18,7 @@ from apps.connectors import services as connector_services
 from apps.provisioning import services, waiting
 from apps.provisioning.models import FullSyncRecording, ObjectType, OutboxEvent, RemoteObject
 from apps.provisioning.outbox import continue_full_sync, record_full_sync
-from apps.provisioning.selectors import provisioning_state
+from apps.provisioning.selectors import provisioning_state, sync_progress
 from tests.factories import GroupFactory, UserFactory
 from tests.provisioning.helpers import assign, make_connector, wait_until
 
@@ -64,6 +64,8 @@ def test_the_first_chunk_is_recorded_now_and_the_rest_in_chunks_each_object_once
     state = provisioning_state(connector)
     assert state.key == "syncing" and state.queuing == first
     assert "still being queued" in state.detail
+    progress = sync_progress(connector, state)
+    assert progress.queuing and progress.seconds_left is None and "still being queued" in progress.pace
 
     positions = []
     while continue_full_sync(connector.pk, seconds=0):  # one chunk per call
@@ -76,6 +78,7 @@ def test_the_first_chunk_is_recorded_now_and_the_rest_in_chunks_each_object_once
     assert set(objects.values()) == {1}  # each object once
     assert waiting.repair() == 0
     assert provisioning_state(connector).queuing is None
+    assert not sync_progress(connector).queuing
 
 
 def test_a_sync_asked_for_again_starts_from_the_first_object(connector):
