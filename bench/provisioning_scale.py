@@ -43,8 +43,12 @@ from provisioning import LIMIT_LINE, TASK_LINE  # noqa: E402
 from provisioning_stack import AutoAnalyze, PrivateRedis, Worker, children_of, free_port, rss_kib, wait_until  # noqa: E402
 from scale_data import ensure_database, ensure_scale_data  # noqa: E402
 
-# A batch that found users in the app no link names (run.app_may_hold_unlinked_users), as a worker logs it.
-LOOKUP_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),\d+ .*looking up before creating", re.M)
+# A batch that looked up before creating (run.app_may_hold_unlinked_users), as a worker logs it: the
+# app had users no link names ("the app has"), or other workers' creates kept the count waiting.
+LOOKUP_LINE = re.compile(
+    r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),\d+ .*(the app has|other creates kept running).*looking up before creating",
+    re.M,
+)
 
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/idp_bench_sync"
 ROWS: list[tuple[str, str, str, str]] = []  # (figure, value, goal, PASS/MISS/"")
@@ -241,13 +245,14 @@ class Workers:
         for worker in self.workers:
             worker.stop()
 
-    def lookup_batches(self) -> list[float]:
-        """When each batch that looked up before creating began (epoch seconds, from the logs)."""
-        found = []
+    def lookup_batches(self) -> dict[str, list[float]]:
+        """When each batch that looked up before creating began (epoch seconds, from the logs), by why."""
+        found: dict[str, list[float]] = {"the app has": [], "other creates kept running": []}
         for worker in self.workers:
             for match in LOOKUP_LINE.finditer(worker.log_text()):
-                found.append(datetime.datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S").timestamp())
-        return sorted(found)
+                stamp = datetime.datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S").timestamp()
+                found[match.group(2)].append(stamp)
+        return {why: sorted(stamps) for why, stamps in found.items()}
 
     def task_stats(self) -> tuple[list[float], int]:
         durations, limits = [], 0
@@ -529,9 +534,9 @@ def resume_phase(args, env, workdir, connector, expected, stopping) -> None:
     row("  user POSTs / lookups and counts (GET /Users)", f"{stats['requests'].get('POST /Users', 0):,} / {lookups:,}")
     # The killed worker's creates that were not linked yet make every batch look up first until
     # their leases expire and another worker links them: when did the last such batch begin?
-    batches = workers.lookup_batches()
-    last = f"the last {batches[-1] - killed['wall']:.0f} s after the kill" if batches and killed else "none"
-    row("  batches that looked up before creating", f"{len(batches):,}; {last} (leases last 120 s)")
+    for why, stamps in workers.lookup_batches().items():
+        last = f"the last {stamps[-1] - killed['wall']:.0f} s after the kill" if stamps and killed else "none"
+        row(f"  batches that looked up before creating: {why}", f"{len(stamps):,}; {last} (leases last 120 s)")
     resent = sum(group["resent_members"] for group in stats["groups"].values())
     row("  group members sent more than once", f"{resent:,}", "0", resent == 0)
     workers.stop()
