@@ -344,11 +344,26 @@ def continue_full_sync(connector_id: Any, *, seconds: float) -> bool:
             if not _provisions(recording.connector):
                 recording.delete()
                 return False
+            recorded_before = recording.recorded
             _record_chunk(recording.connector, recording)
-            if recording.pk is None:
-                return False
+        if recording.pk is None:
+            return False
+        _refresh_statistics_as_links_grow(recorded_before, recording.recorded)
         if time.monotonic() >= deadline:
             return True
+
+
+def _refresh_statistics_as_links_grow(before: int, after: int) -> None:
+    """ANALYZE the links each time the recording has doubled (PostgreSQL): a full sync that makes
+    a million links anew outgrows the planner's statistics within seconds, and a chunk planned on
+    "the connector has one link" joined its 10,000 objects with every link by nested loops (75 s a
+    chunk at 970,000 links, growing with each chunk) until autovacuum caught up, or never where it
+    is off. About ten of these for a million objects, each a sample of the table."""
+    size = settings.PROVISIONING_FULL_SYNC_CHUNK
+    if connection.vendor != "postgresql" or (before // size).bit_length() == (after // size).bit_length():
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {connection.ops.quote_name(RemoteObject._meta.db_table)}")
 
 
 def _provisions(connector: Connector) -> bool:
