@@ -3,6 +3,7 @@
 import os
 
 from celery import Celery
+from celery.signals import task_postrun
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "idp_portal.settings")
 
@@ -26,3 +27,11 @@ def _ensure_filesystem_broker_folders() -> None:
 @app.on_after_configure.connect
 def _prepare_broker(sender: Celery, **kwargs: object) -> None:
     _ensure_filesystem_broker_folders()
+
+
+@task_postrun.connect
+def _return_freed_memory(**kwargs: object) -> None:
+    """A worker's memory stays at its largest task otherwise (apps.common.memory)."""
+    from apps.common.memory import return_freed_memory
+
+    return_freed_memory()
