@@ -4,8 +4,9 @@ A task that works on a large object (the 100,000 members of a group, say) frees 
 it ends, but not all at once: some of it sits in reference cycles until the collector's next full
 pass, and glibc keeps the freed heap in the process for later allocations. A worker's RSS then
 stays near the largest task it ever ran (145 -> 189 MiB after one 100,000-member group, measured).
-After a task that grew the process by GROWTH_BYTES or more, a full collection and glibc's
-malloc_trim give that memory back; a small task costs one read of /proc. Where the C library is not
+After a task (and after each batch of the provisioning engine, whose tasks run up to 45 s) that
+grew the process by GROWTH_BYTES or more, a full collection and glibc's malloc_trim give that memory
+back; otherwise the check costs one read of /proc. Where the C library is not
 glibc, only the collection is done.
 """
 

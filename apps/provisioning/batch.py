@@ -18,6 +18,7 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
+from apps.common.memory import return_freed_memory
 from apps.connectors.models import Connector
 from apps.directory.models import UserStatus
 from apps.provisioning import mapping
@@ -205,6 +206,9 @@ def process_connector(
     asked_for_help_at: float | None = None
     while True:
         batch = process_batch(connector_id, deadline=deadline)
+        # A batch with a large group grows the heap by tens of MiB, which the worker kept for the
+        # rest of its 45 s task (a 1,000,000-user sync ended with a pool process at +31 %).
+        return_freed_memory()
         total.claimed += batch.claimed
         total.synced += batch.synced
         total.failed += batch.failed
