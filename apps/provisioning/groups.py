@@ -12,9 +12,7 @@ import json
 import time
 
 from django.db import connection
-from django.db.models import CharField, F
 from django.db.models.expressions import RawSQL
-from django.db.models.functions import Cast
 
 from apps.connectors.models import Assignment, ProvisioningOperation
 from apps.directory.models import Group, Membership
@@ -44,10 +42,8 @@ def _member_links(run: ConnectorRun, group: Group, remote: RemoteObject) -> tupl
     fields = ("object_id", "remote_id", "status")
     members: dict[str, str] = {}
     others: dict[str, str] = {}
-    # PostgreSQL sends each id as the text it is kept as here: no UUID object made per member.
-    key = Cast("object_id", CharField()) if connection.vendor == "postgresql" else F("object_id")
-    of_members = linked.filter(object_id__in=memberships.values("user_id")).annotate(key=key)
-    for object_id, remote_id, status in of_members.values_list("key", "remote_id", "status").iterator(10_000):
+    of_members = linked.filter(object_id__in=memberships.values("user_id")).values_list(*fields)
+    for object_id, remote_id, status in of_members.iterator(chunk_size=10_000):
         (members if member_provisioned(status, remote_id) else others)[str(object_id)] = remote_id
     # Users the app holds that are no longer members (or have no remote id any more) are few, and named.
     gone = [object_id for object_id in remote.remote_members if object_id not in members and object_id not in others]

@@ -22,6 +22,8 @@ from apps.provisioning.selectors import provisioning_state, sync_progress
 from tests.factories import GroupFactory, UserFactory
 from tests.provisioning.helpers import assign, make_connector, wait_until
 
+pytestmark = pytest.mark.django_db
+
 CHUNK = 2
 
 
@@ -39,7 +41,7 @@ def connector(db, settings, only_this_process_provisions):
     gone = GroupFactory()
     RemoteObject.objects.create(connector=connector, object_type=ObjectType.USER, object_id=users[7].pk)
     RemoteObject.objects.create(connector=connector, object_type=ObjectType.GROUP, object_id=gone.pk)
-    FullSyncRecording.objects.filter(connector=connector).delete()  # assigning two groups records none
+    FullSyncRecording.objects.filter(connector=connector).delete()  # none is expected; the tests start clean
     OutboxEvent.objects.filter(connector=connector).update(processed_at=timezone.now())
     return connector
 
@@ -127,9 +129,6 @@ def test_sync_now_from_the_console_and_the_api_and_a_settings_change_are_recorde
     _finish(connector)
     _, objects = _events(connector, "connector.update")
     assert len(objects) == 11 and set(objects.values()) == {1}
-
-
-pytestmark = pytest.mark.django_db
 
 
 @pytest.mark.worker
